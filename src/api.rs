@@ -1,0 +1,168 @@
+//! Wire types shared by the server and the client: request bodies, response
+//! `data` objects and error codes. Domain types are converted to these
+//! explicitly so storage and engine can change without breaking clients.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `{"success": false, "error": {...}}`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorEnvelope {
+    pub success: bool,
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub details: Option<Vec<ErrorDetail>>,
+}
+
+/// One problem with a JSON path, e.g. `{path: ["items", 0, "quantity"], message}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub path: Vec<Value>,
+    pub message: String,
+}
+
+impl ErrorDetail {
+    /// `steps[1].config.amount` — how the CLI prints a path.
+    pub fn dotted_path(&self) -> String {
+        let mut out = String::new();
+        for seg in &self.path {
+            match seg {
+                Value::Number(n) => out.push_str(&format!("[{n}]")),
+                Value::String(s) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(s);
+                }
+                other => out.push_str(&other.to_string()),
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerRequest {
+    #[serde(default)]
+    pub input: Option<Value>,
+    #[serde(default)]
+    pub connection_id: Option<String>,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerResponse {
+    pub run_id: String,
+    pub status: String,
+    pub workflow_id: String,
+    pub workflow_version: i64,
+    /// Present when the request asked `?wait=` and the run finished in time.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub output: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunView {
+    pub id: String,
+    pub status: String,
+    pub workflow_id: String,
+    pub workflow_version: i64,
+    pub input: Value,
+    pub output: Value,
+    pub error: Value,
+    pub idempotency_key: Option<String>,
+    pub connection_id: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    /// Left out of run lists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepView {
+    pub id: String,
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub step_type: String,
+    pub status: String,
+    pub output: Value,
+    pub error: Value,
+    pub attempts: i64,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub warnings: Vec<String>,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyResponse {
+    pub id: String,
+    pub version: i64,
+    pub status: String,
+    pub changed: bool,
+    /// `created`, `updated` or `unchanged`
+    pub result: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowView {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub version: i64,
+    pub versions: Vec<i64>,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub definition: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionView {
+    pub workflow_id: String,
+    pub version: i64,
+    pub created_at: String,
+    pub definition: Value,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListMeta {
+    pub cursor: Option<String>,
+    pub has_more: bool,
+}
+
+/// The error codes of SPEC §6.
+pub mod codes {
+    pub const UNAUTHORIZED: &str = "UNAUTHORIZED";
+    pub const FORBIDDEN: &str = "FORBIDDEN";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    pub const INVALID_STATUS: &str = "INVALID_STATUS";
+    pub const VALIDATION_ERROR: &str = "VALIDATION_ERROR";
+    pub const INVALID_REQUEST: &str = "INVALID_REQUEST";
+    pub const CONNECTION_REQUIRED: &str = "CONNECTION_REQUIRED";
+    pub const INVALID_CONNECTION: &str = "INVALID_CONNECTION";
+    pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
+    pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    pub const INTERNAL: &str = "INTERNAL";
+}

@@ -1,0 +1,79 @@
+//! Compiled workflows, cached per version so that no trigger or run parses a
+//! definition twice. Heads (status, latest version) are cached per workflow
+//! and refreshed whenever this process changes them.
+
+use crate::store::{Store, StoreError, WorkflowRow};
+use crate::workflow::{CompiledWorkflow, compile};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+#[derive(Clone)]
+pub struct Catalog {
+    store: Store,
+    versions: Arc<RwLock<HashMap<(String, i64), Arc<CompiledWorkflow>>>>,
+    heads: Arc<RwLock<HashMap<String, WorkflowRow>>>,
+}
+
+impl Catalog {
+    pub fn new(store: Store) -> Catalog {
+        Catalog {
+            store,
+            versions: Default::default(),
+            heads: Default::default(),
+        }
+    }
+
+    /// The workflow's current row and its latest compiled version.
+    pub async fn head(&self, id: &str) -> Result<(WorkflowRow, Arc<CompiledWorkflow>), StoreError> {
+        let cached = self.heads.read().ok().and_then(|h| h.get(id).cloned());
+        let row = match cached {
+            Some(row) => row,
+            None => {
+                let row = self.store.get_workflow(id.to_string()).await?;
+                if let Ok(mut h) = self.heads.write() {
+                    h.insert(id.to_string(), row.clone());
+                }
+                row
+            }
+        };
+        let compiled = self.version(id, row.latest_version).await?;
+        Ok((row, compiled))
+    }
+
+    pub async fn version(
+        &self,
+        id: &str,
+        version: i64,
+    ) -> Result<Arc<CompiledWorkflow>, StoreError> {
+        let key = (id.to_string(), version);
+        if let Some(c) = self.versions.read().ok().and_then(|v| v.get(&key).cloned()) {
+            return Ok(c);
+        }
+        let (definition, _) = self.store.workflow_version(id.to_string(), version).await?;
+        let compiled = compile(&definition).map_err(|issues| {
+            StoreError::Corrupt(format!(
+                "stored definition {id} v{version} no longer validates: {}",
+                issues.first().map(|i| i.message.as_str()).unwrap_or("")
+            ))
+        })?;
+        let compiled = Arc::new(compiled);
+        if let Ok(mut v) = self.versions.write() {
+            v.insert(key, compiled.clone());
+        }
+        Ok(compiled)
+    }
+
+    /// Seed the cache with a version compiled at apply time.
+    pub fn remember(&self, version: i64, compiled: Arc<CompiledWorkflow>) {
+        if let Ok(mut v) = self.versions.write() {
+            v.insert((compiled.id.clone(), version), compiled);
+        }
+    }
+
+    /// Forget a head after its status or latest version changed.
+    pub fn forget_head(&self, id: &str) {
+        if let Ok(mut h) = self.heads.write() {
+            h.remove(id);
+        }
+    }
+}

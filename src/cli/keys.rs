@@ -1,0 +1,116 @@
+//! `flowctl keys create|list|revoke`, directly on the database file (run it
+//! on the server host; the server sees changes within seconds).
+
+use super::{CmdResult, Exit, Failure, print_json};
+use crate::http::SCOPES;
+use crate::store::Store;
+use clap::Subcommand;
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; it is printed once and stored only as a hash
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes, e.g. workflows:execute,runs:read (or admin)
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        #[arg(long, env = "FLOWCTL_DB")]
+        db: Option<PathBuf>,
+    },
+    List {
+        #[arg(long, env = "FLOWCTL_DB")]
+        db: Option<PathBuf>,
+    },
+    Revoke {
+        id: String,
+        #[arg(long, env = "FLOWCTL_DB")]
+        db: Option<PathBuf>,
+    },
+}
+
+fn open(db: &Option<PathBuf>) -> Result<Store, Failure> {
+    let path = db.clone().unwrap_or_else(crate::config::default_db_path);
+    if !path.exists() {
+        return Err(Failure::usage(format!(
+            "no database at {}: run `flowctl serve` once, or pass --db",
+            path.display()
+        )));
+    }
+    Store::open(&path).map_err(|e| Failure::usage(e.to_string()))
+}
+
+pub async fn keys(cmd: KeysCommand, json: bool) -> CmdResult {
+    let now = crate::time::now_ms();
+    match cmd {
+        KeysCommand::Create { name, scopes, db } => {
+            if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+                return Err(Failure::usage(format!(
+                    "unknown scope '{bad}'; known: {}",
+                    SCOPES.join(", ")
+                )));
+            }
+            let store = open(&db)?;
+            let key = crate::ids::api_key();
+            let id = crate::ids::key_id();
+            store
+                .create_api_key(
+                    id.clone(),
+                    name.clone(),
+                    crate::ids::hash_api_key(&key),
+                    scopes.clone(),
+                    now,
+                )
+                .await
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            if json {
+                print_json(&json!({"id": id, "name": name, "scopes": scopes, "key": key}));
+            } else {
+                eprintln!("created {id} ({name}); the key is shown only this once:");
+                println!("{key}");
+            }
+        }
+        KeysCommand::List { db } => {
+            let rows = open(&db)?
+                .list_api_keys()
+                .await
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            let views: Vec<_> = rows
+                .iter()
+                .map(|k| {
+                    json!({"id": k.id, "name": k.name, "scopes": k.scopes,
+                           "createdAt": crate::time::rfc3339(k.created_at),
+                           "revokedAt": k.revoked_at.map(crate::time::rfc3339)})
+                })
+                .collect();
+            if json {
+                print_json(&json!(views));
+            } else {
+                for k in &rows {
+                    let state = if k.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{}  {:<7} {}  [{}]",
+                        k.id,
+                        state,
+                        k.name,
+                        k.scopes.join(",")
+                    );
+                }
+            }
+        }
+        KeysCommand::Revoke { id, db } => {
+            open(&db)?
+                .revoke_api_key(id.clone(), now)
+                .await
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            println!("revoked {id}");
+        }
+    }
+    Ok(Exit::Ok)
+}

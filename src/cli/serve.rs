@@ -1,0 +1,92 @@
+//! `flowctl serve`: the API server and the worker.
+
+use super::{CmdResult, Exit, Failure};
+use crate::app::App;
+use crate::config::ServeSettings;
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port)
+    #[arg(long, env = "FLOWCTL_LISTEN", default_value = crate::config::DEFAULT_LISTEN)]
+    pub listen: String,
+    /// SQLite database file [default: <user data dir>/flowctl/flowctl.db]
+    #[arg(long, env = "FLOWCTL_DB")]
+    pub db: Option<PathBuf>,
+    /// Runs executed at once
+    #[arg(long, default_value_t = 32)]
+    pub workers: usize,
+    /// Finished runs older than this many days are purged
+    #[arg(long, default_value_t = 30)]
+    pub retention_days: u32,
+    /// Seconds that steps in flight get to finish on shutdown
+    #[arg(long, default_value_t = 10)]
+    pub shutdown_grace: u64,
+    /// Largest accepted request body, in bytes
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+    /// Log format on stderr: text or json
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+pub async fn serve(args: ServeArgs) -> CmdResult {
+    let settings = ServeSettings {
+        listen: args.listen,
+        db: args.db.unwrap_or_else(crate::config::default_db_path),
+        workers: args.workers,
+        retention_days: args.retention_days,
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        body_limit_bytes: args.body_limit,
+    };
+    let db = settings.db.clone();
+    let app = App::build(settings).await.map_err(|e| Failure {
+        exit: Exit::Usage,
+        message: format!("{e:#}"),
+    })?;
+    let url = format!("http://{}", app.addr());
+    match app.ensure_local_credentials(&url).await {
+        Ok(Some(path)) => eprintln!(
+            "created an admin API key for this machine in {} (mode 0600); `flowctl run` here needs no set-up",
+            path.display()
+        ),
+        Ok(None) => {}
+        Err(e) => eprintln!("warning: could not write local credentials: {e:#}"),
+    }
+    if app.recovered > 0 {
+        eprintln!("resuming {} run(s) that were in flight", app.recovered);
+    }
+    eprintln!("database {}", db.display());
+    eprintln!("flowctl listening on {url}");
+    app.run_until_stopped(shutdown_signal())
+        .await
+        .map_err(|e| Failure {
+            exit: Exit::Server,
+            message: format!("{e:#}"),
+        })?;
+    eprintln!("flowctl stopped");
+    Ok(Exit::Ok)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,83 @@
+//! Run and step statuses (SPEC §5) and their wire names.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Pending,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+    TimedOut,
+}
+
+impl RunStatus {
+    pub const ALL: [&'static str; 6] = [
+        "pending",
+        "running",
+        "completed",
+        "failed",
+        "cancelled",
+        "timed_out",
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::TimedOut => "timed_out",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, RunStatus::Pending | RunStatus::Running)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepStatus {
+    Pending,
+    Running,
+    Retrying,
+    Waiting,
+    Completed,
+    Failed,
+    Skipped,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Running => "running",
+            StepStatus::Retrying => "retrying",
+            StepStatus::Waiting => "waiting",
+            StepStatus::Completed => "completed",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<StepStatus> {
+        Some(match s {
+            "pending" => StepStatus::Pending,
+            "running" => StepStatus::Running,
+            "retrying" => StepStatus::Retrying,
+            "waiting" => StepStatus::Waiting,
+            "completed" => StepStatus::Completed,
+            "failed" => StepStatus::Failed,
+            "skipped" => StepStatus::Skipped,
+            _ => return None,
+        })
+    }
+
+    /// Settled steps are never executed again.
+    pub fn is_settled(self) -> bool {
+        matches!(
+            self,
+            StepStatus::Completed | StepStatus::Failed | StepStatus::Skipped
+        )
+    }
+}

@@ -1,0 +1,110 @@
+//! API-key authentication (`x-api-key` or `Authorization: Bearer`) by hash
+//! lookup, with a short cache so revocations from the CLI take effect within
+//! seconds, and per-route scope checks.
+
+use super::AppState;
+use super::error::ApiError;
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::Response;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const SCOPES: [&str; 8] = [
+    "workflows:read",
+    "workflows:write",
+    "workflows:execute",
+    "runs:read",
+    "runs:write",
+    "connections:read",
+    "connections:write",
+    "admin",
+];
+
+const CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// The caller, as established by its key.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub key_id: String,
+    pub scopes: Vec<String>,
+}
+
+impl Principal {
+    /// Passes when the key has any of `scopes` (or `admin`).
+    pub fn require(&self, scopes: &[&str]) -> Result<(), ApiError> {
+        if self
+            .scopes
+            .iter()
+            .any(|s| s == "admin" || scopes.contains(&s.as_str()))
+        {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "API key lacks the required scope: {}",
+                scopes.join(" or ")
+            )))
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct KeyCache {
+    entries: Arc<Mutex<HashMap<String, (Option<Principal>, Instant)>>>,
+}
+
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(k) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(k.trim());
+    }
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+}
+
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let Some(key) = presented_key(req.headers()) else {
+        return Err(ApiError::Unauthorized(
+            "Missing API key: send it in the x-api-key header".into(),
+        ));
+    };
+    let hash = crate::ids::hash_api_key(key);
+    let cached = state.keys.entries.lock().ok().and_then(|m| {
+        m.get(&hash)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(p, _)| p.clone())
+    });
+    let principal = match cached {
+        Some(p) => p,
+        None => {
+            let found = state.store.api_key_by_hash(hash.clone()).await?;
+            let p = found.map(|row| Principal {
+                key_id: row.id,
+                scopes: row.scopes,
+            });
+            if let Ok(mut m) = state.keys.entries.lock() {
+                if m.len() > 10_000 {
+                    m.clear();
+                }
+                m.insert(hash, (p.clone(), Instant::now()));
+            }
+            p
+        }
+    };
+    let Some(principal) = principal else {
+        return Err(ApiError::Unauthorized("Invalid or revoked API key".into()));
+    };
+    req.extensions_mut().insert(principal);
+    Ok(next.run(req).await)
+}

@@ -1,0 +1,138 @@
+//! The one place where errors become HTTP statuses and SPEC error codes.
+//! 5xx answers hide internals; the real cause is logged once, here.
+
+use crate::api::{ErrorBody, ErrorDetail, ErrorEnvelope, codes};
+use crate::store::StoreError;
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug)]
+pub enum ApiError {
+    Unauthorized(String),
+    Forbidden(String),
+    NotFound(String),
+    InvalidStatus(String),
+    Validation {
+        message: String,
+        details: Vec<ErrorDetail>,
+    },
+    InvalidRequest(String),
+    ConnectionRequired(String),
+    InvalidConnection(String),
+    PayloadTooLarge(String),
+    MethodNotAllowed,
+    RateLimited {
+        limit: u32,
+        retry_after_secs: u64,
+    },
+    Internal(String),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        use ApiError::*;
+        match self {
+            Unauthorized(m) => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, m.clone()),
+            Forbidden(m) => (StatusCode::FORBIDDEN, codes::FORBIDDEN, m.clone()),
+            NotFound(m) => (StatusCode::NOT_FOUND, codes::NOT_FOUND, m.clone()),
+            InvalidStatus(m) => (StatusCode::BAD_REQUEST, codes::INVALID_STATUS, m.clone()),
+            Validation { message, .. } => (
+                StatusCode::BAD_REQUEST,
+                codes::VALIDATION_ERROR,
+                message.clone(),
+            ),
+            InvalidRequest(m) => (StatusCode::BAD_REQUEST, codes::INVALID_REQUEST, m.clone()),
+            ConnectionRequired(m) => (
+                StatusCode::BAD_REQUEST,
+                codes::CONNECTION_REQUIRED,
+                m.clone(),
+            ),
+            InvalidConnection(m) => (
+                StatusCode::BAD_REQUEST,
+                codes::INVALID_CONNECTION,
+                m.clone(),
+            ),
+            PayloadTooLarge(m) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                codes::PAYLOAD_TOO_LARGE,
+                m.clone(),
+            ),
+            MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                codes::METHOD_NOT_ALLOWED,
+                "Method not allowed for this route".into(),
+            ),
+            RateLimited { limit, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                codes::RATE_LIMITED,
+                format!("Rate limit exceeded. Limit: {limit} requests per minute."),
+            ),
+            Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::INTERNAL,
+                "Internal server error".into(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "internal error");
+        }
+        let retry_after = match &self {
+            ApiError::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let details = match self {
+            ApiError::Validation { details, .. } => Some(details),
+            _ => None,
+        };
+        let body = ErrorEnvelope {
+            success: false,
+            error: ErrorBody {
+                code: code.into(),
+                message,
+                details,
+            },
+        };
+        let mut resp = (status, Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::NotFound(capitalized_not_found(what)),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// "workflow" → "Workflow not found" (the seed's wording).
+fn capitalized_not_found(what: &str) -> String {
+    let mut chars = what.chars();
+    match chars.next() {
+        Some(first) => format!("{}{} not found", first.to_uppercase(), chars.as_str()),
+        None => "Not found".into(),
+    }
+}
+
+/// Envelope for routes that do not exist.
+pub async fn not_found_fallback() -> ApiError {
+    ApiError::NotFound("Route not found".into())
+}
+
+pub async fn method_not_allowed_fallback() -> ApiError {
+    ApiError::MethodNotAllowed
+}

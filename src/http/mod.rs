@@ -1,0 +1,105 @@
+//! The HTTP API (SPEC §6): axum router, auth and scopes, thin handlers. Every
+//! answer, including unknown routes, wrong methods and panics, is the JSON
+//! envelope; the error mapping lives in `error.rs`.
+
+mod auth;
+mod body;
+mod error;
+mod health;
+mod params;
+mod runs;
+mod views;
+mod workflows;
+
+pub use auth::SCOPES;
+pub use error::ApiError;
+
+use crate::catalog::Catalog;
+use crate::events::Events;
+use crate::store::Store;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde::Serialize;
+use std::any::Any;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub catalog: Catalog,
+    pub events: Events,
+    pub keys: auth::KeyCache,
+}
+
+impl AppState {
+    pub fn new(store: Store, catalog: Catalog, events: Events) -> AppState {
+        AppState {
+            store,
+            catalog,
+            events,
+            keys: Default::default(),
+        }
+    }
+}
+
+pub struct Limits {
+    pub body_bytes: usize,
+}
+
+pub fn router(state: AppState, limits: Limits) -> Router {
+    let api = Router::new()
+        .route("/workflows", get(workflows::list).post(workflows::apply))
+        .route(
+            "/workflows/{id}",
+            get(workflows::show).delete(workflows::archive),
+        )
+        .route("/workflows/{id}/run", post(runs::trigger))
+        .route("/workflows/{id}/activate", post(workflows::activate))
+        .route("/workflows/{id}/pause", post(workflows::pause))
+        .route("/workflows/{id}/versions/{n}", get(workflows::version))
+        .route("/runs", get(runs::list))
+        .route("/runs/{id}", get(runs::show))
+        .route("/runs/{id}/cancel", post(runs::cancel))
+        .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(health::healthz))
+        .fallback(error::not_found_fallback)
+        .method_not_allowed_fallback(error::method_not_allowed_fallback)
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+        .with_state(state)
+}
+
+fn panic_response(_: Box<dyn Any + Send + 'static>) -> axum::response::Response {
+    ApiError::Internal("a request handler panicked".into()).into_response()
+}
+
+/// `{"success": true, "data": …}`
+#[derive(Serialize)]
+pub struct Envelope<T: Serialize> {
+    pub success: bool,
+    pub data: T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<crate::api::ListMeta>,
+}
+
+pub fn ok<T: Serialize>(data: T) -> axum::Json<Envelope<T>> {
+    axum::Json(Envelope {
+        success: true,
+        data,
+        meta: None,
+    })
+}
+
+pub fn ok_list<T: Serialize>(data: T, meta: crate::api::ListMeta) -> axum::Json<Envelope<T>> {
+    axum::Json(Envelope {
+        success: true,
+        data,
+        meta: Some(meta),
+    })
+}

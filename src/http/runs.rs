@@ -1,0 +1,250 @@
+//! Run routes: trigger (the seed's endpoint), status with long-poll, list, cancel.
+
+use super::auth::Principal;
+use super::body::JsonBody;
+use super::error::ApiError;
+use super::params::{QueryMap, limit, parse_query, wait};
+use super::views::run_view;
+use super::{AppState, ok, ok_list};
+use crate::api::{ErrorDetail, ListMeta, TriggerResponse};
+use crate::engine::RunStatus;
+use crate::store::{NewRun, RunFilter, RunRow, TriggerOutcome};
+use crate::time::now_ms;
+use axum::extract::{Extension, Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// The trigger body, checked field by field for precise messages.
+struct TriggerBody {
+    input: Value,
+    connection_id: Option<String>,
+    idempotency_key: Option<String>,
+}
+
+fn trigger_body(body: Value) -> Result<TriggerBody, ApiError> {
+    let Value::Object(mut obj) = body else {
+        return Err(ApiError::InvalidRequest(
+            "Request body must be a JSON object like {\"input\": {...}}".into(),
+        ));
+    };
+    let input = match obj.remove("input") {
+        None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(v @ Value::Object(_)) => v,
+        Some(_) => {
+            return Err(ApiError::InvalidRequest(
+                "input must be a JSON object".into(),
+            ));
+        }
+    };
+    let text_field = |obj: &mut serde_json::Map<String, Value>, name: &str| match obj.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::InvalidRequest(format!("{name} must be a string"))),
+    };
+    let connection_id = text_field(&mut obj, "connectionId")?;
+    let idempotency_key = text_field(&mut obj, "idempotencyKey")?;
+    if let Some(k) = &idempotency_key
+        && (k.is_empty() || k.len() > 255 || k.chars().any(|c| c.is_control()))
+    {
+        return Err(ApiError::InvalidRequest(
+            "idempotencyKey must be 1 to 255 printable characters".into(),
+        ));
+    }
+    if let Some(c) = &connection_id
+        && (c.is_empty() || c.len() > 128)
+    {
+        return Err(ApiError::InvalidRequest(
+            "connectionId must be 1 to 128 characters".into(),
+        ));
+    }
+    Ok(TriggerBody {
+        input,
+        connection_id,
+        idempotency_key,
+    })
+}
+
+pub async fn trigger(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<impl IntoResponse, ApiError> {
+    who.require(&["workflows:execute"])?;
+    let q = parse_query(q.as_deref())?;
+    let wait_for = wait(&q)?;
+    let (row, wf) = state.catalog.head(&id).await?;
+    if row.status != "active" {
+        return Err(ApiError::InvalidStatus(format!(
+            "Workflow must be active to run. Current status: {}",
+            row.status
+        )));
+    }
+    let body = trigger_body(body)?;
+    let input = match &wf.input_schema {
+        None => body.input,
+        Some(schema) => schema
+            .apply(body.input)
+            .map_err(|violations| ApiError::Validation {
+                message: "Input validation failed".into(),
+                details: violations
+                    .into_iter()
+                    .map(|v| ErrorDetail {
+                        path: v.path,
+                        message: v.message,
+                    })
+                    .collect(),
+            })?,
+    };
+    let outcome = state
+        .store
+        .create_run(NewRun {
+            id: crate::ids::run_id(),
+            workflow_id: row.id.clone(),
+            workflow_version: row.latest_version,
+            input,
+            idempotency_key: body.idempotency_key,
+            connection_id: body.connection_id,
+            created_at: now_ms(),
+            idempotency_ttl_ms: IDEMPOTENCY_TTL_MS,
+        })
+        .await?;
+    let (mut run, replayed) = match outcome {
+        TriggerOutcome::Created(run) => {
+            state.events.run_queued();
+            (run, false)
+        }
+        TriggerOutcome::Replayed(run) => (run, true),
+    };
+    if let Some(max) = wait_for {
+        run = wait_until_finished(&state, &run.id, max).await?;
+    }
+    let finished = wait_for.is_some() && run.is_finished();
+    let data = TriggerResponse {
+        run_id: run.id,
+        status: run.status,
+        workflow_id: run.workflow_id,
+        workflow_version: run.workflow_version,
+        output: finished.then_some(run.output),
+        error: finished.then_some(run.error),
+    };
+    let status = if replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let mut resp = (status, ok(data)).into_response();
+    if replayed {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
+}
+
+/// Long-poll: register for the finish signal, then read, so no finish is missed.
+async fn wait_until_finished(
+    state: &AppState,
+    run_id: &str,
+    max: Duration,
+) -> Result<RunRow, ApiError> {
+    let deadline = Instant::now() + max;
+    loop {
+        let signal = state.events.on_finished(run_id);
+        let run = state.store.get_run(run_id.to_string()).await?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if run.is_finished() || left.is_zero() {
+            drop(signal);
+            state.events.prune_waiters(run_id);
+            return Ok(run);
+        }
+        let _ = tokio::time::timeout(left, signal).await;
+    }
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    who.require(&["runs:read", "workflows:execute"])?;
+    let q = parse_query(q.as_deref())?;
+    let run = match wait(&q)? {
+        Some(max) => wait_until_finished(&state, &id, max).await?,
+        None => state.store.get_run(id).await?,
+    };
+    let wf = state
+        .catalog
+        .version(&run.workflow_id, run.workflow_version)
+        .await
+        .ok();
+    Ok(ok(run_view(&run, wf.as_deref(), true)))
+}
+
+fn run_filter(q: &QueryMap) -> Result<RunFilter, ApiError> {
+    let status = q.get("status").cloned();
+    if let Some(s) = &status
+        && !RunStatus::ALL.contains(&s.as_str())
+    {
+        return Err(ApiError::InvalidRequest(format!(
+            "status must be one of {}",
+            RunStatus::ALL.join(", ")
+        )));
+    }
+    let before_seq = match q.get("cursor") {
+        None => None,
+        Some(c) => Some(c.parse::<i64>().map_err(|_| {
+            ApiError::InvalidRequest("cursor is not one this server returned".into())
+        })?),
+    };
+    Ok(RunFilter {
+        workflow_id: q.get("workflowId").cloned(),
+        status,
+        before_seq,
+        limit: limit(q)?,
+    })
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    RawQuery(q): RawQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    who.require(&["runs:read"])?;
+    let mut filter = run_filter(&parse_query(q.as_deref())?)?;
+    let limit = filter.limit;
+    filter.limit += 1;
+    let mut rows = state.store.list_runs(filter).await?;
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    let cursor = has_more
+        .then(|| rows.last().map(|r| r.seq.to_string()))
+        .flatten();
+    let views: Vec<_> = rows.iter().map(|r| run_view(r, None, false)).collect();
+    Ok(ok_list(views, ListMeta { cursor, has_more }))
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    who.require(&["runs:write"])?;
+    let run = state.store.cancel_run(id.clone(), now_ms()).await?;
+    if run.is_finished() {
+        state.events.run_finished(&id);
+    } else {
+        state.events.cancel(&id);
+    }
+    let wf = state
+        .catalog
+        .version(&run.workflow_id, run.workflow_version)
+        .await
+        .ok();
+    Ok(ok(run_view(&run, wf.as_deref(), true)))
+}

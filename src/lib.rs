@@ -1,0 +1,19 @@
+//! flowctl: a workflow server and CLI over one SQLite file.
+//! Module map and dependency direction are described in DESIGN.md.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod app;
+pub mod catalog;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod engine;
+pub mod events;
+pub mod http;
+pub mod ids;
+pub mod store;
+pub mod template;
+pub mod time;
+pub mod worker;
+pub mod workflow;

@@ -1,0 +1,393 @@
+//! Runs, their step results and idempotency keys. Every state change of a run
+//! is one job (one savepoint in a group-committed transaction).
+
+use super::{Result, Store, StoreError, from_json, to_json};
+pub use crate::engine::StepRecord;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub id: String,
+    pub workflow_id: String,
+    pub workflow_version: i64,
+    pub input: Value,
+    pub idempotency_key: Option<String>,
+    pub connection_id: Option<String>,
+    pub created_at: i64,
+    /// How long the idempotency key is remembered.
+    pub idempotency_ttl_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub enum TriggerOutcome {
+    Created(RunRow),
+    Replayed(RunRow),
+}
+
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    pub seq: i64,
+    pub id: String,
+    pub workflow_id: String,
+    pub workflow_version: i64,
+    pub status: String,
+    pub input: Value,
+    pub output: Value,
+    pub error: Value,
+    pub idempotency_key: Option<String>,
+    pub connection_id: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
+    pub cancel_requested: bool,
+    pub steps: Vec<StepRecord>,
+}
+
+impl RunRow {
+    pub fn is_finished(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "completed" | "failed" | "cancelled" | "timed_out"
+        )
+    }
+}
+
+pub type ClaimedRun = RunRow;
+
+/// How a run changes along with the step results saved with it.
+#[derive(Debug, Clone, Default)]
+pub struct RunUpdate {
+    /// Final status, output and error: the run leaves the queue for good.
+    pub finish: Option<(String, Value, Value)>,
+    /// Park the run (a `wait` step or a pending retry): back in the queue,
+    /// claimable from this time, holding no worker meanwhile.
+    pub park_until: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub workflow_id: Option<String>,
+    pub status: Option<String>,
+    pub before_seq: Option<i64>,
+    pub limit: usize,
+}
+
+const RUN_COLUMNS: &str = "seq, id, workflow_id, workflow_version, status, input, output, error, \
+     idempotency_key, connection_id, created_at, started_at, completed_at, cancel_requested";
+
+fn row_to_run(r: &rusqlite::Row) -> rusqlite::Result<(RunRow, [Option<String>; 3])> {
+    Ok((
+        RunRow {
+            seq: r.get(0)?,
+            id: r.get(1)?,
+            workflow_id: r.get(2)?,
+            workflow_version: r.get(3)?,
+            status: r.get(4)?,
+            input: Value::Null,
+            output: Value::Null,
+            error: Value::Null,
+            idempotency_key: r.get(8)?,
+            connection_id: r.get(9)?,
+            created_at: r.get(10)?,
+            started_at: r.get(11)?,
+            completed_at: r.get(12)?,
+            cancel_requested: r.get::<_, i64>(13)? != 0,
+            steps: vec![],
+        },
+        [r.get(5)?, r.get(6)?, r.get(7)?],
+    ))
+}
+
+fn decode((mut run, [input, output, error]): (RunRow, [Option<String>; 3])) -> Result<RunRow> {
+    run.input = from_json(input)?;
+    run.output = from_json(output)?;
+    run.error = from_json(error)?;
+    Ok(run)
+}
+
+fn load_steps(c: &Connection, seq: i64) -> Result<Vec<StepRecord>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT idx, step_id, status, output, error, warnings, attempts, started_at, completed_at \
+         FROM steps WHERE run_seq = ?1 ORDER BY idx",
+    )?;
+    let rows = stmt.query_map([seq], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, Option<String>>(4)?,
+            r.get::<_, Option<String>>(5)?,
+            r.get::<_, i64>(6)?,
+            r.get::<_, Option<i64>>(7)?,
+            r.get::<_, Option<i64>>(8)?,
+        ))
+    })?;
+    let mut out = vec![];
+    for row in rows {
+        let (idx, step_id, status, output, error, warnings, attempts, started_at, completed_at) =
+            row?;
+        let warnings = match warnings {
+            Some(w) => serde_json::from_str(&w)?,
+            None => vec![],
+        };
+        let status = crate::engine::StepStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown step status '{status}'")))?;
+        out.push(StepRecord {
+            idx: idx as usize,
+            step_id,
+            status,
+            output: from_json(output)?,
+            error: from_json(error)?,
+            warnings,
+            attempts,
+            started_at,
+            completed_at,
+        });
+    }
+    Ok(out)
+}
+
+fn run_by_id(c: &Connection, id: &str, with_steps: bool) -> Result<Option<RunRow>> {
+    let found = c
+        .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
+        .query_row([id], row_to_run)
+        .optional()?;
+    let Some(found) = found else { return Ok(None) };
+    let mut run = decode(found)?;
+    if with_steps {
+        run.steps = load_steps(c, run.seq)?;
+    }
+    Ok(Some(run))
+}
+
+fn opt_json(v: &Value) -> Option<String> {
+    (!v.is_null()).then(|| to_json(v))
+}
+
+impl Store {
+    /// Insert a run, or return the run an unexpired idempotency key already
+    /// names. Race-free: the check and the insert share one writer transaction.
+    pub async fn create_run(&self, new: NewRun) -> Result<TriggerOutcome> {
+        self.write(move |c| {
+            if let Some(key) = &new.idempotency_key {
+                let existing: Option<String> = c
+                    .prepare_cached(
+                        "SELECT run_id FROM idempotency_keys WHERE workflow_id = ?1 AND key = ?2 AND expires_at > ?3",
+                    )?
+                    .query_row(params![new.workflow_id, key, new.created_at], |r| r.get(0))
+                    .optional()?;
+                if let Some(run_id) = existing
+                    && let Some(run) = run_by_id(c, &run_id, false)?
+                {
+                    return Ok(TriggerOutcome::Replayed(run));
+                }
+                c.prepare_cached(
+                    "INSERT OR REPLACE INTO idempotency_keys (workflow_id, key, run_id, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![new.workflow_id, key, new.id, new.created_at + new.idempotency_ttl_ms])?;
+            }
+            c.prepare_cached(
+                "INSERT INTO runs (id, workflow_id, workflow_version, status, input, idempotency_key, connection_id, created_at, not_before) \
+                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?7)",
+            )?
+            .execute(params![
+                new.id,
+                new.workflow_id,
+                new.workflow_version,
+                to_json(&new.input),
+                new.idempotency_key,
+                new.connection_id,
+                new.created_at
+            ])?;
+            Ok(TriggerOutcome::Created(RunRow {
+                seq: c.last_insert_rowid(),
+                id: new.id,
+                workflow_id: new.workflow_id,
+                workflow_version: new.workflow_version,
+                status: "pending".into(),
+                input: new.input,
+                output: Value::Null,
+                error: Value::Null,
+                idempotency_key: new.idempotency_key,
+                connection_id: new.connection_id,
+                created_at: new.created_at,
+                started_at: None,
+                completed_at: None,
+                cancel_requested: false,
+                steps: vec![],
+            }))
+        })
+        .await
+    }
+
+    pub async fn get_run(&self, id: String) -> Result<RunRow> {
+        self.read(move |c| run_by_id(c, &id, true)?.ok_or(StoreError::NotFound("run")))
+            .await
+    }
+
+    /// Newest first; `before_seq` is the cursor of the previous page.
+    pub async fn list_runs(&self, f: RunFilter) -> Result<Vec<RunRow>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR workflow_id = ?1) AND (?2 IS NULL OR status = ?2) \
+                 AND (?3 IS NULL OR seq < ?3) ORDER BY seq DESC LIMIT ?4"
+            ))?;
+            let rows = stmt.query_map(
+                params![f.workflow_id, f.status, f.before_seq, f.limit as i64],
+                row_to_run,
+            )?;
+            rows.map(|r| decode(r?)).collect()
+        })
+        .await
+    }
+
+    /// Claim up to `limit` runs that are due, oldest first, with a lease.
+    pub async fn claim_runs(
+        &self,
+        limit: usize,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<ClaimedRun>> {
+        self.write(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "UPDATE runs SET status = 'running', ready = 0, lease_until = ?1, started_at = COALESCE(started_at, ?2) \
+                 WHERE seq IN (SELECT seq FROM runs WHERE ready = 1 AND not_before <= ?2 ORDER BY not_before, seq LIMIT ?3) \
+                 RETURNING {RUN_COLUMNS}"
+            ))?;
+            let rows = stmt.query_map(params![now + lease_ms, now, limit as i64], row_to_run)?;
+            let mut runs = rows.map(|r| decode(r?)).collect::<Result<Vec<_>>>()?;
+            runs.sort_by_key(|r| r.seq);
+            for run in &mut runs {
+                run.steps = load_steps(c, run.seq)?;
+            }
+            Ok(runs)
+        })
+        .await
+    }
+
+    /// The earliest time a parked run becomes due, if any is parked.
+    pub async fn next_due(&self) -> Result<Option<i64>> {
+        self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT MIN(not_before) FROM runs WHERE ready = 1")?
+                    .query_row([], |r| r.get(0))?,
+            )
+        })
+        .await
+    }
+
+    /// Save step results and the run's progress in one commit.
+    pub async fn save_progress(
+        &self,
+        seq: i64,
+        steps: Vec<StepRecord>,
+        update: RunUpdate,
+    ) -> Result<()> {
+        self.write(move |c| {
+            let mut put = c.prepare_cached(
+                "INSERT OR REPLACE INTO steps (run_seq, idx, step_id, status, output, error, warnings, attempts, started_at, completed_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            for s in &steps {
+                let warnings = (!s.warnings.is_empty()).then(|| serde_json::json!(s.warnings).to_string());
+                put.execute(params![
+                    seq,
+                    s.idx as i64,
+                    s.step_id,
+                    s.status.as_str(),
+                    opt_json(&s.output),
+                    opt_json(&s.error),
+                    warnings,
+                    s.attempts,
+                    s.started_at,
+                    s.completed_at
+                ])?;
+            }
+            if let Some((status, output, error)) = &update.finish {
+                c.prepare_cached(
+                    "UPDATE runs SET status = ?2, output = ?3, error = ?4, completed_at = ?5, ready = 0, lease_until = NULL WHERE seq = ?1",
+                )?
+                .execute(params![seq, status, opt_json(output), opt_json(error), crate::time::now_ms()])?;
+            } else if let Some(at) = update.park_until {
+                c.prepare_cached("UPDATE runs SET ready = 1, not_before = ?2, lease_until = NULL WHERE seq = ?1")?
+                    .execute(params![seq, at])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Start-up recovery: the previous process is gone (the data dir lock
+    /// proves it), so every run it held goes back to the queue.
+    pub async fn requeue_in_flight(&self) -> Result<usize> {
+        self.write(|c| {
+            Ok(c.execute(
+                "UPDATE runs SET ready = 1, lease_until = NULL WHERE status = 'running' AND ready = 0",
+                [],
+            )?)
+        })
+        .await
+    }
+
+    /// Cancel: a run no worker holds ends now; a held one is flagged and the
+    /// worker stops it before its next step. Finished runs are left as they are.
+    pub async fn cancel_run(&self, id: String, now: i64) -> Result<RunRow> {
+        self.write(move |c| {
+            let run = run_by_id(c, &id, false)?.ok_or(StoreError::NotFound("run"))?;
+            if !run.is_finished() {
+                let error = serde_json::json!({"code": "CANCELLED", "message": "Run was cancelled"}).to_string();
+                c.execute(
+                    "UPDATE runs SET status = 'cancelled', error = ?2, completed_at = ?3, ready = 0 WHERE seq = ?1 AND ready = 1",
+                    params![run.seq, error, now],
+                )?;
+                c.execute(
+                    "UPDATE runs SET cancel_requested = 1 WHERE seq = ?1 AND status = 'running' AND ready = 0",
+                    params![run.seq],
+                )?;
+            }
+            Ok(run_by_id(c, &id, true)?.ok_or(StoreError::NotFound("run"))?)
+        })
+        .await
+    }
+
+    pub async fn cancel_requested(&self, seq: i64) -> Result<bool> {
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT cancel_requested FROM runs WHERE seq = ?1")?
+                    .query_row([seq], |r| r.get::<_, i64>(0))?
+                    != 0,
+            )
+        })
+        .await
+    }
+
+    /// Delete up to `batch` finished runs older than `cutoff` and expired
+    /// idempotency keys; returns how many runs went. Small batches keep the
+    /// writer free for triggers.
+    pub async fn purge(&self, cutoff: i64, now: i64, batch: usize) -> Result<usize> {
+        self.write(move |c| {
+            c.execute(
+                "DELETE FROM idempotency_keys WHERE (workflow_id, key) IN \
+                 (SELECT workflow_id, key FROM idempotency_keys WHERE expires_at <= ?1 LIMIT ?2)",
+                params![now, batch as i64],
+            )?;
+            Ok(c.execute(
+                "DELETE FROM runs WHERE seq IN (SELECT seq FROM runs WHERE completed_at IS NOT NULL AND completed_at < ?1 LIMIT ?2)",
+                params![cutoff, batch as i64],
+            )?)
+        })
+        .await
+    }
+
+    /// Queue depth for metrics and tests: runs waiting to be claimed.
+    pub async fn count_runs_by_status(&self) -> Result<Vec<(String, i64)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT status, COUNT(*) FROM runs GROUP BY status")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+}

@@ -1,0 +1,159 @@
+//! Workflows and their immutable versions.
+
+use super::{Result, Store, StoreError, from_json};
+use rusqlite::{OptionalExtension, params};
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub struct WorkflowRow {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub latest_version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApplyOutcome {
+    pub version: i64,
+    pub status: String,
+    /// `created`, `updated` or `unchanged`
+    pub result: &'static str,
+}
+
+const COLUMNS: &str = "id, name, status, latest_version, created_at, updated_at";
+
+fn row_to_workflow(r: &rusqlite::Row) -> rusqlite::Result<WorkflowRow> {
+    Ok(WorkflowRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        status: r.get(2)?,
+        latest_version: r.get(3)?,
+        created_at: r.get(4)?,
+        updated_at: r.get(5)?,
+    })
+}
+
+impl Store {
+    /// Store a new version when the canonical definition differs from the
+    /// latest; a status given in the file is applied without a new version.
+    pub async fn apply_workflow(
+        &self,
+        id: String,
+        name: String,
+        definition: Value,
+        status: Option<&'static str>,
+        now: i64,
+    ) -> Result<ApplyOutcome> {
+        let canonical = definition.to_string();
+        self.write(move |c| {
+            let existing: Option<(i64, String)> = c
+                .query_row(
+                    "SELECT latest_version, status FROM workflows WHERE id = ?1",
+                    [&id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((latest, old_status)) = existing else {
+                let status = status.unwrap_or("active");
+                c.execute(
+                    "INSERT INTO workflows (id, name, status, latest_version, created_at, updated_at) VALUES (?1, ?2, ?3, 1, ?4, ?4)",
+                    params![id, name, status, now],
+                )?;
+                c.execute(
+                    "INSERT INTO workflow_versions (workflow_id, version, definition, created_at) VALUES (?1, 1, ?2, ?3)",
+                    params![id, canonical, now],
+                )?;
+                return Ok(ApplyOutcome { version: 1, status: status.into(), result: "created" });
+            };
+            let latest_def: String = c.query_row(
+                "SELECT definition FROM workflow_versions WHERE workflow_id = ?1 AND version = ?2",
+                params![id, latest],
+                |r| r.get(0),
+            )?;
+            let new_status = status.map(String::from).unwrap_or(old_status.clone());
+            let content_changed = latest_def != canonical;
+            let version = if content_changed { latest + 1 } else { latest };
+            if content_changed {
+                c.execute(
+                    "INSERT INTO workflow_versions (workflow_id, version, definition, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, version, canonical, now],
+                )?;
+            }
+            if content_changed || new_status != old_status {
+                c.execute(
+                    "UPDATE workflows SET name = ?2, status = ?3, latest_version = ?4, updated_at = ?5 WHERE id = ?1",
+                    params![id, name, new_status, version, now],
+                )?;
+                Ok(ApplyOutcome { version, status: new_status, result: "updated" })
+            } else {
+                Ok(ApplyOutcome { version, status: new_status, result: "unchanged" })
+            }
+        })
+        .await
+    }
+
+    pub async fn get_workflow(&self, id: String) -> Result<WorkflowRow> {
+        self.read(move |c| {
+            c.prepare_cached(&format!("SELECT {COLUMNS} FROM workflows WHERE id = ?1"))?
+                .query_row([&id], row_to_workflow)
+                .optional()?
+                .ok_or(StoreError::NotFound("workflow"))
+        })
+        .await
+    }
+
+    /// Newest first by id order; `after` is the last id of the previous page.
+    pub async fn list_workflows(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<WorkflowRow>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM workflows WHERE ?1 IS NULL OR id > ?1 ORDER BY id LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![after, limit as i64], row_to_workflow)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    pub async fn workflow_version(&self, id: String, version: i64) -> Result<(Value, i64)> {
+        self.read(move |c| {
+            let row: Option<(String, i64)> = c
+                .prepare_cached(
+                    "SELECT definition, created_at FROM workflow_versions WHERE workflow_id = ?1 AND version = ?2",
+                )?
+                .query_row(params![id, version], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let (def, at) = row.ok_or(StoreError::NotFound("workflow version"))?;
+            Ok((from_json(Some(def))?, at))
+        })
+        .await
+    }
+
+    pub async fn set_workflow_status(
+        &self,
+        id: String,
+        status: &'static str,
+        now: i64,
+    ) -> Result<WorkflowRow> {
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE workflows SET status = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, status, now],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound("workflow"));
+            }
+            Ok(c.query_row(
+                &format!("SELECT {COLUMNS} FROM workflows WHERE id = ?1"),
+                [&id],
+                row_to_workflow,
+            )?)
+        })
+        .await
+    }
+}

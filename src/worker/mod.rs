@@ -1,0 +1,107 @@
+//! The I/O shell around the engine: claims due runs (woken by a notification,
+//! with a slow poll as a backstop), executes up to N at once, persists every
+//! step's outcome, and on shutdown lets runs in flight finish within a grace.
+
+mod execute;
+mod steps;
+
+use crate::catalog::Catalog;
+use crate::events::Events;
+use crate::store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, watch};
+
+/// Claims carry a lease; with one process owning the data dir it is only a
+/// marker, and start-up recovery re-queues whatever was held.
+const LEASE_MS: i64 = 5 * 60 * 1000;
+const BACKSTOP_POLL: Duration = Duration::from_secs(1);
+
+#[derive(Clone)]
+pub struct Worker {
+    pub(crate) store: Store,
+    pub(crate) catalog: Catalog,
+    pub(crate) events: Events,
+    workers: usize,
+}
+
+impl Worker {
+    pub fn new(store: Store, catalog: Catalog, events: Events, workers: usize) -> Worker {
+        Worker {
+            store,
+            catalog,
+            events,
+            workers: workers.max(1),
+        }
+    }
+
+    /// Dispatch until `stop` turns true, then wait up to `grace` for runs in flight.
+    pub async fn run(self, mut stop: watch::Receiver<bool>, grace: Duration) {
+        let permits = Arc::new(Semaphore::new(self.workers));
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let free = permits.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    p = permits.clone().acquire_owned() => drop(p),
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            let claimed = match self
+                .store
+                .claim_runs(free, crate::time::now_ms(), LEASE_MS)
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot claim runs");
+                    tokio::time::sleep(BACKSTOP_POLL).await;
+                    continue;
+                }
+            };
+            if claimed.is_empty() {
+                let sleep = self.idle_sleep().await;
+                tokio::select! {
+                    _ = self.events.wait_queued() => {}
+                    _ = tokio::time::sleep(sleep) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            for run in claimed {
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let worker = self.clone();
+                tokio::spawn(async move {
+                    worker.execute(run).await;
+                    drop(permit);
+                });
+            }
+        }
+        // Let steps in flight finish; what is left resumes on the next start.
+        let all = self.workers as u32;
+        if tokio::time::timeout(grace, permits.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "shutdown grace elapsed with runs in flight; they resume on the next start"
+            );
+        }
+    }
+
+    /// Sleep until the next parked run is due, at most the backstop poll.
+    async fn idle_sleep(&self) -> Duration {
+        match self.store.next_due().await {
+            Ok(Some(at)) => {
+                let wait = at - crate::time::now_ms();
+                Duration::from_millis(wait.clamp(0, BACKSTOP_POLL.as_millis() as i64) as u64)
+            }
+            _ => BACKSTOP_POLL,
+        }
+    }
+}
