@@ -1,0 +1,278 @@
+//! Test harness: starts the real `flowctl serve` binary on an ephemeral port
+//! with a temporary database and home directory, and talks to it over HTTP
+//! and through the CLI. Readiness is read from the server's own stderr line,
+//! never guessed with a sleep.
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_flowctl");
+
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub key: String,
+    pub home: Arc<tempfile::TempDir>,
+    pub db: PathBuf,
+    pub logs: Arc<Mutex<String>>,
+    pub http: reqwest::Client,
+    extra_args: Vec<String>,
+}
+
+pub fn env_for(cmd: &mut Command, home: &Path) {
+    cmd.env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env_remove("FLOWCTL_URL")
+        .env_remove("FLOWCTL_API_KEY")
+        .env_remove("FLOWCTL_DB")
+        .env_remove("RUST_LOG");
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    pub fn start_with(args: &[&str]) -> Server {
+        let home = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let db = home.path().join("flowctl.db");
+        let extra_args = args.iter().map(|s| s.to_string()).collect();
+        let mut s = Server {
+            child: None,
+            url: String::new(),
+            key: String::new(),
+            home,
+            db,
+            logs: Default::default(),
+            http: reqwest::Client::new(),
+            extra_args,
+        };
+        s.launch();
+        s
+    }
+
+    /// Start (again) on the same database and home.
+    pub fn launch(&mut self) {
+        let mut cmd = Command::new(BIN);
+        env_for(&mut cmd, self.home.path());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(&self.db)
+            .args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn flowctl serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        let logs = self.logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("flowctl listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+                let mut l = logs.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!("server did not start; logs:\n{}", self.logs.lock().unwrap())
+            });
+        self.url = url;
+        self.child = Some(child);
+        let creds: Value = serde_json::from_str(
+            &std::fs::read_to_string(self.home.path().join("config/flowctl/credentials.json"))
+                .expect("credentials file"),
+        )
+        .expect("credentials json");
+        self.key = creds["apiKey"].as_str().unwrap().to_string();
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit; returns the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        c.wait().ok().and_then(|s| s.code())
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Run the CLI against this server (credentials file of this home).
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_stdin(args, None)
+    }
+
+    pub fn cli_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(BIN);
+        env_for(&mut cmd, self.home.path());
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn flowctl");
+        if let Some(text) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        } else {
+            drop(child.stdin.take());
+        }
+        child.wait_with_output().expect("cli output")
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        self.request_with_key(method, path, body, Some(&self.key.clone()))
+            .await
+    }
+
+    pub async fn request_with_key(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut req = self.http.request(method, format!("{}{}", self.url, path));
+        if let Some(k) = key {
+            req = req.header("x-api-key", k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let v =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        (status, headers, v)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let (s, _, v) = self.request(reqwest::Method::GET, path, None).await;
+        (s, v)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let (s, _, v) = self.request(reqwest::Method::POST, path, Some(body)).await;
+        (s, v)
+    }
+
+    pub async fn apply(&self, def: Value) -> Value {
+        let (s, v) = self.post("/api/v1/workflows", def).await;
+        assert!(s == 200 || s == 201, "apply failed: {v}");
+        v["data"].clone()
+    }
+
+    pub async fn trigger(&self, wf: &str, input: Value) -> String {
+        let (s, v) = self
+            .post(
+                &format!("/api/v1/workflows/{wf}/run"),
+                json!({"input": input}),
+            )
+            .await;
+        assert_eq!(s, 202, "trigger failed: {v}");
+        v["data"]["runId"].as_str().unwrap().to_string()
+    }
+
+    /// Long-poll until the run is finished or the deadline passes.
+    pub async fn wait_for_run(&self, run_id: &str, deadline: Duration) -> Value {
+        let end = Instant::now() + deadline;
+        loop {
+            let (s, v) = self.get(&format!("/api/v1/runs/{run_id}?wait=5")).await;
+            assert_eq!(s, 200, "{v}");
+            let status = v["data"]["status"].as_str().unwrap_or_default().to_string();
+            if matches!(
+                status.as_str(),
+                "completed" | "failed" | "cancelled" | "timed_out"
+            ) {
+                return v["data"].clone();
+            }
+            assert!(
+                Instant::now() < end,
+                "run {run_id} did not finish in time: {v}"
+            );
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Poll `f` until it returns Some, with a deadline (never a fixed sleep).
+pub async fn eventually<T, F, Fut>(deadline: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < end,
+            "condition not met within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// The seed's "Create Invoice" input schema in a runnable workflow.
+pub fn create_invoice_workflow() -> Value {
+    json!({
+        "name": "Create Invoice",
+        "trigger": {"type": "api"},
+        "inputSchema": {
+            "type": "object",
+            "required": ["customerId", "amount"],
+            "properties": {
+                "customerId": {"type": "string", "pattern": "^cus_[a-zA-Z0-9]+$"},
+                "amount": {"type": "number", "minimum": 100},
+                "currency": {"type": "string", "enum": ["usd", "eur", "gbp"], "default": "usd"}
+            }
+        },
+        "steps": [{"id": "echo", "type": "transform", "config": {"mapping": {
+            "customer": "{{input.customerId}}", "amount": "{{input.amount}}", "currency": "{{input.currency}}"}}}]
+    })
+}
