@@ -7,10 +7,12 @@ use crate::workflow::{CompiledWorkflow, compile};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+type VersionCache = HashMap<(String, i64), Arc<CompiledWorkflow>>;
+
 #[derive(Clone)]
 pub struct Catalog {
     store: Store,
-    versions: Arc<RwLock<HashMap<(String, i64), Arc<CompiledWorkflow>>>>,
+    versions: Arc<RwLock<VersionCache>>,
     heads: Arc<RwLock<HashMap<String, WorkflowRow>>>,
 }
 

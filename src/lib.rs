@@ -2,6 +2,7 @@
 //! Module map and dependency direction are described in DESIGN.md.
 #![forbid(unsafe_code)]
 
+pub mod actions;
 pub mod api;
 pub mod app;
 pub mod catalog;
@@ -12,6 +13,7 @@ pub mod engine;
 pub mod events;
 pub mod http;
 pub mod ids;
+pub mod secrets;
 pub mod store;
 pub mod template;
 pub mod time;

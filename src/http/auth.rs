@@ -50,9 +50,12 @@ impl Principal {
     }
 }
 
+/// Key hash → who it is (None: unknown or revoked), and when that was read.
+type KeyEntries = HashMap<String, (Option<Principal>, Instant)>;
+
 #[derive(Clone, Default)]
 pub struct KeyCache {
-    entries: Arc<Mutex<HashMap<String, (Option<Principal>, Instant)>>>,
+    entries: Arc<Mutex<KeyEntries>>,
 }
 
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
@@ -105,6 +108,8 @@ pub async fn authenticate(
     let Some(principal) = principal else {
         return Err(ApiError::Unauthorized("Invalid or revoked API key".into()));
     };
+    // Logs name the key's id, never the key.
+    tracing::debug!(key_id = %principal.key_id, "authenticated");
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)
 }

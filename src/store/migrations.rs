@@ -8,7 +8,7 @@ const MIGRATIONS: &[&str] = &[include_str!("migrations/001_initial.sql")];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
 
-pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+pub fn check_not_newer(conn: &Connection) -> Result<i64, StoreError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > LATEST {
         return Err(StoreError::TooNew {
@@ -16,6 +16,11 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             supported: LATEST,
         });
     }
+    Ok(current)
+}
+
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current = check_not_newer(conn)?;
     if current == LATEST {
         return Ok(());
     }

@@ -68,6 +68,8 @@ fn open_conn(path: &Path, flags: OpenFlags) -> Result<Connection> {
         reason: e.to_string(),
     })?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // Refuse a newer file before anything (even the WAL switch) writes to it.
+    migrations::check_not_newer(&conn)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
     )?;

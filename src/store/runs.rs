@@ -347,7 +347,7 @@ impl Store {
                     params![run.seq],
                 )?;
             }
-            Ok(run_by_id(c, &id, true)?.ok_or(StoreError::NotFound("run"))?)
+            run_by_id(c, &id, true)?.ok_or(StoreError::NotFound("run"))
         })
         .await
     }

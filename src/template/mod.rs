@@ -1,137 +1,141 @@
-//! TEMPORARY placeholder with the final API; replaced by the real template engine.
-use serde_json::{Map, Value};
+//! The template language of SPEC §2 (pure: no I/O, no clock, no runtime): `{{ path | filter:
+//! args }}` inside JSON strings, compiled once at apply time, rendered per step.
+//!
+//! Pipeline: `lexer` → `parser` (→ `ast`, with `expr` for `map` expressions) → `eval` with
+//! the `filters` registry and exact `decimal` arithmetic; `value` compiles whole JSON trees.
+//!
+//! Decisions where the SPEC is silent:
+//! * **Numeric strings.** Arithmetic filters (`times`, `plus`, …, `sum`) and `map` expressions
+//!   accept strings that are entirely a plain decimal number (`"12.50"`, `" -3 "`, `"+7"`),
+//!   because form and CSV input often carries amounts as text. Any other string (`"abc"`,
+//!   `"1e3"`, `"1,000"`, `""`) is a `FilterType` error naming the filter.
+//! * **Null.** A path that does not resolve gives null plus the warning
+//!   `unresolved path 'input.x'`; null renders empty in text. `default` replaces null and "";
+//!   `size` of null is 0; number filters and `sum` fail on null; other filters pass it through.
+//! * **Numbers** compute in `rust_decimal`; `divided_by` is exact (7 / 2 = 3.5); `round`
+//!   rounds half away from zero; overflow and division by zero are `Arithmetic` errors.
+//!   Results are integers when integral, otherwise the shortest `f64` (4857.84).
+//! * `join` defaults to ", "; `truncate: n` counts its "..." inside `n`; `slice` length
+//!   defaults to 1; `url_encode` writes a space as `%20`; `capitalize` lowercases the rest.
+//! * String literals know the escapes `\'`, `\"`, `\\`, `\n`, `\t`; other backslashes stay.
+//! * Error columns are 1-based character offsets in the whole template source.
 
+mod ast;
+mod decimal;
+mod error;
+mod eval;
+mod expr;
+mod filters;
+mod lexer;
+mod parser;
 pub mod value;
-pub use value::CompiledValue;
 
+pub use error::{TemplateError, TemplateErrorKind};
+pub use value::{CompiledValue, PathSeg, format_path};
+
+use ast::{Operand, Part};
+use serde_json::Value;
+
+/// One compiled template string, e.g. `"Total: ${{steps.calc.output.total}}"`.
 #[derive(Debug, Clone)]
 pub struct Template {
-    src: String,
+    source: String,
     parts: Vec<Part>,
+    /// Index of the one expression when the whole string is `{{…}}` (surrounding whitespace
+    /// allowed): such a template yields the JSON value itself, not its text.
+    single: Option<usize>,
 }
 
-#[derive(Debug, Clone)]
-enum Part {
-    Text(String),
-    Path(Vec<String>),
-}
-
+/// A rendered value and the warnings (unresolved paths) met on the way.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
     pub value: Value,
     pub warnings: Vec<String>,
 }
 
+/// Everything a template can see. `steps` maps step id -> {"output": .., "status": ".."}; only
+/// steps that ran (or were skipped/failed) are present. `run` = {"id","workflowId",
+/// "workflowVersion","startedAt"}; `runId` resolves to run.id. `workflow` = {"id","name"}.
+/// `now` is RFC 3339 UTC with milliseconds.
+#[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
     pub input: &'a Value,
-    pub steps: &'a Map<String, Value>,
+    pub steps: &'a serde_json::Map<String, Value>,
     pub variables: &'a Value,
     pub run: &'a Value,
     pub workflow: &'a Value,
     pub now: &'a str,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum TemplateErrorKind {
-    Syntax,
-}
-
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{message} (column {column})")]
-pub struct TemplateError {
-    pub kind: TemplateErrorKind,
-    pub message: String,
-    pub column: usize,
-    pub filter: Option<String>,
-}
-
+/// `false`, `null`, `""` and `0` are falsy (SPEC §1 `if`); everything else is truthy.
 pub fn is_truthy(v: &Value) -> bool {
-    !matches!(v, Value::Null | Value::Bool(false))
-        && v.as_str() != Some("")
-        && v.as_f64() != Some(0.0)
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    }
 }
 
 impl Template {
     pub fn parse(src: &str) -> Result<Template, TemplateError> {
-        let mut parts = vec![];
-        let mut rest = src;
-        while let Some(i) = rest.find("{{") {
-            parts.push(Part::Text(rest[..i].to_string()));
-            let Some(j) = rest[i..].find("}}") else {
-                return Err(TemplateError {
-                    kind: TemplateErrorKind::Syntax,
-                    message: "unterminated".into(),
-                    column: i + 1,
-                    filter: None,
-                });
-            };
-            let inner = rest[i + 2..i + j].trim();
-            parts.push(Part::Path(inner.split('.').map(String::from).collect()));
-            rest = &rest[i + j + 2..];
-        }
-        parts.push(Part::Text(rest.to_string()));
-        parts.retain(|p| !matches!(p, Part::Text(t) if t.is_empty()));
-        Ok(Template {
-            src: src.to_string(),
-            parts,
-        })
-    }
-    pub fn source(&self) -> &str {
-        &self.src
-    }
-    pub fn step_refs(&self) -> Vec<&str> {
-        self.parts
+        let parts = parser::parse(src)?;
+        let mut exprs = parts
             .iter()
-            .filter_map(|p| match p {
-                Part::Path(p) if p[0] == "steps" && p.len() > 1 => Some(p[1].as_str()),
-                _ => None,
-            })
-            .collect()
-    }
-    pub fn render(&self, ctx: &Context) -> Result<Rendered, TemplateError> {
-        let mut warnings = vec![];
-        let mut resolve = |p: &Vec<String>| {
-            let mut cur = match p[0].as_str() {
-                "input" => ctx.input.clone(),
-                "steps" => Value::Object(ctx.steps.clone()),
-                "variables" => ctx.variables.clone(),
-                "run" => ctx.run.clone(),
-                "workflow" => ctx.workflow.clone(),
-                _ => Value::Null,
-            };
-            for seg in &p[1..] {
-                cur = match &cur {
-                    Value::Object(m) => m.get(seg).cloned().unwrap_or(Value::Null),
-                    Value::Array(a) => seg
-                        .parse::<usize>()
-                        .ok()
-                        .and_then(|i| a.get(i).cloned())
-                        .unwrap_or(Value::Null),
-                    _ => Value::Null,
-                };
-            }
-            if cur.is_null() {
-                warnings.push(format!("unresolved path '{}'", p.join(".")));
-            }
-            cur
+            .enumerate()
+            .filter(|(_, p)| matches!(p, Part::Expr(_)));
+        let only_space = parts.iter().all(|p| match p {
+            Part::Text(t) => t.trim().is_empty(),
+            Part::Expr(_) => true,
+        });
+        let single = match (exprs.next(), exprs.next()) {
+            (Some((i, _)), None) if only_space => Some(i),
+            _ => None,
         };
-        if let [Part::Path(p)] = self.parts.as_slice() {
-            let value = resolve(p);
-            return Ok(Rendered { value, warnings });
-        }
-        let mut out = String::new();
+        Ok(Template {
+            source: src.to_string(),
+            parts,
+            single,
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Ids X of every `steps.X…` path used anywhere (operands and filter arguments),
+    /// each once, in order of appearance.
+    pub fn step_refs(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
         for part in &self.parts {
-            match part {
-                Part::Text(t) => out.push_str(t),
-                Part::Path(p) => match resolve(p) {
-                    Value::Null => {}
-                    Value::String(s) => out.push_str(&s),
-                    v => out.push_str(&v.to_string()),
-                },
+            let Part::Expr(e) = part else { continue };
+            let args = e.filters.iter().flat_map(|f| &f.args);
+            for op in std::iter::once(&e.operand).chain(args) {
+                if let Operand::Path(p) = op
+                    && let Some(id) = p.step_ref()
+                    && !out.contains(&id)
+                {
+                    out.push(id);
+                }
             }
         }
-        Ok(Rendered {
-            value: Value::String(out),
-            warnings,
-        })
+        out
+    }
+
+    /// Whether rendering yields the expression's JSON value rather than a string.
+    pub fn is_single_expression(&self) -> bool {
+        self.single.is_some()
+    }
+
+    pub fn render(&self, ctx: &Context) -> Result<Rendered, TemplateError> {
+        let mut warnings = Vec::new();
+        let single = self.single.and_then(|i| self.parts.get(i));
+        let value = match (single, self.parts.as_slice()) {
+            (Some(Part::Expr(e)), _) => eval::eval_expr(e, ctx, &mut warnings)?.into_owned(),
+            (_, [Part::Text(t)]) => Value::String(t.clone()),
+            (_, parts) => Value::String(eval::render_text(parts, ctx, &mut warnings)?),
+        };
+        Ok(Rendered { value, warnings })
     }
 }

@@ -1,0 +1,149 @@
+//! Evaluation: resolves paths against a `Context`, runs filter chains and turns values into
+//! text. Missing values become `null` plus a warning naming the path.
+
+use super::Context;
+use super::ast::{Expr, Operand, Part, Path, Root, Seg};
+use super::decimal::canonical_number;
+use super::error::TemplateError;
+use super::filters::Args;
+use serde_json::Value;
+use std::borrow::Cow;
+
+/// Follows `segs` from `v`. A key on an array is an index when it is all digits (`items.0`);
+/// a negative index counts from the end.
+pub(crate) fn lookup<'v>(mut v: &'v Value, segs: &[Seg]) -> Option<&'v Value> {
+    for seg in segs {
+        v = match (v, seg) {
+            (Value::Object(m), Seg::Key(k)) => m.get(k)?,
+            (Value::Object(m), Seg::Index(i)) => m.get(&i.to_string())?,
+            (Value::Array(a), Seg::Key(k)) if k.bytes().all(|b| b.is_ascii_digit()) => {
+                a.get(k.parse::<usize>().ok()?)?
+            }
+            (Value::Array(a), Seg::Index(i)) => {
+                let idx = if *i < 0 {
+                    a.len()
+                        .checked_sub(usize::try_from(i.unsigned_abs()).ok()?)?
+                } else {
+                    usize::try_from(*i).ok()?
+                };
+                a.get(idx)?
+            }
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+fn resolve_path<'a>(path: &Path, ctx: &Context<'a>) -> Option<Cow<'a, Value>> {
+    let (root, rest): (Cow<'a, Value>, &[Seg]) = match path.root {
+        Root::Input => (Cow::Borrowed(ctx.input), &path.segs),
+        Root::Variables => (Cow::Borrowed(ctx.variables), &path.segs),
+        Root::Run => (Cow::Borrowed(ctx.run), &path.segs),
+        Root::Workflow => (Cow::Borrowed(ctx.workflow), &path.segs),
+        Root::RunId => (Cow::Borrowed(ctx.run.get("id")?), &path.segs),
+        Root::Now => (Cow::Owned(Value::String(ctx.now.to_string())), &path.segs),
+        Root::Steps => match path.segs.split_first() {
+            None => (Cow::Owned(Value::Object(ctx.steps.clone())), &[][..]),
+            Some((Seg::Key(id), rest)) => (Cow::Borrowed(ctx.steps.get(id)?), rest),
+            Some((Seg::Index(_), _)) => return None,
+        },
+    };
+    match root {
+        Cow::Borrowed(v) => lookup(v, rest).map(Cow::Borrowed),
+        Cow::Owned(v) => lookup(&v, rest).cloned().map(Cow::Owned),
+    }
+}
+
+fn eval_operand<'a, 'e>(
+    op: &'e Operand,
+    ctx: &Context<'a>,
+    warnings: &mut Vec<String>,
+) -> Cow<'a, Value>
+where
+    'e: 'a,
+{
+    match op {
+        Operand::Literal(v) => Cow::Borrowed(v),
+        Operand::Path(p) => resolve_path(p, ctx).unwrap_or_else(|| {
+            let w = format!("unresolved path '{}'", p.text);
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+            Cow::Owned(Value::Null)
+        }),
+    }
+}
+
+/// Evaluates one `{{ … }}` expression.
+pub(crate) fn eval_expr<'a, 'e: 'a>(
+    expr: &'e Expr,
+    ctx: &Context<'a>,
+    warnings: &mut Vec<String>,
+) -> Result<Cow<'a, Value>, TemplateError> {
+    let mut value = eval_operand(&expr.operand, ctx, warnings);
+    for call in &expr.filters {
+        let values: Vec<Cow<'a, Value>> = call
+            .args
+            .iter()
+            .map(|a| eval_operand(a, ctx, warnings))
+            .collect();
+        let args = Args {
+            values: &values,
+            call,
+            now: ctx.now,
+        };
+        value = Cow::Owned((call.def.apply)(&value, &args)?);
+    }
+    Ok(value)
+}
+
+/// Renders a mixed template to one string.
+pub(crate) fn render_text(
+    parts: &[Part],
+    ctx: &Context<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<String, TemplateError> {
+    let mut out = String::new();
+    for part in parts {
+        match part {
+            Part::Text(t) => out.push_str(t),
+            Part::Expr(e) => push_text(eval_expr(e, ctx, warnings)?.as_ref(), &mut out),
+        }
+    }
+    Ok(out)
+}
+
+/// A value as it appears inside text: strings raw, numbers canonical, `null` empty,
+/// arrays and objects as compact JSON.
+pub(crate) fn push_text(v: &Value, out: &mut String) {
+    match v {
+        Value::Null => {}
+        Value::String(s) => out.push_str(s),
+        Value::Number(n) => out.push_str(&canonical_number(n)),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Array(_) | Value::Object(_) => {
+            out.push_str(&serde_json::to_string(v).unwrap_or_default())
+        }
+    }
+}
+
+pub(crate) fn to_text(v: &Value) -> String {
+    let mut s = String::new();
+    push_text(v, &mut s);
+    s
+}
+
+/// A short description of a value for error messages: `string "abc"`, `number 5`, `array`.
+pub(crate) fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("boolean {b}"),
+        Value::Number(n) => format!("number {}", canonical_number(n)),
+        Value::String(s) if s.chars().count() > 40 => {
+            format!("string \"{}…\"", s.chars().take(40).collect::<String>())
+        }
+        Value::String(s) => format!("string \"{s}\""),
+        Value::Array(a) => format!("array of {}", a.len()),
+        Value::Object(_) => "object".into(),
+    }
+}

@@ -1,0 +1,140 @@
+//! String filters. Numbers and booleans are accepted as their text (`{{ 42 | append: '%' }}`);
+//! arrays and objects are a type error; null passes through. Lengths count characters.
+
+use super::Args;
+use crate::template::error::{TemplateError, TemplateErrorKind};
+use serde_json::Value;
+
+/// Applies `f` to the text of `v`, passing null through.
+fn with_text(
+    v: &Value,
+    args: &Args<'_>,
+    f: impl FnOnce(&str) -> Result<Value, TemplateError>,
+) -> Result<Value, TemplateError> {
+    if v.is_null() {
+        return Ok(Value::Null);
+    }
+    f(&args.text(v)?)
+}
+
+fn string(s: String) -> Result<Value, TemplateError> {
+    Ok(Value::String(s))
+}
+
+pub(crate) fn upcase(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
+    with_text(v, args, |s| string(s.to_uppercase()))
+}
+
+pub(crate) fn downcase(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
+    with_text(v, args, |s| string(s.to_lowercase()))
+}
+
+/// First character upper case, the rest lower case ("mY title" → "My title"), as Liquid.
+pub(crate) fn capitalize(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
+    with_text(v, args, |s| {
+        let mut chars = s.chars();
+        let out = match chars.next() {
+            Some(c) => c
+                .to_uppercase()
+                .chain(chars.as_str().to_lowercase().chars())
+                .collect(),
+            None => String::new(),
+        };
+        string(out)
+    })
+}
+
+pub(crate) fn strip(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
+    with_text(v, args, |s| string(s.trim().to_string()))
+}
+
+pub(crate) fn append(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
+    with_text(v, args, |s| string(format!("{s}{}", args.text_arg(0)?)))
+}
+
+pub(crate) fn prepend(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
+    with_text(v, args, |s| string(format!("{}{s}", args.text_arg(0)?)))
+}
+
+/// Replaces every occurrence; an empty search string leaves the input unchanged.
+pub(crate) fn replace(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
+    with_text(v, args, |s| {
+        let (from, to) = (args.text_arg(0)?, args.text_arg(1)?);
+        if from.is_empty() {
+            return string(s.to_string());
+        }
+        string(s.replace(&*from, &to))
+    })
+}
+
+/// Splits on every occurrence of the separator, keeping empty parts; an empty separator
+/// splits into characters.
+pub(crate) fn split(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
+    with_text(v, args, |s| {
+        let sep = args.text_arg(0)?;
+        let parts: Vec<Value> = if sep.is_empty() {
+            s.chars().map(|c| Value::String(c.to_string())).collect()
+        } else {
+            s.split(&*sep)
+                .map(|p| Value::String(p.to_string()))
+                .collect()
+        };
+        Ok(Value::Array(parts))
+    })
+}
+
+/// `truncate: n, ellipsis?` keeps at most `n` characters *including* the ellipsis
+/// (default "..."), as Liquid does: "Ground control" | truncate: 8 → "Groun...".
+pub(crate) fn truncate(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
+    with_text(v, args, |s| {
+        let n = args.int_arg(0)?;
+        let Ok(n) = usize::try_from(n) else {
+            let msg = format!("filter 'truncate' expects a length of 0 or more, got {n}");
+            return Err(args.error(TemplateErrorKind::FilterType, msg));
+        };
+        let ellipsis = if args.get(1).is_some() {
+            args.text_arg(1)?.into_owned()
+        } else {
+            "...".into()
+        };
+        if s.chars().count() <= n {
+            return string(s.to_string());
+        }
+        let keep = n.saturating_sub(ellipsis.chars().count());
+        string(s.chars().take(keep).chain(ellipsis.chars()).collect())
+    })
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters; a space becomes `%20`
+/// (not `+`), which is right in paths and query strings alike.
+pub(crate) fn url_encode(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
+    with_text(v, args, |s| {
+        let mut out = String::with_capacity(s.len());
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        string(out)
+    })
+}
+
+/// HTML-escapes `& < > " '`, enough for element content and quoted attributes.
+pub(crate) fn escape(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
+    with_text(v, args, |s| {
+        let mut out = String::with_capacity(s.len());
+        for c in s.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '"' => out.push_str("&quot;"),
+                '\'' => out.push_str("&#39;"),
+                c => out.push(c),
+            }
+        }
+        string(out)
+    })
+}

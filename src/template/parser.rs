@@ -1,0 +1,278 @@
+//! Parser: turns the lexer's tokens into `Part`s, resolving filter names, checking arity and
+//! pre-parsing literal `map` expressions and `date` formats, so mistakes surface at apply time.
+
+use super::ast::{Expr, FilterCall, Operand, Part, Path, Root, Seg};
+use super::decimal::literal_number;
+use super::error::{TemplateError, TemplateErrorKind, column_at};
+use super::expr;
+use super::filters::{self, FilterDef};
+use super::lexer::{Tok, Token, lex};
+use serde_json::Value;
+
+pub(crate) fn parse(src: &str) -> Result<Vec<Part>, TemplateError> {
+    let tokens = lex(src)?;
+    let mut p = Parser {
+        src,
+        tokens: &tokens,
+        pos: 0,
+    };
+    let mut parts = Vec::new();
+    while let Some(t) = p.next() {
+        match &t.tok {
+            Tok::Text(s) => parts.push(Part::Text(s.clone())),
+            Tok::Open => parts.push(Part::Expr(p.expr(t.start)?)),
+            // The lexer only emits expression tokens between Open and Close.
+            _ => return Err(p.error("unexpected token", t.start)),
+        }
+    }
+    Ok(parts)
+}
+
+struct Parser<'s> {
+    src: &'s str,
+    tokens: &'s [Token],
+    pos: usize,
+}
+
+fn describe_tok(t: Option<&Token>) -> String {
+    match t.map(|t| &t.tok) {
+        None => "end of template".into(),
+        Some(Tok::Close) => "'}}'".into(),
+        Some(Tok::Open) => "'{{'".into(),
+        Some(Tok::Text(_)) => "text".into(),
+        Some(Tok::Ident(s)) | Some(Tok::Number(s)) => format!("'{s}'"),
+        Some(Tok::Str(s)) => format!("string '{s}'"),
+        Some(Tok::Dot) => "'.'".into(),
+        Some(Tok::LBracket) => "'['".into(),
+        Some(Tok::RBracket) => "']'".into(),
+        Some(Tok::Pipe) => "'|'".into(),
+        Some(Tok::Colon) => "':'".into(),
+        Some(Tok::Comma) => "','".into(),
+    }
+}
+
+impl<'s> Parser<'s> {
+    fn next(&mut self) -> Option<&'s Token> {
+        let t = self.tokens.get(self.pos)?;
+        self.pos += 1;
+        Some(t)
+    }
+
+    fn peek(&self) -> Option<&'s Token> {
+        self.tokens.get(self.pos)
+    }
+
+    fn peek_is(&self, tok: &Tok) -> bool {
+        self.peek().is_some_and(|t| &t.tok == tok)
+    }
+
+    fn col(&self, byte: usize) -> usize {
+        column_at(self.src, byte)
+    }
+
+    fn error(&self, msg: &str, byte: usize) -> TemplateError {
+        TemplateError::new(TemplateErrorKind::Syntax, msg, self.col(byte))
+    }
+
+    /// Byte offset for errors about the next token (or the end of the source).
+    fn here(&self) -> usize {
+        self.peek().map_or(self.src.len(), |t| t.start)
+    }
+
+    fn expected(&self, what: &str) -> TemplateError {
+        let found = describe_tok(self.peek());
+        self.error(&format!("expected {what}, found {found}"), self.here())
+    }
+
+    fn expr(&mut self, open: usize) -> Result<Expr, TemplateError> {
+        if self.peek_is(&Tok::Close) {
+            return Err(self.error("empty expression '{{ }}'", open));
+        }
+        let operand = self.operand()?;
+        let mut filters = Vec::new();
+        loop {
+            match self.peek().map(|t| &t.tok) {
+                Some(Tok::Close) => {
+                    self.pos += 1;
+                    return Ok(Expr { operand, filters });
+                }
+                Some(Tok::Pipe) => {
+                    self.pos += 1;
+                    filters.push(self.filter()?);
+                }
+                _ => return Err(self.expected("'|' or '}}'")),
+            }
+        }
+    }
+
+    fn operand(&mut self) -> Result<Operand, TemplateError> {
+        let Some(t) = self.peek() else {
+            return Err(self.expected("a value"));
+        };
+        let operand = match &t.tok {
+            Tok::Ident(word) => match word.as_str() {
+                "true" => Operand::Literal(Value::Bool(true)),
+                "false" => Operand::Literal(Value::Bool(false)),
+                "null" => Operand::Literal(Value::Null),
+                _ => {
+                    let Some(root) = Root::from_name(word) else {
+                        let msg = format!(
+                            "unknown root '{word}': a path starts with one of {}",
+                            Root::NAMES
+                        );
+                        return Err(self.error(&msg, t.start));
+                    };
+                    self.pos += 1;
+                    return self.path(root, t.start).map(Operand::Path);
+                }
+            },
+            Tok::Number(text) => match literal_number(text) {
+                Some(n) => Operand::Literal(n),
+                None => return Err(self.error(&format!("invalid number '{text}'"), t.start)),
+            },
+            Tok::Str(s) => Operand::Literal(Value::String(s.clone())),
+            _ => return Err(self.expected("a value")),
+        };
+        self.pos += 1;
+        Ok(operand)
+    }
+
+    fn path(&mut self, root: Root, start: usize) -> Result<Path, TemplateError> {
+        let mut segs = Vec::new();
+        let mut end = self.tokens[self.pos - 1].end;
+        loop {
+            if self.peek_is(&Tok::Dot) {
+                self.pos += 1;
+                match self.peek() {
+                    Some(Token {
+                        tok: Tok::Ident(s),
+                        end: e,
+                        ..
+                    }) => {
+                        segs.push(Seg::Key(s.clone()));
+                        end = *e;
+                        self.pos += 1;
+                    }
+                    _ => return Err(self.expected("a name after '.'")),
+                }
+            } else if self.peek_is(&Tok::LBracket) {
+                self.pos += 1;
+                let seg = match self.peek().map(|t| &t.tok) {
+                    Some(Tok::Str(s)) => Seg::Key(s.clone()),
+                    // Step ids may be all digits; `steps[1]` names step "1", not the second step.
+                    Some(Tok::Number(n)) if root == Root::Steps && segs.is_empty() => {
+                        Seg::Key(n.clone())
+                    }
+                    Some(Tok::Number(n)) if n.parse::<i64>().is_ok() => {
+                        Seg::Index(n.parse().unwrap_or_default())
+                    }
+                    _ => return Err(self.expected("an integer or a quoted key inside '[ ]'")),
+                };
+                self.pos += 1;
+                match self.peek() {
+                    Some(Token {
+                        tok: Tok::RBracket,
+                        end: e,
+                        ..
+                    }) => {
+                        end = *e;
+                        self.pos += 1;
+                    }
+                    _ => return Err(self.expected("']'")),
+                }
+                segs.push(seg);
+            } else {
+                let text = self.src.get(start..end).unwrap_or_default().to_string();
+                return Ok(Path { root, segs, text });
+            }
+        }
+    }
+
+    fn filter(&mut self) -> Result<FilterCall, TemplateError> {
+        let (name, start) = match self.peek() {
+            Some(Token {
+                tok: Tok::Ident(name),
+                start,
+                ..
+            }) => (name, *start),
+            _ => return Err(self.expected("a filter name after '|'")),
+        };
+        self.pos += 1;
+        let column = self.col(start);
+        let def = filters::lookup(name).ok_or_else(|| unknown_filter(name, column))?;
+        let mut args = Vec::new();
+        let mut arg_starts = Vec::new();
+        if self.peek_is(&Tok::Colon) {
+            self.pos += 1;
+            loop {
+                arg_starts.push(self.here());
+                args.push(self.operand()?);
+                if !self.peek_is(&Tok::Comma) {
+                    break;
+                }
+                self.pos += 1;
+            }
+        }
+        check_arity(def, args.len(), column)?;
+        let map_expr = self.prepare(def, &args, &arg_starts, column)?;
+        Ok(FilterCall {
+            def,
+            args,
+            column,
+            map_expr,
+        })
+    }
+
+    /// Literal arguments that can be checked now are checked now.
+    fn prepare(
+        &self,
+        def: &FilterDef,
+        args: &[Operand],
+        starts: &[usize],
+        column: usize,
+    ) -> Result<Option<expr::MapExpr>, TemplateError> {
+        let Some(Operand::Literal(Value::String(s))) = args.first() else {
+            return Ok(None);
+        };
+        match def.name {
+            "map" => expr::parse(s).map(Some).map_err(|e| {
+                // +1 skips the opening quote; exact unless the literal used escapes.
+                let col = self.col(starts[0]) + 1 + e.offset;
+                let msg = format!(
+                    "invalid map expression '{s}': {} at column {col}",
+                    e.message
+                );
+                TemplateError::new(TemplateErrorKind::Expression, msg, col).with_filter("map")
+            }),
+            "date" => filters::values::check_date_format(s)
+                .map(|()| None)
+                .map_err(|msg| {
+                    TemplateError::new(TemplateErrorKind::FilterType, msg, column)
+                        .with_filter("date")
+                }),
+            _ => Ok(None),
+        }
+    }
+}
+
+fn check_arity(def: &FilterDef, got: usize, column: usize) -> Result<(), TemplateError> {
+    if (def.min_args..=def.max_args).contains(&got) {
+        return Ok(());
+    }
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let expects = match (def.min_args, def.max_args) {
+        (a, b) if a == b => format!("{a} argument{}", plural(a)),
+        (0, b) => format!("at most {b} argument{}", plural(b)),
+        (a, b) => format!("{a} to {b} arguments"),
+    };
+    let msg = format!("filter '{}' expects {expects}, got {got}", def.name);
+    Err(TemplateError::new(TemplateErrorKind::FilterArity, msg, column).with_filter(def.name))
+}
+
+fn unknown_filter(name: &str, column: usize) -> TemplateError {
+    let msg = match filters::nearest(name) {
+        Some(s) => format!("unknown filter '{name}' — did you mean '{s}'?"),
+        None => format!("unknown filter '{name}'"),
+    };
+    TemplateError::new(TemplateErrorKind::UnknownFilter, msg, column).with_filter(name)
+}
