@@ -6,6 +6,7 @@ use crate::catalog::Catalog;
 use crate::config::{Credentials, ServeSettings};
 use crate::events::Events;
 use crate::http::{AppState, Limits, router};
+use crate::secrets::SecretBox;
 use crate::store::Store;
 use crate::worker::Worker;
 use anyhow::Context;
@@ -24,11 +25,14 @@ pub struct App {
     settings: ServeSettings,
     _lock: File,
     pub recovered: usize,
+    /// The secret key file this start created, if any.
+    pub created_key: Option<PathBuf>,
 }
 
 impl App {
     pub async fn build(settings: ServeSettings) -> anyhow::Result<App> {
         let lock = lock_data_dir(&settings.db)?;
+        let (secrets, created_key) = load_secret_key(&settings.db)?;
         let store = Store::open(&settings.db)?;
         let recovered = store.requeue_in_flight().await?;
         let listener = TcpListener::bind(&settings.listen).await.with_context(|| {
@@ -38,7 +42,7 @@ impl App {
             )
         })?;
         let catalog = Catalog::new(store.clone());
-        let state = AppState::new(store.clone(), catalog, Events::default());
+        let state = AppState::new(store.clone(), catalog, Events::default(), secrets);
         Ok(App {
             listener,
             store,
@@ -46,6 +50,7 @@ impl App {
             settings,
             _lock: lock,
             recovered,
+            created_key,
         })
     }
 
@@ -70,6 +75,7 @@ impl App {
             self.store.clone(),
             self.state.catalog.clone(),
             self.state.events.clone(),
+            self.state.secrets.clone(),
             self.settings.workers,
         );
         let worker_task = tokio::spawn(worker.run(stop_rx.clone(), self.settings.shutdown_grace));
@@ -136,6 +142,22 @@ impl App {
         })?;
         Ok(Some(path))
     }
+}
+
+/// The key that encrypts connection secrets: `FLOWCTL_SECRET_KEY`, else a
+/// key file beside the database, created (mode 0600) on first start.
+fn load_secret_key(db: &std::path::Path) -> anyhow::Result<(SecretBox, Option<PathBuf>)> {
+    if let Ok(text) = std::env::var("FLOWCTL_SECRET_KEY") {
+        let key = SecretBox::from_key_text(&text).context("FLOWCTL_SECRET_KEY")?;
+        return Ok((key, None));
+    }
+    let path = db
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join("secret.key");
+    let (key, created) = SecretBox::load_or_create(&path)
+        .with_context(|| format!("secret key file {}", path.display()))?;
+    Ok((key, created.then_some(path)))
 }
 
 /// One server per database file: a second one would double-execute runs.

@@ -153,7 +153,8 @@ fn get(path: &str, query: Option<&str>) -> Req {
     }
 }
 
-/// The seed's `create-invoice` step: amount 4857.84 (cents, from the transform) → 4858.
+/// The seed's `create-invoice` step: amount 4857.84 (cents, from the transform) → 4858;
+/// with an amount the invoice is finalized by default, so it has its number.
 #[tokio::test]
 async fn create_invoice_with_amount_sends_exact_requests_and_replays_keys_on_retry() {
     let (stand, conn) = stand().await;
@@ -164,6 +165,7 @@ async fn create_invoice_with_amount_sends_exact_requests_and_replays_keys_on_ret
         .unwrap();
     assert_eq!(out["id"], "in_1");
     assert_eq!(out["total"], 4858);
+    assert_eq!(out["number"], "INV-0001");
     let expected = vec![
         post(
             "/v1/invoices",
@@ -175,7 +177,11 @@ async fn create_invoice_with_amount_sends_exact_requests_and_replays_keys_on_ret
             "run_abc:create-invoice:item",
             "amount=4858&currency=usd&customer=cus_123&invoice=in_1&metadata[source]=api-order",
         ),
-        get("/v1/invoices/in_1", None),
+        post(
+            "/v1/invoices/in_1/finalize",
+            "run_abc:create-invoice:finalize",
+            "",
+        ),
     ];
     assert_eq!(*stand.seen.lock().unwrap(), expected);
 

@@ -21,8 +21,10 @@
 //!   output shows the totals. Attaching the item to the invoice (rather than creating a
 //!   pending item and `include`-ing it) keeps two concurrent runs for the same customer from
 //!   sweeping up each other's items. `description` goes on the line item; `currency`
-//!   (default `usd`, lowercased) on both. `finalize: true` also finalizes it (a draft has
-//!   no `number` yet).
+//!   (default `usd`, lowercased) on both. With `amount` the invoice is then finalized
+//!   (`POST …/finalize`, so it has its `number`, which the seed's confirmation email
+//!   shows) unless `finalize: false` keeps the draft; without `amount`, `finalize: true`
+//!   asks for it.
 //! * `amount` is in minor units (cents), as Stripe's API: the seed computes its total from
 //!   prices like `1999`. A number or numeric string; a fractional amount (`4857.84`) is
 //!   rounded to the nearest integer, ties to even (banker's rounding, no bias over many
@@ -105,8 +107,12 @@ async fn create_invoice(
         ActionKind::StripeCreateInvoice,
     )?;
     params.insert("customer".into(), Value::String(customer.clone()));
+    // With an amount this is the "bill this customer" convenience, so the invoice is
+    // finalized unless told otherwise: it then has its `number` (the seed's email uses it).
+    let has_amount = params.get("amount").is_some_and(|v| !v.is_null());
     let finalize = match params.remove("finalize") {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        None | Some(Value::Null) => has_amount,
+        Some(Value::Bool(false)) => false,
         Some(Value::Bool(true)) => true,
         Some(other) => {
             return Err(ActionError::invalid_config(format!(

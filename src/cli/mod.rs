@@ -2,6 +2,7 @@
 //! printing lives here: results on stdout, progress and messages on stderr.
 
 mod apply;
+mod connections;
 mod exit;
 mod keys;
 mod run;
@@ -53,6 +54,9 @@ pub enum Command {
     /// List, show and change the status of workflows
     #[command(subcommand)]
     Workflows(workflows::WorkflowsCommand),
+    /// Create, list and delete connections (stored, encrypted credentials)
+    #[command(subcommand)]
+    Connections(connections::ConnectionsCommand),
     /// Manage API keys directly on the database file (server host)
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -112,6 +116,10 @@ async fn dispatch(cli: Cli) -> Exit {
         },
         Command::Runs(ref cmd) => match client(&cli) {
             Ok(c) => runs::runs(&c, cmd, json).await,
+            Err(e) => Err(e),
+        },
+        Command::Connections(ref cmd) => match client(&cli) {
+            Ok(c) => connections::connections(&c, cmd, json).await,
             Err(e) => Err(e),
         },
         Command::Workflows(ref cmd) => match client(&cli) {

@@ -55,6 +55,12 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
         Ok(None) => {}
         Err(e) => eprintln!("warning: could not write local credentials: {e:#}"),
     }
+    if let Some(path) = &app.created_key {
+        eprintln!(
+            "created the secret key for connection credentials in {} (mode 0600); keep it with the database",
+            path.display()
+        );
+    }
     if app.recovered > 0 {
         eprintln!("resuming {} run(s) that were in flight", app.recovered);
     }

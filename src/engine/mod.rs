@@ -3,9 +3,11 @@
 //! failure into a decision (retry, continue, fail). No I/O, no clock: time
 //! comes in as arguments, so every rule is unit-tested without a runtime.
 
+mod connections;
 mod retry;
 mod status;
 
+pub use connections::{ConnectionRef, ResolveError, check_trigger, resolve};
 pub use retry::{FailureDecision, on_step_error};
 pub use status::{RunStatus, StepStatus};
 

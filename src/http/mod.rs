@@ -4,8 +4,10 @@
 
 mod auth;
 mod body;
+mod connections;
 mod error;
 mod health;
+mod openapi;
 mod params;
 mod runs;
 mod views;
@@ -16,6 +18,7 @@ pub use error::ApiError;
 
 use crate::catalog::Catalog;
 use crate::events::Events;
+use crate::secrets::SecretBox;
 use crate::store::Store;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -31,15 +34,17 @@ pub struct AppState {
     pub catalog: Catalog,
     pub events: Events,
     pub keys: auth::KeyCache,
+    pub secrets: SecretBox,
 }
 
 impl AppState {
-    pub fn new(store: Store, catalog: Catalog, events: Events) -> AppState {
+    pub fn new(store: Store, catalog: Catalog, events: Events, secrets: SecretBox) -> AppState {
         AppState {
             store,
             catalog,
             events,
             keys: Default::default(),
+            secrets,
         }
     }
 }
@@ -62,10 +67,19 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::show))
         .route("/runs/{id}/cancel", post(runs::cancel))
+        .route(
+            "/connections",
+            get(connections::list).post(connections::create),
+        )
+        .route(
+            "/connections/{id}",
+            get(connections::show).delete(connections::delete),
+        )
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(health::healthz))
+        .route("/api/v1/openapi.json", get(openapi::document))
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed_fallback)
         .layer(DefaultBodyLimit::max(limits.body_bytes))

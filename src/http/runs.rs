@@ -7,9 +7,10 @@ use super::params::{QueryMap, limit, parse_query, wait};
 use super::views::run_view;
 use super::{AppState, ok, ok_list};
 use crate::api::{ErrorDetail, ListMeta, TriggerResponse};
-use crate::engine::RunStatus;
+use crate::engine::{ConnectionRef, ResolveError, RunStatus, check_trigger};
 use crate::store::{NewRun, RunFilter, RunRow, TriggerOutcome};
 use crate::time::now_ms;
+use crate::workflow::{CompiledWorkflow, StepKind};
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::IntoResponse;
@@ -101,6 +102,7 @@ pub async fn trigger(
                     .collect(),
             })?,
     };
+    check_connections(&state, &wf, body.connection_id.as_deref()).await?;
     let outcome = state
         .store
         .create_run(NewRun {
@@ -144,6 +146,38 @@ pub async fn trigger(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(resp)
+}
+
+/// SPEC §4: a run that could not get its connections is never queued.
+async fn check_connections(
+    state: &AppState,
+    wf: &CompiledWorkflow,
+    run_connection: Option<&str>,
+) -> Result<(), ApiError> {
+    let needs_any = run_connection.is_some()
+        || wf
+            .steps
+            .iter()
+            .any(|s| matches!(s.kind, StepKind::Action(_)));
+    if !needs_any {
+        return Ok(());
+    }
+    let all = state.store.list_connections().await?;
+    let refs: Vec<ConnectionRef> = all
+        .iter()
+        .map(|c| ConnectionRef {
+            id: &c.id,
+            provider: &c.provider,
+            active: c.status == "active",
+            is_default: c.is_default,
+        })
+        .collect();
+    check_trigger(wf, run_connection, &refs).map_err(|e| match e {
+        ResolveError::Invalid(m) => ApiError::InvalidConnection(m),
+        ResolveError::Required { provider, step_id } => ApiError::ConnectionRequired(format!(
+            "Step '{step_id}' needs an active {provider} connection: create one (flowctl connections create --provider {provider} …) or pass connectionId"
+        )),
+    })
 }
 
 /// Long-poll: register for the finish signal, then read, so no finish is missed.

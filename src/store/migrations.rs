@@ -4,7 +4,10 @@
 use super::StoreError;
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/001_initial.sql"),
+    include_str!("migrations/002_connections.sql"),
+];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
 

@@ -3,11 +3,13 @@
 //! into one transaction (group commit: one fsync for many triggers), and a
 //! small pool of read connections serves queries off the async runtime.
 
+mod connections;
 mod keys;
 mod migrations;
 mod runs;
 mod workflows;
 
+pub use connections::{ConnectionRow, ConnectionWrite};
 pub use keys::ApiKeyRow;
 pub use runs::{ClaimedRun, NewRun, RunFilter, RunRow, RunUpdate, StepRecord, TriggerOutcome};
 pub use workflows::{ApplyOutcome, WorkflowRow};

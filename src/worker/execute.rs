@@ -4,6 +4,7 @@
 
 use super::Worker;
 use super::steps::{StepError, run_action};
+use crate::actions::ActionKind;
 use crate::engine::{
     self, FailureDecision, Next, Prepared, RunFacts, RunStatus, Scope, StepRecord, StepStatus,
 };
@@ -173,7 +174,9 @@ impl RunExec {
                         rec.completed_at = Some(now);
                     }
                     StepKind::Wait => return self.wait_step(rec, prev, &config, now).await,
-                    StepKind::Action { .. } => return self.action_step(rec, step, config).await,
+                    StepKind::Action(kind) => {
+                        return self.action_step(rec, step, *kind, config).await;
+                    }
                 }
             }
         }
@@ -226,6 +229,7 @@ impl RunExec {
         &mut self,
         mut rec: StepRecord,
         step: &CompiledStep,
+        kind: ActionKind,
         config: Value,
     ) -> StepDone {
         rec.attempts += 1;
@@ -238,7 +242,7 @@ impl RunExec {
             return StepDone::Exit(Exit::Abandoned);
         }
         let result = tokio::select! {
-            r = run_action(&self.worker, &self.run, step, &config) => r,
+            r = run_action(&self.worker, &self.run, step, kind, &config) => r,
             _ = cancelled(self.cancel.clone()) => Err(StepError { error: json!({"code": "CANCELLED", "message": "step aborted: the run was cancelled"}), retryable: false, retry_after_ms: None }),
         };
         let now = now_ms();

@@ -5,8 +5,10 @@
 mod execute;
 mod steps;
 
+use crate::actions::Actions;
 use crate::catalog::Catalog;
 use crate::events::Events;
+use crate::secrets::SecretBox;
 use crate::store::Store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,15 +24,25 @@ pub struct Worker {
     pub(crate) store: Store,
     pub(crate) catalog: Catalog,
     pub(crate) events: Events,
+    pub(crate) actions: Actions,
+    pub(crate) secrets: SecretBox,
     workers: usize,
 }
 
 impl Worker {
-    pub fn new(store: Store, catalog: Catalog, events: Events, workers: usize) -> Worker {
+    pub fn new(
+        store: Store,
+        catalog: Catalog,
+        events: Events,
+        secrets: SecretBox,
+        workers: usize,
+    ) -> Worker {
         Worker {
             store,
             catalog,
             events,
+            actions: Actions::new(),
+            secrets,
             workers: workers.max(1),
         }
     }

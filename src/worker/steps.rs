@@ -1,10 +1,15 @@
-//! Side-effecting steps: resolves what an action needs and runs it with the
-//! step's timeout. Errors carry whether a retry may help.
+//! Side-effecting steps: resolves the step's connection (SPEC §4), decrypts
+//! its secret only for the call, runs the action with the step's timeout,
+//! and classifies failures as retryable or not.
 
 use super::Worker;
+use crate::actions::{ActionContext, ActionError, ActionKind, ResolvedConnection};
+use crate::engine::{ConnectionRef, ResolveError, resolve};
 use crate::store::RunRow;
+use crate::template::CompiledValue;
 use crate::workflow::CompiledStep;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 pub(crate) struct StepError {
     pub error: Value,
@@ -12,15 +17,137 @@ pub(crate) struct StepError {
     pub retry_after_ms: Option<u64>,
 }
 
+impl StepError {
+    fn fatal(code: &str, message: String) -> StepError {
+        StepError {
+            error: json!({"code": code, "message": message}),
+            retryable: false,
+            retry_after_ms: None,
+        }
+    }
+}
+
 pub(crate) async fn run_action(
-    _worker: &Worker,
-    _run: &RunRow,
+    worker: &Worker,
+    run: &RunRow,
     step: &CompiledStep,
-    _config: &Value,
+    kind: ActionKind,
+    config: &Value,
 ) -> Result<Value, StepError> {
-    Err(StepError {
-        error: json!({"code": "UNSUPPORTED", "message": format!("step '{}': {} steps are not available yet", step.id, step.kind.type_name())}),
-        retryable: false,
-        retry_after_ms: None,
+    let conn = connection_for(worker, run, step, kind).await?;
+    let timeout = Duration::from_millis(step.timeout_ms);
+    let ctx = ActionContext {
+        run_id: &run.id,
+        step_id: &step.id,
+        timeout,
+    };
+    // The action honours the timeout itself; this outer bound is a backstop.
+    let outcome = tokio::time::timeout(
+        timeout + Duration::from_secs(1),
+        worker.actions.execute(kind, config, conn.as_ref(), &ctx),
+    )
+    .await
+    .unwrap_or_else(|_| Err(ActionError::timeout(timeout)));
+    outcome.map_err(|e| {
+        let mut message = format!("step '{}' ({}): {}", step.id, kind.as_str(), e.message);
+        if let Some(source) = empty_field_template(step, &e) {
+            message.push_str(&format!(" — it is rendered from the template \"{source}\""));
+        }
+        StepError {
+            error: json!({"code": e.code, "message": message}),
+            retryable: e.retryable,
+            retry_after_ms: e.retry_after.map(|d| d.as_millis() as u64),
+        }
     })
+}
+
+/// For "'to' is empty"-style errors: the template that produced the field.
+fn empty_field_template(step: &CompiledStep, e: &ActionError) -> Option<String> {
+    if e.code != "INVALID_CONFIG" || !e.message.contains("empty") {
+        return None;
+    }
+    let CompiledValue::Object(fields) = &step.config else {
+        return None;
+    };
+    fields.iter().find_map(|(name, value)| match value {
+        CompiledValue::Template(t) if e.message.contains(&format!("'{name}'")) => {
+            Some(t.source().to_string())
+        }
+        _ => None,
+    })
+}
+
+async fn connection_for(
+    worker: &Worker,
+    run: &RunRow,
+    step: &CompiledStep,
+    kind: ActionKind,
+) -> Result<Option<ResolvedConnection>, StepError> {
+    let all = worker
+        .store
+        .list_connections()
+        .await
+        .map_err(|e| StepError {
+            error: json!({"code": "INTERNAL", "message": format!("cannot read connections: {e}")}),
+            retryable: true,
+            retry_after_ms: None,
+        })?;
+    let refs: Vec<ConnectionRef> = all
+        .iter()
+        .map(|c| ConnectionRef {
+            id: &c.id,
+            provider: &c.provider,
+            active: c.status == "active",
+            is_default: c.is_default,
+        })
+        .collect();
+    let chosen = match resolve(
+        kind.provider(),
+        run.connection_id.as_deref(),
+        step.connection.as_deref(),
+        &refs,
+    ) {
+        Ok(Some(id)) => id.to_string(),
+        Ok(None) if kind.requires_connection() => {
+            return Err(StepError::fatal(
+                "CONNECTION_REQUIRED",
+                format!(
+                    "step '{}' needs an active {} connection",
+                    step.id,
+                    kind.provider()
+                ),
+            ));
+        }
+        Ok(None) => return Ok(None),
+        Err(ResolveError::Invalid(m)) => {
+            return Err(StepError::fatal(
+                "INVALID_CONNECTION",
+                format!("step '{}': {m}", step.id),
+            ));
+        }
+        Err(ResolveError::Required { provider, .. }) => {
+            return Err(StepError::fatal(
+                "CONNECTION_REQUIRED",
+                format!("step '{}' needs an active {provider} connection", step.id),
+            ));
+        }
+    };
+    let Some(row) = all.into_iter().find(|c| c.id == chosen) else {
+        return Ok(None);
+    };
+    let secret = match &row.secret {
+        None => None,
+        Some(blob) => Some(worker.secrets.decrypt(blob).map_err(|_| {
+            StepError::fatal(
+                "INVALID_CONNECTION",
+                format!("the secret of connection '{}' cannot be decrypted with this server's key (FLOWCTL_SECRET_KEY or the key file changed?)", row.id),
+            )
+        })?),
+    };
+    Ok(Some(ResolvedConnection {
+        id: row.id,
+        provider: row.provider,
+        config: row.config,
+        secret,
+    }))
 }

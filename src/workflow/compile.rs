@@ -3,6 +3,7 @@
 
 use super::definition::*;
 use super::schema::InputSchema;
+use crate::actions::ActionKind;
 use crate::template::value::PathSeg;
 use crate::template::{CompiledValue, Template};
 use serde_json::{Map, Value, json};
@@ -324,20 +325,31 @@ fn compile_step(
             StepKind::Wait
         }
         "action" | "email" => {
-            if let Some(problem) =
-                crate::workflow::compile::action_problem(step_type, action.as_deref(), &config_raw)
-            {
-                ck.add(
-                    problem.0.iter().fold(base.clone(), |mut p, s| {
-                        p.push(json!(s));
-                        p
-                    }),
-                    problem.1,
-                );
-            }
-            StepKind::Action {
-                step_type: step_type.to_string(),
-                action,
+            // The seed writes an email step's `"action": "send"` inside its config.
+            let name = action.as_deref().or_else(|| {
+                config_raw
+                    .get("action")
+                    .and_then(Value::as_str)
+                    .filter(|_| step_type == "email")
+            });
+            match ActionKind::parse(step_type, name) {
+                Some(kind) => {
+                    for field in kind.missing_config(&config_raw) {
+                        let mut p = at("config");
+                        p.push(json!(field));
+                        ck.add(p, format!("required config field '{field}' is missing"));
+                    }
+                    StepKind::Action(kind)
+                }
+                None => {
+                    let known = ActionKind::known_actions().join(", ");
+                    let message = match name {
+                        Some(n) => format!("unknown action '{n}'; known: {known}"),
+                        None => format!("required for an action step; one of {known}"),
+                    };
+                    ck.add(at("action"), message);
+                    StepKind::Transform
+                }
             }
         }
         other => {
@@ -368,7 +380,7 @@ fn compile_step(
             None
         }
     };
-    let default_handling = if matches!(kind, StepKind::Action { .. }) {
+    let default_handling = if matches!(kind, StepKind::Action(_)) {
         ErrorHandling::Retry
     } else {
         ErrorHandling::Fail
@@ -442,54 +454,4 @@ fn retry_config(ck: &mut Checker, v: Option<&Value>, at: Vec<Value>) -> RetryCon
         }
     }
     rc
-}
-
-/// Known actions and the config fields each requires: (path under the step, message).
-pub(crate) fn action_problem(
-    step_type: &str,
-    action: Option<&str>,
-    config: &Value,
-) -> Option<(Vec<String>, String)> {
-    const ACTIONS: [(&str, &[&str]); 5] = [
-        ("http.request", &["url"]),
-        ("stripe.createCustomer", &[]),
-        ("stripe.createInvoice", &["customerId"]),
-        ("stripe.finalizeInvoice", &["invoiceId"]),
-        ("stripe.retrieveCustomer", &["customerId"]),
-    ];
-    let required: &[&str] = if step_type == "email" {
-        if !matches!(action, None | Some("send")) {
-            return Some((
-                vec!["action".into()],
-                "email steps support only action \"send\"".into(),
-            ));
-        }
-        &["to", "subject"]
-    } else {
-        let Some(name) = action else {
-            return Some((
-                vec!["action".into()],
-                "required for an action step, e.g. \"http.request\"".into(),
-            ));
-        };
-        match ACTIONS.iter().find(|(n, _)| *n == name) {
-            Some((_, req)) => req,
-            None => {
-                let known: Vec<&str> = ACTIONS.iter().map(|(n, _)| *n).collect();
-                return Some((
-                    vec!["action".into()],
-                    format!("unknown action '{name}'; known: {}", known.join(", ")),
-                ));
-            }
-        }
-    };
-    required
-        .iter()
-        .find(|f| config.get(**f).is_none())
-        .map(|f| {
-            (
-                vec!["config".into(), f.to_string()],
-                format!("required config field '{f}' is missing"),
-            )
-        })
 }

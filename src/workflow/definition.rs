@@ -1,6 +1,7 @@
 //! The compiled form of a workflow definition: what the engine executes.
 
 use super::schema::InputSchema;
+use crate::actions::ActionKind;
 use crate::template::{CompiledValue, Template};
 use serde_json::Value;
 
@@ -67,10 +68,7 @@ pub enum StepKind {
     Transform,
     Wait,
     /// `action` steps (`http.request`, `stripe.*`) and `email` steps.
-    Action {
-        step_type: String,
-        action: Option<String>,
-    },
+    Action(ActionKind),
 }
 
 impl StepKind {
@@ -78,7 +76,8 @@ impl StepKind {
         match self {
             StepKind::Transform => "transform",
             StepKind::Wait => "wait",
-            StepKind::Action { step_type, .. } => step_type,
+            StepKind::Action(ActionKind::Email) => "email",
+            StepKind::Action(_) => "action",
         }
     }
 }

@@ -1,0 +1,126 @@
+//! Connections: stored credentials. The secret column holds ciphertext made
+//! by the caller; this module never sees a secret in clear.
+
+use super::{Result, Store, StoreError, from_json, to_json};
+use rusqlite::{OptionalExtension, params};
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub struct ConnectionRow {
+    pub id: String,
+    pub provider: String,
+    pub name: String,
+    pub status: String,
+    pub is_default: bool,
+    pub config: Value,
+    pub secret: Option<Vec<u8>>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What a create/update writes; `secret: None` keeps a stored secret.
+#[derive(Debug, Clone)]
+pub struct ConnectionWrite {
+    pub id: String,
+    pub provider: String,
+    pub name: String,
+    pub status: String,
+    pub is_default: bool,
+    pub config: Value,
+    pub secret: Option<Vec<u8>>,
+}
+
+const COLUMNS: &str =
+    "id, provider, name, status, is_default, config, secret, created_at, updated_at";
+
+fn row(r: &rusqlite::Row) -> rusqlite::Result<(ConnectionRow, String)> {
+    Ok((
+        ConnectionRow {
+            id: r.get(0)?,
+            provider: r.get(1)?,
+            name: r.get(2)?,
+            status: r.get(3)?,
+            is_default: r.get::<_, i64>(4)? != 0,
+            config: Value::Null,
+            secret: r.get(6)?,
+            created_at: r.get(7)?,
+            updated_at: r.get(8)?,
+        },
+        r.get(5)?,
+    ))
+}
+
+fn decode((mut c, config): (ConnectionRow, String)) -> Result<ConnectionRow> {
+    c.config = from_json(Some(config))?;
+    Ok(c)
+}
+
+impl Store {
+    /// Create, or replace the connection with this id (`true` = created).
+    /// Setting `default` clears the provider's other default in the same commit.
+    pub async fn put_connection(
+        &self,
+        w: ConnectionWrite,
+        now: i64,
+    ) -> Result<(ConnectionRow, bool)> {
+        self.write(move |c| {
+            let existing: Option<String> = c
+                .query_row("SELECT provider FROM connections WHERE id = ?1", [&w.id], |r| r.get(0))
+                .optional()?;
+            if w.is_default {
+                c.execute(
+                    "UPDATE connections SET is_default = 0 WHERE provider = ?1 AND id != ?2",
+                    params![w.provider, w.id],
+                )?;
+            }
+            if existing.is_some() {
+                c.execute(
+                    "UPDATE connections SET provider = ?2, name = ?3, status = ?4, is_default = ?5, config = ?6, \
+                     secret = COALESCE(?7, secret), updated_at = ?8 WHERE id = ?1",
+                    params![w.id, w.provider, w.name, w.status, w.is_default, to_json(&w.config), w.secret, now],
+                )?;
+            } else {
+                c.execute(
+                    "INSERT INTO connections (id, provider, name, status, is_default, config, secret, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                    params![w.id, w.provider, w.name, w.status, w.is_default, to_json(&w.config), w.secret, now],
+                )?;
+            }
+            let stored = c.query_row(&format!("SELECT {COLUMNS} FROM connections WHERE id = ?1"), [&w.id], row)?;
+            Ok((decode(stored)?, existing.is_none()))
+        })
+        .await
+    }
+
+    pub async fn list_connections(&self) -> Result<Vec<ConnectionRow>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM connections ORDER BY provider, id"
+            ))?;
+            let rows = stmt.query_map([], row)?;
+            rows.map(|r| decode(r?)).collect()
+        })
+        .await
+    }
+
+    pub async fn get_connection(&self, id: String) -> Result<ConnectionRow> {
+        self.read(move |c| {
+            let found = c
+                .prepare_cached(&format!("SELECT {COLUMNS} FROM connections WHERE id = ?1"))?
+                .query_row([&id], row)
+                .optional()?;
+            decode(found.ok_or(StoreError::NotFound("connection"))?)
+        })
+        .await
+    }
+
+    pub async fn delete_connection(&self, id: String) -> Result<()> {
+        self.write(move |c| {
+            if c.execute("DELETE FROM connections WHERE id = ?1", [&id])? == 0 {
+                return Err(StoreError::NotFound("connection"));
+            }
+            Ok(())
+        })
+        .await
+    }
+}
