@@ -4,6 +4,9 @@
 //! never guessed with a sleep.
 #![allow(dead_code)]
 
+pub mod smtp;
+pub mod stripe;
+
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
