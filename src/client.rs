@@ -66,6 +66,7 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<Response, ClientError> {
         let url = format!("{}{}", self.base, path);
+        tracing::debug!(%method, path, "API request");
         let mut req = self
             .http
             .request(method, &url)

@@ -113,11 +113,6 @@ impl RunExec {
                     let failed = self.records[i]
                         .clone()
                         .unwrap_or_else(|| blank(&wf.steps[i], i));
-                    for (j, step) in wf.steps.iter().enumerate().skip(i + 1) {
-                        let mut r = blank(step, j);
-                        r.status = StepStatus::Skipped;
-                        self.unsaved.push(r);
-                    }
                     return self
                         .finish(
                             RunStatus::Failed,
@@ -300,6 +295,19 @@ impl RunExec {
     }
 
     async fn finish(&mut self, status: RunStatus, output: Value, error: Value) -> Exit {
+        // A run that ends early leaves no step looking as if it might still run.
+        if status != RunStatus::Completed {
+            for (i, step) in self.wf.steps.iter().enumerate() {
+                if self.records[i]
+                    .as_ref()
+                    .is_none_or(|r| !r.status.is_settled())
+                {
+                    let mut r = self.records[i].clone().unwrap_or_else(|| blank(step, i));
+                    r.status = StepStatus::Skipped;
+                    self.unsaved.push(r);
+                }
+            }
+        }
         let batch = std::mem::take(&mut self.unsaved);
         let update = RunUpdate {
             finish: Some((status.as_str().into(), output, error)),

@@ -6,6 +6,7 @@
 
 pub mod smtp;
 pub mod stripe;
+pub mod target;
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -24,7 +25,7 @@ pub struct Server {
     pub db: PathBuf,
     pub logs: Arc<Mutex<String>>,
     pub http: reqwest::Client,
-    extra_args: Vec<String>,
+    pub extra_args: Vec<String>,
 }
 
 pub fn env_for(cmd: &mut Command, home: &Path) {
