@@ -5,7 +5,9 @@
 use crate::catalog::Catalog;
 use crate::config::{Credentials, ServeSettings};
 use crate::events::Events;
+use crate::http::ratelimit::RateLimits;
 use crate::http::{AppState, Limits, router};
+use crate::metrics::Metrics;
 use crate::secrets::SecretBox;
 use crate::store::Store;
 use crate::worker::Worker;
@@ -42,7 +44,14 @@ impl App {
             )
         })?;
         let catalog = Catalog::new(store.clone());
-        let state = AppState::new(store.clone(), catalog, Events::default(), secrets);
+        let state = AppState::new(
+            store.clone(),
+            catalog,
+            Events::default(),
+            secrets,
+            RateLimits::new(settings.rate_limits),
+            Metrics::new(),
+        );
         Ok(App {
             listener,
             store,
@@ -76,6 +85,7 @@ impl App {
             self.state.catalog.clone(),
             self.state.events.clone(),
             self.state.secrets.clone(),
+            self.state.metrics.clone(),
             self.settings.workers,
         );
         let worker_task = tokio::spawn(worker.run(stop_rx.clone(), self.settings.shutdown_grace));

@@ -77,4 +77,5 @@ pub struct ServeSettings {
     pub retention_days: u32,
     pub shutdown_grace: std::time::Duration,
     pub body_limit_bytes: usize,
+    pub rate_limits: crate::http::ratelimit::RateLimitConfig,
 }

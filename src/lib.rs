@@ -13,6 +13,7 @@ pub mod engine;
 pub mod events;
 pub mod http;
 pub mod ids;
+pub mod metrics;
 pub mod secrets;
 pub mod store;
 pub mod template;

@@ -27,6 +27,15 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes
     #[arg(long, default_value_t = 1024 * 1024)]
     pub body_limit: usize,
+    /// Trigger requests per API key per minute (0 = no limit)
+    #[arg(long, default_value_t = 500)]
+    pub rate_limit_execute: u32,
+    /// GET requests per API key per minute (0 = no limit)
+    #[arg(long, default_value_t = 1000)]
+    pub rate_limit_read: u32,
+    /// Other POST, PUT and DELETE requests per API key per minute (0 = no limit)
+    #[arg(long, default_value_t = 200)]
+    pub rate_limit_write: u32,
     /// Log format on stderr: text or json
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -40,6 +49,11 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
         retention_days: args.retention_days,
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         body_limit_bytes: args.body_limit,
+        rate_limits: crate::http::ratelimit::RateLimitConfig {
+            execute: args.rate_limit_execute,
+            read: args.rate_limit_read,
+            write: args.rate_limit_write,
+        },
     };
     let db = settings.db.clone();
     let app = App::build(settings).await.map_err(|e| Failure {

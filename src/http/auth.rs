@@ -7,7 +7,7 @@ use super::error::ApiError;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -110,6 +110,25 @@ pub async fn authenticate(
     };
     // Logs name the key's id, never the key.
     tracing::debug!(key_id = %principal.key_id, "authenticated");
-    req.extensions_mut().insert(principal);
-    Ok(next.run(req).await)
+    let decision = state
+        .limits
+        .check(req.method(), req.uri().path(), &principal.key_id);
+    let mut response = match decision {
+        Some(d) if !d.allowed => {
+            state.metrics.rate_limited();
+            ApiError::RateLimited {
+                limit: d.limit,
+                retry_after_secs: d.retry_after_secs,
+            }
+            .into_response()
+        }
+        _ => {
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
+    };
+    if let Some(d) = decision {
+        d.write_headers(response.headers_mut());
+    }
+    Ok(response)
 }

@@ -4,7 +4,24 @@
 use super::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
+use axum::http::header;
 use serde::de::DeserializeOwned;
+
+/// JSON, or what clients send JSON as without saying so: `curl -d` declares a
+/// form body (the seed's cron example relies on it) and some tools send text.
+fn json_compatible(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence.is_empty()
+        || essence == "application/json"
+        || essence.ends_with("+json")
+        || essence == "application/x-www-form-urlencoded"
+        || essence == "text/plain"
+}
 
 /// Like `axum::Json`, but an empty body is `{}` and errors are `ApiError`s.
 pub struct JsonBody<T>(pub T);
@@ -17,6 +34,14 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(ct) = req.headers().get(header::CONTENT_TYPE)
+            && !json_compatible(ct.to_str().unwrap_or(""))
+        {
+            return Err(ApiError::InvalidRequest(format!(
+                "Content-Type {} is not supported: send JSON with Content-Type: application/json",
+                ct.to_str().unwrap_or("(not text)")
+            )));
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge("Request body is too large".into())
@@ -29,8 +54,6 @@ where
         } else {
             &bytes
         };
-        // `curl -d` declares a form body; the seed's cron example relies on it,
-        // so the declared content type is not checked: the body must be JSON.
         let text = std::str::from_utf8(bytes)
             .map_err(|_| ApiError::InvalidRequest("Request body is not valid UTF-8".into()))?;
         serde_json::from_str(text)

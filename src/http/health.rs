@@ -1,8 +1,9 @@
-//! `GET /healthz`: liveness plus a real database round trip.
+//! `GET /healthz` (liveness plus a real database round trip) and `GET /metrics`.
 
 use super::error::ApiError;
 use super::{AppState, ok};
 use axum::extract::State;
+use axum::http::header;
 use axum::response::IntoResponse;
 use serde_json::json;
 
@@ -12,4 +13,17 @@ pub async fn healthz(State(state): State<AppState>) -> Result<impl IntoResponse,
         .read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
         .await?;
     Ok(ok(json!({"status": "ok"})))
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let by_status = state.store.count_runs_by_status().await?;
+    let depth = state.store.queue_depth(crate::time::now_ms()).await?;
+    let text = state.metrics.render(&by_status, depth);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    ))
 }

@@ -9,6 +9,7 @@ mod error;
 mod health;
 mod openapi;
 mod params;
+pub mod ratelimit;
 mod runs;
 mod views;
 mod workflows;
@@ -18,6 +19,7 @@ pub use error::ApiError;
 
 use crate::catalog::Catalog;
 use crate::events::Events;
+use crate::metrics::Metrics;
 use crate::secrets::SecretBox;
 use crate::store::Store;
 use axum::Router;
@@ -25,8 +27,11 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use ratelimit::RateLimits;
 use serde::Serialize;
 use std::any::Any;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -35,16 +40,27 @@ pub struct AppState {
     pub events: Events,
     pub keys: auth::KeyCache,
     pub secrets: SecretBox,
+    pub limits: RateLimits,
+    pub metrics: Metrics,
 }
 
 impl AppState {
-    pub fn new(store: Store, catalog: Catalog, events: Events, secrets: SecretBox) -> AppState {
+    pub fn new(
+        store: Store,
+        catalog: Catalog,
+        events: Events,
+        secrets: SecretBox,
+        limits: RateLimits,
+        metrics: Metrics,
+    ) -> AppState {
         AppState {
             store,
             catalog,
             events,
             keys: Default::default(),
             secrets,
+            limits,
+            metrics,
         }
     }
 }
@@ -79,6 +95,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(health::metrics))
         .route("/api/v1/openapi.json", get(openapi::document))
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed_fallback)
@@ -86,7 +103,20 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Every log line of a request carries its id (also echoed as `x-request-id`).
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
 }
 
 fn panic_response(_: Box<dyn Any + Send + 'static>) -> axum::response::Response {

@@ -77,6 +77,7 @@ pub async fn trigger(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
     who.require(&["workflows:execute"])?;
+    let accepted_from = Instant::now();
     let q = parse_query(q.as_deref())?;
     let wait_for = wait(&q)?;
     let (row, wf) = state.catalog.head(&id).await?;
@@ -116,6 +117,9 @@ pub async fn trigger(
             idempotency_ttl_ms: IDEMPOTENCY_TTL_MS,
         })
         .await?;
+    state
+        .metrics
+        .observe_trigger(accepted_from.elapsed().as_secs_f64());
     let (mut run, replayed) = match outcome {
         TriggerOutcome::Created(run) => {
             state.events.run_queued();

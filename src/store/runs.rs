@@ -381,7 +381,17 @@ impl Store {
         .await
     }
 
-    /// Queue depth for metrics and tests: runs waiting to be claimed.
+    /// Runs due now and waiting for a worker.
+    pub async fn queue_depth(&self, now: i64) -> Result<i64> {
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT COUNT(*) FROM runs WHERE ready = 1 AND not_before <= ?1")?
+                    .query_row([now], |r| r.get(0))?,
+            )
+        })
+        .await
+    }
+
     pub async fn count_runs_by_status(&self) -> Result<Vec<(String, i64)>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached("SELECT status, COUNT(*) FROM runs GROUP BY status")?;

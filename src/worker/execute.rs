@@ -131,6 +131,16 @@ impl RunExec {
                     let outcome = self.step(i, step, prepared).await;
                     match outcome {
                         StepDone::Settled(record) => {
+                            if let (Some(start), Some(end)) =
+                                (record.started_at, record.completed_at)
+                            {
+                                let secs = (end - start).max(0) as f64 / 1000.0;
+                                self.worker.metrics.observe_step(
+                                    step.kind.type_name(),
+                                    record.status.as_str(),
+                                    secs,
+                                );
+                            }
                             scope.record(&record);
                             self.records[i] = Some(record.clone());
                             self.unsaved.push(record);

@@ -8,6 +8,7 @@ mod steps;
 use crate::actions::Actions;
 use crate::catalog::Catalog;
 use crate::events::Events;
+use crate::metrics::Metrics;
 use crate::secrets::SecretBox;
 use crate::store::Store;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub struct Worker {
     pub(crate) events: Events,
     pub(crate) actions: Actions,
     pub(crate) secrets: SecretBox,
+    pub(crate) metrics: Metrics,
     workers: usize,
 }
 
@@ -35,6 +37,7 @@ impl Worker {
         catalog: Catalog,
         events: Events,
         secrets: SecretBox,
+        metrics: Metrics,
         workers: usize,
     ) -> Worker {
         Worker {
@@ -43,6 +46,7 @@ impl Worker {
             events,
             actions: Actions::new(),
             secrets,
+            metrics,
             workers: workers.max(1),
         }
     }

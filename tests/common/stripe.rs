@@ -82,8 +82,10 @@ async fn handle(
 impl StripeStandIn {
     pub async fn start() -> StripeStandIn {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut s = StripeStandIn::default();
-        s.url = format!("http://{}", listener.local_addr().unwrap());
+        let s = StripeStandIn {
+            url: format!("http://{}", listener.local_addr().unwrap()),
+            ..Default::default()
+        };
         let app = Router::new().fallback(handle).with_state(s.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         s

@@ -55,8 +55,10 @@ async fn hit(State(t): State<Target>, Path(name): Path<String>, Query(o): Query<
 impl Target {
     pub async fn start() -> Target {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut t = Target::default();
-        t.url = format!("http://{}", listener.local_addr().unwrap());
+        let t = Target {
+            url: format!("http://{}", listener.local_addr().unwrap()),
+            ..Default::default()
+        };
         let app = Router::new()
             .route("/hit/{name}", axum::routing::any(hit))
             .with_state(t.clone());

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Soak (bounded, loopback only): 10 000 runs while killing and restarting the
+# server at random five times; see scripts/soak.py for the checks.
+# RUNS, KILLS, WORKERS and SOAK_SECONDS override the defaults.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked
+exec python3 scripts/soak.py target/release/flowctl

@@ -1,0 +1,198 @@
+//! `GET /api/v1/openapi.json`: the OpenAPI 3.1 description of this API, built
+//! once from `serde_json::json!` pieces. Paths live in `openapi/paths.rs` and
+//! `openapi/more_paths.rs`, shared schemas, parameters, headers and error
+//! responses in `openapi/components.rs`. `tests/openapi.rs` keeps it true:
+//! every route served is documented and real answers match their schemas.
+//! Depends only on serde_json.
+
+mod components;
+mod more_paths;
+mod paths;
+
+use axum::Json;
+use axum::response::IntoResponse;
+use serde_json::{Map, Value, json};
+use std::sync::OnceLock;
+
+/// The handler: the same document on every call, no authentication.
+pub async fn document() -> impl IntoResponse {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    Json(DOC.get_or_init(spec).clone())
+}
+
+/// The whole document.
+pub fn spec() -> Value {
+    let mut paths = Map::new();
+    for group in [paths::runs(), paths::workflows(), more_paths::others()] {
+        if let Value::Object(m) = group {
+            paths.extend(m);
+        }
+    }
+    json!({
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+        "info": {
+            "title": "flowctl API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": concat!(
+                "Workflow server API (SPEC §6). JSON in, JSON out: every answer is an envelope, ",
+                "`{\"success\": true, \"data\": …}` or `{\"success\": false, \"error\": {\"code\", ",
+                "\"message\", \"details\"?}}` (except `/metrics`, Prometheus text, and this ",
+                "document). Authenticate with `x-api-key: wfk_…` or `Authorization: Bearer wfk_…`; ",
+                "each operation names the scope it needs (`x-required-scopes`, any one suffices; ",
+                "`admin` grants all). Every authenticated answer carries `X-RateLimit-Limit`, ",
+                "`X-RateLimit-Remaining` and `X-RateLimit-Reset`; a 429 also `Retry-After`. ",
+                "A path that does not exist answers 404 `NOT_FOUND` (\"Route not found\") and a ",
+                "method a path does not list answers 405 `METHOD_NOT_ALLOWED`, both with the ",
+                "error envelope (`components.responses.RouteNotFound` / `MethodNotAllowed`)."
+            ),
+            "license": {"name": "MIT", "identifier": "MIT"}
+        },
+        "servers": [{"url": "/", "description": "this server"}],
+        "security": [{"ApiKey": []}, {"Bearer": []}],
+        "tags": [
+            {"name": "runs", "description": "Trigger, inspect and cancel runs"},
+            {"name": "workflows", "description": "Workflow definitions, versions and status"},
+            {"name": "connections", "description": "Stored provider credentials (secrets are write-only)"},
+            {"name": "operations", "description": "Health, metrics and this document"}
+        ],
+        "paths": paths,
+        "components": components::all(),
+    })
+}
+
+/// `{"$ref": "#/components/<kind>/<name>"}`
+fn reference(kind: &str, name: &str) -> Value {
+    json!({"$ref": format!("#/components/{kind}/{name}")})
+}
+
+fn schema(name: &str) -> Value {
+    reference("schemas", name)
+}
+
+fn param(name: &str) -> Value {
+    reference("parameters", name)
+}
+
+/// The rate-limit headers every authenticated answer carries.
+fn rate_limit_headers() -> Value {
+    json!({
+        "X-RateLimit-Limit": reference("headers", "X-RateLimit-Limit"),
+        "X-RateLimit-Remaining": reference("headers", "X-RateLimit-Remaining"),
+        "X-RateLimit-Reset": reference("headers", "X-RateLimit-Reset"),
+    })
+}
+
+/// The success envelope around `data`.
+fn envelope(data: Value) -> Value {
+    json!({
+        "type": "object",
+        "required": ["success", "data"],
+        "properties": {"success": {"const": true}, "data": data}
+    })
+}
+
+/// A 2xx answer of an authenticated route: envelope + rate-limit headers.
+fn success(description: &str, data: Value) -> Value {
+    json!({
+        "description": description,
+        "headers": rate_limit_headers(),
+        "content": {"application/json": {"schema": envelope(data)}}
+    })
+}
+
+/// A 2xx list answer: `data` is an array of `item`, plus `meta` for paging.
+fn success_list(description: &str, item: Value) -> Value {
+    json!({
+        "description": description,
+        "headers": rate_limit_headers(),
+        "content": {"application/json": {"schema": {
+            "type": "object",
+            "required": ["success", "data", "meta"],
+            "properties": {
+                "success": {"const": true},
+                "data": {"type": "array", "items": item},
+                "meta": schema("ListMeta")
+            }
+        }}}
+    })
+}
+
+/// The shared error responses (`components/responses`) for these statuses.
+fn error_refs(statuses: &[u16]) -> Vec<(String, Value)> {
+    statuses
+        .iter()
+        .map(|s| {
+            let name = match s {
+                400 => "BadRequest",
+                401 => "Unauthorized",
+                403 => "Forbidden",
+                404 => "NotFound",
+                413 => "PayloadTooLarge",
+                429 => "RateLimited",
+                500 => "Internal",
+                other => panic!("no shared error response for {other}"),
+            };
+            (s.to_string(), reference("responses", name))
+        })
+        .collect()
+}
+
+/// One operation. `scope` None means the route needs no key.
+struct Op<'a> {
+    id: &'a str,
+    tag: &'a str,
+    summary: &'a str,
+    scopes: Option<&'a [&'a str]>,
+    params: Vec<Value>,
+    body: Option<Value>,
+    ok: Vec<(&'a str, Value)>,
+    errors: &'a [u16],
+}
+
+impl Op<'_> {
+    fn build(self) -> Value {
+        let mut responses = Map::new();
+        for (status, resp) in self.ok {
+            responses.insert(status.into(), resp);
+        }
+        responses.extend(error_refs(self.errors));
+        let mut op = json!({
+            "operationId": self.id,
+            "tags": [self.tag],
+            "summary": self.summary,
+            "responses": responses,
+        });
+        match self.scopes {
+            Some(scopes) => {
+                op["x-required-scopes"] = json!(scopes);
+                op["description"] = json!(format!(
+                    "{}. Scope: {} (or `admin`).",
+                    self.summary,
+                    scopes
+                        .iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ));
+            }
+            None => op["security"] = json!([]),
+        }
+        if !self.params.is_empty() {
+            op["parameters"] = json!(self.params);
+        }
+        if let Some(body) = self.body {
+            op["requestBody"] = body;
+        }
+        op
+    }
+}
+
+/// A JSON request body.
+fn json_body(required: bool, description: &str, schema: Value, example: Value) -> Value {
+    json!({
+        "required": required,
+        "description": description,
+        "content": {"application/json": {"schema": schema, "example": example}}
+    })
+}

@@ -1,0 +1,329 @@
+//! Shared pieces of the OpenAPI document: wire schemas (`crate::api`),
+//! parameters, headers, error responses and security schemes.
+
+use super::{reference, schema};
+use crate::api::codes;
+use crate::engine::RunStatus;
+use serde_json::{Value, json};
+
+pub(super) fn all() -> Value {
+    json!({
+        "securitySchemes": {
+            "ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key",
+                "description": "`wfk_` + 32 base62 characters"},
+            "Bearer": {"type": "http", "scheme": "bearer",
+                "description": "The same API key as `Authorization: Bearer wfk_…`"}
+        },
+        "schemas": schemas(),
+        "parameters": parameters(),
+        "headers": headers(),
+        "responses": responses(),
+    })
+}
+
+const TIMESTAMP: &str = "RFC 3339 UTC with milliseconds";
+
+fn timestamp() -> Value {
+    json!({"type": "string", "format": "date-time", "description": TIMESTAMP})
+}
+
+fn nullable_timestamp() -> Value {
+    json!({"type": ["string", "null"], "format": "date-time", "description": TIMESTAMP})
+}
+
+const WORKFLOW_STATUSES: [&str; 4] = ["draft", "active", "paused", "archived"];
+const STEP_STATUSES: [&str; 7] = [
+    "pending",
+    "running",
+    "retrying",
+    "waiting",
+    "completed",
+    "failed",
+    "skipped",
+];
+
+fn schemas() -> Value {
+    json!({
+        "ErrorEnvelope": {
+            "type": "object",
+            "required": ["success", "error"],
+            "properties": {
+                "success": {"const": false},
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string", "enum": all_codes()},
+                        "message": {"type": "string"},
+                        "details": {"type": "array", "items": schema("ErrorDetail")}
+                    }
+                }
+            }
+        },
+        "ErrorDetail": {
+            "type": "object",
+            "required": ["path", "message"],
+            "properties": {
+                "path": {"type": "array", "items": {"type": ["string", "integer"]},
+                    "description": "JSON path of the problem, e.g. [\"items\", 0, \"quantity\"]"},
+                "message": {"type": "string"}
+            }
+        },
+        "ListMeta": {
+            "type": "object",
+            "required": ["cursor", "hasMore"],
+            "properties": {
+                "cursor": {"type": ["string", "null"],
+                    "description": "Pass as `cursor` to get the next page; null on the last page"},
+                "hasMore": {"type": "boolean"}
+            }
+        },
+        "TriggerRequest": {
+            "type": "object",
+            "description": "An empty body is `{}`. Unknown fields are ignored.",
+            "properties": {
+                "input": {"type": ["object", "null"],
+                    "description": "Checked against the workflow's inputSchema after defaults"},
+                "connectionId": {"type": ["string", "null"], "minLength": 1, "maxLength": 128},
+                "idempotencyKey": {"type": ["string", "null"], "minLength": 1, "maxLength": 255,
+                    "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
+                    "description": "Scoped per workflow, remembered 24 hours"}
+            }
+        },
+        "TriggerResponse": {
+            "type": "object",
+            "required": ["runId", "status", "workflowId", "workflowVersion"],
+            "properties": {
+                "runId": {"type": "string"},
+                "status": {"type": "string", "enum": RunStatus::ALL},
+                "workflowId": {"type": "string"},
+                "workflowVersion": {"type": "integer", "minimum": 1},
+                "output": {"description": "Only with `?wait=` when the run finished in time"},
+                "error": {"description": "Only with `?wait=` when the run finished in time"}
+            }
+        },
+        "Run": {
+            "type": "object",
+            "required": ["id", "status", "workflowId", "workflowVersion", "input", "output",
+                "error", "idempotencyKey", "connectionId", "createdAt", "startedAt",
+                "completedAt", "durationMs"],
+            "properties": {
+                "id": {"type": "string"},
+                "status": {"type": "string", "enum": RunStatus::ALL},
+                "workflowId": {"type": "string"},
+                "workflowVersion": {"type": "integer", "minimum": 1},
+                "input": {"type": "object"},
+                "output": {"description": "The run's output (any JSON); null until completed"},
+                "error": {"description": "null, or {code, message, stepId?} when the run failed"},
+                "idempotencyKey": {"type": ["string", "null"]},
+                "connectionId": {"type": ["string", "null"]},
+                "createdAt": timestamp(),
+                "startedAt": nullable_timestamp(),
+                "completedAt": nullable_timestamp(),
+                "durationMs": {"type": ["integer", "null"]},
+                "steps": {"type": "array", "items": schema("Step"),
+                    "description": "One entry per step of the definition; left out of run lists"}
+            }
+        },
+        "Step": {
+            "type": "object",
+            "required": ["id", "name", "type", "status", "output", "error", "attempts",
+                "startedAt", "completedAt"],
+            "properties": {
+                "id": {"type": "string"},
+                "name": {"type": ["string", "null"]},
+                "type": {"type": "string", "enum": ["transform", "action", "email", "wait"]},
+                "status": {"type": "string", "enum": STEP_STATUSES},
+                "output": {},
+                "error": {},
+                "attempts": {"type": "integer", "minimum": 0},
+                "warnings": {"type": "array", "items": {"type": "string"},
+                    "description": "e.g. unresolved template paths; left out when empty"},
+                "startedAt": nullable_timestamp(),
+                "completedAt": nullable_timestamp()
+            }
+        },
+        "WorkflowDefinition": super::more_paths::definition_schema(),
+        "ApplyResult": {
+            "type": "object",
+            "required": ["id", "version", "status", "changed", "result"],
+            "properties": {
+                "id": {"type": "string"},
+                "version": {"type": "integer", "minimum": 1},
+                "status": {"type": "string", "enum": WORKFLOW_STATUSES},
+                "changed": {"type": "boolean"},
+                "result": {"type": "string", "enum": ["created", "updated", "unchanged"]}
+            }
+        },
+        "Workflow": {
+            "type": "object",
+            "required": ["id", "name", "status", "version", "versions", "createdAt", "updatedAt"],
+            "properties": {
+                "id": {"type": "string"},
+                "name": {"type": "string"},
+                "status": {"type": "string", "enum": WORKFLOW_STATUSES},
+                "version": {"type": "integer", "minimum": 1, "description": "Latest version"},
+                "versions": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+                "createdAt": timestamp(),
+                "updatedAt": timestamp(),
+                "definition": {"type": "object",
+                    "description": "The latest definition; only on GET /api/v1/workflows/{id}"}
+            }
+        },
+        "WorkflowVersion": {
+            "type": "object",
+            "required": ["workflowId", "version", "createdAt", "definition"],
+            "properties": {
+                "workflowId": {"type": "string"},
+                "version": {"type": "integer"},
+                "createdAt": timestamp(),
+                "definition": {"type": "object"}
+            }
+        },
+        "ConnectionRequest": {
+            "type": "object",
+            "required": ["provider", "name"],
+            "properties": {
+                "provider": {"type": "string", "enum": ["stripe", "smtp", "http"]},
+                "name": {"type": "string", "minLength": 1},
+                "id": {"type": "string", "pattern": "^conn_[A-Za-z0-9_]{1,64}$"},
+                "config": {"type": "object"},
+                "secret": {"type": "string", "writeOnly": true,
+                    "description": "Encrypted at rest, never returned"},
+                "default": {"type": "boolean"},
+                "status": {"type": "string", "enum": ["active", "inactive"]}
+            }
+        },
+        "Connection": {
+            "type": "object",
+            "required": ["id", "provider", "name", "status", "default", "config", "hasSecret",
+                "createdAt", "updatedAt"],
+            "properties": {
+                "id": {"type": "string"},
+                "provider": {"type": "string", "enum": ["stripe", "smtp", "http"]},
+                "name": {"type": "string"},
+                "status": {"type": "string", "enum": ["active", "inactive"]},
+                "default": {"type": "boolean"},
+                "config": {"type": "object"},
+                "hasSecret": {"type": "boolean"},
+                "createdAt": timestamp(),
+                "updatedAt": timestamp()
+            }
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {"status": {"const": "ok"}}
+        }
+    })
+}
+
+fn all_codes() -> Vec<&'static str> {
+    use codes::*;
+    vec![
+        UNAUTHORIZED,
+        FORBIDDEN,
+        NOT_FOUND,
+        INVALID_STATUS,
+        VALIDATION_ERROR,
+        INVALID_REQUEST,
+        CONNECTION_REQUIRED,
+        INVALID_CONNECTION,
+        PAYLOAD_TOO_LARGE,
+        METHOD_NOT_ALLOWED,
+        RATE_LIMITED,
+        INTERNAL,
+    ]
+}
+
+fn parameters() -> Value {
+    let path_id = |description: &str| {
+        json!({"name": "id", "in": "path", "required": true, "description": description,
+            "schema": {"type": "string", "minLength": 1}})
+    };
+    json!({
+        "WorkflowId": path_id("Workflow id (`wf_…`)"),
+        "RunId": path_id("Run id"),
+        "ConnectionId": path_id("Connection id (`conn_…`)"),
+        "VersionNumber": {"name": "n", "in": "path", "required": true,
+            "description": "Version number", "schema": {"type": "integer", "minimum": 1}},
+        "Wait": {"name": "wait", "in": "query", "required": false,
+            "description": "Seconds (0 to 60) to wait for the run to finish before answering",
+            "schema": {"type": "number", "minimum": 0, "maximum": 60}},
+        "Limit": {"name": "limit", "in": "query", "required": false,
+            "description": "Page size", "schema": {"type": "integer", "minimum": 1,
+                "maximum": 100, "default": 20}},
+        "Cursor": {"name": "cursor", "in": "query", "required": false,
+            "description": "`meta.cursor` of the previous page", "schema": {"type": "string"}},
+        "WorkflowIdFilter": {"name": "workflowId", "in": "query", "required": false,
+            "description": "Only runs of this workflow", "schema": {"type": "string"}},
+        "RunStatusFilter": {"name": "status", "in": "query", "required": false,
+            "description": "Only runs in this status",
+            "schema": {"type": "string", "enum": RunStatus::ALL}}
+    })
+}
+
+fn headers() -> Value {
+    let int = |description: &str, required: bool| {
+        json!({"description": description, "required": required,
+            "schema": {"type": "integer", "minimum": 0}})
+    };
+    json!({
+        "X-RateLimit-Limit": int("Requests per minute allowed for this key and category", true),
+        "X-RateLimit-Remaining": int("Requests left in the current window", true),
+        "X-RateLimit-Reset": int("Seconds until the window is full again", true),
+        "Retry-After": int("Seconds to wait before retrying", true),
+        "Idempotent-Replayed": {"description": "The run already existed for this idempotency key",
+            "required": true, "schema": {"type": "string", "const": "true"}}
+    })
+}
+
+/// An error answer whose `error.code` is one of `codes`.
+fn error_response(description: &str, codes: &[&str], headers: Value) -> Value {
+    json!({
+        "description": description,
+        "headers": headers,
+        "content": {"application/json": {"schema": {
+            "allOf": [
+                schema("ErrorEnvelope"),
+                {"properties": {"error": {"properties": {"code": {"enum": codes}}}}}
+            ]
+        }}}
+    })
+}
+
+fn responses() -> Value {
+    use codes::*;
+    json!({
+        "BadRequest": error_response(
+            "Malformed JSON, wrong field types or bad parameters (`INVALID_REQUEST`), input \
+             that breaks the workflow's schema or an invalid definition (`VALIDATION_ERROR`, \
+             with `details`), a workflow that is not active (`INVALID_STATUS`), a missing or \
+             unusable connection (`CONNECTION_REQUIRED`, `INVALID_CONNECTION`)",
+            &[INVALID_REQUEST, VALIDATION_ERROR, INVALID_STATUS, CONNECTION_REQUIRED,
+                INVALID_CONNECTION],
+            json!({})),
+        "Unauthorized": error_response("Missing, unknown or revoked API key",
+            &[UNAUTHORIZED], json!({})),
+        "Forbidden": error_response("The key lacks the scope; the message names it",
+            &[FORBIDDEN], json!({})),
+        "NotFound": error_response("No such resource", &[NOT_FOUND], json!({})),
+        "RouteNotFound": error_response("No such route (message \"Route not found\")",
+            &[NOT_FOUND], json!({})),
+        "MethodNotAllowed": error_response("The path exists but not with this method",
+            &[METHOD_NOT_ALLOWED], json!({})),
+        "PayloadTooLarge": error_response("The body is over the limit (default 1 MiB)",
+            &[PAYLOAD_TOO_LARGE], json!({})),
+        "RateLimited": error_response(
+            "Rate limit exceeded for this key and category (execute, read or write)",
+            &[RATE_LIMITED],
+            json!({
+                "Retry-After": reference("headers", "Retry-After"),
+                "X-RateLimit-Limit": reference("headers", "X-RateLimit-Limit"),
+                "X-RateLimit-Remaining": reference("headers", "X-RateLimit-Remaining"),
+                "X-RateLimit-Reset": reference("headers", "X-RateLimit-Reset"),
+            })),
+        "Internal": error_response("Unexpected server error; no internals in the body",
+            &[INTERNAL], json!({})),
+    })
+}

@@ -1,0 +1,189 @@
+//! Paths of the run and workflow routes (`http/runs.rs`, `http/workflows.rs`).
+
+use super::{Op, json_body, param, schema, success, success_list};
+use serde_json::{Value, json};
+
+const EXECUTE: &[&str] = &["workflows:execute"];
+const RUNS_READ: &[&str] = &["runs:read"];
+const RUN_STATUS: &[&str] = &["runs:read", "workflows:execute"];
+const RUNS_WRITE: &[&str] = &["runs:write"];
+const WF_READ: &[&str] = &["workflows:read"];
+const WF_WRITE: &[&str] = &["workflows:write"];
+
+/// Follow-up operations on the run a trigger created (for stateful testing).
+fn run_links() -> Value {
+    let run_id = json!({"id": "$response.body#/data/runId"});
+    json!({
+        "GetRun": {"operationId": "getRun", "parameters": run_id},
+        "CancelRun": {"operationId": "cancelRun", "parameters": run_id}
+    })
+}
+
+pub(super) fn runs() -> Value {
+    let mut created = success("A new run was queued", schema("TriggerResponse"));
+    created["links"] = run_links();
+    let mut replayed = success(
+        "The idempotency key was seen before: the existing run, nothing started",
+        schema("TriggerResponse"),
+    );
+    replayed["headers"]["Idempotent-Replayed"] =
+        json!({"$ref": "#/components/headers/Idempotent-Replayed"});
+    replayed["links"] = run_links();
+    json!({
+        "/api/v1/workflows/{id}/run": {
+            "parameters": [param("WorkflowId")],
+            "post": Op {
+                id: "triggerRun",
+                tag: "runs",
+                summary: "Trigger a run of an active workflow",
+                scopes: Some(EXECUTE),
+                params: vec![param("Wait")],
+                body: Some(json_body(
+                    false,
+                    "Run input and options; an empty body is `{}`",
+                    schema("TriggerRequest"),
+                    json!({"input": {"customerId": "cus_123", "amount": 4999},
+                        "idempotencyKey": "order-1001"}),
+                )),
+                ok: vec![("202", created), ("200", replayed)],
+                errors: &[400, 401, 403, 404, 413, 429, 500],
+            }.build()
+        },
+        "/api/v1/runs": {
+            "get": Op {
+                id: "listRuns",
+                tag: "runs",
+                summary: "List runs, newest first",
+                scopes: Some(RUNS_READ),
+                params: vec![param("WorkflowIdFilter"), param("RunStatusFilter"), param("Limit"),
+                    param("Cursor")],
+                body: None,
+                ok: vec![("200", success_list("One page of runs (without steps)", schema("Run")))],
+                errors: &[400, 401, 403, 429, 500],
+            }.build()
+        },
+        "/api/v1/runs/{id}": {
+            "parameters": [param("RunId")],
+            "get": Op {
+                id: "getRun",
+                tag: "runs",
+                summary: "A run's status, output and steps; `?wait=` long-polls until it finishes",
+                scopes: Some(RUN_STATUS),
+                params: vec![param("Wait")],
+                body: None,
+                ok: vec![("200", success("The run", schema("Run")))],
+                errors: &[400, 401, 403, 404, 429, 500],
+            }.build()
+        },
+        "/api/v1/runs/{id}/cancel": {
+            "parameters": [param("RunId")],
+            "post": Op {
+                id: "cancelRun",
+                tag: "runs",
+                summary: "Cancel a run: a pending run never starts, a running one stops before its next step",
+                scopes: Some(RUNS_WRITE),
+                params: vec![],
+                body: None,
+                ok: vec![("200", success("The run after the cancel request", schema("Run")))],
+                errors: &[400, 401, 403, 404, 429, 500],
+            }.build()
+        },
+    })
+}
+
+/// The answer of a status change: the workflow without its definition.
+fn status_change(id: &'static str, summary: &'static str) -> Value {
+    Op {
+        id,
+        tag: "workflows",
+        summary,
+        scopes: Some(WF_WRITE),
+        params: vec![],
+        body: None,
+        ok: vec![(
+            "200",
+            success("The workflow with its new status", schema("Workflow")),
+        )],
+        errors: &[400, 401, 403, 404, 429, 500],
+    }
+    .build()
+}
+
+pub(super) fn workflows() -> Value {
+    let workflow_link = json!({"GetWorkflow": {"operationId": "getWorkflow",
+        "parameters": {"id": "$response.body#/data/id"}}});
+    let mut created = success("A new workflow (version 1)", schema("ApplyResult"));
+    created["links"] = workflow_link.clone();
+    let mut updated = success(
+        "An existing workflow: a new version (`updated`) or identical content (`unchanged`)",
+        schema("ApplyResult"),
+    );
+    updated["links"] = workflow_link;
+    json!({
+        "/api/v1/workflows": {
+            "get": Op {
+                id: "listWorkflows",
+                tag: "workflows",
+                summary: "List workflows by id",
+                scopes: Some(WF_READ),
+                params: vec![param("Limit"), param("Cursor")],
+                body: None,
+                ok: vec![("200", success_list("One page of workflows (without definitions)",
+                    schema("Workflow")))],
+                errors: &[400, 401, 403, 429, 500],
+            }.build(),
+            "post": Op {
+                id: "applyWorkflow",
+                tag: "workflows",
+                summary: "Apply one workflow definition (create, or store a new version)",
+                scopes: Some(WF_WRITE),
+                params: vec![],
+                body: Some(json_body(
+                    true,
+                    "A workflow definition (SPEC §1)",
+                    schema("WorkflowDefinition"),
+                    json!({"id": "wf_echo", "name": "Echo", "trigger": {"type": "api"},
+                        "steps": [{"id": "echo", "type": "transform",
+                            "config": {"mapping": {"got": "{{input}}"}}}]}),
+                )),
+                ok: vec![("201", created), ("200", updated)],
+                errors: &[400, 401, 403, 413, 429, 500],
+            }.build()
+        },
+        "/api/v1/workflows/{id}": {
+            "parameters": [param("WorkflowId")],
+            "get": Op {
+                id: "getWorkflow",
+                tag: "workflows",
+                summary: "One workflow with its latest definition, status and versions",
+                scopes: Some(WF_READ),
+                params: vec![],
+                body: None,
+                ok: vec![("200", success("The workflow", schema("Workflow")))],
+                errors: &[400, 401, 403, 404, 429, 500],
+            }.build(),
+            "delete": status_change("archiveWorkflow", "Archive a workflow (its runs are kept)")
+        },
+        "/api/v1/workflows/{id}/activate": {
+            "parameters": [param("WorkflowId")],
+            "post": status_change("activateWorkflow", "Set a workflow's status to active")
+        },
+        "/api/v1/workflows/{id}/pause": {
+            "parameters": [param("WorkflowId")],
+            "post": status_change("pauseWorkflow", "Set a workflow's status to paused")
+        },
+        "/api/v1/workflows/{id}/versions/{n}": {
+            "parameters": [param("WorkflowId"), param("VersionNumber")],
+            "get": Op {
+                id: "getWorkflowVersion",
+                tag: "workflows",
+                summary: "One stored version of a workflow's definition",
+                scopes: Some(WF_READ),
+                params: vec![],
+                body: None,
+                ok: vec![("200", success("The version", schema("WorkflowVersion")))],
+                errors: &[400, 401, 403, 404, 429, 500],
+            }.build()
+        },
+    })
+}

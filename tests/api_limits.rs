@@ -1,0 +1,263 @@
+//! Rate limits per key and category, bad input that must get a precise
+//! envelope (never a 500 or a crash), metrics and request ids.
+
+mod common;
+use common::*;
+use reqwest::Method;
+use serde_json::json;
+
+fn trivial() -> serde_json::Value {
+    json!({"name": "Tiny", "steps": [{"id": "t", "type": "transform", "config": {"mapping": {"ok": true}}}]})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn execute_limit_is_per_key_with_headers() {
+    let s = Server::start();
+    s.apply(trivial()).await;
+    let out = s.cli(&[
+        "keys",
+        "create",
+        "--name",
+        "other",
+        "--scopes",
+        "workflows:execute",
+        "--db",
+        s.db.to_str().unwrap(),
+    ]);
+    let other = stdout(&out).trim().to_string();
+
+    let url = format!("{}/api/v1/workflows/wf_tiny/run", s.url);
+    let mut tasks = vec![];
+    let per_task = 520 / 20;
+    for _ in 0..20 {
+        let (http, url, key) = (s.http.clone(), url.clone(), s.key.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut seen = vec![];
+            for _ in 0..per_task {
+                let r = http
+                    .post(&url)
+                    .header("x-api-key", &key)
+                    .json(&json!({}))
+                    .send()
+                    .await
+                    .unwrap();
+                let h = r.headers().clone();
+                let status = r.status().as_u16();
+                let body: serde_json::Value = r.json().await.unwrap();
+                seen.push((status, h, body));
+            }
+            seen
+        }));
+    }
+    let mut accepted = 0;
+    let mut limited = None;
+    for t in tasks {
+        for (status, h, body) in t.await.unwrap() {
+            assert!(
+                h.contains_key("x-ratelimit-limit")
+                    && h.contains_key("x-ratelimit-remaining")
+                    && h.contains_key("x-ratelimit-reset")
+            );
+            assert_eq!(h["x-ratelimit-limit"], "500");
+            match status {
+                202 => accepted += 1,
+                429 => limited = Some((h, body)),
+                other => panic!("unexpected {other}: {body}"),
+            }
+        }
+    }
+    assert!(
+        (495..=505).contains(&accepted),
+        "{accepted} of 520 accepted; the limit is 500 per minute"
+    );
+    let (h, body) = limited.expect("some requests were limited");
+    assert_eq!(
+        body,
+        json!({"success": false, "error": {"code": "RATE_LIMITED", "message": "Rate limit exceeded. Limit: 500 requests per minute."}})
+    );
+    assert!(h["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert_eq!(h["x-ratelimit-remaining"], "0");
+
+    // Another key is unaffected, and reads are a separate category.
+    let (status, h, _) = s
+        .request_with_key(
+            Method::POST,
+            "/api/v1/workflows/wf_tiny/run",
+            Some(json!({})),
+            Some(&other),
+        )
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(h["x-ratelimit-remaining"], "499");
+    let (status, h, _) = s.request(Method::GET, "/api/v1/runs?limit=1", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(h["x-ratelimit-limit"], "1000");
+
+    let metrics = s
+        .http
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rejected: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("flowctl_rate_limited_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rejected >= 15.0, "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_the_right_envelope_and_the_server_keeps_serving() {
+    let s = Server::start_with(&[
+        "--rate-limit-read",
+        "0",
+        "--rate-limit-write",
+        "0",
+        "--rate-limit-execute",
+        "0",
+    ]);
+    s.apply(trivial()).await;
+    let run_url = format!("{}/api/v1/workflows/wf_tiny/run", s.url);
+    let send = |body: Vec<u8>, content_type: &'static str| {
+        let (http, url, key) = (s.http.clone(), run_url.clone(), s.key.clone());
+        async move {
+            let r = http
+                .post(url)
+                .header("x-api-key", key)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let v: serde_json::Value = r.json().await.expect("always a JSON envelope");
+            (
+                status,
+                v["error"]["code"].as_str().unwrap_or("").to_string(),
+            )
+        }
+    };
+    let huge = format!(
+        "{{\"input\": {{\"blob\": \"{}\"}}}}",
+        "x".repeat(2 * 1024 * 1024)
+    );
+    assert_eq!(
+        send(huge.into_bytes(), "application/json").await,
+        (413, "PAYLOAD_TOO_LARGE".into())
+    );
+    assert_eq!(
+        send(b"--x\r\n".to_vec(), "multipart/form-data; boundary=x").await,
+        (400, "INVALID_REQUEST".into())
+    );
+    assert_eq!(
+        send(
+            b"{\"input\": {\"a\": \"\xff\xfe\"}}".to_vec(),
+            "application/json"
+        )
+        .await,
+        (400, "INVALID_REQUEST".into())
+    );
+    let deep = format!("{{\"input\": {}{}}}", "[".repeat(5000), "]".repeat(5000));
+    assert_eq!(
+        send(deep.into_bytes(), "application/json").await,
+        (400, "INVALID_REQUEST".into())
+    );
+    let long_key = json!({"idempotencyKey": "k".repeat(300)}).to_string();
+    assert_eq!(
+        send(long_key.into_bytes(), "application/json").await,
+        (400, "INVALID_REQUEST".into())
+    );
+    // The seed's crontab line sends `curl -d` without a JSON content type: accepted.
+    assert_eq!(
+        send(
+            b"{\"input\":{}}".to_vec(),
+            "application/x-www-form-urlencoded"
+        )
+        .await
+        .0,
+        202
+    );
+
+    let long_id = "x".repeat(5000);
+    for path in [
+        format!("/api/v1/runs/{long_id}"),
+        "/api/v1/runs/run_x'%20OR%20'1'='1".to_string(),
+        "/api/v1/workflows/wf_tiny'%3B%20DROP%20TABLE%20runs%3B--".to_string(),
+        "/api/v1/workflows/..%2F..%2Fetc%2Fpasswd".to_string(),
+        "/api/v1/connections/..%2Fsecret.key".to_string(),
+    ] {
+        let (status, v) = s.get(&path).await;
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (404, Some("NOT_FOUND")),
+            "{path}"
+        );
+    }
+    for path in [
+        "/api/v1/runs?status=completed'%20OR%201=1",
+        "/api/v1/runs?limit=-1",
+        "/api/v1/runs?cursor=abc",
+        "/api/v1/runs/run_x?wait=9999",
+    ] {
+        let (status, v) = s.get(path).await;
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (400, Some("INVALID_REQUEST")),
+            "{path}"
+        );
+    }
+    let (status, v) = s.get("/healthz").await;
+    assert_eq!((status, v["data"]["status"].as_str()), (200, Some("ok")));
+    let (_, runs) = s.get("/api/v1/runs?limit=100").await;
+    assert_eq!(
+        runs["data"].as_array().unwrap().len(),
+        1,
+        "nothing but the one good trigger was queued"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_and_request_ids() {
+    let s = Server::start();
+    s.apply(trivial()).await;
+    let run_id = s.trigger("wf_tiny", json!({})).await;
+    s.wait_for_run(&run_id, std::time::Duration::from_secs(10))
+        .await;
+    let r = s
+        .http
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert!(r.headers().contains_key("x-request-id"));
+    let text = r.text().await.unwrap();
+    for needle in [
+        "flowctl_runs{status=\"completed\"} 1",
+        "flowctl_queue_depth 0",
+        "flowctl_trigger_latency_seconds_count 1",
+        "flowctl_step_duration_seconds_count{type=\"transform\",status=\"completed\"} 1",
+        "flowctl_rate_limited_total 0",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    let r = s
+        .http
+        .get(format!("{}/healthz", s.url))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "abc-123");
+}
