@@ -96,9 +96,16 @@ started = time.time()
 clients = [threading.Thread(target=client) for _ in range(CLIENTS)]
 for c in clients:
     c.start()
+def unfinished():
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    n = conn.execute("SELECT COUNT(*) FROM runs WHERE status IN ('pending', 'running')").fetchone()[0]
+    conn.close()
+    return n
+
+# Kill at random moments while triggers arrive and while runs execute.
 kills = 0
-while kills < KILLS and any(c.is_alive() for c in clients):
-    time.sleep(random.uniform(0.5, 3.0))
+while kills < KILLS and time.time() < DEADLINE and (any(c.is_alive() for c in clients) or unfinished() > 0):
+    time.sleep(random.uniform(0.3, 2.0))
     server.send_signal(signal.SIGKILL); server.wait(); kills += 1
     start()
 for c in clients:
@@ -106,12 +113,7 @@ for c in clients:
 trigger_secs = time.time() - started
 
 # Wait until nothing is pending or running.
-while time.time() < DEADLINE:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    left = conn.execute("SELECT COUNT(*) FROM runs WHERE status IN ('pending', 'running')").fetchone()[0]
-    conn.close()
-    if left == 0:
-        break
+while time.time() < DEADLINE and unfinished() > 0:
     time.sleep(0.5)
 total_secs = time.time() - started
 
