@@ -83,6 +83,8 @@ pub fn init_tracing(cli: &Cli) {
 
 pub fn run(cli: Cli) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        // Reads run on the blocking pool; a bound keeps memory flat under load.
+        .max_blocking_threads(16)
         .enable_all()
         .build()
     {

@@ -4,10 +4,11 @@
 use super::auth::Principal;
 use super::body::JsonBody;
 use super::error::ApiError;
+use super::params::Path;
 use super::{AppState, ok};
 use crate::store::{ConnectionRow, ConnectionWrite};
 use crate::time::{now_ms, rfc3339};
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};

@@ -41,7 +41,9 @@ pub fn spec() -> Value {
                 "document). Authenticate with `x-api-key: wfk_…` or `Authorization: Bearer wfk_…`; ",
                 "each operation names the scope it needs (`x-required-scopes`, any one suffices; ",
                 "`admin` grants all). Every authenticated answer carries `X-RateLimit-Limit`, ",
-                "`X-RateLimit-Remaining` and `X-RateLimit-Reset`; a 429 also `Retry-After`. ",
+                "`X-RateLimit-Remaining` and `X-RateLimit-Reset` (unless that category's limit ",
+                "is configured to 0); a 429 also `Retry-After`. Every answer carries an ",
+                "`x-request-id` (the one sent, or a new UUID) that also appears in the logs. ",
                 "A path that does not exist answers 404 `NOT_FOUND` (\"Route not found\") and a ",
                 "method a path does not list answers 405 `METHOD_NOT_ALLOWED`, both with the ",
                 "error envelope (`components.responses.RouteNotFound` / `MethodNotAllowed`)."

@@ -1,8 +1,31 @@
-//! Query-string parameters, parsed so that bad values get the envelope.
+//! Path and query-string parameters, parsed so that bad values get the envelope.
 
 use super::error::ApiError;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::time::Duration;
+
+/// Like `axum::extract::Path`, but a segment that cannot be decoded (e.g.
+/// `%FF`, not UTF-8) is an `INVALID_REQUEST` envelope, not axum's plain text.
+pub struct Path<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(e) if e.status().is_server_error() => Err(ApiError::Internal(e.body_text())),
+            Err(e) => Err(ApiError::InvalidRequest(e.body_text())),
+        }
+    }
+}
 
 pub type QueryMap = HashMap<String, String>;
 

@@ -3,7 +3,7 @@
 use super::auth::Principal;
 use super::body::JsonBody;
 use super::error::ApiError;
-use super::params::{QueryMap, limit, parse_query, wait};
+use super::params::{Path, QueryMap, limit, parse_query, wait};
 use super::views::run_view;
 use super::{AppState, ok, ok_list};
 use crate::api::{ErrorDetail, ListMeta, TriggerResponse};
@@ -11,7 +11,7 @@ use crate::engine::{ConnectionRef, ResolveError, RunStatus, check_trigger};
 use crate::store::{NewRun, RunFilter, RunRow, TriggerOutcome};
 use crate::time::now_ms;
 use crate::workflow::{CompiledWorkflow, StepKind};
-use axum::extract::{Extension, Path, RawQuery, State};
+use axum::extract::{Extension, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::Value;

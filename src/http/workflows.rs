@@ -3,13 +3,13 @@
 use super::auth::Principal;
 use super::body::JsonBody;
 use super::error::ApiError;
-use super::params::{limit, parse_query};
+use super::params::{Path, limit, parse_query};
 use super::views::workflow_view;
 use super::{AppState, ok, ok_list};
 use crate::api::{ApplyResponse, ErrorDetail, ListMeta};
 use crate::time::now_ms;
 use crate::workflow::{Issue, WorkflowStatus, compile};
-use axum::extract::{Extension, Path, RawQuery, State};
+use axum::extract::{Extension, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::Value;

@@ -237,19 +237,20 @@ fn all_codes() -> Vec<&'static str> {
 }
 
 fn parameters() -> Value {
-    let path_id = |description: &str| {
+    let path_id = |description: &str, example: &str| {
         json!({"name": "id", "in": "path", "required": true, "description": description,
-            "schema": {"type": "string", "minLength": 1}})
+            "schema": {"type": "string", "minLength": 1}, "example": example})
     };
     json!({
-        "WorkflowId": path_id("Workflow id (`wf_…`)"),
-        "RunId": path_id("Run id"),
-        "ConnectionId": path_id("Connection id (`conn_…`)"),
+        "WorkflowId": path_id("Workflow id (`wf_…`)", "wf_order_total"),
+        "RunId": path_id("Run id", "run_3kTMd9P2xQ7vN1bZ8cW4yR6h"),
+        "ConnectionId": path_id("Connection id (`conn_…`)", "conn_stripe_test"),
         "VersionNumber": {"name": "n", "in": "path", "required": true,
-            "description": "Version number", "schema": {"type": "integer", "minimum": 1}},
+            "description": "Version number", "example": 1,
+            "schema": {"type": "integer", "format": "int64", "minimum": 1}},
         "Wait": {"name": "wait", "in": "query", "required": false,
             "description": "Seconds (0 to 60) to wait for the run to finish before answering",
-            "schema": {"type": "number", "minimum": 0, "maximum": 60}},
+            "schema": {"type": "number", "minimum": 0, "maximum": 60}, "example": 5},
         "Limit": {"name": "limit", "in": "query", "required": false,
             "description": "Page size", "schema": {"type": "integer", "minimum": 1,
                 "maximum": 100, "default": 20}},
@@ -292,8 +293,25 @@ fn error_response(description: &str, codes: &[&str], headers: Value) -> Value {
     })
 }
 
+/// The rate-limit headers of an error answer: there when the key was known.
+fn optional_rate_limit_headers() -> Value {
+    let h = headers();
+    let mut out = serde_json::Map::new();
+    for name in [
+        "X-RateLimit-Limit",
+        "X-RateLimit-Remaining",
+        "X-RateLimit-Reset",
+    ] {
+        let mut header = h[name].clone();
+        header["required"] = json!(false);
+        out.insert(name.into(), header);
+    }
+    Value::Object(out)
+}
+
 fn responses() -> Value {
     use codes::*;
+    let keyed = optional_rate_limit_headers();
     json!({
         "BadRequest": error_response(
             "Malformed JSON, wrong field types or bad parameters (`INVALID_REQUEST`), input \
@@ -302,18 +320,18 @@ fn responses() -> Value {
              unusable connection (`CONNECTION_REQUIRED`, `INVALID_CONNECTION`)",
             &[INVALID_REQUEST, VALIDATION_ERROR, INVALID_STATUS, CONNECTION_REQUIRED,
                 INVALID_CONNECTION],
-            json!({})),
+            keyed.clone()),
         "Unauthorized": error_response("Missing, unknown or revoked API key",
             &[UNAUTHORIZED], json!({})),
         "Forbidden": error_response("The key lacks the scope; the message names it",
-            &[FORBIDDEN], json!({})),
-        "NotFound": error_response("No such resource", &[NOT_FOUND], json!({})),
+            &[FORBIDDEN], keyed.clone()),
+        "NotFound": error_response("No such resource", &[NOT_FOUND], keyed.clone()),
         "RouteNotFound": error_response("No such route (message \"Route not found\")",
             &[NOT_FOUND], json!({})),
         "MethodNotAllowed": error_response("The path exists but not with this method",
             &[METHOD_NOT_ALLOWED], json!({})),
         "PayloadTooLarge": error_response("The body is over the limit (default 1 MiB)",
-            &[PAYLOAD_TOO_LARGE], json!({})),
+            &[PAYLOAD_TOO_LARGE], keyed),
         "RateLimited": error_response(
             "Rate limit exceeded for this key and category (execute, read or write)",
             &[RATE_LIMITED],

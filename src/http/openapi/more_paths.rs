@@ -18,6 +18,19 @@ pub(super) fn others() -> Value {
 }
 
 fn connections() -> Value {
+    let links = json!({
+        "GetConnection": {"operationId": "getConnection",
+            "parameters": {"id": "$response.body#/data/id"}},
+        "DeleteConnection": {"operationId": "deleteConnection",
+            "parameters": {"id": "$response.body#/data/id"}},
+    });
+    let mut created = success("A new connection", schema("Connection"));
+    created["links"] = links.clone();
+    let mut replaced = success(
+        "The connection with this `id`, replaced",
+        schema("Connection"),
+    );
+    replaced["links"] = links;
     json!({
         "/api/v1/connections": {
             "get": Op {
@@ -44,11 +57,7 @@ fn connections() -> Value {
                     json!({"provider": "stripe", "name": "Stripe (test)",
                         "secret": "sk_test_123", "default": true}),
                 )),
-                ok: vec![
-                    ("201", success("A new connection", schema("Connection"))),
-                    ("200", success("The connection with this `id`, replaced",
-                        schema("Connection"))),
-                ],
+                ok: vec![("201", created), ("200", replaced)],
                 errors: &[400, 401, 403, 413, 429, 500],
             }.build()
         },

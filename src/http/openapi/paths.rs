@@ -42,7 +42,8 @@ pub(super) fn runs() -> Value {
                     false,
                     "Run input and options; an empty body is `{}`",
                     schema("TriggerRequest"),
-                    json!({"input": {"customerId": "cus_123", "amount": 4999},
+                    json!({"input": {"customerId": "cus_123",
+                        "items": [{"product": "widget", "quantity": 2, "price": 19.99}]},
                         "idempotencyKey": "order-1001"}),
                 )),
                 ok: vec![("202", created), ("200", replayed)],
@@ -110,8 +111,14 @@ fn status_change(id: &'static str, summary: &'static str) -> Value {
 }
 
 pub(super) fn workflows() -> Value {
-    let workflow_link = json!({"GetWorkflow": {"operationId": "getWorkflow",
-        "parameters": {"id": "$response.body#/data/id"}}});
+    let id = json!({"id": "$response.body#/data/id"});
+    let workflow_link = json!({
+        "GetWorkflow": {"operationId": "getWorkflow", "parameters": id},
+        "GetVersion": {"operationId": "getWorkflowVersion", "parameters":
+            {"id": "$response.body#/data/id", "n": "$response.body#/data/version"}},
+        "TriggerRun": {"operationId": "triggerRun", "parameters": id},
+        "PauseWorkflow": {"operationId": "pauseWorkflow", "parameters": id},
+    });
     let mut created = success("A new workflow (version 1)", schema("ApplyResult"));
     created["links"] = workflow_link.clone();
     let mut updated = success(
