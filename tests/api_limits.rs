@@ -267,13 +267,35 @@ async fn keys_and_authorization_headers_never_reach_the_logs() {
     let s = Server::start_with(&["-vv"]);
     s.apply(trivial()).await;
     s.trigger("wf_tiny", json!({})).await;
-    let r = s.http.get(format!("{}/api/v1/runs", s.url)).bearer_auth(&s.key).send().await.unwrap();
+    let r = s
+        .http
+        .get(format!("{}/api/v1/runs", s.url))
+        .bearer_auth(&s.key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let (status, _, _) = s.request_with_key(Method::GET, "/api/v1/runs", None, Some("wfk_not_a_real_key_0000000000000000")).await;
+    let (status, _, _) = s
+        .request_with_key(
+            Method::GET,
+            "/api/v1/runs",
+            None,
+            Some("wfk_not_a_real_key_0000000000000000"),
+        )
+        .await;
     assert_eq!(status, 401);
     let logs = s.logs();
-    assert!(logs.contains("TRACE") || logs.contains("DEBUG"), "the server logged at trace level");
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "the server logged at trace level"
+    );
     assert!(!logs.contains(&s.key), "an API key reached the logs");
-    assert!(!logs.contains("wfk_not_a_real_key"), "a presented key reached the logs");
-    assert!(!logs.to_ascii_lowercase().contains("bearer "), "an Authorization header reached the logs");
+    assert!(
+        !logs.contains("wfk_not_a_real_key"),
+        "a presented key reached the logs"
+    );
+    assert!(
+        !logs.to_ascii_lowercase().contains("bearer "),
+        "an Authorization header reached the logs"
+    );
 }

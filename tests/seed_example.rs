@@ -272,3 +272,38 @@ async fn empty_recipient_names_the_template() {
     );
     assert!(smtp.messages().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn email_over_starttls_and_implicit_tls() {
+    use common::smtp::SmtpTls;
+    let s = Server::start();
+    s.apply(
+        json!({"name": "Secure Mail", "steps": [{"id": "notify", "type": "email",
+        "config": {"to": "ops@example.com", "subject": "over {{ input.mode }}",
+                   "body": {"text": "plain", "html": "<b>rich</b>"}}}]}),
+    )
+    .await;
+    for (mode, tls) in [("starttls", SmtpTls::StartTls), ("tls", SmtpTls::Implicit)] {
+        let dir = s.home.path().join(mode);
+        std::fs::create_dir_all(&dir).unwrap();
+        let smtp = SmtpServer::start_tls(&dir, tls);
+        let conn = json!({"provider": "smtp", "name": mode, "id": "conn_mail", "default": true,
+            "config": {"host": "127.0.0.1", "port": smtp.port, "tls": mode, "from": "a@example.com", "acceptInvalidCerts": true}});
+        let (status, v) = s.post("/api/v1/connections", conn).await;
+        assert!(status == 200 || status == 201, "{v}");
+        let run_id = s.trigger("wf_secure_mail", json!({"mode": mode})).await;
+        let run = s.wait_for_run(&run_id, Duration::from_secs(20)).await;
+        assert_eq!(run["status"], "completed", "{mode}: {run}");
+        let messages = smtp.messages();
+        assert_eq!(messages.len(), 1, "{mode}");
+        let msg = mail_parser::MessageParser::default()
+            .parse(&messages[0])
+            .unwrap();
+        assert_eq!(msg.subject(), Some(format!("over {mode}").as_str()));
+        assert_eq!(msg.body_text(0).as_deref(), Some("plain"));
+        assert!(
+            msg.body_html(0).unwrap().contains("<b>rich</b>"),
+            "multipart/alternative with both parts"
+        );
+    }
+}

@@ -11,24 +11,68 @@ pub struct SmtpServer {
     pub maildir: PathBuf,
 }
 
+/// How the server speaks TLS.
+#[derive(Clone, Copy, PartialEq)]
+pub enum SmtpTls {
+    None,
+    /// STARTTLS offered and required before mail.
+    StartTls,
+    /// TLS from the first byte (SMTPS).
+    Implicit,
+}
+
+/// A self-signed certificate for 127.0.0.1, made with the openssl CLI.
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("smtp-cert.pem"), dir.join("smtp-key.pem"));
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl CLI");
+    assert!(status.success());
+    (cert, key)
+}
+
 impl SmtpServer {
     pub fn start(dir: &Path) -> SmtpServer {
+        SmtpServer::start_tls(dir, SmtpTls::None)
+    }
+
+    pub fn start_tls(dir: &Path, tls: SmtpTls) -> SmtpServer {
         let maildir = dir.join("maildir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{port}"),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-            ])
+        let mut cmd = Command::new("python3");
+        cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")]);
+        if tls != SmtpTls::None {
+            let (cert, key) = self_signed(dir);
+            let (cert_flag, key_flag) = match tls {
+                SmtpTls::StartTls => ("--tlscert", "--tlskey"),
+                _ => ("--smtpscert", "--smtpskey"),
+            };
+            cmd.arg(cert_flag).arg(cert).arg(key_flag).arg(key);
+        }
+        let child = cmd
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(&maildir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
