@@ -27,6 +27,7 @@ async fn execute_limit_is_per_key_with_headers() {
     let other = stdout(&out).trim().to_string();
 
     let url = format!("{}/api/v1/workflows/wf_tiny/run", s.url);
+    let started = std::time::Instant::now();
     let mut tasks = vec![];
     let per_task = 520 / 20;
     for _ in 0..20 {
@@ -66,9 +67,13 @@ async fn execute_limit_is_per_key_with_headers() {
             }
         }
     }
+    // GCRA: a burst of 500, then one more every 120 ms; a slow (debug, loaded)
+    // machine earns a few extra during the burst itself.
+    let earned = (started.elapsed().as_secs_f64() * 500.0 / 60.0).ceil() as usize;
     assert!(
-        (495..=505).contains(&accepted),
-        "{accepted} of 520 accepted; the limit is 500 per minute"
+        (495..=505 + earned).contains(&accepted),
+        "{accepted} of 520 accepted in {:?}; the limit is 500 per minute",
+        started.elapsed()
     );
     let (h, body) = limited.expect("some requests were limited");
     assert_eq!(
@@ -109,7 +114,7 @@ async fn execute_limit_is_per_key_with_headers() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(rejected >= 15.0, "{metrics}");
+    assert_eq!(rejected as usize, 520 - accepted, "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -121,6 +126,8 @@ async fn bad_input_gets_the_right_envelope_and_the_server_keeps_serving() {
         "0",
         "--rate-limit-execute",
         "0",
+        "--body-limit",
+        "65536",
     ]);
     s.apply(trivial()).await;
     let run_url = format!("{}/api/v1/workflows/wf_tiny/run", s.url);
@@ -143,10 +150,7 @@ async fn bad_input_gets_the_right_envelope_and_the_server_keeps_serving() {
             )
         }
     };
-    let huge = format!(
-        "{{\"input\": {{\"blob\": \"{}\"}}}}",
-        "x".repeat(2 * 1024 * 1024)
-    );
+    let huge = format!("{{\"input\": {{\"blob\": \"{}\"}}}}", "x".repeat(70_000));
     assert_eq!(
         send(huge.into_bytes(), "application/json").await,
         (413, "PAYLOAD_TOO_LARGE".into())

@@ -49,7 +49,7 @@ fn trigger_body(body: Value) -> Result<TriggerBody, ApiError> {
     let connection_id = text_field(&mut obj, "connectionId")?;
     let idempotency_key = text_field(&mut obj, "idempotencyKey")?;
     if let Some(k) = &idempotency_key
-        && (k.is_empty() || k.len() > 255 || k.chars().any(|c| c.is_control()))
+        && (k.is_empty() || k.chars().count() > 255 || k.chars().any(|c| c.is_control()))
     {
         return Err(ApiError::InvalidRequest(
             "idempotencyKey must be 1 to 255 printable characters".into(),
