@@ -8,6 +8,7 @@ use super::views::run_view;
 use super::{AppState, ok, ok_list};
 use crate::api::{ErrorDetail, ListMeta, TriggerResponse};
 use crate::engine::{ConnectionRef, ResolveError, RunStatus, check_trigger};
+use crate::store::ConnectionRow;
 use crate::store::{NewRun, RunFilter, RunRow, TriggerOutcome};
 use crate::time::now_ms;
 use crate::workflow::{CompiledWorkflow, StepKind};
@@ -167,15 +168,7 @@ async fn check_connections(
         return Ok(());
     }
     let all = state.store.list_connections().await?;
-    let refs: Vec<ConnectionRef> = all
-        .iter()
-        .map(|c| ConnectionRef {
-            id: &c.id,
-            provider: &c.provider,
-            active: c.status == "active",
-            is_default: c.is_default,
-        })
-        .collect();
+    let refs: Vec<ConnectionRef> = all.iter().map(ConnectionRow::as_ref).collect();
     check_trigger(wf, run_connection, &refs).map_err(|e| match e {
         ResolveError::Invalid(m) => ApiError::InvalidConnection(m),
         ResolveError::Required { provider, step_id } => ApiError::ConnectionRequired(format!(

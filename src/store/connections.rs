@@ -18,6 +18,18 @@ pub struct ConnectionRow {
     pub updated_at: i64,
 }
 
+impl ConnectionRow {
+    /// What connection resolution (SPEC §4) needs to know of this row.
+    pub fn as_ref(&self) -> crate::engine::ConnectionRef<'_> {
+        crate::engine::ConnectionRef {
+            id: &self.id,
+            provider: &self.provider,
+            active: self.status == "active",
+            is_default: self.is_default,
+        }
+    }
+}
+
 /// What a create/update writes; `secret: None` keeps a stored secret.
 #[derive(Debug, Clone)]
 pub struct ConnectionWrite {

@@ -5,6 +5,7 @@
 use super::Worker;
 use crate::actions::{ActionContext, ActionError, ActionKind, ResolvedConnection};
 use crate::engine::{ConnectionRef, ResolveError, resolve};
+use crate::store::ConnectionRow;
 use crate::store::RunRow;
 use crate::template::CompiledValue;
 use crate::workflow::CompiledStep;
@@ -92,15 +93,7 @@ async fn connection_for(
             retryable: true,
             retry_after_ms: None,
         })?;
-    let refs: Vec<ConnectionRef> = all
-        .iter()
-        .map(|c| ConnectionRef {
-            id: &c.id,
-            provider: &c.provider,
-            active: c.status == "active",
-            is_default: c.is_default,
-        })
-        .collect();
+    let refs: Vec<ConnectionRef> = all.iter().map(ConnectionRow::as_ref).collect();
     let chosen = match resolve(
         kind.provider(),
         run.connection_id.as_deref(),
