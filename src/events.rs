@@ -2,7 +2,7 @@
 //! (wakes the dispatcher), "this run finished" (answers long-polls), and
 //! "cancel this run" (aborts its step in flight).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, oneshot, watch};
 
@@ -10,7 +10,15 @@ use tokio::sync::{Notify, oneshot, watch};
 pub struct Events {
     queued: Arc<Notify>,
     finished: Arc<Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>>,
-    cancels: Arc<Mutex<HashMap<String, watch::Sender<bool>>>>,
+    cancels: Arc<Mutex<Cancels>>,
+}
+
+/// Cancel signals of runs being executed, and cancels that arrived for runs
+/// claimed but not yet started (their worker starts with the signal set).
+#[derive(Default)]
+struct Cancels {
+    signals: HashMap<String, watch::Sender<bool>>,
+    early: HashSet<String>,
 }
 
 impl Events {
@@ -52,27 +60,31 @@ impl Events {
 
     /// The worker holds this while it executes a run.
     pub fn cancel_signal(&self, run_id: &str) -> watch::Receiver<bool> {
-        let (tx, rx) = watch::channel(false);
-        if let Ok(mut m) = self.cancels.lock() {
-            m.insert(run_id.to_string(), tx);
-        }
+        let Ok(mut c) = self.cancels.lock() else {
+            return watch::channel(false).1;
+        };
+        let early = c.early.remove(run_id);
+        let (tx, rx) = watch::channel(early);
+        c.signals.insert(run_id.to_string(), tx);
         rx
     }
 
     pub fn release_cancel_signal(&self, run_id: &str) {
-        if let Ok(mut m) = self.cancels.lock() {
-            m.remove(run_id);
+        if let Ok(mut c) = self.cancels.lock() {
+            c.signals.remove(run_id);
         }
     }
 
     pub fn cancel(&self, run_id: &str) {
-        if let Some(tx) = self
-            .cancels
-            .lock()
-            .ok()
-            .and_then(|m| m.get(run_id).cloned())
-        {
-            let _ = tx.send(true);
+        if let Ok(mut c) = self.cancels.lock() {
+            match c.signals.get(run_id) {
+                Some(tx) => {
+                    let _ = tx.send(true);
+                }
+                None => {
+                    c.early.insert(run_id.to_string());
+                }
+            }
         }
     }
 }

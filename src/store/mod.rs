@@ -16,6 +16,7 @@ pub use workflows::{ApplyOutcome, WorkflowRow};
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -60,6 +61,7 @@ pub struct Store {
 
 struct Inner {
     path: PathBuf,
+    checkpointer_stop: Arc<AtomicBool>,
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     readers: Mutex<Vec<Connection>>,
 }
@@ -98,6 +100,9 @@ impl Store {
         // crashes: every (group) commit fsyncs the WAL. Group commit keeps
         // that to one fsync for all writes waiting at that moment.
         writer.pragma_update(None, "synchronous", "FULL")?;
+        // Checkpoints run on their own thread (below) so the writer never
+        // stalls copying pages; this is only a backstop if that one lags.
+        writer.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         migrations::migrate(&mut writer)?;
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
@@ -107,9 +112,16 @@ impl Store {
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let checkpointer_path = path.to_path_buf();
+        let checkpointer_stop = stop.clone();
+        let _ = std::thread::Builder::new()
+            .name("flowctl-db-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpointer_path, &checkpointer_stop));
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
+                checkpointer_stop: stop,
                 writer: Mutex::new(Some(tx)),
                 readers: Mutex::new(Vec::new()),
             }),
@@ -176,18 +188,34 @@ impl Store {
         if let Ok(mut w) = self.inner.writer.lock() {
             w.take();
         }
+        self.inner.checkpointer_stop.store(true, Ordering::Relaxed);
     }
 }
 
 /// Each job gets a savepoint so one failing job does not undo its neighbours.
 fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    conn.execute_batch("SAVEPOINT job")?;
+    // Cached statements: these run twice per write job, on the writer's hot path.
+    conn.prepare_cached("SAVEPOINT job")?.execute([])?;
     let result = f(conn);
-    match &result {
-        Ok(_) => conn.execute_batch("RELEASE job")?,
-        Err(_) => conn.execute_batch("ROLLBACK TO job; RELEASE job")?,
+    if result.is_err() {
+        conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
     }
+    conn.prepare_cached("RELEASE job")?.execute([])?;
     result
+}
+
+/// Copy WAL pages into the database file in the background (PASSIVE: never
+/// blocks the writer or readers), keeping the WAL short.
+fn checkpoint_loop(path: &Path, stop: &AtomicBool) {
+    let Ok(conn) = open_conn(path, OpenFlags::SQLITE_OPEN_READ_WRITE) else {
+        return;
+    };
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(error = %e, "background checkpoint failed; retrying");
+        }
+    }
 }
 
 fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {

@@ -162,6 +162,35 @@ fn run_by_id(c: &Connection, id: &str, with_steps: bool) -> Result<Option<RunRow
     Ok(Some(run))
 }
 
+/// A step record as its columns.
+struct StepRow {
+    idx: i64,
+    step_id: String,
+    status: &'static str,
+    output: Option<String>,
+    error: Option<String>,
+    warnings: Option<String>,
+    attempts: i64,
+    started_at: Option<i64>,
+    completed_at: Option<i64>,
+}
+
+impl From<&StepRecord> for StepRow {
+    fn from(s: &StepRecord) -> StepRow {
+        StepRow {
+            idx: s.idx as i64,
+            step_id: s.step_id.clone(),
+            status: s.status.as_str(),
+            output: opt_json(&s.output),
+            error: opt_json(&s.error),
+            warnings: (!s.warnings.is_empty()).then(|| serde_json::json!(s.warnings).to_string()),
+            attempts: s.attempts,
+            started_at: s.started_at,
+            completed_at: s.completed_at,
+        }
+    }
+}
+
 fn opt_json(v: &Value) -> Option<String> {
     (!v.is_null()).then(|| to_json(v))
 }
@@ -170,6 +199,7 @@ impl Store {
     /// Insert a run, or return the run an unexpired idempotency key already
     /// names. Race-free: the check and the insert share one writer transaction.
     pub async fn create_run(&self, new: NewRun) -> Result<TriggerOutcome> {
+        let input_json = to_json(&new.input);
         self.write(move |c| {
             if let Some(key) = &new.idempotency_key {
                 let existing: Option<String> = c
@@ -196,7 +226,7 @@ impl Store {
                 new.id,
                 new.workflow_id,
                 new.workflow_version,
-                to_json(&new.input),
+                input_json,
                 new.idempotency_key,
                 new.connection_id,
                 new.created_at
@@ -250,21 +280,33 @@ impl Store {
         now: i64,
         lease_ms: i64,
     ) -> Result<Vec<ClaimedRun>> {
-        self.write(move |c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "UPDATE runs SET status = 'running', ready = 0, lease_until = ?1, started_at = COALESCE(started_at, ?2) \
-                 WHERE seq IN (SELECT seq FROM runs WHERE ready = 1 AND not_before <= ?2 ORDER BY not_before, seq LIMIT ?3) \
-                 RETURNING {RUN_COLUMNS}"
-            ))?;
-            let rows = stmt.query_map(params![now + lease_ms, now, limit as i64], row_to_run)?;
-            let mut runs = rows.map(|r| decode(r?)).collect::<Result<Vec<_>>>()?;
-            runs.sort_by_key(|r| r.seq);
-            for run in &mut runs {
-                run.steps = load_steps(c, run.seq)?;
-            }
-            Ok(runs)
-        })
-        .await
+        let claimed = self
+            .write(move |c| {
+                let mut pick = c.prepare_cached(&format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE ready = 1 AND not_before <= ?1 \
+                     ORDER BY not_before, seq LIMIT ?2"
+                ))?;
+                let picked = pick
+                    .query_map(params![now, limit as i64], row_to_run)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                // A claim takes the run out of the queue; it stays `pending` until
+                // its worker's first write says it started.
+                let mut mark =
+                    c.prepare_cached("UPDATE runs SET ready = 0, lease_until = ?2 WHERE seq = ?1")?;
+                let mut out = Vec::with_capacity(picked.len());
+                for (mut run, json) in picked {
+                    mark.execute(params![run.seq, now + lease_ms])?;
+                    // Only a run that started before can have step results to resume from.
+                    if run.started_at.is_some() {
+                        run.steps = load_steps(c, run.seq)?;
+                    }
+                    out.push((run, json));
+                }
+                Ok(out)
+            })
+            .await?;
+        // JSON is decoded here, off the single writer thread.
+        claimed.into_iter().map(decode).collect()
     }
 
     /// The earliest time a parked run becomes due, if any is parked.
@@ -278,43 +320,65 @@ impl Store {
         .await
     }
 
-    /// Save step results and the run's progress in one commit.
+    /// Save step results and the run's progress in one commit. Every save
+    /// marks the run started (`running`, `startedAt`) unless it finishes it.
+    /// Returns `false`, writing nothing, when the run was cancelled meanwhile.
     pub async fn save_progress(
         &self,
         seq: i64,
+        started_at: i64,
         steps: Vec<StepRecord>,
         update: RunUpdate,
-    ) -> Result<()> {
+    ) -> Result<bool> {
+        // Serialized here so the single writer thread only executes SQL.
+        let rows: Vec<StepRow> = steps.iter().map(StepRow::from).collect();
+        let finish = update
+            .finish
+            .map(|(status, output, error)| (status, opt_json(&output), opt_json(&error)));
+        let park_until = update.park_until;
+        let now = crate::time::now_ms();
         self.write(move |c| {
+            let live = if let Some((status, output, error)) = &finish {
+                c.prepare_cached(
+                    "UPDATE runs SET status = ?2, output = ?3, error = ?4, completed_at = ?5, ready = 0, lease_until = NULL, \
+                     started_at = COALESCE(started_at, ?6) WHERE seq = ?1 AND status != 'cancelled'",
+                )?
+                .execute(params![seq, status, output, error, now, started_at])?
+            } else if let Some(at) = park_until {
+                c.prepare_cached(
+                    "UPDATE runs SET status = 'running', ready = 1, not_before = ?2, lease_until = NULL, \
+                     started_at = COALESCE(started_at, ?3) WHERE seq = ?1 AND status != 'cancelled'",
+                )?
+                .execute(params![seq, at, started_at])?
+            } else {
+                c.prepare_cached(
+                    "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?2) \
+                     WHERE seq = ?1 AND status != 'cancelled'",
+                )?
+                .execute(params![seq, started_at])?
+            };
+            if live == 0 {
+                return Ok(false);
+            }
             let mut put = c.prepare_cached(
                 "INSERT OR REPLACE INTO steps (run_seq, idx, step_id, status, output, error, warnings, attempts, started_at, completed_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
-            for s in &steps {
-                let warnings = (!s.warnings.is_empty()).then(|| serde_json::json!(s.warnings).to_string());
+            for r in &rows {
                 put.execute(params![
                     seq,
-                    s.idx as i64,
-                    s.step_id,
-                    s.status.as_str(),
-                    opt_json(&s.output),
-                    opt_json(&s.error),
-                    warnings,
-                    s.attempts,
-                    s.started_at,
-                    s.completed_at
+                    r.idx,
+                    r.step_id,
+                    r.status,
+                    r.output,
+                    r.error,
+                    r.warnings,
+                    r.attempts,
+                    r.started_at,
+                    r.completed_at
                 ])?;
             }
-            if let Some((status, output, error)) = &update.finish {
-                c.prepare_cached(
-                    "UPDATE runs SET status = ?2, output = ?3, error = ?4, completed_at = ?5, ready = 0, lease_until = NULL WHERE seq = ?1",
-                )?
-                .execute(params![seq, status, opt_json(output), opt_json(error), crate::time::now_ms()])?;
-            } else if let Some(at) = update.park_until {
-                c.prepare_cached("UPDATE runs SET ready = 1, not_before = ?2, lease_until = NULL WHERE seq = ?1")?
-                    .execute(params![seq, at])?;
-            }
-            Ok(())
+            Ok(true)
         })
         .await
     }
@@ -324,22 +388,40 @@ impl Store {
     pub async fn requeue_in_flight(&self) -> Result<usize> {
         self.write(|c| {
             Ok(c.execute(
-                "UPDATE runs SET ready = 1, lease_until = NULL WHERE status = 'running' AND ready = 0",
+                "UPDATE runs SET ready = 1, lease_until = NULL WHERE ready = 0 AND status IN ('pending', 'running')",
                 [],
             )?)
         })
         .await
     }
 
-    /// Cancel: a run no worker holds ends now; a held one is flagged and the
-    /// worker stops it before its next step. Finished runs are left as they are.
+    /// Give back runs that were claimed but never handed to a worker
+    /// (shutdown with a prefetched buffer): they are due again at once.
+    pub async fn unclaim(&self, seqs: Vec<i64>) -> Result<()> {
+        self.write(move |c| {
+            let mut stmt = c.prepare_cached(
+                "UPDATE runs SET ready = 1, lease_until = NULL \
+                 WHERE seq = ?1 AND ready = 0 AND status IN ('pending', 'running')",
+            )?;
+            for seq in seqs {
+                stmt.execute([seq])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Cancel: a run no worker has started (queued, parked, or claimed but
+    /// still pending) ends now; a running one is flagged and its worker stops it
+    /// before its next step. Finished runs are left as they are.
     pub async fn cancel_run(&self, id: String, now: i64) -> Result<RunRow> {
         self.write(move |c| {
             let run = run_by_id(c, &id, false)?.ok_or(StoreError::NotFound("run"))?;
             if !run.is_finished() {
                 let error = serde_json::json!({"code": "CANCELLED", "message": "Run was cancelled"}).to_string();
                 c.execute(
-                    "UPDATE runs SET status = 'cancelled', error = ?2, completed_at = ?3, ready = 0 WHERE seq = ?1 AND ready = 1",
+                    "UPDATE runs SET status = 'cancelled', error = ?2, completed_at = ?3, ready = 0 \
+                     WHERE seq = ?1 AND (ready = 1 OR status = 'pending')",
                     params![run.seq, error, now],
                 )?;
                 c.execute(

@@ -31,6 +31,8 @@ struct RunExec {
     records: Vec<Option<StepRecord>>,
     unsaved: Vec<StepRecord>,
     cancel: watch::Receiver<bool>,
+    /// When this run first started (now, unless it is being resumed).
+    started_at: i64,
 }
 
 impl Worker {
@@ -45,7 +47,8 @@ impl Worker {
                     tracing::error!(error = %e, "cannot load the run's workflow version");
                     let error = json!({"code": "INTERNAL", "message": "the run's workflow version cannot be loaded"});
                     let update = RunUpdate { finish: Some((RunStatus::Failed.as_str().into(), Value::Null, error)), park_until: None };
-                    if self.store.save_progress(run.seq, vec![], update).await.is_ok() {
+                    let started = run.started_at.unwrap_or_else(now_ms);
+                    if let Ok(true) = self.store.save_progress(run.seq, started, vec![], update).await {
                         self.events.run_finished(&run.id);
                     }
                     return;
@@ -57,7 +60,8 @@ impl Worker {
                     *slot = Some(r.clone());
                 }
             }
-            let mut exec = RunExec { worker: self.clone(), run, wf, records, unsaved: vec![], cancel };
+            let started_at = run.started_at.unwrap_or_else(now_ms);
+            let mut exec = RunExec { worker: self.clone(), run, wf, records, unsaved: vec![], cancel, started_at };
             if let Exit::Finished = exec.drive().await {
                 self.events.run_finished(&exec.run.id);
             }
@@ -70,7 +74,7 @@ impl Worker {
 
 impl RunExec {
     async fn drive(&mut self) -> Exit {
-        let started_at = self.run.started_at.unwrap_or(self.run.created_at);
+        let started_at = self.started_at;
         let facts = RunFacts {
             run_id: &self.run.id,
             workflow_id: &self.run.workflow_id,
@@ -243,8 +247,8 @@ impl RunExec {
         // The attempt is on record before its side effect starts.
         let mut batch = std::mem::take(&mut self.unsaved);
         batch.push(rec.clone());
-        if self.save(batch, RunUpdate::default()).await.is_err() {
-            return StepDone::Exit(Exit::Abandoned);
+        if let Err(exit) = self.save(batch, RunUpdate::default()).await {
+            return StepDone::Exit(exit);
         }
         let result = tokio::select! {
             r = run_action(&self.worker, &self.run, step, kind, &config) => r,
@@ -300,7 +304,7 @@ impl RunExec {
                 self.worker.events.run_queued();
                 Exit::Parked
             }
-            Err(()) => Exit::Abandoned,
+            Err(exit) => exit,
         }
     }
 
@@ -324,15 +328,28 @@ impl RunExec {
             park_until: None,
         };
         match self.save(batch, update).await {
-            Ok(()) => Exit::Finished,
-            Err(()) => Exit::Abandoned,
+            Ok(()) | Err(Exit::Finished) => Exit::Finished,
+            Err(exit) => exit,
         }
     }
 
-    async fn save(&self, batch: Vec<StepRecord>, update: RunUpdate) -> Result<(), ()> {
-        self.worker.store.save_progress(self.run.seq, batch, update).await.map_err(|e| {
-            tracing::error!(error = %e, "cannot persist run progress; the run resumes after a restart");
-        })
+    /// Persist progress. `Err(Exit::Finished)`: the run was cancelled while it
+    /// waited for a worker, so it stops here; `Err(Exit::Abandoned)`: the store
+    /// failed, and the run resumes after a restart.
+    async fn save(&self, batch: Vec<StepRecord>, update: RunUpdate) -> Result<(), Exit> {
+        match self
+            .worker
+            .store
+            .save_progress(self.run.seq, self.started_at, batch, update)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Exit::Finished),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot persist run progress; the run resumes after a restart");
+                Err(Exit::Abandoned)
+            }
+        }
     }
 }
 

@@ -10,7 +10,9 @@ use crate::catalog::Catalog;
 use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::secrets::SecretBox;
+use crate::store::RunRow;
 use crate::store::Store;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
@@ -52,33 +54,33 @@ impl Worker {
     }
 
     /// Dispatch until `stop` turns true, then wait up to `grace` for runs in flight.
+    ///
+    /// Claims are prefetched in batches (one write for many runs) into a small
+    /// local buffer that worker permits drain in FIFO order; a run claimed but
+    /// not yet started when the process dies is re-queued at the next start.
     pub async fn run(self, mut stop: watch::Receiver<bool>, grace: Duration) {
         let permits = Arc::new(Semaphore::new(self.workers));
+        let mut buffer: VecDeque<RunRow> = VecDeque::with_capacity(self.workers);
         loop {
             if *stop.borrow() {
                 break;
             }
-            let free = permits.available_permits();
-            if free == 0 {
-                tokio::select! {
-                    p = permits.clone().acquire_owned() => drop(p),
-                    _ = stop.changed() => {}
+            if buffer.len() <= self.workers / 2 {
+                let want = self.workers - buffer.len();
+                match self
+                    .store
+                    .claim_runs(want, crate::time::now_ms(), LEASE_MS)
+                    .await
+                {
+                    Ok(claimed) => buffer.extend(claimed),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot claim runs");
+                        tokio::time::sleep(BACKSTOP_POLL).await;
+                        continue;
+                    }
                 }
-                continue;
             }
-            let claimed = match self
-                .store
-                .claim_runs(free, crate::time::now_ms(), LEASE_MS)
-                .await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot claim runs");
-                    tokio::time::sleep(BACKSTOP_POLL).await;
-                    continue;
-                }
-            };
-            if claimed.is_empty() {
+            if buffer.is_empty() {
                 let sleep = self.idle_sleep().await;
                 tokio::select! {
                     _ = self.events.wait_queued() => {}
@@ -87,16 +89,26 @@ impl Worker {
                 }
                 continue;
             }
-            for run in claimed {
-                let Ok(permit) = permits.clone().acquire_owned().await else {
-                    break;
-                };
-                let worker = self.clone();
-                tokio::spawn(async move {
-                    worker.execute(run).await;
-                    drop(permit);
-                });
-            }
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => p,
+                _ = stop.changed() => continue,
+            };
+            let (Ok(permit), Some(run)) = (permit, buffer.pop_front()) else {
+                break;
+            };
+            let worker = self.clone();
+            tokio::spawn(async move {
+                worker.execute(run).await;
+                drop(permit);
+            });
+        }
+        if !buffer.is_empty()
+            && let Err(e) = self
+                .store
+                .unclaim(buffer.iter().map(|r| r.seq).collect())
+                .await
+        {
+            tracing::warn!(error = %e, "claimed runs not started stay claimed until the next start");
         }
         // Let steps in flight finish; what is left resumes on the next start.
         let all = self.workers as u32;
