@@ -9,8 +9,16 @@ pub fn base62(len: usize) -> String {
         .collect()
 }
 
+/// Time-ordered (milliseconds, base62, fixed width) then random: new ids land
+/// at the end of the id index instead of on a random page of it.
 pub fn run_id() -> String {
-    format!("run_{}", base62(24))
+    let mut ms = u64::try_from(crate::time::now_ms()).unwrap_or(0);
+    let mut stamp = [b'0'; 8];
+    for slot in stamp.iter_mut().rev() {
+        *slot = BASE62[(ms % 62) as usize];
+        ms /= 62;
+    }
+    format!("run_{}{}", String::from_utf8_lossy(&stamp), base62(16))
 }
 
 pub fn api_key() -> String {
@@ -28,4 +36,16 @@ pub fn hash_api_key(key: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn run_ids_sort_by_creation_time() {
+        let a = super::run_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = super::run_id();
+        assert_eq!((a.len(), b.len()), (28, 28));
+        assert!(a[..12] < b[..12], "{a} {b}");
+    }
 }

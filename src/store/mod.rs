@@ -75,7 +75,14 @@ fn open_conn(path: &Path, flags: OpenFlags) -> Result<Connection> {
     // Refuse a newer file before anything (even the WAL switch) writes to it.
     migrations::check_not_newer(&conn)?;
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+         PRAGMA cache_size = -16000; PRAGMA mmap_size = 268435456;",
+    )?;
+    // Without a stable plan SQLite re-prepares statements with `LIMIT ?` and
+    // similar bindings on every run, which defeats the statement cache.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
     )?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
@@ -211,7 +218,7 @@ fn checkpoint_loop(path: &Path, stop: &AtomicBool) {
         return;
     };
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::thread::sleep(std::time::Duration::from_millis(25));
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::debug!(error = %e, "background checkpoint failed; retrying");
         }
