@@ -75,8 +75,7 @@ fn open_conn(path: &Path, flags: OpenFlags) -> Result<Connection> {
     // Refuse a newer file before anything (even the WAL switch) writes to it.
     migrations::check_not_newer(&conn)?;
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-         PRAGMA cache_size = -16000; PRAGMA mmap_size = 268435456;",
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
     )?;
     // Without a stable plan SQLite re-prepares statements with `LIMIT ?` and
     // similar bindings on every run, which defeats the statement cache.
@@ -107,6 +106,9 @@ impl Store {
         // crashes: every (group) commit fsyncs the WAL. Group commit keeps
         // that to one fsync for all writes waiting at that moment.
         writer.pragma_update(None, "synchronous", "FULL")?;
+        // The writer touches the tails of every index on each commit; a larger
+        // page cache keeps them in memory (readers keep the 2 MiB default).
+        writer.pragma_update(None, "cache_size", -16_000)?;
         // Checkpoints run on their own thread (below) so the writer never
         // stalls copying pages; this is only a backstop if that one lags.
         writer.pragma_update(None, "wal_autocheckpoint", 10_000)?;
