@@ -214,7 +214,7 @@ pub async fn show(
         .version(&run.workflow_id, run.workflow_version)
         .await
         .ok();
-    Ok(ok(run_view(&run, wf.as_deref(), true)))
+    Ok(ok(run_view(run, wf.as_deref(), true)))
 }
 
 fn run_filter(q: &QueryMap) -> Result<RunFilter, ApiError> {
@@ -256,7 +256,7 @@ pub async fn list(
     let cursor = has_more
         .then(|| rows.last().map(|r| r.seq.to_string()))
         .flatten();
-    let views: Vec<_> = rows.iter().map(|r| run_view(r, None, false)).collect();
+    let views: Vec<_> = rows.into_iter().map(|r| run_view(r, None, false)).collect();
     Ok(ok_list(views, ListMeta { cursor, has_more }))
 }
 
@@ -277,5 +277,5 @@ pub async fn cancel(
         .version(&run.workflow_id, run.workflow_version)
         .await
         .ok();
-    Ok(ok(run_view(&run, wf.as_deref(), true)))
+    Ok(ok(run_view(run, wf.as_deref(), true)))
 }

@@ -2,45 +2,67 @@
 //! and engine can change without breaking clients.
 
 use crate::api::{RunView, StepView, WorkflowView};
+use crate::engine::StepRecord;
 use crate::store::{RunRow, WorkflowRow};
 use crate::time::rfc3339;
 use crate::workflow::CompiledWorkflow;
 use serde_json::Value;
 
-pub fn run_view(run: &RunRow, wf: Option<&CompiledWorkflow>, with_steps: bool) -> RunView {
+/// Takes the run by value: its JSON moves into the view instead of being copied.
+pub fn run_view(run: RunRow, wf: Option<&CompiledWorkflow>, with_steps: bool) -> RunView {
+    let mut records: Vec<Option<StepRecord>> = Vec::new();
+    if let Some(wf) = wf {
+        records.resize(wf.steps.len(), None);
+        for r in run.steps {
+            if let Some(slot) = records.get_mut(r.idx) {
+                *slot = Some(r);
+            }
+        }
+    }
     let steps = match wf {
         Some(wf) if with_steps => wf
             .steps
             .iter()
-            .enumerate()
-            .map(|(i, step)| {
-                let rec = run.steps.iter().find(|r| r.idx == i);
-                StepView {
+            .zip(records)
+            .map(|(step, rec)| match rec {
+                Some(r) => StepView {
                     id: step.id.clone(),
                     name: step.name.clone(),
                     step_type: step.kind.type_name().to_string(),
-                    status: rec.map_or("pending", |r| r.status.as_str()).to_string(),
-                    output: rec.map_or(Value::Null, |r| r.output.clone()),
-                    error: rec.map_or(Value::Null, |r| r.error.clone()),
-                    attempts: rec.map_or(0, |r| r.attempts),
-                    warnings: rec.map(|r| r.warnings.clone()).unwrap_or_default(),
-                    started_at: rec.and_then(|r| r.started_at).map(rfc3339),
-                    completed_at: rec.and_then(|r| r.completed_at).map(rfc3339),
-                }
+                    status: r.status.as_str().to_string(),
+                    output: r.output,
+                    error: r.error,
+                    attempts: r.attempts,
+                    warnings: r.warnings,
+                    started_at: r.started_at.map(rfc3339),
+                    completed_at: r.completed_at.map(rfc3339),
+                },
+                None => StepView {
+                    id: step.id.clone(),
+                    name: step.name.clone(),
+                    step_type: step.kind.type_name().to_string(),
+                    status: "pending".into(),
+                    output: Value::Null,
+                    error: Value::Null,
+                    attempts: 0,
+                    warnings: vec![],
+                    started_at: None,
+                    completed_at: None,
+                },
             })
             .collect(),
         _ => vec![],
     };
     RunView {
-        id: run.id.clone(),
-        status: run.status.clone(),
-        workflow_id: run.workflow_id.clone(),
+        id: run.id,
+        status: run.status,
+        workflow_id: run.workflow_id,
         workflow_version: run.workflow_version,
-        input: run.input.clone(),
-        output: run.output.clone(),
-        error: run.error.clone(),
-        idempotency_key: run.idempotency_key.clone(),
-        connection_id: run.connection_id.clone(),
+        input: run.input,
+        output: run.output,
+        error: run.error,
+        idempotency_key: run.idempotency_key,
+        connection_id: run.connection_id,
         created_at: rfc3339(run.created_at),
         started_at: run.started_at.map(rfc3339),
         completed_at: run.completed_at.map(rfc3339),
