@@ -6,12 +6,14 @@
 mod connections;
 mod keys;
 mod migrations;
+mod queue;
 mod runs;
 mod workflows;
 
 pub use connections::{ConnectionRow, ConnectionWrite};
 pub use keys::ApiKeyRow;
-pub use runs::{ClaimedRun, NewRun, RunFilter, RunRow, RunUpdate, StepRecord, TriggerOutcome};
+pub use queue::RunUpdate;
+pub use runs::{ClaimedRun, NewRun, RunFilter, RunRow, StepRecord, TriggerOutcome};
 pub use workflows::{ApplyOutcome, WorkflowRow};
 
 use rusqlite::{Connection, OpenFlags};

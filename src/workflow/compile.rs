@@ -3,9 +3,9 @@
 
 use super::definition::*;
 use super::schema::InputSchema;
-use crate::actions::ActionKind;
+use super::steps::compile_step;
 use crate::template::value::PathSeg;
-use crate::template::{CompiledValue, Template};
+use crate::template::CompiledValue;
 use serde_json::{Map, Value, json};
 
 /// One problem: `{path: ["steps", 1, "config", "amount"], message}`.
@@ -16,7 +16,6 @@ pub struct Issue {
 }
 
 const MAX_STEPS: usize = 100;
-const DEFAULT_STEP_TIMEOUT_MS: u64 = 30_000;
 const KNOWN_FIELDS: [&str; 10] = [
     "id",
     "name",
@@ -63,19 +62,19 @@ pub fn valid_step_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-struct Checker {
-    issues: Vec<Issue>,
+pub(super) struct Checker {
+    pub(super) issues: Vec<Issue>,
 }
 
 impl Checker {
-    fn add(&mut self, path: Vec<Value>, message: impl Into<String>) {
+    pub(super) fn add(&mut self, path: Vec<Value>, message: impl Into<String>) {
         self.issues.push(Issue {
             path,
             message: message.into(),
         });
     }
 
-    fn compile_value(&mut self, base: &[Value], v: &Value) -> CompiledValue {
+    pub(super) fn compile_value(&mut self, base: &[Value], v: &Value) -> CompiledValue {
         match CompiledValue::compile(v) {
             Ok(c) => c,
             Err(errors) => {
@@ -88,7 +87,7 @@ impl Checker {
     }
 
     /// `steps.X` must name a step before `position` (or any step, for `output`).
-    fn check_refs(
+    pub(super) fn check_refs(
         &mut self,
         base: &[Value],
         c: &CompiledValue,
@@ -124,10 +123,6 @@ fn join(base: &[Value], sub: &[PathSeg]) -> Vec<Value> {
         PathSeg::Index(i) => json!(i),
     }));
     p
-}
-
-fn path(parts: &[Value]) -> Vec<Value> {
-    parts.to_vec()
 }
 
 /// Validate and compile a definition. Every problem is listed, not only the first.
@@ -263,7 +258,7 @@ pub fn compile(def: &Value) -> Result<CompiledWorkflow, Vec<Issue>> {
     })
 }
 
-fn positive_ms(ck: &mut Checker, v: Option<&Value>, at: Vec<Value>) -> Option<u64> {
+pub(super) fn positive_ms(ck: &mut Checker, v: Option<&Value>, at: Vec<Value>) -> Option<u64> {
     match v {
         None => None,
         Some(v) => match v.as_u64() {
@@ -274,184 +269,4 @@ fn positive_ms(ck: &mut Checker, v: Option<&Value>, at: Vec<Value>) -> Option<u6
             }
         },
     }
-}
-
-fn compile_step(
-    ck: &mut Checker,
-    i: usize,
-    raw: &Value,
-    earlier: &[String],
-    later: &[String],
-) -> Option<CompiledStep> {
-    let at = |field: &str| vec![json!("steps"), json!(i), json!(field)];
-    let base = vec![json!("steps"), json!(i)];
-    let Some(obj) = raw.as_object() else {
-        ck.add(base, "a step must be an object");
-        return None;
-    };
-    let before = ck.issues.len();
-    let id = obj
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    if !valid_step_id(&id) {
-        ck.add(at("id"), "required: 1-64 characters of A-Z a-z 0-9 _ -");
-    } else if earlier.contains(&id) {
-        ck.add(at("id"), format!("duplicate step id '{id}'"));
-    }
-    let name = obj.get("name").and_then(Value::as_str).map(String::from);
-    let step_type = obj.get("type").and_then(Value::as_str).unwrap_or_default();
-    let action = obj.get("action").and_then(Value::as_str).map(String::from);
-    let config_raw = obj.get("config").cloned().unwrap_or(json!({}));
-    if !config_raw.is_object() {
-        ck.add(at("config"), "must be an object");
-    }
-    let kind = match step_type {
-        "transform" => {
-            if config_raw.get("mapping").is_none() {
-                ck.add(at("config"), "a transform needs `mapping`");
-            }
-            StepKind::Transform
-        }
-        "wait" => {
-            let has = |k| config_raw.get(k).is_some();
-            if has("durationMs") == has("until") {
-                ck.add(
-                    at("config"),
-                    "a wait step needs exactly one of `durationMs` or `until`",
-                );
-            }
-            StepKind::Wait
-        }
-        "action" | "email" => {
-            // The seed writes an email step's `"action": "send"` inside its config.
-            let name = action.as_deref().or_else(|| {
-                config_raw
-                    .get("action")
-                    .and_then(Value::as_str)
-                    .filter(|_| step_type == "email")
-            });
-            match ActionKind::parse(step_type, name) {
-                Some(kind) => {
-                    for field in kind.missing_config(&config_raw) {
-                        let mut p = at("config");
-                        p.push(json!(field));
-                        ck.add(p, format!("required config field '{field}' is missing"));
-                    }
-                    StepKind::Action(kind)
-                }
-                None => {
-                    let known = ActionKind::known_actions().join(", ");
-                    let message = match name {
-                        Some(n) => format!("unknown action '{n}'; known: {known}"),
-                        None => format!("required for an action step; one of {known}"),
-                    };
-                    ck.add(at("action"), message);
-                    StepKind::Transform
-                }
-            }
-        }
-        other => {
-            ck.add(
-                at("type"),
-                format!("unknown step type '{other}'; expected transform, action, email or wait"),
-            );
-            StepKind::Transform
-        }
-    };
-    let config = ck.compile_value(&at("config"), &config_raw);
-    ck.check_refs(&at("config"), &config, earlier, later);
-    let condition = match obj.get("if") {
-        None => None,
-        Some(Value::String(s)) => match Template::parse(s) {
-            Ok(t) => {
-                let c = CompiledValue::Template(t.clone());
-                ck.check_refs(&at("if"), &c, earlier, later);
-                Some(t)
-            }
-            Err(e) => {
-                ck.add(at("if"), e.to_string());
-                None
-            }
-        },
-        Some(_) => {
-            ck.add(at("if"), "must be a template string");
-            None
-        }
-    };
-    let default_handling = if matches!(kind, StepKind::Action(_)) {
-        ErrorHandling::Retry
-    } else {
-        ErrorHandling::Fail
-    };
-    let error_handling = match obj.get("errorHandling").and_then(Value::as_str) {
-        None if obj.get("errorHandling").is_none() => default_handling,
-        Some("fail") => ErrorHandling::Fail,
-        Some("continue") => ErrorHandling::Continue,
-        Some("retry") => ErrorHandling::Retry,
-        _ => {
-            ck.add(at("errorHandling"), "must be one of fail, continue, retry");
-            default_handling
-        }
-    };
-    let retry = retry_config(ck, obj.get("retryConfig"), at("retryConfig"));
-    let timeout_ms =
-        positive_ms(ck, obj.get("timeoutMs"), at("timeoutMs")).unwrap_or(DEFAULT_STEP_TIMEOUT_MS);
-    let connection = obj
-        .get("connection")
-        .and_then(Value::as_str)
-        .map(String::from);
-    (ck.issues.len() == before).then_some(CompiledStep {
-        id,
-        name,
-        kind,
-        config,
-        condition,
-        error_handling,
-        retry,
-        timeout_ms,
-        connection,
-    })
-}
-
-fn retry_config(ck: &mut Checker, v: Option<&Value>, at: Vec<Value>) -> RetryConfig {
-    let mut rc = RetryConfig::default();
-    let Some(v) = v else { return rc };
-    let Some(obj) = v.as_object() else {
-        ck.add(
-            at,
-            "must be an object {maxAttempts, initialDelayMs, maxDelayMs, backoffMultiplier}",
-        );
-        return rc;
-    };
-    let field = |k: &str| {
-        let mut p = path(&at);
-        p.push(json!(k));
-        p
-    };
-    if let Some(n) = obj.get("maxAttempts") {
-        match n.as_u64() {
-            Some(n @ 1..=100) => rc.max_attempts = n as u32,
-            _ => ck.add(field("maxAttempts"), "must be an integer from 1 to 100"),
-        }
-    }
-    for (k, slot) in [
-        ("initialDelayMs", &mut rc.initial_delay_ms),
-        ("maxDelayMs", &mut rc.max_delay_ms),
-    ] {
-        if let Some(n) = obj.get(k) {
-            match n.as_u64() {
-                Some(n) => *slot = n,
-                None => ck.add(field(k), "must be a non-negative integer"),
-            }
-        }
-    }
-    if let Some(n) = obj.get("backoffMultiplier") {
-        match n.as_f64() {
-            Some(m) if (1.0..=10.0).contains(&m) => rc.backoff_multiplier = m,
-            _ => ck.add(field("backoffMultiplier"), "must be a number from 1 to 10"),
-        }
-    }
-    rc
 }

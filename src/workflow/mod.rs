@@ -5,6 +5,7 @@
 mod compile;
 mod definition;
 mod schema;
+mod steps;
 
 pub use compile::{Issue, compile, derive_id};
 pub use definition::{

@@ -1,0 +1,190 @@
+//! Apply-time validation of one step: its type or action, config, `if`,
+//! error handling, retry policy and timeout, and its references to other steps.
+
+use super::compile::{Checker, positive_ms, valid_step_id};
+use super::definition::*;
+use crate::actions::ActionKind;
+use crate::template::{CompiledValue, Template};
+use serde_json::{Value, json};
+
+const DEFAULT_STEP_TIMEOUT_MS: u64 = 30_000;
+
+pub(super) fn compile_step(
+    ck: &mut Checker,
+    i: usize,
+    raw: &Value,
+    earlier: &[String],
+    later: &[String],
+) -> Option<CompiledStep> {
+    let at = |field: &str| vec![json!("steps"), json!(i), json!(field)];
+    let base = vec![json!("steps"), json!(i)];
+    let Some(obj) = raw.as_object() else {
+        ck.add(base, "a step must be an object");
+        return None;
+    };
+    let before = ck.issues.len();
+    let id = obj
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if !valid_step_id(&id) {
+        ck.add(at("id"), "required: 1-64 characters of A-Z a-z 0-9 _ -");
+    } else if earlier.contains(&id) {
+        ck.add(at("id"), format!("duplicate step id '{id}'"));
+    }
+    let name = obj.get("name").and_then(Value::as_str).map(String::from);
+    let step_type = obj.get("type").and_then(Value::as_str).unwrap_or_default();
+    let action = obj.get("action").and_then(Value::as_str).map(String::from);
+    let config_raw = obj.get("config").cloned().unwrap_or(json!({}));
+    if !config_raw.is_object() {
+        ck.add(at("config"), "must be an object");
+    }
+    let kind = match step_type {
+        "transform" => {
+            if config_raw.get("mapping").is_none() {
+                ck.add(at("config"), "a transform needs `mapping`");
+            }
+            StepKind::Transform
+        }
+        "wait" => {
+            let has = |k| config_raw.get(k).is_some();
+            if has("durationMs") == has("until") {
+                ck.add(
+                    at("config"),
+                    "a wait step needs exactly one of `durationMs` or `until`",
+                );
+            }
+            StepKind::Wait
+        }
+        "action" | "email" => {
+            // The seed writes an email step's `"action": "send"` inside its config.
+            let name = action.as_deref().or_else(|| {
+                config_raw
+                    .get("action")
+                    .and_then(Value::as_str)
+                    .filter(|_| step_type == "email")
+            });
+            match ActionKind::parse(step_type, name) {
+                Some(kind) => {
+                    for field in kind.missing_config(&config_raw) {
+                        let mut p = at("config");
+                        p.push(json!(field));
+                        ck.add(p, format!("required config field '{field}' is missing"));
+                    }
+                    StepKind::Action(kind)
+                }
+                None => {
+                    let known = ActionKind::known_actions().join(", ");
+                    let message = match name {
+                        Some(n) => format!("unknown action '{n}'; known: {known}"),
+                        None => format!("required for an action step; one of {known}"),
+                    };
+                    ck.add(at("action"), message);
+                    StepKind::Transform
+                }
+            }
+        }
+        other => {
+            ck.add(
+                at("type"),
+                format!("unknown step type '{other}'; expected transform, action, email or wait"),
+            );
+            StepKind::Transform
+        }
+    };
+    let config = ck.compile_value(&at("config"), &config_raw);
+    ck.check_refs(&at("config"), &config, earlier, later);
+    let condition = match obj.get("if") {
+        None => None,
+        Some(Value::String(s)) => match Template::parse(s) {
+            Ok(t) => {
+                let c = CompiledValue::Template(t.clone());
+                ck.check_refs(&at("if"), &c, earlier, later);
+                Some(t)
+            }
+            Err(e) => {
+                ck.add(at("if"), e.to_string());
+                None
+            }
+        },
+        Some(_) => {
+            ck.add(at("if"), "must be a template string");
+            None
+        }
+    };
+    let default_handling = if matches!(kind, StepKind::Action(_)) {
+        ErrorHandling::Retry
+    } else {
+        ErrorHandling::Fail
+    };
+    let error_handling = match obj.get("errorHandling").and_then(Value::as_str) {
+        None if obj.get("errorHandling").is_none() => default_handling,
+        Some("fail") => ErrorHandling::Fail,
+        Some("continue") => ErrorHandling::Continue,
+        Some("retry") => ErrorHandling::Retry,
+        _ => {
+            ck.add(at("errorHandling"), "must be one of fail, continue, retry");
+            default_handling
+        }
+    };
+    let retry = retry_config(ck, obj.get("retryConfig"), at("retryConfig"));
+    let timeout_ms =
+        positive_ms(ck, obj.get("timeoutMs"), at("timeoutMs")).unwrap_or(DEFAULT_STEP_TIMEOUT_MS);
+    let connection = obj
+        .get("connection")
+        .and_then(Value::as_str)
+        .map(String::from);
+    (ck.issues.len() == before).then_some(CompiledStep {
+        id,
+        name,
+        kind,
+        config,
+        condition,
+        error_handling,
+        retry,
+        timeout_ms,
+        connection,
+    })
+}
+
+fn retry_config(ck: &mut Checker, v: Option<&Value>, at: Vec<Value>) -> RetryConfig {
+    let mut rc = RetryConfig::default();
+    let Some(v) = v else { return rc };
+    let Some(obj) = v.as_object() else {
+        ck.add(
+            at,
+            "must be an object {maxAttempts, initialDelayMs, maxDelayMs, backoffMultiplier}",
+        );
+        return rc;
+    };
+    let field = |k: &str| {
+        let mut p = at.clone();
+        p.push(json!(k));
+        p
+    };
+    if let Some(n) = obj.get("maxAttempts") {
+        match n.as_u64() {
+            Some(n @ 1..=100) => rc.max_attempts = n as u32,
+            _ => ck.add(field("maxAttempts"), "must be an integer from 1 to 100"),
+        }
+    }
+    for (k, slot) in [
+        ("initialDelayMs", &mut rc.initial_delay_ms),
+        ("maxDelayMs", &mut rc.max_delay_ms),
+    ] {
+        if let Some(n) = obj.get(k) {
+            match n.as_u64() {
+                Some(n) => *slot = n,
+                None => ck.add(field(k), "must be a non-negative integer"),
+            }
+        }
+    }
+    if let Some(n) = obj.get("backoffMultiplier") {
+        match n.as_f64() {
+            Some(m) if (1.0..=10.0).contains(&m) => rc.backoff_multiplier = m,
+            _ => ck.add(field("backoffMultiplier"), "must be a number from 1 to 10"),
+        }
+    }
+    rc
+}
