@@ -81,7 +81,7 @@ while time.time() < deadline:
 status, health = call(admin, "GET", "/healthz")
 server.send_signal(signal.SIGTERM); server.wait(timeout=30)
 
-per_key = sorted(r[0] for r in results.values())
+per_key = sorted(r[0] for r in results.values()) or [0]
 print(f"load: {KEYS} keys x {SECONDS:.0f}s: {accepted + limited + other} requests in {elapsed:.1f}s "
       f"({(accepted + limited + other) / elapsed:.0f}/s); 202: {accepted}, 429: {limited}, other: {other}")
 print(f"load: accepted per key min {per_key[0]} / max {per_key[-1]} (limit 500/min, GCRA burst 500)")

@@ -303,3 +303,28 @@ async fn keys_and_authorization_headers_never_reach_the_logs() {
         "an Authorization header reached the logs"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limited_request_keeps_the_connection_usable() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Server::start_with(&["--rate-limit-execute", "1"]);
+    s.apply(trivial()).await;
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let body = r#"{"input": {"note": "keep-alive clients such as Python's http.client reuse this socket"}}"#;
+    let request = format!(
+        "POST /api/v1/workflows/wf_tiny/run HTTP/1.1\r\nHost: {addr}\r\nx-api-key: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        s.key,
+        body.len()
+    );
+    let mut statuses = vec![];
+    for _ in 0..3 {
+        sock.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 8192];
+        let n = sock.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the server closed the connection");
+        let head = String::from_utf8_lossy(&buf[..n]).to_string();
+        statuses.push(head[9..12].to_string());
+    }
+    assert_eq!(statuses, ["202", "429", "429"]);
+}

@@ -24,6 +24,8 @@ pub const SCOPES: [&str; 8] = [
 ];
 
 const CACHE_TTL: Duration = Duration::from_secs(2);
+/// Bodies of rejected requests up to this size are read so the connection stays usable.
+const DRAIN_LIMIT: usize = 64 * 1024;
 
 /// The caller, as established by its key.
 #[derive(Debug, Clone)]
@@ -116,6 +118,9 @@ pub async fn authenticate(
     let mut response = match decision {
         Some(d) if !d.allowed => {
             state.metrics.rate_limited();
+            // Read the (small) body anyway: an unread body makes hyper close the
+            // connection, and keep-alive clients would see a broken pipe next.
+            let _ = axum::body::to_bytes(req.into_body(), DRAIN_LIMIT).await;
             ApiError::RateLimited {
                 limit: d.limit,
                 retry_after_secs: d.retry_after_secs,

@@ -4,8 +4,8 @@
 use super::definition::*;
 use super::schema::InputSchema;
 use super::steps::compile_step;
-use crate::template::value::PathSeg;
 use crate::template::CompiledValue;
+use crate::template::value::PathSeg;
 use serde_json::{Map, Value, json};
 
 /// One problem: `{path: ["steps", 1, "config", "amount"], message}`.
