@@ -14,17 +14,7 @@ fn trivial() -> serde_json::Value {
 async fn execute_limit_is_per_key_with_headers() {
     let s = Server::start();
     s.apply(trivial()).await;
-    let out = s.cli(&[
-        "keys",
-        "create",
-        "--name",
-        "other",
-        "--scopes",
-        "workflows:execute",
-        "--db",
-        s.db.to_str().unwrap(),
-    ]);
-    let other = stdout(&out).trim().to_string();
+    let other = s.create_key("other", "workflows:execute");
 
     let url = format!("{}/api/v1/workflows/wf_tiny/run", s.url);
     let started = std::time::Instant::now();

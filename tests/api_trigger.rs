@@ -277,18 +277,7 @@ async fn every_error_is_an_envelope() {
 async fn scopes_are_enforced_and_named() {
     let s = Server::start();
     s.apply(create_invoice_workflow()).await;
-    let out = s.cli(&[
-        "keys",
-        "create",
-        "--name",
-        "reader",
-        "--scopes",
-        "runs:read",
-        "--db",
-        s.db.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let reader = stdout(&out).trim().to_string();
+    let reader = s.create_key("reader", "runs:read");
     assert!(reader.starts_with("wfk_") && reader.len() == 36, "{reader}");
     let (status, _, v) = s
         .request_with_key(

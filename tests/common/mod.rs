@@ -121,6 +121,16 @@ impl Server {
         self.logs.lock().unwrap().clone()
     }
 
+    /// `flowctl keys create` on this server's database; returns the new key.
+    pub fn create_key(&self, name: &str, scopes: &str) -> String {
+        let db = self.db.to_str().unwrap().to_string();
+        let out = self.cli(&[
+            "keys", "create", "--name", name, "--scopes", scopes, "--db", &db,
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).trim().to_string()
+    }
+
     /// Run the CLI against this server (credentials file of this home).
     pub fn cli(&self, args: &[&str]) -> Output {
         self.cli_stdin(args, None)

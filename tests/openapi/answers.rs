@@ -200,19 +200,7 @@ async fn real_answers_match_their_documented_schemas() {
     anonymous.expect(RUNS, "/api/v1/runs", None, 401).await;
     let stranger = api.with_key(Some("wfk_notakey"));
     stranger.expect(RUNS, "/api/v1/runs", None, 401).await;
-    let db = s.db.to_str().unwrap();
-    let out = s.cli(&[
-        "keys",
-        "create",
-        "--name",
-        "reader",
-        "--scopes",
-        "runs:read",
-        "--db",
-        db,
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let reader_key = stdout(&out).trim().to_string();
+    let reader_key = s.create_key("reader", "runs:read");
     let reader = api.with_key(Some(&reader_key));
     let (v, _) = reader
         .expect(APPLY, "/api/v1/workflows", Some(json!({})), 403)
