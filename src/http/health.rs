@@ -8,10 +8,7 @@ use axum::response::IntoResponse;
 use serde_json::json;
 
 pub async fn healthz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    state
-        .store
-        .read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
-        .await?;
+    state.store.ping().await?;
     Ok(ok(json!({"status": "ok"})))
 }
 

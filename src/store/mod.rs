@@ -194,6 +194,15 @@ impl Store {
         .map_err(|_| StoreError::Closed)?
     }
 
+    /// A real round trip to the database file, for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        self.read(|c| {
+            Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map(|_| ())?)
+        })
+        .await
+    }
+
     /// Stop accepting writes; the writer thread exits after draining its queue.
     pub fn close(&self) {
         if let Ok(mut w) = self.inner.writer.lock() {
