@@ -318,3 +318,28 @@ async fn a_rate_limited_request_keeps_the_connection_usable() {
     }
     assert_eq!(statuses, ["202", "429", "429"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_log_format_makes_every_stderr_line_a_json_event() {
+    let mut s = Server::start_with(&["--log-format", "json", "-v"]);
+    s.apply(trivial()).await;
+    let run_id = s.trigger("wf_tiny", json!({})).await;
+    s.wait_for_run(&run_id, std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(s.terminate(), Some(0));
+    // The stderr reader thread may still be catching up with the exited process.
+    let logs = eventually(std::time::Duration::from_secs(5), || async {
+        let logs = s.logs();
+        logs.contains("flowctl stopped").then_some(logs)
+    })
+    .await;
+    assert!(logs.lines().count() >= 5, "{logs}");
+    for line in logs.lines() {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(
+            event["level"].is_string() && event["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+}

@@ -56,37 +56,49 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
         },
     };
     let db = settings.db.clone();
+    // With `--log-format json` every line on stderr is a JSON log event.
+    let json_logs = args.log_format == "json";
+    let say = |message: String| {
+        if json_logs {
+            tracing::info!("{message}");
+        } else {
+            eprintln!("{message}");
+        }
+    };
     let app = App::build(settings).await.map_err(|e| Failure {
         exit: Exit::Usage,
         message: format!("{e:#}"),
     })?;
     let url = format!("http://{}", app.addr());
     match app.ensure_local_credentials(&url).await {
-        Ok(Some(path)) => eprintln!(
+        Ok(Some(path)) => say(format!(
             "created an admin API key for this machine in {} (mode 0600); `flowctl run` here needs no set-up",
             path.display()
-        ),
+        )),
         Ok(None) => {}
-        Err(e) => eprintln!("warning: could not write local credentials: {e:#}"),
+        Err(e) => say(format!("warning: could not write local credentials: {e:#}")),
     }
     if let Some(path) = &app.created_key {
-        eprintln!(
+        say(format!(
             "created the secret key for connection credentials in {} (mode 0600); keep it with the database",
             path.display()
-        );
+        ));
     }
     if app.recovered > 0 {
-        eprintln!("resuming {} run(s) that were in flight", app.recovered);
+        say(format!(
+            "resuming {} run(s) that were in flight",
+            app.recovered
+        ));
     }
-    eprintln!("database {}", db.display());
-    eprintln!("flowctl listening on {url}");
+    say(format!("database {}", db.display()));
+    say(format!("flowctl listening on {url}"));
     app.run_until_stopped(shutdown_signal())
         .await
         .map_err(|e| Failure {
             exit: Exit::Server,
             message: format!("{e:#}"),
         })?;
-    eprintln!("flowctl stopped");
+    say("flowctl stopped".into());
     Ok(Exit::Ok)
 }
 

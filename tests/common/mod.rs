@@ -77,7 +77,15 @@ impl Server {
         let logs = self.logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("flowctl listening on ") {
+                // Text logs, or `--log-format json` events whose message says the same.
+                let message = match serde_json::from_str::<Value>(&line) {
+                    Ok(event) => event["fields"]["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    Err(_) => line.clone(),
+                };
+                if let Some(url) = message.strip_prefix("flowctl listening on ") {
                     let _ = tx.send(url.to_string());
                 }
                 let mut l = logs.lock().unwrap();
