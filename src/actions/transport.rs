@@ -29,9 +29,20 @@ pub(crate) fn transport_error(e: reqwest::Error) -> ActionError {
 }
 
 /// `Retry-After` in delta-seconds (the HTTP-date form is ignored: the backoff applies).
+/// `Retry-After` as delay-seconds or as an HTTP date (RFC 9110); a date in
+/// the past means "now".
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    text.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let text = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+    let wait = at.timestamp_millis() - chrono::Utc::now().timestamp_millis();
+    Some(Duration::from_millis(wait.max(0) as u64))
 }
 
 /// Read the whole body, refusing more than 10 MiB.
@@ -72,7 +83,7 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_seconds_only() {
+    fn retry_after_seconds_and_http_dates() {
         let mut h = HeaderMap::new();
         h.insert("retry-after", "12".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_secs(12)));
@@ -80,6 +91,19 @@ mod tests {
             "retry-after",
             "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
         );
+        assert_eq!(
+            retry_after(&h),
+            Some(Duration::ZERO),
+            "a past date means now"
+        );
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
+        h.insert("retry-after", soon.parse().unwrap());
+        let wait = retry_after(&h).unwrap();
+        assert!(
+            wait > Duration::from_secs(28) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        h.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
     }
 }
