@@ -275,3 +275,33 @@ fn a_database_from_a_newer_flowctl_is_refused_untouched() {
         "the file must be left untouched"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_terminal_wait_shows_the_current_step() {
+    let s = Server::start();
+    s.apply(json!({"name": "Two Naps", "steps": [
+        {"id": "first-nap", "type": "wait", "config": {"durationMs": 1500}},
+        {"id": "second-nap", "type": "wait", "config": {"durationMs": 1500}}]}))
+        .await;
+    // `script` runs the CLI on a pseudo-terminal (stdout and stderr both land in its output).
+    let mut cmd = Command::new("script");
+    env_for(&mut cmd, s.home.path());
+    let out = cmd
+        .args([
+            "-qec",
+            &format!("{BIN} run wf_two_naps --wait --timeout 30"),
+            "/dev/null",
+        ])
+        .output()
+        .expect("script (util-linux)");
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let screen = stdout(&out);
+    assert!(
+        screen.contains("1/2 first-nap") || screen.contains("2/2 second-nap"),
+        "no spinner:\n{screen}"
+    );
+    assert!(
+        screen.contains("\"waitedMs\""),
+        "the output is printed at the end:\n{screen}"
+    );
+}
