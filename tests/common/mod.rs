@@ -253,6 +253,35 @@ impl Drop for Server {
     }
 }
 
+/// Whether an outside tool these tests drive (a Python module such as
+/// aiosmtpd, or a command) is here. `.ci/run` installs them all; in CI
+/// (`CI=true`) a missing one fails the test, elsewhere the test says what to
+/// install and is skipped, so `cargo test` on a bare machine still runs the rest.
+pub fn have(tool: &str, probe: &mut Command) -> bool {
+    let ok = probe
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{tool} is missing; .ci/run installs it"
+        );
+        eprintln!(
+            "SKIPPED: {tool} is missing (bash .ci/run installs it, or see README \"Run the tests\")"
+        );
+    }
+    ok
+}
+
+pub fn have_python_module(module: &str) -> bool {
+    have(
+        &format!("python3 module {module}"),
+        Command::new("python3").args(["-c", &format!("import {module}")]),
+    )
+}
+
 /// Poll `f` until it returns Some, with a deadline (never a fixed sleep).
 pub async fn eventually<T, F, Fut>(deadline: Duration, mut f: F) -> T
 where
