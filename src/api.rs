@@ -47,17 +47,6 @@ impl ErrorDetail {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TriggerRequest {
-    #[serde(default)]
-    pub input: Option<Value>,
-    #[serde(default)]
-    pub connection_id: Option<String>,
-    #[serde(default)]
-    pub idempotency_key: Option<String>,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TriggerResponse {

@@ -69,10 +69,6 @@ impl App {
             .expect("a bound listener has an address")
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// Serve until `shutdown` resolves; then stop claiming, give runs in
     /// flight the grace period, and return.
     pub async fn run_until_stopped(

@@ -12,7 +12,7 @@ pub use retry::{FailureDecision, on_step_error};
 pub use status::{RunStatus, StepStatus};
 
 use crate::template::{Context, is_truthy};
-use crate::workflow::{CompiledStep, CompiledWorkflow, StepKind};
+use crate::workflow::{CompiledStep, CompiledWorkflow};
 use serde_json::{Map, Value, json};
 
 /// One step's recorded result (persisted by the store, keyed by run and index).
@@ -221,12 +221,6 @@ pub fn step_failure(record: &StepRecord) -> Value {
         "message": message,
         "stepId": record.step_id,
     })
-}
-
-/// Whether a step of this kind produces its result without side effects, so
-/// it can be re-run after a crash and need not be persisted before the next.
-pub fn is_pure(step: &CompiledStep) -> bool {
-    matches!(step.kind, StepKind::Transform)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ mod workflows;
 pub use connections::{ConnectionRow, ConnectionWrite};
 pub use keys::ApiKeyRow;
 pub use queue::RunUpdate;
-pub use runs::{ClaimedRun, NewRun, RunFilter, RunRow, StepRecord, TriggerOutcome};
+pub use runs::{NewRun, RunFilter, RunRow, StepRecord, TriggerOutcome};
 pub use workflows::{ApplyOutcome, WorkflowRow};
 
 use rusqlite::{Connection, OpenFlags};
@@ -137,10 +137,6 @@ impl Store {
                 readers: Mutex::new(Vec::new()),
             }),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.inner.path
     }
 
     /// Run `f` inside the writer's current transaction; resolves after COMMIT.

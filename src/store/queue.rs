@@ -2,7 +2,7 @@
 //! and run state in one commit), parking, and start-up recovery.
 
 use super::runs::{RUN_COLUMNS, decode, load_steps, opt_json, row_to_run};
-use super::{ClaimedRun, Result, StepRecord, Store};
+use super::{Result, RunRow, StepRecord, Store};
 use rusqlite::params;
 use serde_json::Value;
 
@@ -47,12 +47,7 @@ impl From<&StepRecord> for StepRow {
 
 impl Store {
     /// Claim up to `limit` runs that are due, oldest first, with a lease.
-    pub async fn claim_runs(
-        &self,
-        limit: usize,
-        now: i64,
-        lease_ms: i64,
-    ) -> Result<Vec<ClaimedRun>> {
+    pub async fn claim_runs(&self, limit: usize, now: i64, lease_ms: i64) -> Result<Vec<RunRow>> {
         let claimed = self
             .write(move |c| {
                 let mut pick = c.prepare_cached(&format!(

@@ -53,8 +53,6 @@ impl RunRow {
     }
 }
 
-pub type ClaimedRun = RunRow;
-
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
     pub workflow_id: Option<String>,
