@@ -61,7 +61,7 @@ fn build_message(
 ) -> Result<(Message, String), ActionError> {
     let to = mailboxes(config, "to")?;
     if to.is_empty() {
-        return Err(ActionError::invalid_config("email 'to' is empty"));
+        return Err(ActionError::empty("to", "email 'to' is empty"));
     }
     let from_text = match opt_string(config, "from")?.filter(|s| !s.trim().is_empty()) {
         Some(from) => from,

@@ -118,7 +118,7 @@ fn parse_method(m: &str) -> Result<Method, ActionError> {
 /// The URL to call, and whether the connection's headers and secret may go with it.
 fn resolve_url(url: &str, base: Option<&str>) -> Result<(Url, bool), ActionError> {
     if url.is_empty() {
-        return Err(ActionError::invalid_config("http.request 'url' is empty"));
+        return Err(ActionError::empty("url", "http.request 'url' is empty"));
     }
     let absolute = url.starts_with("http://") || url.starts_with("https://");
     let parse = |text: &str, what: &str| {

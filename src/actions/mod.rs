@@ -44,6 +44,9 @@ pub struct ActionError {
     pub retryable: bool,
     /// Server-requested delay before the next attempt (`Retry-After`).
     pub retry_after: Option<Duration>,
+    /// The config field that rendered empty, so the caller can name the
+    /// template that produced it.
+    pub empty_field: Option<&'static str>,
 }
 
 impl ActionError {
@@ -53,6 +56,15 @@ impl ActionError {
             message: message.into(),
             retryable,
             retry_after: None,
+            empty_field: None,
+        }
+    }
+
+    /// A required config field rendered empty: never retryable.
+    pub fn empty(field: &'static str, message: impl Into<String>) -> ActionError {
+        ActionError {
+            empty_field: Some(field),
+            ..ActionError::invalid_config(message)
         }
     }
 

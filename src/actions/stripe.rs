@@ -279,17 +279,15 @@ fn params_of(config: &Value) -> Result<Map<String, Value>, ActionError> {
 fn take_id(
     params: &mut Map<String, Value>,
     key: &str,
-    config_name: &str,
+    config_name: &'static str,
     kind: ActionKind,
 ) -> Result<String, ActionError> {
     match params.remove(key) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-        None | Some(Value::Null) => Err(ActionError::invalid_config(format!(
-            "{kind} '{config_name}' is empty"
-        ))),
-        Some(Value::String(_)) => Err(ActionError::invalid_config(format!(
-            "{kind} '{config_name}' is empty"
-        ))),
+        None | Some(Value::Null) | Some(Value::String(_)) => Err(ActionError::empty(
+            config_name,
+            format!("{kind} '{config_name}' is empty"),
+        )),
         Some(other) => Err(ActionError::invalid_config(format!(
             "{kind} '{config_name}' must be a string, got {other}"
         ))),

@@ -64,16 +64,12 @@ pub(crate) async fn run_action(
 
 /// For "'to' is empty"-style errors: the template that produced the field.
 fn empty_field_template(step: &CompiledStep, e: &ActionError) -> Option<String> {
-    if e.code != "INVALID_CONFIG" || !e.message.contains("empty") {
-        return None;
-    }
+    let field = e.empty_field?;
     let CompiledValue::Object(fields) = &step.config else {
         return None;
     };
     fields.iter().find_map(|(name, value)| match value {
-        CompiledValue::Template(t) if e.message.contains(&format!("'{name}'")) => {
-            Some(t.source().to_string())
-        }
+        CompiledValue::Template(t) if name == field => Some(t.source().to_string()),
         _ => None,
     })
 }
