@@ -243,6 +243,20 @@ async fn trigger_is_refused_when_connections_cannot_resolve() {
     );
     let (_, runs) = s.get("/api/v1/runs").await;
     assert_eq!(runs["data"], json!([]));
+
+    // The CLI lists and deletes connections; a deleted one is gone.
+    let out = s.cli(&["connections", "list"]);
+    assert!(
+        stdout(&out).contains("conn_off") && stdout(&out).contains("inactive"),
+        "{}",
+        stdout(&out)
+    );
+    let out = s.cli(&["connections", "delete", "conn_off"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (status, _) = s.get("/api/v1/connections/conn_off").await;
+    assert_eq!(status, 404);
+    let out = s.cli(&["connections", "delete", "conn_off"]);
+    assert_eq!(out.status.code(), Some(2), "deleting it again is a 404");
 }
 
 #[tokio::test(flavor = "multi_thread")]
