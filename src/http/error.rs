@@ -26,6 +26,10 @@ pub enum ApiError {
         limit: u32,
         retry_after_secs: u64,
     },
+    /// The database file is damaged; the real cause is logged by the store.
+    StorageCorrupt,
+    /// A request body did not arrive within the server's body timeout.
+    RequestTimeout(String),
     Internal(String),
 }
 
@@ -68,6 +72,12 @@ impl ApiError {
                 codes::RATE_LIMITED,
                 format!("Rate limit exceeded. Limit: {limit} requests per minute."),
             ),
+            StorageCorrupt => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                codes::STORAGE_CORRUPT,
+                "The database file is corrupt; the server log names the file and the cause".into(),
+            ),
+            RequestTimeout(m) => (StatusCode::REQUEST_TIMEOUT, codes::REQUEST_TIMEOUT, m.clone()),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 codes::INTERNAL,
@@ -114,6 +124,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(capitalized_not_found(what)),
+            StoreError::DatabaseCorrupt { .. } => ApiError::StorageCorrupt,
             other => ApiError::Internal(other.to_string()),
         }
     }

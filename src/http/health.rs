@@ -8,6 +8,11 @@ use axum::response::IntoResponse;
 use serde_json::json;
 
 pub async fn healthz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    // Once any query met a corrupt page the answer stays 503 until a restart:
+    // a `SELECT 1` would not touch the damaged page.
+    if state.store.corruption().is_some() {
+        return Err(ApiError::StorageCorrupt);
+    }
     state.store.ping().await?;
     Ok(ok(json!({"status": "ok"})))
 }

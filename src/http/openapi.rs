@@ -132,6 +132,7 @@ fn error_refs(statuses: &[u16]) -> Vec<(String, Value)> {
                 413 => "PayloadTooLarge",
                 429 => "RateLimited",
                 500 => "Internal",
+                503 => "StorageCorrupt",
                 other => panic!("no shared error response for {other}"),
             };
             (s.to_string(), reference("responses", name))

@@ -5,6 +5,7 @@
 
 mod connections;
 mod keys;
+pub mod maintenance;
 mod migrations;
 mod queue;
 mod runs;
@@ -35,6 +36,11 @@ pub enum StoreError {
     TooNew { found: i64, supported: i64 },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// SQLite found the file itself damaged (SQLITE_CORRUPT / SQLITE_NOTADB).
+    #[error(
+        "the database file {path} is corrupt ({cause}); stop flowctl, run `flowctl db check --db {path}` and restore a backup"
+    )]
+    DatabaseCorrupt { path: String, cause: String },
     #[error("the database writer has stopped")]
     Closed,
     #[error("cannot open database {path}: {reason}")]
@@ -66,6 +72,10 @@ struct Inner {
     checkpointer_stop: Arc<AtomicBool>,
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     readers: Mutex<Vec<Connection>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    checkpointer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Set once a query met a corrupt page (see `maintenance`).
+    corrupt: Mutex<Option<String>>,
 }
 
 fn open_conn(path: &Path, flags: OpenFlags) -> Result<Connection> {
@@ -95,15 +105,21 @@ impl Store {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
-                path: path.display().to_string(),
+            maintenance::create_private_dir(dir).map_err(|e| StoreError::Open {
+                path: dir.display().to_string(),
                 reason: e.to_string(),
             })?;
         }
+        maintenance::create_private_file(path).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let named = |e| maintenance::name_the_file(path, e);
         let mut writer = open_conn(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
-        )?;
+        )
+        .map_err(named)?;
         // SPEC §5 promises durability across power loss, not only process
         // crashes: every (group) commit fsyncs the WAL. Group commit keeps
         // that to one fsync for all writes waiting at that moment.
@@ -114,9 +130,10 @@ impl Store {
         // Checkpoints run on their own thread (below) so the writer never
         // stalls copying pages; this is only a backstop if that one lags.
         writer.pragma_update(None, "wal_autocheckpoint", 10_000)?;
-        migrations::migrate(&mut writer)?;
+        migrations::migrate(&mut writer).map_err(named)?;
+        maintenance::check_at_start(&writer, path)?;
         let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
+        let writer_thread = std::thread::Builder::new()
             .name("flowctl-db-writer".into())
             .spawn(move || writer_loop(writer, rx))
             .map_err(|e| StoreError::Open {
@@ -126,15 +143,19 @@ impl Store {
         let stop = Arc::new(AtomicBool::new(false));
         let checkpointer_path = path.to_path_buf();
         let checkpointer_stop = stop.clone();
-        let _ = std::thread::Builder::new()
+        let checkpointer_thread = std::thread::Builder::new()
             .name("flowctl-db-checkpoint".into())
-            .spawn(move || checkpoint_loop(&checkpointer_path, &checkpointer_stop));
+            .spawn(move || checkpoint_loop(&checkpointer_path, &checkpointer_stop))
+            .ok();
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 checkpointer_stop: stop,
                 writer: Mutex::new(Some(tx)),
                 readers: Mutex::new(Vec::new()),
+                writer_thread: Mutex::new(Some(writer_thread)),
+                checkpointer_thread: Mutex::new(checkpointer_thread),
+                corrupt: Mutex::new(None),
             }),
         })
     }
@@ -153,7 +174,9 @@ impl Store {
             })
         });
         self.send(job)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        rx.await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(|e| self.inner.note(e))
     }
 
     fn send(&self, job: Job) -> Result<()> {
@@ -178,7 +201,7 @@ impl Store {
                 Some(c) => c,
                 None => open_conn(&inner.path, OpenFlags::SQLITE_OPEN_READ_WRITE)?,
             };
-            let result = f(&conn);
+            let result = f(&conn).map_err(|e| inner.note(e));
             if let Ok(mut pool) = inner.readers.lock()
                 && pool.len() < READERS
             {
@@ -199,13 +222,6 @@ impl Store {
         .await
     }
 
-    /// Stop accepting writes; the writer thread exits after draining its queue.
-    pub fn close(&self) {
-        if let Ok(mut w) = self.inner.writer.lock() {
-            w.take();
-        }
-        self.inner.checkpointer_stop.store(true, Ordering::Relaxed);
-    }
 }
 
 /// Each job gets a savepoint so one failing job does not undo its neighbours.

@@ -232,6 +232,8 @@ fn all_codes() -> Vec<&'static str> {
         PAYLOAD_TOO_LARGE,
         METHOD_NOT_ALLOWED,
         RATE_LIMITED,
+        REQUEST_TIMEOUT,
+        STORAGE_CORRUPT,
         INTERNAL,
     ]
 }
@@ -343,5 +345,8 @@ fn responses() -> Value {
             })),
         "Internal": error_response("Unexpected server error; no internals in the body",
             &[INTERNAL], json!({})),
+        "StorageCorrupt": error_response(
+            "The database file is corrupt (the server log names the file and the cause)",
+            &[STORAGE_CORRUPT], json!({})),
     })
 }
