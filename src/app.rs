@@ -26,6 +26,8 @@ pub struct App {
     state: AppState,
     settings: ServeSettings,
     _lock: File,
+    /// The cap on open API connections in force.
+    pub max_connections: usize,
     pub recovered: usize,
     /// The secret key file this start created, if any.
     pub created_key: Option<PathBuf>,
@@ -33,15 +35,25 @@ pub struct App {
 
 impl App {
     pub async fn build(settings: ServeSettings) -> anyhow::Result<App> {
+        let fd_limit = crate::http::server::raise_fd_limit();
+        let max_connections = settings
+            .connections
+            .max_connections
+            .unwrap_or_else(|| crate::http::server::default_max_connections(fd_limit));
         let lock = lock_data_dir(&settings.db)?;
         let (secrets, created_key) = load_secret_key(&settings.db)?;
         let store = Store::open(&settings.db)?;
         let recovered = store.requeue_in_flight().await?;
-        let listener = TcpListener::bind(&settings.listen).await.with_context(|| {
-            format!(
-                "cannot listen on {} (is another server running? use --listen)",
+        let listener = TcpListener::bind(&settings.listen).await.map_err(|e| {
+            let message = format!(
+                "cannot listen on {}: {e} (is another server running? use --listen)",
                 settings.listen
-            )
+            );
+            if e.kind() == std::io::ErrorKind::InvalidInput {
+                anyhow::Error::new(Misconfigured(message))
+            } else {
+                anyhow::anyhow!(message)
+            }
         })?;
         let catalog = Catalog::new(store.clone());
         let state = AppState::new(
@@ -58,6 +70,7 @@ impl App {
             state,
             settings,
             _lock: lock,
+            max_connections,
             recovered,
             created_key,
         })
@@ -90,23 +103,31 @@ impl App {
             self.settings.retention_days,
             stop_rx.clone(),
         ));
+        // Beyond loopback, metrics are for admins unless the operator says otherwise.
+        let local = self.addr().ip().is_loopback();
         let app = router(
             self.state.clone(),
             Limits {
                 body_bytes: self.settings.body_limit_bytes,
+                metrics_need_key: !local && !self.settings.metrics_public,
             },
         );
-        let mut server_stop = stop_rx.clone();
         let signal_tx = stop_tx.clone();
+        let events = self.state.events.clone();
         tokio::spawn(async move {
             shutdown.await;
+            events.stop();
             let _ = signal_tx.send(true);
         });
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-            })
-            .await?;
+        let server = crate::http::server::ServerConfig {
+            header_timeout: self.settings.connections.header_timeout,
+            body_timeout: self.settings.connections.body_timeout,
+            idle_timeout: self.settings.connections.idle_timeout,
+            max_connections: self.max_connections,
+            body_limit: self.settings.body_limit_bytes,
+            grace: self.settings.shutdown_grace,
+        };
+        crate::http::server::serve(self.listener, app, server, stop_rx.clone()).await;
         let _ = stop_tx.send(true);
         let _ = worker_task.await;
         retention.abort();
@@ -154,7 +175,8 @@ impl App {
 /// key file beside the database, created (mode 0600) on first start.
 fn load_secret_key(db: &std::path::Path) -> anyhow::Result<(SecretBox, Option<PathBuf>)> {
     if let Ok(text) = std::env::var("FLOWCTL_SECRET_KEY") {
-        let key = SecretBox::from_key_text(&text).context("FLOWCTL_SECRET_KEY")?;
+        let key = SecretBox::from_key_text(&text)
+            .map_err(|e| Misconfigured(format!("FLOWCTL_SECRET_KEY: {e}")))?;
         return Ok((key, None));
     }
     let path = db
@@ -171,22 +193,53 @@ fn lock_data_dir(db: &std::path::Path) -> anyhow::Result<File> {
     if let Some(dir) = db.parent()
         && !dir.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        crate::store::maintenance::create_private_dir(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let lock_path = PathBuf::from(format!("{}.lock", db.display()));
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    let mut options = File::options();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options
         .open(&lock_path)
         .with_context(|| format!("cannot open {}", lock_path.display()))?;
     file.try_lock().map_err(|_| {
-        anyhow::anyhow!(
+        Misconfigured(format!(
             "another flowctl serve is using {}; stop it or pass a different --db",
             db.display()
-        )
+        ))
     })?;
     Ok(file)
+}
+
+/// A start-up failure that is the caller's mistake (flags, environment, a
+/// second server on the same file): `serve` exits 2 for it, 3 for the rest.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Misconfigured(pub String);
+
+impl Misconfigured {
+    pub fn is_in(e: &anyhow::Error) -> bool {
+        e.chain().any(|c| c.is::<Misconfigured>())
+    }
+}
+
+/// An error and its causes on one line, each said once (SQLite's text is
+/// otherwise repeated by every layer that wraps it).
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for part in e.chain() {
+        let text = part.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 const PURGE_BATCH: usize = 500;
