@@ -223,3 +223,42 @@ async fn sigterm_ends_half_sent_requests_and_long_polls_within_the_grace() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["data"]["status"], "running", "{v}");
 }
+
+#[tokio::test]
+async fn metrics_need_an_admin_key_beyond_loopback_unless_public() {
+    let home = tempfile::tempdir().unwrap();
+    let db = home.path().join("flowctl.db");
+    let db = db.to_str().unwrap();
+    let s = Spawned::serve(&["--listen", "0.0.0.0:0", "--db", db], home.path());
+    let creds: Value = serde_json::from_str(
+        &std::fs::read_to_string(home.path().join("config/flowctl/credentials.json")).unwrap(),
+    )
+    .unwrap();
+    let admin = creds["apiKey"].as_str().unwrap().to_string();
+    let mut keys = Command::new(common::BIN);
+    common::env_for(&mut keys, home.path());
+    let out = keys
+        .args(["keys", "create", "--name", "reader", "--scopes", "runs:read", "--db", db])
+        .output()
+        .unwrap();
+    let reader = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let http = reqwest::Client::new();
+    let metrics = |key: Option<&str>| {
+        let mut req = http.get(format!("{}/metrics", s.url));
+        if let Some(k) = key {
+            req = req.header("x-api-key", k);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(metrics(None).await, 401);
+    assert_eq!(metrics(Some(&reader)).await, 403);
+    assert_eq!(metrics(Some(&admin)).await, 200);
+    drop(s);
+
+    let s = Spawned::serve(
+        &["--listen", "0.0.0.0:0", "--db", db, "--metrics-public"],
+        home.path(),
+    );
+    let status = http.get(format!("{}/metrics", s.url)).send().await.unwrap().status();
+    assert_eq!(status, 200);
+}
