@@ -44,7 +44,7 @@ pub fn load_credentials() -> Option<Credentials> {
 pub fn save_credentials(c: &Credentials) -> std::io::Result<PathBuf> {
     let path = credentials_path();
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        crate::store::maintenance::create_private_dir(dir)?;
     }
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
