@@ -48,13 +48,19 @@ fn slow_and_silent_clients_are_cut_off_and_huge_bodies_refused_up_front() {
 
     // A connection that never sends anything, and one that sends half a head.
     let (out, took) = read_until_closed(&mut TcpStream::connect(&a).unwrap(), b"", limit);
-    assert!(out.is_empty() && took < Duration::from_secs(3), "silent: {took:?} {out}");
+    assert!(
+        out.is_empty() && took < Duration::from_secs(3),
+        "silent: {took:?} {out}"
+    );
     let (out, took) = read_until_closed(
         &mut TcpStream::connect(&a).unwrap(),
         b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-a: b",
         limit,
     );
-    assert!(out.is_empty() && took < Duration::from_secs(3), "slowloris: {took:?} {out}");
+    assert!(
+        out.is_empty() && took < Duration::from_secs(3),
+        "slowloris: {took:?} {out}"
+    );
 
     // Keep-alive: a second request 1.5 s after the first is still served (the
     // idle limit is not the header limit), then silence closes it.
@@ -80,7 +86,8 @@ fn slow_and_silent_clients_are_cut_off_and_huge_bodies_refused_up_front() {
         "POST /api/v1/workflows HTTP/1.1\r\nHost: x\r\nx-api-key: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"na",
         s.key
     );
-    let (out, took) = read_until_closed(&mut TcpStream::connect(&a).unwrap(), head.as_bytes(), limit);
+    let (out, took) =
+        read_until_closed(&mut TcpStream::connect(&a).unwrap(), head.as_bytes(), limit);
     assert!(out.starts_with("HTTP/1.1 408"), "{out}");
     assert_eq!(body_json(&out)["error"]["code"], "REQUEST_TIMEOUT");
     assert!(took < Duration::from_secs(4), "{took:?}");
@@ -90,7 +97,8 @@ fn slow_and_silent_clients_are_cut_off_and_huge_bodies_refused_up_front() {
         "POST /api/v1/workflows/x/run HTTP/1.1\r\nHost: x\r\nx-api-key: {}\r\nContent-Length: 10737418240\r\n\r\nabcdefghi",
         s.key
     );
-    let (out, took) = read_until_closed(&mut TcpStream::connect(&a).unwrap(), head.as_bytes(), limit);
+    let (out, took) =
+        read_until_closed(&mut TcpStream::connect(&a).unwrap(), head.as_bytes(), limit);
     assert!(out.starts_with("HTTP/1.1 413"), "{out}");
     assert_eq!(body_json(&out)["error"]["code"], "PAYLOAD_TOO_LARGE");
     assert!(took < Duration::from_secs(1), "{took:?}");
@@ -106,19 +114,31 @@ fn an_api_key_header_that_is_not_text_says_so() {
         Duration::from_secs(5),
     );
     assert!(out.starts_with("HTTP/1.1 401"), "{out}");
-    let message = body_json(&out)["error"]["message"].as_str().unwrap().to_string();
-    assert!(message.contains("x-api-key header is not valid text"), "{message}");
+    let message = body_json(&out)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("x-api-key header is not valid text"),
+        "{message}"
+    );
 }
 
 /// The probe: `ulimit -n 1024`, 1 100 silent connections, then `/healthz`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_connections_under_a_low_file_limit_do_not_stop_healthz() {
-    if !have("sh with ulimit", Command::new("sh").args(["-c", "ulimit -n 1024"])) {
+    if !have(
+        "sh with ulimit",
+        Command::new("sh").args(["-c", "ulimit -n 1024"]),
+    ) {
         return;
     }
     // This process needs 1 100 sockets of its own.
     let own = rlimit::increase_nofile_limit(4096).unwrap_or(0);
-    assert!(own >= 1200, "this test needs an open-file limit over 1 200 (have {own})");
+    assert!(
+        own >= 1200,
+        "this test needs an open-file limit over 1 200 (have {own})"
+    );
     let home = tempfile::tempdir().unwrap();
     let db = home.path().join("flowctl.db");
     let args: Vec<String> = [
@@ -132,7 +152,10 @@ async fn silent_connections_under_a_low_file_limit_do_not_stop_healthz() {
     .collect();
     let server = Spawned::start("sh", &args, home.path());
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id())).unwrap();
-    let files = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
     assert!(files.contains("1024"), "the premise: {files}");
     let a = addr(&server.url);
 
@@ -171,13 +194,15 @@ async fn sigterm_ends_half_sent_requests_and_long_polls_within_the_grace() {
     s.apply(json!({"id": "wf_slow", "name": "Slow", "steps": [
         {"id": "w", "type": "wait", "config": {"durationMs": 30000}}]}))
         .await;
-    s.post("/api/v1/workflows/wf_slow/activate", json!({})).await;
+    s.post("/api/v1/workflows/wf_slow/activate", json!({}))
+        .await;
     let run = s.trigger("wf_slow", json!({})).await;
     let a = addr(&s.url);
 
     // Half a head; half a body; an idle keep-alive; a 60 s long-poll.
     let mut head = TcpStream::connect(&a).unwrap();
-    head.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-a: b").unwrap();
+    head.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-a: b")
+        .unwrap();
     let mut body = TcpStream::connect(&a).unwrap();
     body.write_all(
         format!(
@@ -188,7 +213,8 @@ async fn sigterm_ends_half_sent_requests_and_long_polls_within_the_grace() {
     )
     .unwrap();
     let mut idle = TcpStream::connect(&a).unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut buf = [0u8; 1024];
     let _ = idle.read(&mut buf).unwrap();
     let poll = {
@@ -212,7 +238,9 @@ async fn sigterm_ends_half_sent_requests_and_long_polls_within_the_grace() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let started = Instant::now();
-    let code = tokio::task::spawn_blocking(move || s.terminate()).await.unwrap();
+    let code = tokio::task::spawn_blocking(move || s.terminate())
+        .await
+        .unwrap();
     let took = started.elapsed();
     assert_eq!(code, Some(0));
     assert!(took < Duration::from_secs(5), "exit took {took:?}");
@@ -238,7 +266,16 @@ async fn metrics_need_an_admin_key_beyond_loopback_unless_public() {
     let mut keys = Command::new(common::BIN);
     common::env_for(&mut keys, home.path());
     let out = keys
-        .args(["keys", "create", "--name", "reader", "--scopes", "runs:read", "--db", db])
+        .args([
+            "keys",
+            "create",
+            "--name",
+            "reader",
+            "--scopes",
+            "runs:read",
+            "--db",
+            db,
+        ])
         .output()
         .unwrap();
     let reader = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -259,6 +296,11 @@ async fn metrics_need_an_admin_key_beyond_loopback_unless_public() {
         &["--listen", "0.0.0.0:0", "--db", db, "--metrics-public"],
         home.path(),
     );
-    let status = http.get(format!("{}/metrics", s.url)).send().await.unwrap().status();
+    let status = http
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap()
+        .status();
     assert_eq!(status, 200);
 }

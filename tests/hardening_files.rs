@@ -61,7 +61,13 @@ fn files_are_private_whatever_the_umask() {
     let _server = Spawned::start("sh", &args, home.path());
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&home.path().join("new")), 0o700);
-    for name in ["flowctl.db", "flowctl.db-wal", "flowctl.db-shm", "flowctl.db.lock", "secret.key"] {
+    for name in [
+        "flowctl.db",
+        "flowctl.db-wal",
+        "flowctl.db-shm",
+        "flowctl.db.lock",
+        "secret.key",
+    ] {
         assert_eq!(mode(&data.join(name)), 0o600, "{name}");
     }
 }
@@ -109,11 +115,15 @@ fn corrupt_table(db: &Path, table: &str) {
                 |r| r.get(0),
             )
             .unwrap();
-        (root, c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap())
+        (
+            root,
+            c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap(),
+        )
     };
     use std::io::{Seek, SeekFrom, Write};
     let mut f = std::fs::OpenOptions::new().write(true).open(db).unwrap();
-    f.seek(SeekFrom::Start(((root - 1) * page_size) as u64)).unwrap();
+    f.seek(SeekFrom::Start(((root - 1) * page_size) as u64))
+        .unwrap();
     f.write_all(&vec![0x5a; page_size as usize]).unwrap();
 }
 
@@ -127,7 +137,13 @@ async fn a_corrupt_page_is_found_named_and_reported_on_healthz() {
 
     // The full check names the damaged table and exits 1.
     let out = s.cli(&["db", "check", "--db", &db]);
-    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("is corrupt"), "{}", stderr(&out));
     assert!(!stdout(&out).trim().is_empty());
 
@@ -137,9 +153,17 @@ async fn a_corrupt_page_is_found_named_and_reported_on_healthz() {
     let (status, v) = s.get("/healthz").await;
     assert_eq!(status, 200, "{v}");
     let (status, v) = s.get(&format!("/api/v1/runs/{}", ids[0])).await;
-    assert_eq!((status, v["error"]["code"].as_str()), (503, Some("STORAGE_CORRUPT")), "{v}");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (503, Some("STORAGE_CORRUPT")),
+        "{v}"
+    );
     let (status, v) = s.get("/healthz").await;
-    assert_eq!((status, v["error"]["code"].as_str()), (503, Some("STORAGE_CORRUPT")), "{v}");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (503, Some("STORAGE_CORRUPT")),
+        "{v}"
+    );
     let logs = s.logs();
     assert!(
         logs.contains(&db) && logs.contains("malformed"),
@@ -153,10 +177,19 @@ async fn serve_refuses_a_corrupt_registry_naming_the_file() {
     run_some(&s, 1).await;
     assert_eq!(s.terminate(), Some(0));
     corrupt_table(&s.db, "workflows");
-    let out = s.cli(&["serve", "--listen", "127.0.0.1:0", "--db", s.db.to_str().unwrap()]);
+    let out = s.cli(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--db",
+        s.db.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains(s.db.to_str().unwrap()) && err.contains("corrupt"), "{err}");
+    assert!(
+        err.contains(s.db.to_str().unwrap()) && err.contains("corrupt"),
+        "{err}"
+    );
     assert!(err.contains("flowctl db check"), "{err}");
 }
 
@@ -171,19 +204,29 @@ fn a_read_only_database_is_named_and_exits_3() {
         .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t(x);")
         .unwrap();
     std::fs::write(dir.join("flowctl.db.lock"), "").unwrap();
-    let set = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    let set =
+        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
     set(&db, 0o444);
     set(&dir.join("flowctl.db.lock"), 0o666);
     set(&dir, 0o555);
     set(home.path(), 0o755);
-    let is_root = Command::new("id").arg("-u").output().map(|o| stdout(&o).trim() == "0").unwrap_or(false);
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| stdout(&o).trim() == "0")
+        .unwrap_or(false);
     // Root ignores mode bits: run the server as nobody then.
     let mut cmd = if is_root {
         if !have("setpriv", Command::new("setpriv").arg("--version")) {
             return;
         }
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", common::BIN]);
+        c.args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            common::BIN,
+        ]);
         c
     } else {
         Command::new(common::BIN)
@@ -197,5 +240,9 @@ fn a_read_only_database_is_named_and_exits_3() {
         .unwrap();
     set(&dir, 0o755);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains(db.to_str().unwrap()), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(db.to_str().unwrap()),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -69,7 +69,11 @@ async fn own_origin(other: String) -> (String, Seen) {
             "/here",
             get(|State(s): State<Seen>, h: HeaderMap| async move {
                 record(&s, "here", &h);
-                (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, "/final")]).into_response()
+                (
+                    StatusCode::TEMPORARY_REDIRECT,
+                    [(header::LOCATION, "/final")],
+                )
+                    .into_response()
             }),
         )
         .route(
@@ -94,7 +98,8 @@ async fn own_origin(other: String) -> (String, Seen) {
 }
 
 async fn run_step(s: &Server, wf: &str, step: Value) -> Value {
-    s.apply(json!({"id": wf, "name": wf, "steps": [step]})).await;
+    s.apply(json!({"id": wf, "name": wf, "steps": [step]}))
+        .await;
     let (status, v) = s
         .post(&format!("/api/v1/workflows/{wf}/activate"), json!({}))
         .await;

@@ -64,7 +64,10 @@ pub async fn db(cmd: DbCommand, json: bool) -> CmdResult {
                 print_json(&json!({"database": shown, "ok": ok,
                     "problems": report.problems, "runs": report.runs}));
             } else if ok {
-                let runs = report.runs.map(|n| format!(", {n} runs")).unwrap_or_default();
+                let runs = report
+                    .runs
+                    .map(|n| format!(", {n} runs"))
+                    .unwrap_or_default();
                 println!("ok: {shown} passed the full integrity check{runs}");
             } else {
                 eprintln!(

@@ -77,7 +77,11 @@ impl ApiError {
                 codes::STORAGE_CORRUPT,
                 "The database file is corrupt; the server log names the file and the cause".into(),
             ),
-            RequestTimeout(m) => (StatusCode::REQUEST_TIMEOUT, codes::REQUEST_TIMEOUT, m.clone()),
+            RequestTimeout(m) => (
+                StatusCode::REQUEST_TIMEOUT,
+                codes::REQUEST_TIMEOUT,
+                m.clone(),
+            ),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 codes::INTERNAL,

@@ -157,10 +157,12 @@ fn make_room(registry: &Registry, max: usize) -> bool {
     if r.len() < max {
         return true;
     }
-    let oldest = r
-        .values()
-        .filter(|c| c.is_idle())
-        .min_by_key(|c| c.idle_since.lock().map(|t| *t).unwrap_or_else(|_| Instant::now()));
+    let oldest = r.values().filter(|c| c.is_idle()).min_by_key(|c| {
+        c.idle_since
+            .lock()
+            .map(|t| *t)
+            .unwrap_or_else(|_| Instant::now())
+    });
     match oldest {
         Some(c) => {
             c.evict.notify_one();

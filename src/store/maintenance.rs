@@ -65,7 +65,9 @@ pub(super) fn name_the_file(path: &Path, e: StoreError) -> StoreError {
              files and their directory: check the modes and the mount)"
             .to_string(),
         Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
-            format!("it cannot be opened ({err}): check that it and its directory are readable and writable")
+            format!(
+                "it cannot be opened ({err}): check that it and its directory are readable and writable"
+            )
         }
         Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
             return corrupt(path, &err.to_string());

@@ -221,7 +221,6 @@ impl Store {
         })
         .await
     }
-
 }
 
 /// Each job gets a savepoint so one failing job does not undo its neighbours.
