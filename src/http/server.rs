@@ -67,6 +67,8 @@ struct Conn {
     /// When the connection last became idle; the oldest idle one is evicted.
     idle_since: Mutex<Instant>,
     evict: Notify,
+    /// Wakes the connection's task to arm the header deadline.
+    head_begun: Notify,
 }
 
 impl Conn {
@@ -124,6 +126,7 @@ pub async fn serve(
             head_started: Mutex::new(Some(now)),
             idle_since: Mutex::new(now),
             evict: Notify::new(),
+            head_begun: Notify::new(),
         });
         if let Ok(mut r) = registry.lock() {
             r.insert(id, conn.clone());
@@ -198,10 +201,12 @@ async fn serve_connection(
         .keep_alive(true);
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stopping = false;
     loop {
+        // The head deadline is re-armed whenever a head begins (no polling).
+        let started = conn.head_started.lock().ok().and_then(|h| *h);
+        let deadline = started.map(|t| tokio::time::Instant::from_std(t + config.header_timeout));
+        let far = tokio::time::Instant::now() + config.idle_timeout;
         tokio::select! {
             _ = connection.as_mut() => return,
             _ = conn.evict.notified() => {
@@ -217,7 +222,8 @@ async fn serve_connection(
                 }
                 connection.as_mut().graceful_shutdown();
             }
-            _ = tick.tick() => {
+            _ = conn.head_begun.notified() => {}
+            _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
                 let started = conn.head_started.lock().ok().and_then(|h| *h);
                 if conn.is_idle() && started.is_some_and(|t| t.elapsed() >= config.header_timeout) {
                     tracing::debug!("request head not received in time; closing the connection");
@@ -371,8 +377,10 @@ impl AsyncRead for Watched {
         if buf.filled().len() > before
             && self.conn.is_idle()
             && let Ok(mut h) = self.conn.head_started.lock()
+            && h.is_none()
         {
-            h.get_or_insert_with(Instant::now);
+            *h = Some(Instant::now());
+            self.conn.head_begun.notify_one();
         }
         polled
     }
