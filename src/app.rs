@@ -220,8 +220,15 @@ fn lock_data_dir(db: &std::path::Path) -> anyhow::Result<File> {
 pub struct Misconfigured(pub String);
 
 impl Misconfigured {
+    /// Also a database from a newer flowctl: the fix is the caller's (upgrade).
     pub fn is_in(e: &anyhow::Error) -> bool {
-        e.chain().any(|c| c.is::<Misconfigured>())
+        e.chain().any(|c| {
+            c.is::<Misconfigured>()
+                || matches!(
+                    c.downcast_ref::<crate::store::StoreError>(),
+                    Some(crate::store::StoreError::TooNew { .. })
+                )
+        })
     }
 }
 
