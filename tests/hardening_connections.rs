@@ -159,21 +159,33 @@ async fn silent_connections_under_a_low_file_limit_do_not_stop_healthz() {
     assert!(files.contains("1024"), "the premise: {files}");
     let a = addr(&server.url);
 
-    let mut connecting = tokio::task::JoinSet::new();
-    for _ in 0..1100 {
-        let a = a.clone();
-        connecting.spawn(async move {
-            tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(a))
-                .await
-                .ok()
-                .and_then(Result::ok)
-        });
-    }
-    let mut held = Vec::new();
-    while let Some(r) = connecting.join_next().await {
-        held.extend(r.unwrap());
-    }
+    // One after another, as the probe did: a flood of simultaneous SYNs would
+    // overflow the listen queue and leave "connected" sockets the server never saw.
+    let target: std::net::SocketAddr = a.parse().unwrap();
+    let held = tokio::task::spawn_blocking(move || {
+        (0..1100)
+            .filter_map(|_| TcpStream::connect_timeout(&target, Duration::from_secs(3)).ok())
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
     assert!(held.len() > 1000, "only {} connections opened", held.len());
+    // Connected is not accepted: wait until the server has taken every
+    // connection it will (its count of open files stops changing).
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", server.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let settle_by = Instant::now() + Duration::from_secs(15);
+    let (mut last, mut steady) = (fds(), 0);
+    while steady < 5 && Instant::now() < settle_by {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = fds();
+        steady = if now == last { steady + 1 } else { 0 };
+        last = now;
+    }
+    assert!(last > 700, "the server took only {last} connections");
 
     let http = reqwest::Client::new();
     let started = Instant::now();
