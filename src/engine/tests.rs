@@ -169,6 +169,14 @@ fn rows() -> Vec<Row> {
             expect: Expect { status: R::Running, steps: &[Retrying], effect: Effect::Park { until: T0 + 999 }, error_code: None },
         },
         Row {
+            rule: "a Retry-After longer than the backoff is honoured",
+            workflow: three.clone(),
+            state: started(&three, &[Running, Pending, Pending]),
+            event: failed(true, Some(2000)),
+            now: T0,
+            expect: Expect { status: R::Running, steps: &[Retrying, Pending, Pending], effect: Effect::Park { until: T0 + 2000 }, error_code: None },
+        },
+        Row {
             rule: "Retry-After of a year waits no longer than maxDelayMs",
             workflow: retrying.clone(),
             state: started(&retrying, &[Running]),
