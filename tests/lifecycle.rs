@@ -60,7 +60,11 @@ async fn a_run_timeout_fires_while_the_run_is_parked_in_a_long_wait() {
     assert_eq!(run["error"]["code"], "RUN_TIMEOUT");
     assert_eq!(run["steps"][0]["status"], "skipped");
     assert_eq!(run["steps"][1]["status"], "skipped");
-    assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -95,7 +99,9 @@ async fn a_run_cancelled_while_parked_stays_cancelled_across_sigkill() {
         (v["data"]["steps"][0]["status"] == "waiting").then_some(())
     })
     .await;
-    let (status, v) = s.post(&format!("/api/v1/runs/{id}/cancel"), json!({})).await;
+    let (status, v) = s
+        .post(&format!("/api/v1/runs/{id}/cancel"), json!({}))
+        .await;
     assert_eq!(status, 200, "{v}");
     // A parked run is cancelled at once, not when its timer fires.
     assert_eq!(v["data"]["status"], "cancelled", "{v}");
@@ -121,11 +127,18 @@ async fn a_run_cancelled_while_parked_stays_cancelled_across_sigkill() {
 async fn a_running_run_cancelled_stops_before_its_next_step() {
     let t = Target::start().await;
     let s = Server::start();
-    s.apply(json!({"name": "Two", "steps": [t.step("first", "delay_ms=800"), t.step("second", "")]}))
-        .await;
+    s.apply(
+        json!({"name": "Two", "steps": [t.step("first", "delay_ms=800"), t.step("second", "")]}),
+    )
+    .await;
     let id = s.trigger("wf_two", json!({})).await;
-    eventually(Duration::from_secs(10), || async { (t.count("first") == 1).then_some(()) }).await;
-    let (status, _) = s.post(&format!("/api/v1/runs/{id}/cancel"), json!({})).await;
+    eventually(Duration::from_secs(10), || async {
+        (t.count("first") == 1).then_some(())
+    })
+    .await;
+    let (status, _) = s
+        .post(&format!("/api/v1/runs/{id}/cancel"), json!({}))
+        .await;
     assert_eq!(status, 200);
     let run = s.wait_for_run(&id, Duration::from_secs(10)).await;
     assert_eq!(run["status"], "cancelled", "{run}");

@@ -103,11 +103,17 @@ fn rows() -> Vec<Row> {
     );
     let retrying = wf(
         json!({}),
-        json!([http("a", json!({"retryConfig": {"maxAttempts": 3, "initialDelayMs": 1000, "maxDelayMs": 1000}}))]),
+        json!([http(
+            "a",
+            json!({"retryConfig": {"maxAttempts": 3, "initialDelayMs": 1000, "maxDelayMs": 1000}})
+        )]),
     );
     let with_deadline = wf(
         json!({"timeoutMs": 5000}),
-        json!([http("a", json!({"retryConfig": {"maxAttempts": 5, "initialDelayMs": 4000, "maxDelayMs": 30000}}))]),
+        json!([http(
+            "a",
+            json!({"retryConfig": {"maxAttempts": 5, "initialDelayMs": 4000, "maxDelayMs": 30000}})
+        )]),
     );
     let waiting = wf(
         json!({}),
@@ -134,31 +140,69 @@ fn rows() -> Vec<Row> {
             state: fresh(&two),
             event: Event::Claimed,
             now: T0,
-            expect: Expect { status: R::Running, steps: &[Completed, Running], effect: exec(1, 30_000), error_code: None },
+            expect: Expect {
+                status: R::Running,
+                steps: &[Completed, Running],
+                effect: exec(1, 30_000),
+                error_code: None,
+            },
         },
         Row {
             rule: "a step that succeeds settles, the rest run in order, the run completes",
             workflow: three.clone(),
             state: started(&three, &[Running, Pending, Pending]),
-            event: Event::StepSucceeded { idx: 0, output: json!({"ok": true}) },
+            event: Event::StepSucceeded {
+                idx: 0,
+                output: json!({"ok": true}),
+            },
             now: T0 + 10,
-            expect: Expect { status: R::Completed, steps: &[Completed, Completed, Completed], effect: Effect::Finish { status: R::Completed }, error_code: None },
+            expect: Expect {
+                status: R::Completed,
+                steps: &[Completed, Completed, Completed],
+                effect: Effect::Finish {
+                    status: R::Completed,
+                },
+                error_code: None,
+            },
         },
         Row {
             rule: "a step whose `if` is false is skipped",
-            workflow: wf(json!({}), json!([{"id": "a", "type": "transform", "if": "{{ input.go }}", "config": {"mapping": {}}}, transform("b")])),
+            workflow: wf(
+                json!({}),
+                json!([{"id": "a", "type": "transform", "if": "{{ input.go }}", "config": {"mapping": {}}}, transform("b")]),
+            ),
             state: fresh(&wf(json!({}), json!([transform("a"), transform("b")]))),
             event: Event::Claimed,
             now: T0,
-            expect: Expect { status: R::Completed, steps: &[Skipped, Completed], effect: Effect::Finish { status: R::Completed }, error_code: None },
+            expect: Expect {
+                status: R::Completed,
+                steps: &[Skipped, Completed],
+                effect: Effect::Finish {
+                    status: R::Completed,
+                },
+                error_code: None,
+            },
         },
         Row {
             rule: "a template error fails the step and the run; the rest are skipped",
-            workflow: wf(json!({}), json!([{"id": "a", "type": "transform", "config": {"mapping": {"n": "{{ input.n | times: 2 }}"}}}, transform("b")])),
-            state: { let w = wf(json!({}), json!([transform("a"), transform("b")])); let mut s = fresh(&w); s.input = json!({"n": "abc"}); s },
+            workflow: wf(
+                json!({}),
+                json!([{"id": "a", "type": "transform", "config": {"mapping": {"n": "{{ input.n | times: 2 }}"}}}, transform("b")]),
+            ),
+            state: {
+                let w = wf(json!({}), json!([transform("a"), transform("b")]));
+                let mut s = fresh(&w);
+                s.input = json!({"n": "abc"});
+                s
+            },
             event: Event::Claimed,
             now: T0,
-            expect: Expect { status: R::Failed, steps: &[Failed, Skipped], effect: Effect::Finish { status: R::Failed }, error_code: Some("STEP_ERROR") },
+            expect: Expect {
+                status: R::Failed,
+                steps: &[Failed, Skipped],
+                effect: Effect::Finish { status: R::Failed },
+                error_code: Some("STEP_ERROR"),
+            },
         },
         Row {
             rule: "a retryable failure with attempts left parks the run until the backoff is over",
@@ -166,7 +210,12 @@ fn rows() -> Vec<Row> {
             state: started(&retrying, &[Running]),
             event: failed(true, None),
             now: T0,
-            expect: Expect { status: R::Running, steps: &[Retrying], effect: Effect::Park { until: T0 + 999 }, error_code: None },
+            expect: Expect {
+                status: R::Running,
+                steps: &[Retrying],
+                effect: Effect::Park { until: T0 + 999 },
+                error_code: None,
+            },
         },
         Row {
             rule: "a Retry-After longer than the backoff is honoured",
@@ -174,7 +223,12 @@ fn rows() -> Vec<Row> {
             state: started(&three, &[Running, Pending, Pending]),
             event: failed(true, Some(2000)),
             now: T0,
-            expect: Expect { status: R::Running, steps: &[Retrying, Pending, Pending], effect: Effect::Park { until: T0 + 2000 }, error_code: None },
+            expect: Expect {
+                status: R::Running,
+                steps: &[Retrying, Pending, Pending],
+                effect: Effect::Park { until: T0 + 2000 },
+                error_code: None,
+            },
         },
         Row {
             rule: "Retry-After of a year waits no longer than maxDelayMs",
@@ -182,7 +236,12 @@ fn rows() -> Vec<Row> {
             state: started(&retrying, &[Running]),
             event: failed(true, Some(31_536_000_000)),
             now: T0,
-            expect: Expect { status: R::Running, steps: &[Retrying], effect: Effect::Park { until: T0 + 1000 }, error_code: None },
+            expect: Expect {
+                status: R::Running,
+                steps: &[Retrying],
+                effect: Effect::Park { until: T0 + 1000 },
+                error_code: None,
+            },
         },
         Row {
             rule: "a Retry-After near u64::MAX does not overflow",
@@ -190,7 +249,12 @@ fn rows() -> Vec<Row> {
             state: started(&retrying, &[Running]),
             event: failed(true, Some(u64::MAX)),
             now: T0,
-            expect: Expect { status: R::Running, steps: &[Retrying], effect: Effect::Park { until: T0 + 1000 }, error_code: None },
+            expect: Expect {
+                status: R::Running,
+                steps: &[Retrying],
+                effect: Effect::Park { until: T0 + 1000 },
+                error_code: None,
+            },
         },
         Row {
             rule: "a retry never waits past the run's deadline",
@@ -198,7 +262,12 @@ fn rows() -> Vec<Row> {
             state: started(&with_deadline, &[Running]),
             event: failed(true, None),
             now: T0 + 3000,
-            expect: Expect { status: R::Running, steps: &[Retrying], effect: Effect::Park { until: T0 + 5000 }, error_code: None },
+            expect: Expect {
+                status: R::Running,
+                steps: &[Retrying],
+                effect: Effect::Park { until: T0 + 5000 },
+                error_code: None,
+            },
         },
         Row {
             rule: "a run claimed again at its deadline while waiting to retry times out",
@@ -206,7 +275,14 @@ fn rows() -> Vec<Row> {
             state: started(&with_deadline, &[Retrying]),
             event: Event::Claimed,
             now: T0 + 5000,
-            expect: Expect { status: R::TimedOut, steps: &[Skipped], effect: Effect::Finish { status: R::TimedOut }, error_code: Some("RUN_TIMEOUT") },
+            expect: Expect {
+                status: R::TimedOut,
+                steps: &[Skipped],
+                effect: Effect::Finish {
+                    status: R::TimedOut,
+                },
+                error_code: Some("RUN_TIMEOUT"),
+            },
         },
         Row {
             rule: "a due retry executes the step again",
@@ -214,15 +290,29 @@ fn rows() -> Vec<Row> {
             state: started(&retrying, &[Retrying]),
             event: Event::Claimed,
             now: T0 + 1000,
-            expect: Expect { status: R::Running, steps: &[Running], effect: exec(0, 30_000), error_code: None },
+            expect: Expect {
+                status: R::Running,
+                steps: &[Running],
+                effect: exec(0, 30_000),
+                error_code: None,
+            },
         },
         Row {
             rule: "out of attempts: the step fails, the run fails with STEP_ERROR, the rest are skipped",
             workflow: three.clone(),
-            state: { let mut s = started(&three, &[Running, Pending, Pending]); s.steps[0].attempts = 3; s },
+            state: {
+                let mut s = started(&three, &[Running, Pending, Pending]);
+                s.steps[0].attempts = 3;
+                s
+            },
             event: failed(true, None),
             now: T0,
-            expect: Expect { status: R::Failed, steps: &[Failed, Skipped, Skipped], effect: Effect::Finish { status: R::Failed }, error_code: Some("STEP_ERROR") },
+            expect: Expect {
+                status: R::Failed,
+                steps: &[Failed, Skipped, Skipped],
+                effect: Effect::Finish { status: R::Failed },
+                error_code: Some("STEP_ERROR"),
+            },
         },
         Row {
             rule: "a non-retryable failure fails the run at once",
@@ -230,15 +320,36 @@ fn rows() -> Vec<Row> {
             state: started(&three, &[Running, Pending, Pending]),
             event: failed(false, None),
             now: T0,
-            expect: Expect { status: R::Failed, steps: &[Failed, Skipped, Skipped], effect: Effect::Finish { status: R::Failed }, error_code: Some("STEP_ERROR") },
+            expect: Expect {
+                status: R::Failed,
+                steps: &[Failed, Skipped, Skipped],
+                effect: Effect::Finish { status: R::Failed },
+                error_code: Some("STEP_ERROR"),
+            },
         },
         Row {
             rule: "errorHandling continue records the failure and goes on",
-            workflow: wf(json!({}), json!([http("a", json!({"errorHandling": "continue"})), transform("b")])),
-            state: started(&wf(json!({}), json!([http("a", json!({})), transform("b")])), &[Running, Pending]),
+            workflow: wf(
+                json!({}),
+                json!([
+                    http("a", json!({"errorHandling": "continue"})),
+                    transform("b")
+                ]),
+            ),
+            state: started(
+                &wf(json!({}), json!([http("a", json!({})), transform("b")])),
+                &[Running, Pending],
+            ),
             event: failed(false, None),
             now: T0,
-            expect: Expect { status: R::Completed, steps: &[Failed, Completed], effect: Effect::Finish { status: R::Completed }, error_code: None },
+            expect: Expect {
+                status: R::Completed,
+                steps: &[Failed, Completed],
+                effect: Effect::Finish {
+                    status: R::Completed,
+                },
+                error_code: None,
+            },
         },
         Row {
             rule: "a wait step parks the run until it is due",
@@ -246,7 +357,12 @@ fn rows() -> Vec<Row> {
             state: fresh(&waiting),
             event: Event::Claimed,
             now: T0,
-            expect: Expect { status: R::Running, steps: &[Waiting, Pending], effect: Effect::Park { until: T0 + 15000 }, error_code: None },
+            expect: Expect {
+                status: R::Running,
+                steps: &[Waiting, Pending],
+                effect: Effect::Park { until: T0 + 15000 },
+                error_code: None,
+            },
         },
         Row {
             rule: "a due wait step completes and the run goes on",
@@ -254,7 +370,14 @@ fn rows() -> Vec<Row> {
             state: waiting_state.clone(),
             event: Event::Claimed,
             now: T0 + 15000,
-            expect: Expect { status: R::Completed, steps: &[Completed, Completed], effect: Effect::Finish { status: R::Completed }, error_code: None },
+            expect: Expect {
+                status: R::Completed,
+                steps: &[Completed, Completed],
+                effect: Effect::Finish {
+                    status: R::Completed,
+                },
+                error_code: None,
+            },
         },
         Row {
             rule: "a wait claimed early parks again until its fixed due time",
@@ -262,7 +385,12 @@ fn rows() -> Vec<Row> {
             state: waiting_state,
             event: Event::Claimed,
             now: T0 + 100,
-            expect: Expect { status: R::Running, steps: &[Waiting, Pending], effect: Effect::Park { until: T0 + 15000 }, error_code: None },
+            expect: Expect {
+                status: R::Running,
+                steps: &[Waiting, Pending],
+                effect: Effect::Park { until: T0 + 15000 },
+                error_code: None,
+            },
         },
         Row {
             rule: "a run parked in a long wait is due again at its deadline, not later",
@@ -270,7 +398,12 @@ fn rows() -> Vec<Row> {
             state: fresh(&parked_with_timeout),
             event: Event::Claimed,
             now: T0,
-            expect: Expect { status: R::Running, steps: &[Waiting, Pending], effect: Effect::Park { until: T0 + 2000 }, error_code: None },
+            expect: Expect {
+                status: R::Running,
+                steps: &[Waiting, Pending],
+                effect: Effect::Park { until: T0 + 2000 },
+                error_code: None,
+            },
         },
         Row {
             rule: "the run timeout fires while parked: timed_out, the waiting step skipped",
@@ -278,7 +411,14 @@ fn rows() -> Vec<Row> {
             state: parked_state,
             event: Event::Claimed,
             now: T0 + 2000,
-            expect: Expect { status: R::TimedOut, steps: &[Skipped, Skipped], effect: Effect::Finish { status: R::TimedOut }, error_code: Some("RUN_TIMEOUT") },
+            expect: Expect {
+                status: R::TimedOut,
+                steps: &[Skipped, Skipped],
+                effect: Effect::Finish {
+                    status: R::TimedOut,
+                },
+                error_code: Some("RUN_TIMEOUT"),
+            },
         },
         Row {
             rule: "a step's own timeoutMs bounds its execution",
@@ -286,7 +426,12 @@ fn rows() -> Vec<Row> {
             state: fresh(&wf(json!({}), json!([http("a", json!({}))]))),
             event: Event::Claimed,
             now: T0,
-            expect: Expect { status: R::Running, steps: &[Running], effect: exec(0, 500), error_code: None },
+            expect: Expect {
+                status: R::Running,
+                steps: &[Running],
+                effect: exec(0, 500),
+                error_code: None,
+            },
         },
         Row {
             rule: "the run's deadline bounds a step's execution when it is closer",
@@ -294,7 +439,12 @@ fn rows() -> Vec<Row> {
             state: started(&with_deadline, &[Pending]),
             event: Event::Claimed,
             now: T0 + 4000,
-            expect: Expect { status: R::Running, steps: &[Running], effect: exec(0, 1000), error_code: None },
+            expect: Expect {
+                status: R::Running,
+                steps: &[Running],
+                effect: exec(0, 1000),
+                error_code: None,
+            },
         },
         Row {
             rule: "a step that fails at the deadline times the run out instead of retrying",
@@ -302,7 +452,14 @@ fn rows() -> Vec<Row> {
             state: started(&with_deadline, &[Running]),
             event: failed(true, None),
             now: T0 + 5000,
-            expect: Expect { status: R::TimedOut, steps: &[Failed], effect: Effect::Finish { status: R::TimedOut }, error_code: Some("RUN_TIMEOUT") },
+            expect: Expect {
+                status: R::TimedOut,
+                steps: &[Failed],
+                effect: Effect::Finish {
+                    status: R::TimedOut,
+                },
+                error_code: Some("RUN_TIMEOUT"),
+            },
         },
         Row {
             rule: "cancel stops a running run before its next step; the rest are skipped",
@@ -310,7 +467,14 @@ fn rows() -> Vec<Row> {
             state: started(&three, &[Running, Pending, Pending]),
             event: Event::CancelRequested,
             now: T0,
-            expect: Expect { status: R::Cancelled, steps: &[Skipped, Skipped, Skipped], effect: Effect::Finish { status: R::Cancelled }, error_code: Some("CANCELLED") },
+            expect: Expect {
+                status: R::Cancelled,
+                steps: &[Skipped, Skipped, Skipped],
+                effect: Effect::Finish {
+                    status: R::Cancelled,
+                },
+                error_code: Some("CANCELLED"),
+            },
         },
         Row {
             rule: "a cancel recorded before the claim is honoured at the claim",
@@ -318,7 +482,14 @@ fn rows() -> Vec<Row> {
             state: cancel_flagged,
             event: Event::Claimed,
             now: T0,
-            expect: Expect { status: R::Cancelled, steps: &[Completed, Skipped, Skipped], effect: Effect::Finish { status: R::Cancelled }, error_code: Some("CANCELLED") },
+            expect: Expect {
+                status: R::Cancelled,
+                steps: &[Completed, Skipped, Skipped],
+                effect: Effect::Finish {
+                    status: R::Cancelled,
+                },
+                error_code: Some("CANCELLED"),
+            },
         },
         Row {
             rule: "a run resumed after a crash runs the step in flight again, never a settled one",
@@ -326,7 +497,12 @@ fn rows() -> Vec<Row> {
             state: started(&three, &[Running, Pending, Pending]),
             event: Event::Claimed,
             now: T0 + 50,
-            expect: Expect { status: R::Running, steps: &[Running, Pending, Pending], effect: exec(0, 30_000), error_code: None },
+            expect: Expect {
+                status: R::Running,
+                steps: &[Running, Pending, Pending],
+                effect: exec(0, 30_000),
+                error_code: None,
+            },
         },
         Row {
             rule: "a finished run does not change",
@@ -334,7 +510,14 @@ fn rows() -> Vec<Row> {
             state: finished,
             event: Event::CancelRequested,
             now: T0,
-            expect: Expect { status: R::Completed, steps: &[Completed, Completed, Completed], effect: Effect::Finish { status: R::Completed }, error_code: None },
+            expect: Expect {
+                status: R::Completed,
+                steps: &[Completed, Completed, Completed],
+                effect: Effect::Finish {
+                    status: R::Completed,
+                },
+                error_code: None,
+            },
         },
         Row {
             rule: "a definition that cannot be loaded fails the run",
@@ -342,15 +525,28 @@ fn rows() -> Vec<Row> {
             state: fresh(&placeholder_workflow("wf_gone")),
             event: Event::DefinitionUnavailable,
             now: T0,
-            expect: Expect { status: R::Failed, steps: &[], effect: Effect::Finish { status: R::Failed }, error_code: Some("INTERNAL") },
+            expect: Expect {
+                status: R::Failed,
+                steps: &[],
+                effect: Effect::Finish { status: R::Failed },
+                error_code: Some("INTERNAL"),
+            },
         },
         Row {
             rule: "a wait without durationMs or until fails as INVALID_CONFIG",
-            workflow: wf(json!({}), json!([{"id": "w", "type": "wait", "config": {"durationMs": "{{ input.none }}"}}])),
+            workflow: wf(
+                json!({}),
+                json!([{"id": "w", "type": "wait", "config": {"durationMs": "{{ input.none }}"}}]),
+            ),
             state: fresh(&wf(json!({}), json!([transform("w")]))),
             event: Event::Claimed,
             now: T0,
-            expect: Expect { status: R::Failed, steps: &[Failed], effect: Effect::Finish { status: R::Failed }, error_code: Some("STEP_ERROR") },
+            expect: Expect {
+                status: R::Failed,
+                steps: &[Failed],
+                effect: Effect::Finish { status: R::Failed },
+                error_code: Some("STEP_ERROR"),
+            },
         },
     ]
 }
@@ -360,7 +556,11 @@ fn every_rule_of_the_run_lifecycle() {
     for row in rows() {
         let t = advance(&row.workflow, &row.state, row.event.clone(), row.now, 0.999);
         let steps: Vec<StepStatus> = t.state.steps.iter().map(|s| s.status).collect();
-        assert_eq!(t.state.status, row.expect.status, "{}: run status", row.rule);
+        assert_eq!(
+            t.state.status, row.expect.status,
+            "{}: run status",
+            row.rule
+        );
         assert_eq!(steps, row.expect.steps, "{}: step statuses", row.rule);
         assert_eq!(t.effect, row.expect.effect, "{}: effect", row.rule);
         assert_eq!(
@@ -380,7 +580,12 @@ fn every_rule_of_the_run_lifecycle() {
             row.rule
         );
         if t.state.status.is_terminal() {
-            assert_eq!(t.state.completed_at, Some(row.now), "{}: completed_at", row.rule);
+            assert_eq!(
+                t.state.completed_at,
+                Some(row.now),
+                "{}: completed_at",
+                row.rule
+            );
         }
     }
 }
@@ -400,8 +605,17 @@ fn the_run_output_is_the_workflow_output_or_the_last_completed_step() {
 
 #[test]
 fn a_failed_run_names_the_step_and_its_message() {
-    let w = wf(json!({}), json!([http("a", json!({"errorHandling": "fail"}))]));
-    let t = advance(&w, &started(&w, &[StepStatus::Running]), failed(true, None), T0, 0.5);
+    let w = wf(
+        json!({}),
+        json!([http("a", json!({"errorHandling": "fail"}))]),
+    );
+    let t = advance(
+        &w,
+        &started(&w, &[StepStatus::Running]),
+        failed(true, None),
+        T0,
+        0.5,
+    );
     let e = t.state.error.expect("an error");
     assert_eq!(
         (e.code.as_str(), e.step_id.as_deref(), e.message.as_str()),
@@ -417,13 +631,18 @@ fn a_failed_run_names_the_step_and_its_message() {
 fn backoff_grows_is_jittered_and_capped() {
     let w = wf(
         json!({}),
-        json!([http("b", json!({"retryConfig": {"maxAttempts": 20, "initialDelayMs": 1000, "maxDelayMs": 4000, "backoffMultiplier": 3}}))]),
+        json!([http(
+            "b",
+            json!({"retryConfig": {"maxAttempts": 20, "initialDelayMs": 1000, "maxDelayMs": 4000, "backoffMultiplier": 3}})
+        )]),
     );
     let step = &w.steps[0];
-    let at = |attempts, jitter, after| match on_step_error(step, attempts, true, after, 0, None, jitter) {
-        FailureDecision::RetryAt(t) => t,
-        other => panic!("{other:?}"),
-    };
+    let at =
+        |attempts, jitter, after| match on_step_error(step, attempts, true, after, 0, None, jitter)
+        {
+            FailureDecision::RetryAt(t) => t,
+            other => panic!("{other:?}"),
+        };
     assert_eq!(at(1, 0.0, None), 500);
     assert_eq!(at(2, 0.999, None), 2998);
     assert!(at(10, 0.999, None) <= 4000);
