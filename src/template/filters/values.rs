@@ -87,6 +87,19 @@ fn pieces(fmt: &str) -> Vec<Piece> {
                 text.push('%');
                 continue;
             }
+            // chrono's own fraction forms: %.f, %.3f, %3f
+            '.' => {
+                let mut digits = String::new();
+                while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    digits.push(d);
+                    chars.next();
+                }
+                if chars.peek() == Some(&'f') {
+                    chars.next();
+                }
+                format!("%.{digits}f")
+            }
+            'f' => format!("%{width}f"),
             'L' => format!("%{}f", if width.is_empty() { "3" } else { &width }),
             'N' => format!("%{}f", if width.is_empty() { "9" } else { &width }),
             _ => format!("%{flags}{colons}{conv}"),
