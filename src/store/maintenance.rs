@@ -4,10 +4,9 @@
 //! other errors, and the final WAL checkpoint of a clean shutdown.
 //! Depends on rusqlite and std only.
 
-use super::{Inner, Result, Store, StoreError};
+use super::{Result, StoreError};
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 
 /// Small tables checked at every start: they are read before anything else
 /// and stay small whatever the number of runs, so `quick_check` on them costs
@@ -55,23 +54,21 @@ pub fn is_corruption(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// Open errors with the file named and, for the usual causes, what to do.
-pub(super) fn name_the_file(path: &Path, e: StoreError) -> StoreError {
-    let StoreError::Sqlite(err) = &e else {
-        return e;
-    };
-    let reason = match err.sqlite_error_code() {
-        Some(ErrorCode::ReadOnly) => "it is read-only (flowctl writes the file, its -wal and -shm \
-             files and their directory: check the modes and the mount)"
-            .to_string(),
-        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
+/// Start-up errors with the file named and, for the usual causes, what to do.
+pub(crate) fn name_the_file(path: &Path, e: StoreError) -> StoreError {
+    let reason = match &e {
+        StoreError::Unavailable(text)
+            if text.contains("read-only") || text.contains("readonly") =>
+        {
             format!(
-                "it cannot be opened ({err}): check that it and its directory are readable and writable"
+                "it is read-only ({text}); flowctl writes the file, its -wal and -shm files \
+                 and their directory: check the modes and the mount"
             )
         }
-        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
-            return corrupt(path, &err.to_string());
-        }
+        StoreError::Unavailable(text) | StoreError::Sqlite(text) => format!(
+            "{text}; check that it and its directory are readable and writable by this user"
+        ),
+        StoreError::Corrupt(cause) => return corrupt(path, cause),
         _ => return e,
     };
     StoreError::Open {
@@ -80,15 +77,16 @@ pub(super) fn name_the_file(path: &Path, e: StoreError) -> StoreError {
     }
 }
 
-fn corrupt(path: &Path, cause: &str) -> StoreError {
-    StoreError::DatabaseCorrupt {
-        path: path.display().to_string(),
-        cause: cause.to_string(),
-    }
+pub(crate) fn corrupt(path: &Path, cause: &str) -> StoreError {
+    StoreError::Corrupt(format!(
+        "{} ({cause}); stop flowctl, run `flowctl db check --db {}` and restore a backup",
+        path.display(),
+        path.display()
+    ))
 }
 
 /// Start-up check: `quick_check` of the small tables (see `CHECKED_AT_START`).
-pub(super) fn check_at_start(conn: &Connection, path: &Path) -> Result<()> {
+pub(crate) fn check_at_start(conn: &Connection, path: &Path) -> Result<()> {
     for table in CHECKED_AT_START {
         let found: String = conn
             .query_row(&format!("PRAGMA quick_check({table})"), [], |r| r.get(0))
@@ -100,70 +98,8 @@ pub(super) fn check_at_start(conn: &Connection, path: &Path) -> Result<()> {
     Ok(())
 }
 
-impl Inner {
-    /// Remember (and log, once) that the file is corrupt; other errors pass through.
-    pub(super) fn note(&self, e: StoreError) -> StoreError {
-        let StoreError::Sqlite(err) = &e else {
-            return e;
-        };
-        if !is_corruption(err) {
-            return e;
-        }
-        let cause = err.to_string();
-        if let Ok(mut seen) = self.corrupt.lock()
-            && seen.is_none()
-        {
-            tracing::error!(
-                file = %self.path.display(),
-                %cause,
-                "the database file is corrupt; /healthz now answers 503 STORAGE_CORRUPT \
-                 (stop the server, run flowctl db check, restore from a backup)"
-            );
-            *seen = Some(cause.clone());
-        }
-        corrupt(&self.path, &cause)
-    }
-}
-
-impl Store {
-    /// The cause, once any query met a corrupt page.
-    pub fn corruption(&self) -> Option<String> {
-        self.inner.corrupt.lock().ok().and_then(|c| c.clone())
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.inner.path
-    }
-
-    /// Stop writing, wait for the writer to drain, close every connection,
-    /// then checkpoint and truncate the WAL so the `.db` file alone holds
-    /// every committed write.
-    pub fn close(&self) {
-        if let Ok(mut w) = self.inner.writer.lock() {
-            w.take();
-        }
-        self.inner.checkpointer_stop.store(true, Ordering::Relaxed);
-        for slot in [&self.inner.writer_thread, &self.inner.checkpointer_thread] {
-            if let Some(handle) = slot.lock().ok().and_then(|mut h| h.take()) {
-                let _ = handle.join();
-            }
-        }
-        if let Ok(mut pool) = self.inner.readers.lock() {
-            pool.clear();
-        }
-        match checkpoint_truncate(&self.inner.path) {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(
-                "the final WAL checkpoint could not finish (a reader was busy); \
-                 the -wal file holds the newest writes, keep it with the database"
-            ),
-            Err(e) => tracing::warn!(error = %e, "the final WAL checkpoint failed"),
-        }
-    }
-}
-
 /// `PRAGMA wal_checkpoint(TRUNCATE)` on a fresh connection; false when busy.
-fn checkpoint_truncate(path: &Path) -> Result<bool> {
+pub(crate) fn checkpoint_truncate(path: &Path) -> Result<bool> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
