@@ -65,7 +65,6 @@ fn files_are_private_whatever_the_umask() {
         "flowctl.db",
         "flowctl.db-wal",
         "flowctl.db-shm",
-        "flowctl.db.lock",
         "secret.key",
     ] {
         assert_eq!(mode(&data.join(name)), 0o600, "{name}");
@@ -203,11 +202,9 @@ fn a_read_only_database_is_named_and_exits_3() {
         .unwrap()
         .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t(x);")
         .unwrap();
-    std::fs::write(dir.join("flowctl.db.lock"), "").unwrap();
     let set =
         |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
     set(&db, 0o444);
-    set(&dir.join("flowctl.db.lock"), 0o666);
     set(&dir, 0o555);
     set(home.path(), 0o755);
     let is_root = Command::new("id")
