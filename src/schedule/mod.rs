@@ -1,0 +1,4 @@
+//! Schedule triggers: when occurrences fall (`occurrence`, pure) and the loop
+//! that fires them through the trigger use case (`runner`).
+
+pub mod occurrence;
