@@ -2,3 +2,6 @@
 //! that fires them through the trigger use case (`runner`).
 
 pub mod occurrence;
+pub mod runner;
+
+pub use runner::{Scheduler, next_run_at};

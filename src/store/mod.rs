@@ -8,12 +8,14 @@ mod keys;
 mod migrations;
 mod queue;
 mod runs;
+mod schedules;
 mod workflows;
 
 pub use connections::{ConnectionRow, ConnectionWrite};
 pub use keys::ApiKeyRow;
 pub use queue::RunUpdate;
 pub use runs::{NewRun, RunFilter, RunRow, StepRecord, TriggerOutcome};
+pub use schedules::{ScheduleRow, ScheduleState};
 pub use workflows::{ApplyOutcome, WorkflowRow};
 
 use rusqlite::{Connection, OpenFlags};
