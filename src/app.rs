@@ -105,11 +105,15 @@ impl App {
             shutdown.await;
             let _ = signal_tx.send(true);
         });
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-            })
-            .await?;
+        // Peer addresses feed the per-IP webhook limit.
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        })
+        .await?;
         let _ = stop_tx.send(true);
         let _ = scheduler.await;
         let _ = worker_task.await;

@@ -20,5 +20,6 @@ pub mod store;
 pub mod template;
 pub mod time;
 pub mod trigger;
+pub mod webhook;
 pub mod worker;
 pub mod workflow;

@@ -36,6 +36,9 @@ pub struct ServeArgs {
     /// Other POST, PUT and DELETE requests per API key per minute (0 = no limit)
     #[arg(long, default_value_t = 200)]
     pub rate_limit_write: u32,
+    /// Inbound webhook requests per client IP per minute (0 = no limit)
+    #[arg(long, default_value_t = 10_000)]
+    pub rate_limit_webhook: u32,
     /// Log format on stderr: text or json
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -53,6 +56,7 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
             execute: args.rate_limit_execute,
             read: args.rate_limit_read,
             write: args.rate_limit_write,
+            webhook: args.rate_limit_webhook,
         },
     };
     let db = settings.db.clone();

@@ -12,6 +12,7 @@ mod params;
 pub mod ratelimit;
 mod runs;
 mod views;
+mod webhooks;
 mod workflows;
 
 pub use auth::SCOPES;
@@ -109,6 +110,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/webhooks/{*path}", post(webhooks::receive))
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed_fallback)
         .layer(DefaultBodyLimit::max(limits.body_bytes))

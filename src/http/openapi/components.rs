@@ -189,7 +189,7 @@ fn schemas() -> Value {
             "type": "object",
             "required": ["provider", "name"],
             "properties": {
-                "provider": {"type": "string", "enum": ["stripe", "smtp", "http"]},
+                "provider": {"type": "string", "enum": ["stripe", "smtp", "http", "webhook"]},
                 "name": {"type": "string", "minLength": 1},
                 "id": {"type": "string", "pattern": "^conn_[A-Za-z0-9_]{1,64}$"},
                 "config": {"type": "object"},
@@ -205,7 +205,7 @@ fn schemas() -> Value {
                 "createdAt", "updatedAt"],
             "properties": {
                 "id": {"type": "string"},
-                "provider": {"type": "string", "enum": ["stripe", "smtp", "http"]},
+                "provider": {"type": "string", "enum": ["stripe", "smtp", "http", "webhook"]},
                 "name": {"type": "string"},
                 "status": {"type": "string", "enum": ["active", "inactive"]},
                 "default": {"type": "boolean"},
