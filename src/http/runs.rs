@@ -8,11 +8,9 @@ use super::params::{Path, QueryMap, limit, parse_query, wait};
 use super::views::run_view;
 use super::{AppState, ok, ok_list};
 use crate::api::{ListMeta, TriggerResponse};
-use crate::engine::RunStatus;
-use crate::store::{RunFilter, RunRow, TriggerOutcome};
-use crate::time::now_ms;
-use crate::trigger::{TriggerError, TriggerRequest};
-use crate::workflow::TriggerType;
+use crate::engine::{RunError, RunStatus};
+use crate::store::{RunFilter, RunRow, TriggerType};
+use crate::trigger::{TriggerRequest, Triggered};
 use axum::extract::{Extension, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::IntoResponse;
@@ -48,13 +46,6 @@ fn trigger_body(body: Value) -> Result<TriggerBody, ApiError> {
     };
     let connection_id = text_field(&mut obj, "connectionId")?;
     let idempotency_key = text_field(&mut obj, "idempotencyKey")?;
-    if let Some(k) = &idempotency_key
-        && (k.is_empty() || k.chars().count() > 255 || k.chars().any(|c| c.is_control()))
-    {
-        return Err(ApiError::InvalidRequest(
-            "idempotencyKey must be 1 to 255 printable characters".into(),
-        ));
-    }
     if let Some(c) = &connection_id
         && (c.is_empty() || c.len() > 128)
     {
@@ -80,20 +71,15 @@ pub async fn trigger(
     let accepted_from = Instant::now();
     let q = parse_query(q.as_deref())?;
     let wait_for = wait(&q)?;
-    // An unknown or inactive workflow is reported before the body's mistakes.
-    let (row, _) = state.catalog.head(&id).await?;
-    if row.status != "active" {
-        return Err(TriggerError::InvalidStatus(row.status).into());
-    }
     let body = trigger_body(body)?;
-    let mut req = TriggerRequest::new(row.id, body.input, TriggerType::Api);
+    let mut req = TriggerRequest::new(id, body.input, TriggerType::Api);
     req.connection_id = body.connection_id;
     req.idempotency_key = body.idempotency_key;
-    let outcome = state.triggers().trigger_run(req).await?;
+    let triggered = state.triggers().trigger_run(req).await?;
     state
         .metrics
         .observe_trigger(accepted_from.elapsed().as_secs_f64());
-    trigger_answer(&state, outcome, wait_for).await
+    trigger_answer(&state, triggered, wait_for).await
 }
 
 /// `POST /api/v1/runs/{id}/replay`: the same input and connection, a new run
@@ -104,32 +90,28 @@ pub async fn replay(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     who.require(&["workflows:execute"])?;
-    let outcome = state.triggers().replay(&id).await?;
-    trigger_answer(&state, outcome, None).await
+    let triggered = state.triggers().replay(&id).await?;
+    trigger_answer(&state, triggered, None).await
 }
 
-/// `202` with the new run, or `200` + `Idempotent-Replayed` for an existing one;
-/// with `?wait=`, once it finished or the time is up.
+/// `202` with the new run, or `200` + `Idempotent-Replayed` for an existing
+/// one; with `?wait=`, once it finished or the time is up.
 async fn trigger_answer(
     state: &AppState,
-    outcome: TriggerOutcome,
+    Triggered { mut run, replayed }: Triggered,
     wait_for: Option<Duration>,
 ) -> Result<axum::response::Response, ApiError> {
-    let (mut run, replayed) = match outcome {
-        TriggerOutcome::Created(run) => (run, false),
-        TriggerOutcome::Replayed(run) => (run, true),
-    };
     if let Some(max) = wait_for {
         run = wait_until_finished(state, &run.id, max).await?;
     }
     let finished = wait_for.is_some() && run.is_finished();
     let data = TriggerResponse {
         run_id: run.id,
-        status: run.status,
+        status: run.status.as_str().into(),
         workflow_id: run.workflow_id,
         workflow_version: run.workflow_version,
         output: finished.then_some(run.output),
-        error: finished.then_some(run.error),
+        error: finished.then(|| RunError::to_value(&run.error)),
     };
     let status = if replayed {
         StatusCode::OK
@@ -185,30 +167,30 @@ pub async fn show(
 }
 
 fn run_filter(q: &QueryMap) -> Result<RunFilter, ApiError> {
-    let status = q.get("status").cloned();
-    if let Some(s) = &status
-        && !RunStatus::ALL.contains(&s.as_str())
-    {
-        return Err(ApiError::InvalidRequest(format!(
-            "status must be one of {}",
-            RunStatus::ALL.join(", ")
-        )));
-    }
+    let status = match q.get("status") {
+        None => None,
+        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
+            ApiError::InvalidRequest(format!(
+                "status must be one of {}",
+                RunStatus::ALL.join(", ")
+            ))
+        })?),
+    };
     let before_seq = match q.get("cursor") {
         None => None,
         Some(c) => Some(c.parse::<i64>().map_err(|_| {
             ApiError::InvalidRequest("cursor is not one this server returned".into())
         })?),
     };
-    let trigger_type = q.get("triggerType").cloned();
-    if let Some(t) = &trigger_type
-        && TriggerType::parse(t).is_none()
-    {
-        return Err(ApiError::InvalidRequest(format!(
-            "triggerType must be one of {}",
-            TriggerType::ALL.join(", ")
-        )));
-    }
+    let trigger_type = match q.get("triggerType") {
+        None => None,
+        Some(t) => Some(TriggerType::parse(t).ok_or_else(|| {
+            ApiError::InvalidRequest(format!(
+                "triggerType must be one of {}",
+                TriggerType::ALL.join(", ")
+            ))
+        })?),
+    };
     Ok(RunFilter {
         workflow_id: q.get("workflowId").cloned(),
         status,
@@ -243,7 +225,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     who.require(&["runs:write"])?;
-    let run = state.store.cancel_run(id.clone(), now_ms()).await?;
+    let run = state.store.cancel_run(id.clone()).await?;
     if run.is_finished() {
         state.events.run_finished(&id);
     } else {

@@ -8,10 +8,10 @@ use super::error::ApiError;
 use super::params::{Path, parse_query};
 use super::{AppState, ok};
 use crate::store::StoreError;
+use crate::store::TriggerType;
 use crate::time::now_ms;
 use crate::trigger::{TriggerError, TriggerRequest};
 use crate::webhook::{SignatureError, event_id, event_type, signature_headers, verify};
-use crate::workflow::TriggerType;
 use crate::workflow::trigger::WebhookDef;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, RawQuery, Request, State};
@@ -102,8 +102,8 @@ pub async fn receive(
         let mut req = TriggerRequest::new(wf_id.clone(), input.clone(), TriggerType::Webhook);
         req.idempotency_key = id.clone();
         match state.triggers().trigger_run(req).await {
-            Ok(crate::store::TriggerOutcome::Created(_)) => started += 1,
-            Ok(crate::store::TriggerOutcome::Replayed(_)) => {}
+            Ok(t) if !t.replayed => started += 1,
+            Ok(_) => {}
             Err(TriggerError::Store(e)) => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(workflow_id = %wf_id, error = %e, "webhook run not started");

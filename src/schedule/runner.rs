@@ -6,11 +6,12 @@
 //! finds the occurrence taken and starts nothing.
 
 use super::occurrence::{between, latest_at_or_before, next_after};
+use crate::store::TriggerType;
 use crate::store::{ScheduleRow, StoreError, WorkflowRow};
 use crate::time::{now_ms, rfc3339};
 use crate::trigger::{TriggerError, TriggerRequest, Triggers};
+use crate::workflow::TriggerDef;
 use crate::workflow::trigger::{CatchUp, Overlap, ScheduleDef};
-use crate::workflow::{TriggerDef, TriggerType};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -126,7 +127,7 @@ impl Scheduler {
                     version: wf.latest_version,
                     next_at,
                 };
-                store.put_schedule(row.clone(), now).await?;
+                store.put_schedule(row.clone()).await?;
                 row
             }
         };
@@ -150,7 +151,7 @@ impl Scheduler {
                     in_flight = true;
                 }
                 (Overlap::Queue, true) if queued.is_none() => {
-                    store.queue_occurrence(wf.id.clone(), at, now).await?;
+                    store.queue_occurrence(wf.id.clone(), at).await?;
                     queued = Some(at);
                 }
                 _ => tracing::info!(
@@ -161,9 +162,7 @@ impl Scheduler {
         }
         let next_at = next_after(&def, now);
         if let Some(next_at) = next_at {
-            store
-                .put_schedule(ScheduleRow { next_at, ..row }, now)
-                .await?;
+            store.put_schedule(ScheduleRow { next_at, ..row }).await?;
         }
         Ok(next_at)
     }

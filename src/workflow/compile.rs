@@ -16,7 +16,7 @@ pub struct Issue {
 }
 
 const MAX_STEPS: usize = 100;
-const KNOWN_FIELDS: [&str; 10] = [
+const KNOWN_FIELDS: [&str; 11] = [
     "id",
     "name",
     "description",
@@ -27,6 +27,7 @@ const KNOWN_FIELDS: [&str; 10] = [
     "output",
     "variables",
     "timeoutMs",
+    "concurrency",
 ];
 
 /// `wf_` + the name in lower snake case ("Process Customer Order" → `wf_process_customer_order`).
@@ -195,6 +196,19 @@ pub fn compile(def: &Value) -> Result<CompiledWorkflow, Vec<Issue>> {
         }
     };
     let timeout_ms = positive_ms(&mut ck, obj.get("timeoutMs"), vec![json!("timeoutMs")]);
+    let concurrency = match obj.get("concurrency") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64() {
+            Some(n @ 1..=10_000) => Some(n as u32),
+            _ => {
+                ck.add(
+                    vec![json!("concurrency")],
+                    "must be an integer from 1 to 10000 (runs of this workflow executing at once)",
+                );
+                None
+            }
+        },
+    };
 
     let raw_steps: &[Value] = match obj.get("steps") {
         Some(Value::Array(a)) if !a.is_empty() && a.len() <= MAX_STEPS => a,
@@ -242,6 +256,7 @@ pub fn compile(def: &Value) -> Result<CompiledWorkflow, Vec<Issue>> {
         input_schema,
         timeout_ms,
         trigger,
+        concurrency,
     })
 }
 

@@ -111,6 +111,8 @@ pub struct CompiledWorkflow {
     pub input_schema: Option<InputSchema>,
     pub timeout_ms: Option<u64>,
     pub trigger: super::trigger::TriggerDef,
+    /// At most this many runs of the workflow execute at once (all nodes).
+    pub concurrency: Option<u32>,
 }
 
 impl CompiledWorkflow {

@@ -13,4 +13,4 @@ pub use definition::{
     CompiledStep, CompiledWorkflow, ErrorHandling, RetryConfig, StepKind, WorkflowStatus,
 };
 pub use schema::{InputSchema, InputViolation};
-pub use trigger::{TriggerDef, TriggerType};
+pub use trigger::TriggerDef;

@@ -4,7 +4,7 @@
 use super::{reference, schema};
 use crate::api::codes;
 use crate::engine::RunStatus;
-use crate::workflow::TriggerType;
+use crate::store::TriggerType;
 use serde_json::{Value, json};
 
 pub(super) fn all() -> Value {
@@ -238,6 +238,7 @@ fn all_codes() -> Vec<&'static str> {
         METHOD_NOT_ALLOWED,
         RATE_LIMITED,
         INTERNAL,
+        STORAGE_UNAVAILABLE,
     ]
 }
 
@@ -351,5 +352,9 @@ fn responses() -> Value {
             })),
         "Internal": error_response("Unexpected server error; no internals in the body",
             &[INTERNAL], json!({})),
+        "StorageUnavailable": error_response(
+            "Storage cannot be written (disk full, read-only): nothing was changed; retry after Retry-After seconds",
+            &[STORAGE_UNAVAILABLE],
+            json!({"Retry-After": reference("headers", "Retry-After")})),
     })
 }

@@ -1,28 +1,48 @@
 //! Schedule state: the next occurrence of each live schedule, and the
 //! occurrences already handled (`schedule_fires`, unique per workflow and
-//! time; runs claim their occurrence in `runs::create_run`'s transaction).
+//! time; runs claim their occurrence in `create_run`'s transaction).
 
-use super::{Result, Store};
-use rusqlite::{OptionalExtension, params};
+use super::SqliteStore;
+use super::runs::run_by_id;
+use crate::store::{Result, RunRow, ScheduleRow, ScheduleState, StoreError};
+use rusqlite::{Connection, OptionalExtension, params};
 
-#[derive(Debug, Clone)]
-pub struct ScheduleRow {
-    pub workflow_id: String,
-    /// The workflow version whose trigger `next_at` was computed from.
-    pub version: i64,
-    pub next_at: i64,
+/// Record a schedule's occurrence for `run_id`, or find the run that already
+/// has it. An occurrence that was waiting (overlap `queue`, no run yet) is
+/// taken by the first run that claims it.
+pub(super) fn claim_occurrence(
+    c: &Connection,
+    workflow_id: &str,
+    scheduled_at: i64,
+    run_id: &str,
+    now: i64,
+) -> Result<Option<RunRow>> {
+    let claimed = c
+        .prepare_cached(
+            "INSERT INTO schedule_fires (workflow_id, scheduled_at, run_id, fired_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (workflow_id, scheduled_at) DO UPDATE SET run_id = excluded.run_id, fired_at = excluded.fired_at \
+             WHERE schedule_fires.run_id IS NULL",
+        )?
+        .execute(params![workflow_id, scheduled_at, run_id, now])?;
+    if claimed == 1 {
+        return Ok(None);
+    }
+    let existing: Option<String> = c
+        .prepare_cached(
+            "SELECT run_id FROM schedule_fires WHERE workflow_id = ?1 AND scheduled_at = ?2",
+        )?
+        .query_row(params![workflow_id, scheduled_at], |r| r.get(0))?;
+    match existing {
+        Some(id) => run_by_id(c, &id, false)?
+            .map(Some)
+            .ok_or(StoreError::NotFound("run")),
+        None => Err(StoreError::Decode(
+            "schedule occurrence without a run".into(),
+        )),
+    }
 }
 
-/// What overlap rules need to know about a schedule's earlier runs.
-#[derive(Debug, Clone, Default)]
-pub struct ScheduleState {
-    /// A run this schedule started is pending or running.
-    pub in_flight: bool,
-    /// An occurrence waiting for that run (overlap `queue`).
-    pub queued: Option<i64>,
-}
-
-impl Store {
+impl SqliteStore {
     pub async fn list_schedules(&self) -> Result<Vec<ScheduleRow>> {
         self.read(|c| {
             let mut stmt =
@@ -40,7 +60,8 @@ impl Store {
     }
 
     /// Create or move a schedule's next occurrence.
-    pub async fn put_schedule(&self, row: ScheduleRow, now: i64) -> Result<()> {
+    pub async fn put_schedule(&self, row: ScheduleRow) -> Result<()> {
+        let now = crate::time::now_ms();
         self.write(move |c| {
             c.prepare_cached(
                 "INSERT INTO schedules (workflow_id, version, next_at, updated_at) VALUES (?1, ?2, ?3, ?4) \
@@ -95,12 +116,8 @@ impl Store {
     }
 
     /// Record an occurrence that waits for the previous run; its run comes later.
-    pub async fn queue_occurrence(
-        &self,
-        workflow_id: String,
-        scheduled_at: i64,
-        now: i64,
-    ) -> Result<()> {
+    pub async fn queue_occurrence(&self, workflow_id: String, scheduled_at: i64) -> Result<()> {
+        let now = crate::time::now_ms();
         self.write(move |c| {
             c.prepare_cached(
                 "INSERT INTO schedule_fires (workflow_id, scheduled_at, run_id, fired_at) VALUES (?1, ?2, NULL, ?3) \

@@ -3,12 +3,13 @@
 //! Each migration carries its own number (numbers may have gaps), and
 //! `user_version` is the highest number applied.
 
-use super::StoreError;
+use crate::store::StoreError;
 use rusqlite::Connection;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/001_initial.sql")),
     (2, include_str!("migrations/002_connections.sql")),
+    (3, include_str!("migrations/003_leases.sql")),
     (5, include_str!("migrations/005_triggers.sql")),
 ];
 
