@@ -7,6 +7,7 @@ mod definition;
 mod schema;
 mod steps;
 pub mod trigger;
+mod webhook_trigger;
 
 pub use compile::{Issue, compile, derive_id};
 pub use definition::{
