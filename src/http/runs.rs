@@ -9,8 +9,8 @@ use super::views::run_view;
 use super::{AppState, ok, ok_list};
 use crate::api::{ListMeta, TriggerResponse};
 use crate::engine::{RunError, RunStatus};
-use crate::store::{RunFilter, RunRow, TriggerType};
-use crate::trigger::{TriggerRequest, Triggered};
+use crate::store::{RunFilter, RunRow, TriggerOutcome, TriggerType};
+use crate::trigger::TriggerRequest;
 use axum::extract::{Extension, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::IntoResponse;
@@ -46,6 +46,13 @@ fn trigger_body(body: Value) -> Result<TriggerBody, ApiError> {
     };
     let connection_id = text_field(&mut obj, "connectionId")?;
     let idempotency_key = text_field(&mut obj, "idempotencyKey")?;
+    if let Some(k) = &idempotency_key
+        && (k.is_empty() || k.chars().count() > 255 || k.chars().any(|c| c.is_control()))
+    {
+        return Err(ApiError::InvalidRequest(
+            "idempotencyKey must be 1 to 255 printable characters".into(),
+        ));
+    }
     if let Some(c) = &connection_id
         && (c.is_empty() || c.len() > 128)
     {
@@ -75,11 +82,11 @@ pub async fn trigger(
     let mut req = TriggerRequest::new(id, body.input, TriggerType::Api);
     req.connection_id = body.connection_id;
     req.idempotency_key = body.idempotency_key;
-    let triggered = state.triggers().trigger_run(req).await?;
+    let outcome = state.triggers().trigger_run(req).await?;
     state
         .metrics
         .observe_trigger(accepted_from.elapsed().as_secs_f64());
-    trigger_answer(&state, triggered, wait_for).await
+    trigger_answer(&state, outcome, wait_for).await
 }
 
 /// `POST /api/v1/runs/{id}/replay`: the same input and connection, a new run
@@ -90,17 +97,21 @@ pub async fn replay(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     who.require(&["workflows:execute"])?;
-    let triggered = state.triggers().replay(&id).await?;
-    trigger_answer(&state, triggered, None).await
+    let outcome = state.triggers().replay(&id).await?;
+    trigger_answer(&state, outcome, None).await
 }
 
 /// `202` with the new run, or `200` + `Idempotent-Replayed` for an existing
 /// one; with `?wait=`, once it finished or the time is up.
 async fn trigger_answer(
     state: &AppState,
-    Triggered { mut run, replayed }: Triggered,
+    outcome: TriggerOutcome,
     wait_for: Option<Duration>,
 ) -> Result<axum::response::Response, ApiError> {
+    let (mut run, replayed) = match outcome {
+        TriggerOutcome::Created(run) => (run, false),
+        TriggerOutcome::Replayed(run) => (run, true),
+    };
     if let Some(max) = wait_for {
         run = wait_until_finished(state, &run.id, max).await?;
     }

@@ -102,8 +102,8 @@ pub async fn receive(
         let mut req = TriggerRequest::new(wf_id.clone(), input.clone(), TriggerType::Webhook);
         req.idempotency_key = id.clone();
         match state.triggers().trigger_run(req).await {
-            Ok(t) if !t.replayed => started += 1,
-            Ok(_) => {}
+            Ok(crate::store::TriggerOutcome::Created(_)) => started += 1,
+            Ok(crate::store::TriggerOutcome::Replayed(_)) => {}
             Err(TriggerError::Store(e)) => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(workflow_id = %wf_id, error = %e, "webhook run not started");

@@ -1,15 +1,13 @@
 //! Array filters. `first`, `last`, `reverse`, `slice` and `size` also take strings
 //! (by character); `size` also counts object keys. Null passes through except in `sum`.
-//! `map` and `sum` flatten nested arrays and take a single object as a one-element array,
-//! as Liquid does; an arithmetic `map` keeps its numbers exact for the next filter.
+//! `map` and `sum` live in `aggregate`.
 
 use super::Args;
 use crate::template::ast::Seg;
 use crate::template::chain::Val;
-use crate::template::decimal::{Num, number_to_decimal, parse_numeric_string};
-use crate::template::error::{TemplateError, TemplateErrorKind};
-use crate::template::eval::{describe, lookup, push_text};
-use crate::template::expr::{self, ExprError, MapExpr};
+use crate::template::decimal::{Num, number_to_decimal};
+use crate::template::error::TemplateError;
+use crate::template::eval::{lookup, push_text};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -23,7 +21,7 @@ fn array<'v>(v: &'v Value, args: &Args<'_>) -> Result<&'v [Value], TemplateError
 }
 
 /// A `where`/`sort` field name; dots reach into nested objects (`customer.tier`).
-fn field_path(args: &Args<'_>, i: usize) -> Result<Vec<Seg>, TemplateError> {
+pub(crate) fn field_path(args: &Args<'_>, i: usize) -> Result<Vec<Seg>, TemplateError> {
     Ok(args
         .text_arg(i)?
         .split('.')
@@ -35,153 +33,6 @@ type Res<'v> = Result<Val<'v>, TemplateError>;
 
 fn json<'v>(v: Value) -> Res<'v> {
     Ok(Val::Json(Cow::Owned(v)))
-}
-
-/// The elements a `map` or `sum` walks, as Liquid sees them: nested arrays are flattened and
-/// a single object counts as a one-element array.
-fn flat_items<'v>(v: &'v Value, args: &Args<'_>) -> Result<Vec<&'v Value>, TemplateError> {
-    fn walk<'v>(items: &'v [Value], out: &mut Vec<&'v Value>) {
-        for item in items {
-            match item {
-                Value::Array(inner) => walk(inner, out),
-                other => out.push(other),
-            }
-        }
-    }
-    match v {
-        Value::Array(a) => {
-            let mut out = Vec::with_capacity(a.len());
-            walk(a, &mut out);
-            Ok(out)
-        }
-        Value::Object(_) => Ok(vec![v]),
-        _ => Err(args.type_error("an array", v)),
-    }
-}
-
-pub(crate) fn map<'v>(v: Val<'v>, args: &Args<'_>) -> Res<'v> {
-    let v = v.as_value();
-    if v.is_null() {
-        return json(Value::Null);
-    }
-    let items = flat_items(&v, args)?;
-    let expr: Cow<'_, MapExpr> = match &args.call.map_expr {
-        Some(e) => Cow::Borrowed(e),
-        None => {
-            // Only a map expression coming from a path gets here; literals were parsed early.
-            let src = match args.get(0) {
-                Some(Value::String(s)) => s,
-                Some(other) => return Err(args.type_error("an expression string argument", other)),
-                None => return Err(args.type_error("an expression string argument", &Value::Null)),
-            };
-            let e = expr::parse(src).map_err(|e| {
-                let msg = format!(
-                    "invalid map expression '{src}': {} at offset {}",
-                    e.message, e.offset
-                );
-                args.error(TemplateErrorKind::Expression, msg)
-            })?;
-            Cow::Owned(e)
-        }
-    };
-    if expr::eval_field(&expr, &Value::Null).is_some() {
-        let fields = items.iter().map(|item| {
-            expr::eval_field(&expr, item)
-                .flatten()
-                .cloned()
-                .unwrap_or(Value::Null)
-        });
-        return json(Value::Array(fields.collect()));
-    }
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        out.push(expr::eval_number(&expr, item).map_err(|e| match e {
-            ExprError::NotNumber { field, got } => {
-                let msg =
-                    format!("filter 'map' expects a number for '{field}' at index {i}, got {got}");
-                args.error(TemplateErrorKind::FilterType, msg)
-            }
-            ExprError::Arithmetic(m) => args.error(
-                TemplateErrorKind::Arithmetic,
-                format!("filter 'map': {m} at index {i}"),
-            ),
-        })?);
-    }
-    Ok(Val::Nums(out))
-}
-
-/// Adds numbers exactly, in `i64` while they fit (the common case: cents).
-fn add(total: Num, n: Num, args: &Args<'_>) -> Result<Num, TemplateError> {
-    if let (Num::Int(t), Num::Int(x)) = (total, n)
-        && let Some(s) = t.checked_add(x)
-    {
-        return Ok(Num::Int(s));
-    }
-    total
-        .dec()
-        .checked_add(n.dec())
-        .map(Num::Dec)
-        .ok_or_else(|| {
-            args.error(
-                TemplateErrorKind::Arithmetic,
-                "arithmetic overflow in filter 'sum'",
-            )
-        })
-}
-
-/// `sum` adds the elements (nested arrays flattened); `sum: 'field'` adds that field of
-/// each object and skips objects without it, as Liquid does. A null element fails.
-pub(crate) fn sum<'v>(v: Val<'v>, args: &Args<'_>) -> Res<'v> {
-    let property = match args.opt(0) {
-        Some(_) => Some(field_path(args, 0)?),
-        None => None,
-    };
-    if let (Val::Nums(ns), None) = (&v, &property) {
-        let mut total = Num::Int(0);
-        for n in ns {
-            total = add(total, *n, args)?;
-        }
-        return Ok(Val::Num(total));
-    }
-    let v = v.as_value();
-    let items = match v.as_ref() {
-        Value::Array(_) => flat_items(&v, args)?,
-        _ => return Err(args.type_error("an array", &v)),
-    };
-    let mut total = Num::Int(0);
-    for (i, item) in items.iter().enumerate() {
-        let value = match &property {
-            Some(p) if !item.is_object() => {
-                let msg = format!(
-                    "filter 'sum' with a field expects objects, got {} at index {i}",
-                    describe(item)
-                );
-                return Err(args.error(TemplateErrorKind::FilterType, msg));
-            }
-            Some(p) => match lookup(item, p) {
-                None | Some(Value::Null) => continue,
-                Some(x) => x,
-            },
-            None => item,
-        };
-        let n = match value {
-            Value::Number(n) => match n.as_i64() {
-                Some(i) => Some(Num::Int(i)),
-                None => number_to_decimal(n).map(Num::Dec),
-            },
-            Value::String(s) => parse_numeric_string(s).map(Num::Dec),
-            _ => None,
-        }
-        .ok_or_else(|| {
-            let msg = format!(
-                "filter 'sum' expects numbers, got {} at index {i}",
-                describe(value)
-            );
-            args.error(TemplateErrorKind::FilterType, msg)
-        })?;
-        total = add(total, n, args)?;
-    }
-    Ok(Val::Num(total))
 }
 
 pub(crate) fn size<'v>(v: Val<'v>, args: &Args<'_>) -> Res<'v> {

@@ -10,6 +10,7 @@
 //! Most filters work on JSON (`ValueFn`); number filters, `sum`, `map`, `size`, `first`
 //! and `last` work on the chain value (`ChainFn`), so decimals stay exact between filters.
 
+pub(crate) mod aggregate;
 pub(crate) mod arrays;
 pub(crate) mod numbers;
 pub(crate) mod strings;
@@ -71,8 +72,8 @@ const fn chain(name: &'static str, min_args: usize, max_args: usize, f: ChainFn)
 
 pub(crate) static FILTERS: &[FilterDef] = &[
     // arrays
-    chain("map", 1, 1, arrays::map),
-    chain("sum", 0, 1, arrays::sum),
+    chain("map", 1, 1, aggregate::map),
+    chain("sum", 0, 1, aggregate::sum),
     chain("size", 0, 0, arrays::size),
     chain("first", 0, 0, arrays::first),
     chain("last", 0, 0, arrays::last),
