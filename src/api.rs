@@ -73,6 +73,8 @@ pub struct RunView {
     pub error: Value,
     pub idempotency_key: Option<String>,
     pub connection_id: Option<String>,
+    /// How the run started: `api`, `schedule`, `webhook`, `replay` or `batch`.
+    pub trigger_type: String,
     pub created_at: String,
     pub started_at: Option<String>,
     pub completed_at: Option<String>,
@@ -120,6 +122,9 @@ pub struct WorkflowView {
     pub versions: Vec<i64>,
     pub created_at: String,
     pub updated_at: String,
+    /// The schedule's next occurrence; null when the workflow has no live schedule.
+    #[serde(default)]
+    pub next_run_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub definition: Option<Value>,
 }

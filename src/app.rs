@@ -1,7 +1,7 @@
 //! Composition root: opens the store for serving (one server per database
 //! file; runs a previous server held are queued again), binds the listener,
-//! and runs the API, the worker (with its leases) and retention under one
-//! shutdown signal.
+//! and runs the API, the worker (with its leases), the schedule loop and
+//! retention under one shutdown signal.
 
 use crate::catalog::Catalog;
 use crate::config::{Credentials, ServeSettings};
@@ -95,6 +95,9 @@ impl App {
             lease_settings(),
         );
         let worker_task = tokio::spawn(worker.run(stop_rx.clone(), self.settings.shutdown_grace));
+        let scheduler = tokio::spawn(
+            crate::schedule::Scheduler::new(self.state.triggers()).run(stop_rx.clone()),
+        );
         let retention = tokio::spawn(retention_loop(
             self.store.clone(),
             self.settings.retention_days,
@@ -126,6 +129,7 @@ impl App {
         };
         crate::http::server::serve(self.listener, app, server, stop_rx.clone()).await;
         let _ = stop_tx.send(true);
+        let _ = scheduler.await;
         let _ = worker_task.await;
         retention.abort();
         self.store.close();

@@ -1,5 +1,5 @@
-//! The trigger use case: every way a run starts (the API today; schedules,
-//! webhooks, replay and batch tomorrow) goes through `Triggers::trigger_run`,
+//! The trigger use case: every way a run starts (the API, a schedule, a
+//! webhook, a replay; batch later) goes through `Triggers::trigger_run`,
 //! so the status, input-schema (defaults and violations) and connection
 //! checks and the idempotent durable insert are the same for all of them.
 //! Depends on `store` (ports), `catalog`, `engine`, `workflow`; knows
@@ -33,6 +33,10 @@ pub struct TriggerRequest {
     pub connection_id: Option<String>,
     pub idempotency_key: Option<String>,
     pub trigger_type: TriggerType,
+    /// A schedule's occurrence, recorded with the run in one transaction.
+    pub scheduled_at: Option<i64>,
+    /// Start the run no sooner than this many milliseconds after it is created.
+    pub delay_ms: u64,
 }
 
 impl TriggerRequest {
@@ -43,6 +47,8 @@ impl TriggerRequest {
             connection_id: None,
             idempotency_key: None,
             trigger_type,
+            scheduled_at: None,
+            delay_ms: 0,
         }
     }
 }
@@ -96,6 +102,8 @@ impl Triggers {
                 connection_id: req.connection_id,
                 trigger_type: req.trigger_type,
                 idempotency_ttl_ms: IDEMPOTENCY_TTL_MS,
+                scheduled_at: req.scheduled_at,
+                delay_ms: i64::try_from(req.delay_ms).unwrap_or(0),
             })
             .await?;
         if matches!(outcome, TriggerOutcome::Created(_)) {
@@ -105,6 +113,16 @@ impl Triggers {
     }
 
     /// A run that could not get its connections is never queued.
+    /// Replay: a new run of the same workflow (its latest version, which must
+    /// be active) with the same input and connection as `run_id`.
+    pub async fn replay(&self, run_id: &str) -> Result<TriggerOutcome, TriggerError> {
+        let original = self.store.get_run(run_id.to_string()).await?;
+        let mut req =
+            TriggerRequest::new(original.workflow_id, original.input, TriggerType::Replay);
+        req.connection_id = original.connection_id;
+        self.trigger_run(req).await
+    }
+
     async fn check_connections(
         &self,
         wf: &CompiledWorkflow,

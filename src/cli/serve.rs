@@ -53,6 +53,9 @@ pub struct ServeArgs {
     /// (otherwise it needs a key with the admin scope there)
     #[arg(long)]
     pub metrics_public: bool,
+    /// Inbound webhook requests per client IP per minute (0 = no limit)
+    #[arg(long, default_value_t = 10_000)]
+    pub rate_limit_webhook: u32,
     /// Log format on stderr: text or json
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -70,6 +73,7 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
             execute: args.rate_limit_execute,
             read: args.rate_limit_read,
             write: args.rate_limit_write,
+            webhook: args.rate_limit_webhook,
         },
         connections: crate::config::ConnectionLimits {
             header_timeout: Duration::from_secs(args.header_timeout),

@@ -155,6 +155,7 @@ pub fn placeholder_workflow(id: &str) -> CompiledWorkflow {
         input_schema: None,
         timeout_ms: None,
         concurrency: None,
+        trigger: Default::default(),
     }
 }
 

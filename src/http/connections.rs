@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
 
-pub const PROVIDERS: [&str; 3] = ["stripe", "smtp", "http"];
+pub const PROVIDERS: [&str; 4] = ["stripe", "smtp", "http", "webhook"];
 
 pub fn view(c: &ConnectionRow) -> Value {
     json!({

@@ -13,6 +13,7 @@ pub mod ratelimit;
 mod runs;
 pub mod server;
 mod views;
+mod webhooks;
 mod workflows;
 
 pub use auth::SCOPES;
@@ -97,6 +98,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::show))
         .route("/runs/{id}/cancel", post(runs::cancel))
+        .route("/runs/{id}/replay", post(runs::replay))
         .route(
             "/connections",
             get(connections::list).post(connections::create),
@@ -117,6 +119,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/healthz", get(health::healthz))
         .merge(metrics)
         .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/webhooks/{*path}", post(webhooks::receive))
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed_fallback)
         .layer(DefaultBodyLimit::max(limits.body_bytes))

@@ -8,6 +8,7 @@
 mod components;
 mod more_paths;
 mod paths;
+mod trigger_paths;
 
 use axum::Json;
 use axum::response::IntoResponse;
@@ -23,7 +24,12 @@ pub async fn document() -> impl IntoResponse {
 /// The whole document.
 pub fn spec() -> Value {
     let mut paths = Map::new();
-    for group in [paths::runs(), paths::workflows(), more_paths::others()] {
+    for group in [
+        paths::runs(),
+        paths::workflows(),
+        more_paths::others(),
+        trigger_paths::webhooks(),
+    ] {
         if let Value::Object(m) = group {
             paths.extend(m);
         }
@@ -53,6 +59,7 @@ pub fn spec() -> Value {
         "security": [{"ApiKey": []}, {"Bearer": []}],
         "tags": [
             {"name": "runs", "description": "Trigger, inspect and cancel runs"},
+            {"name": "webhooks", "description": "Inbound webhook triggers, authenticated by signature"},
             {"name": "workflows", "description": "Workflow definitions, versions and status"},
             {"name": "connections", "description": "Stored provider credentials (secrets are write-only)"},
             {"name": "operations", "description": "Health, metrics and this document"}

@@ -19,6 +19,8 @@ pub struct RateLimitConfig {
     pub execute: u32,
     pub read: u32,
     pub write: u32,
+    /// `POST /webhooks/…` per client IP (no API key there).
+    pub webhook: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -27,6 +29,7 @@ impl Default for RateLimitConfig {
             execute: 500,
             read: 1000,
             write: 200,
+            webhook: 10_000,
         }
     }
 }
@@ -41,6 +44,7 @@ pub struct RateLimits {
     execute: Option<Arc<Category>>,
     read: Option<Arc<Category>>,
     write: Option<Arc<Category>>,
+    webhook: Option<Arc<Category>>,
 }
 
 /// The outcome for one request, with what its headers should say.
@@ -71,6 +75,7 @@ impl RateLimits {
             execute: category(cfg.execute),
             read: category(cfg.read),
             write: category(cfg.write),
+            webhook: category(cfg.webhook),
         }
     }
 
@@ -86,35 +91,43 @@ impl RateLimits {
     }
 
     pub fn check(&self, method: &Method, path: &str, key_id: &str) -> Option<Decision> {
-        let c = self.category_for(method, path)?;
-        let per_cell_secs = 60.0 / f64::from(c.limit);
-        let reset = |remaining: u32| {
-            (f64::from(c.limit - remaining.min(c.limit)) * per_cell_secs).ceil() as u64
-        };
-        Some(match c.limiter.check_key(&key_id.to_string()) {
-            Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity();
-                Decision {
-                    allowed: true,
-                    limit: c.limit,
-                    remaining,
-                    reset_secs: reset(remaining),
-                    retry_after_secs: 0,
-                }
-            }
-            Err(not_until) => {
-                use governor::clock::Clock;
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                Decision {
-                    allowed: false,
-                    limit: c.limit,
-                    remaining: 0,
-                    reset_secs: reset(0),
-                    retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
-                }
-            }
-        })
+        decide(self.category_for(method, path)?, key_id)
     }
+
+    /// Inbound webhooks are limited per client IP.
+    pub fn check_webhook(&self, ip: &str) -> Option<Decision> {
+        decide(self.webhook.as_deref()?, ip)
+    }
+}
+
+fn decide(c: &Category, key_id: &str) -> Option<Decision> {
+    let per_cell_secs = 60.0 / f64::from(c.limit);
+    let reset = |remaining: u32| {
+        (f64::from(c.limit - remaining.min(c.limit)) * per_cell_secs).ceil() as u64
+    };
+    Some(match c.limiter.check_key(&key_id.to_string()) {
+        Ok(snapshot) => {
+            let remaining = snapshot.remaining_burst_capacity();
+            Decision {
+                allowed: true,
+                limit: c.limit,
+                remaining,
+                reset_secs: reset(remaining),
+                retry_after_secs: 0,
+            }
+        }
+        Err(not_until) => {
+            use governor::clock::Clock;
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            Decision {
+                allowed: false,
+                limit: c.limit,
+                remaining: 0,
+                reset_secs: reset(0),
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            }
+        }
+    })
 }
 
 impl Decision {
@@ -135,6 +148,7 @@ mod tests {
             execute: 3,
             read: 0,
             write: 1,
+            webhook: 0,
         });
         assert!(
             limits.check(&Method::GET, "/api/v1/runs", "k").is_none(),

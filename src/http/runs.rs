@@ -1,4 +1,5 @@
-//! Run routes: trigger (the seed's endpoint), status with long-poll, list, cancel.
+//! Run routes: trigger (the seed's endpoint), replay, status with long-poll,
+//! list, cancel. Triggering itself is the use case in `crate::trigger`.
 
 use super::auth::Principal;
 use super::body::JsonBody;
@@ -81,15 +82,38 @@ pub async fn trigger(
     let mut req = TriggerRequest::new(id, body.input, TriggerType::Api);
     req.connection_id = body.connection_id;
     req.idempotency_key = body.idempotency_key;
-    let (mut run, replayed) = match state.triggers().trigger_run(req).await? {
-        TriggerOutcome::Created(run) => (run, false),
-        TriggerOutcome::Replayed(run) => (run, true),
-    };
+    let outcome = state.triggers().trigger_run(req).await?;
     state
         .metrics
         .observe_trigger(accepted_from.elapsed().as_secs_f64());
+    trigger_answer(&state, outcome, wait_for).await
+}
+
+/// `POST /api/v1/runs/{id}/replay`: the same input and connection, a new run
+/// on the workflow's latest version; answered like a trigger.
+pub async fn replay(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    who.require(&["workflows:execute"])?;
+    let outcome = state.triggers().replay(&id).await?;
+    trigger_answer(&state, outcome, None).await
+}
+
+/// `202` with the new run, or `200` + `Idempotent-Replayed` for an existing
+/// one; with `?wait=`, once it finished or the time is up.
+async fn trigger_answer(
+    state: &AppState,
+    outcome: TriggerOutcome,
+    wait_for: Option<Duration>,
+) -> Result<axum::response::Response, ApiError> {
+    let (mut run, replayed) = match outcome {
+        TriggerOutcome::Created(run) => (run, false),
+        TriggerOutcome::Replayed(run) => (run, true),
+    };
     if let Some(max) = wait_for {
-        run = wait_until_finished(&state, &run.id, max).await?;
+        run = wait_until_finished(state, &run.id, max).await?;
     }
     let finished = wait_for.is_some() && run.is_finished();
     let data = TriggerResponse {
@@ -176,9 +200,19 @@ fn run_filter(q: &QueryMap) -> Result<RunFilter, ApiError> {
             ApiError::InvalidRequest("cursor is not one this server returned".into())
         })?),
     };
+    let trigger_type = match q.get("triggerType") {
+        None => None,
+        Some(t) => Some(TriggerType::parse(t).ok_or_else(|| {
+            ApiError::InvalidRequest(format!(
+                "triggerType must be one of {}",
+                TriggerType::ALL.join(", ")
+            ))
+        })?),
+    };
     Ok(RunFilter {
         workflow_id: q.get("workflowId").cloned(),
         status,
+        trigger_type,
         before_seq,
         limit: limit(q)?,
     })

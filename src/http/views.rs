@@ -63,6 +63,7 @@ pub fn run_view(run: RunRow, wf: Option<&CompiledWorkflow>, with_steps: bool) ->
         error: RunError::to_value(&run.error),
         idempotency_key: run.idempotency_key,
         connection_id: run.connection_id,
+        trigger_type: run.trigger_type.as_str().into(),
         created_at: rfc3339(run.created_at),
         started_at: run.started_at.map(rfc3339),
         completed_at: run.completed_at.map(rfc3339),
@@ -74,7 +75,11 @@ pub fn run_view(run: RunRow, wf: Option<&CompiledWorkflow>, with_steps: bool) ->
     }
 }
 
-pub fn workflow_view(row: &WorkflowRow, definition: Option<Value>) -> WorkflowView {
+pub fn workflow_view(
+    row: &WorkflowRow,
+    definition: Option<Value>,
+    next_run_at: Option<i64>,
+) -> WorkflowView {
     WorkflowView {
         id: row.id.clone(),
         name: row.name.clone(),
@@ -83,6 +88,7 @@ pub fn workflow_view(row: &WorkflowRow, definition: Option<Value>) -> WorkflowVi
         versions: (1..=row.latest_version).collect(),
         created_at: rfc3339(row.created_at),
         updated_at: rfc3339(row.updated_at),
+        next_run_at: next_run_at.map(rfc3339),
         definition,
     }
 }

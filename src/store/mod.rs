@@ -9,7 +9,7 @@ mod sqlite;
 
 pub use ports::{
     Backend, Claim, ClaimRef, CommitOutcome, Health, HeartbeatReport, Registry, RunQueue, RunWrite,
-    Runs,
+    Runs, Schedules,
 };
 pub use records::*;
 

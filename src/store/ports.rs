@@ -158,8 +158,23 @@ pub trait Health: Send + Sync {
 }
 
 /// Everything one store offers; `Store` holds one of these.
-pub trait Backend: RunQueue + Runs + Registry + Health {}
-impl<T: RunQueue + Runs + Registry + Health> Backend for T {}
+/// Schedule state: each live schedule's next occurrence, and the occurrences
+/// handled (unique per workflow and time; a run claims its occurrence in the
+/// transaction that creates it, `NewRun::scheduled_at`).
+pub trait Schedules: Send + Sync {
+    fn list_schedules(&self) -> BoxFuture<'_, Result<Vec<ScheduleRow>>>;
+    /// Create or move a schedule's next occurrence.
+    fn put_schedule(&self, row: ScheduleRow) -> BoxFuture<'_, Result<()>>;
+    /// The schedule stops (workflow paused, archived, disabled, rescheduled away).
+    fn delete_schedule(&self, workflow_id: String) -> BoxFuture<'_, Result<()>>;
+    fn schedule_state(&self, workflow_id: String) -> BoxFuture<'_, Result<ScheduleState>>;
+    /// Record an occurrence that waits for the previous run (overlap `queue`).
+    fn queue_occurrence(&self, workflow_id: String, scheduled_at: i64)
+    -> BoxFuture<'_, Result<()>>;
+}
+
+pub trait Backend: RunQueue + Runs + Registry + Health + Schedules {}
+impl<T: RunQueue + Runs + Registry + Health + Schedules> Backend for T {}
 
 /// Shared by implementations: a store error is unavailable storage when the
 /// request may be retried unchanged once the cause is gone.

@@ -16,6 +16,19 @@ pub enum TriggerType {
 }
 
 impl TriggerType {
+    pub const ALL: [&'static str; 5] = ["api", "schedule", "webhook", "replay", "batch"];
+
+    pub fn parse(s: &str) -> Option<TriggerType> {
+        Some(match s {
+            "api" => TriggerType::Api,
+            "schedule" => TriggerType::Schedule,
+            "webhook" => TriggerType::Webhook,
+            "replay" => TriggerType::Replay,
+            "batch" => TriggerType::Batch,
+            _ => return None,
+        })
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             TriggerType::Api => "api",
@@ -38,6 +51,10 @@ pub struct NewRun {
     pub trigger_type: TriggerType,
     /// How long the idempotency key is remembered.
     pub idempotency_ttl_ms: i64,
+    /// A schedule's occurrence (ms): recorded in the same transaction, once.
+    pub scheduled_at: Option<i64>,
+    /// No worker starts the run sooner than this after its creation (jitter).
+    pub delay_ms: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +79,7 @@ pub struct RunRow {
     pub started_at: Option<i64>,
     pub completed_at: Option<i64>,
     pub cancel_requested: bool,
+    pub trigger_type: TriggerType,
     pub steps: Vec<StepRecord>,
 }
 
@@ -75,6 +93,7 @@ impl RunRow {
 pub struct RunFilter {
     pub workflow_id: Option<String>,
     pub status: Option<RunStatus>,
+    pub trigger_type: Option<TriggerType>,
     pub before_seq: Option<i64>,
     pub limit: usize,
 }
@@ -160,4 +179,21 @@ pub struct ConnectionWrite {
     pub is_default: bool,
     pub config: Value,
     pub secret: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScheduleRow {
+    pub workflow_id: String,
+    /// The workflow version whose trigger `next_at` was computed from.
+    pub version: i64,
+    pub next_at: i64,
+}
+
+/// What overlap rules need to know about a schedule's earlier runs.
+#[derive(Debug, Clone, Default)]
+pub struct ScheduleState {
+    /// A run this schedule started is pending or running.
+    pub in_flight: bool,
+    /// An occurrence waiting for that run (overlap `queue`).
+    pub queued: Option<i64>,
 }

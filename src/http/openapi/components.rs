@@ -4,6 +4,7 @@
 use super::{reference, schema};
 use crate::api::codes;
 use crate::engine::RunStatus;
+use crate::store::TriggerType;
 use serde_json::{Value, json};
 
 pub(super) fn all() -> Value {
@@ -105,7 +106,7 @@ fn schemas() -> Value {
         "Run": {
             "type": "object",
             "required": ["id", "status", "workflowId", "workflowVersion", "input", "output",
-                "error", "idempotencyKey", "connectionId", "createdAt", "startedAt",
+                "error", "idempotencyKey", "connectionId", "triggerType", "createdAt", "startedAt",
                 "completedAt", "durationMs"],
             "properties": {
                 "id": {"type": "string"},
@@ -117,6 +118,8 @@ fn schemas() -> Value {
                 "error": {"description": "null, or {code, message, stepId?} when the run failed"},
                 "idempotencyKey": {"type": ["string", "null"]},
                 "connectionId": {"type": ["string", "null"]},
+                "triggerType": {"type": "string", "enum": TriggerType::ALL,
+                    "description": "How the run started"},
                 "createdAt": timestamp(),
                 "startedAt": nullable_timestamp(),
                 "completedAt": nullable_timestamp(),
@@ -157,7 +160,8 @@ fn schemas() -> Value {
         },
         "Workflow": {
             "type": "object",
-            "required": ["id", "name", "status", "version", "versions", "createdAt", "updatedAt"],
+            "required": ["id", "name", "status", "version", "versions", "createdAt", "updatedAt",
+                "nextRunAt"],
             "properties": {
                 "id": {"type": "string"},
                 "name": {"type": "string"},
@@ -166,6 +170,7 @@ fn schemas() -> Value {
                 "versions": {"type": "array", "items": {"type": "integer", "minimum": 1}},
                 "createdAt": timestamp(),
                 "updatedAt": timestamp(),
+                "nextRunAt": nullable_timestamp(),
                 "definition": {"type": "object",
                     "description": "The latest definition; only on GET /api/v1/workflows/{id}"}
             }
@@ -184,7 +189,7 @@ fn schemas() -> Value {
             "type": "object",
             "required": ["provider", "name"],
             "properties": {
-                "provider": {"type": "string", "enum": ["stripe", "smtp", "http"]},
+                "provider": {"type": "string", "enum": ["stripe", "smtp", "http", "webhook"]},
                 "name": {"type": "string", "minLength": 1},
                 "id": {"type": "string", "pattern": "^conn_[A-Za-z0-9_]{1,64}$"},
                 "config": {"type": "object"},
@@ -200,7 +205,7 @@ fn schemas() -> Value {
                 "createdAt", "updatedAt"],
             "properties": {
                 "id": {"type": "string"},
-                "provider": {"type": "string", "enum": ["stripe", "smtp", "http"]},
+                "provider": {"type": "string", "enum": ["stripe", "smtp", "http", "webhook"]},
                 "name": {"type": "string"},
                 "status": {"type": "string", "enum": ["active", "inactive"]},
                 "default": {"type": "boolean"},
@@ -263,7 +268,10 @@ fn parameters() -> Value {
             "description": "Only runs of this workflow", "schema": {"type": "string"}},
         "RunStatusFilter": {"name": "status", "in": "query", "required": false,
             "description": "Only runs in this status",
-            "schema": {"type": "string", "enum": RunStatus::ALL}}
+            "schema": {"type": "string", "enum": RunStatus::ALL}},
+        "TriggerTypeFilter": {"name": "triggerType", "in": "query", "required": false,
+            "description": "Only runs started this way",
+            "schema": {"type": "string", "enum": TriggerType::ALL}}
     })
 }
 

@@ -99,8 +99,8 @@ pub async fn serve(
             _ = stop.wait_for(|s| *s) => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors or a connection reset before accept:
                 // log at most once a second and keep going.
@@ -132,7 +132,14 @@ pub async fn serve(
             r.insert(id, conn.clone());
         }
         let registry = registry.clone();
-        let task = serve_connection(stream, conn, router.clone(), config.clone(), stop.clone());
+        let task = serve_connection(
+            stream,
+            peer,
+            conn,
+            router.clone(),
+            config.clone(),
+            stop.clone(),
+        );
         tasks.spawn(async move {
             task.await;
             if let Ok(mut r) = registry.lock() {
@@ -185,6 +192,7 @@ fn make_room(registry: &Registry, max: usize) -> bool {
 
 async fn serve_connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     conn: Arc<Conn>,
     router: Router,
     config: Arc<ServerConfig>,
@@ -197,7 +205,13 @@ async fn serve_connection(
     let svc_conn = conn.clone();
     let svc_config = config.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        handle(req, svc_conn.clone(), router.clone(), svc_config.clone())
+        handle(
+            req,
+            peer,
+            svc_conn.clone(),
+            router.clone(),
+            svc_config.clone(),
+        )
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     // hyper times the wait for each request head from the end of the previous
@@ -245,12 +259,16 @@ async fn serve_connection(
 /// One request: refuse an oversized `Content-Length` before reading anything,
 /// put the body under its deadline, and keep the connection's state current.
 async fn handle(
-    req: hyper::Request<Incoming>,
+    mut req: hyper::Request<Incoming>,
+    peer: std::net::SocketAddr,
     conn: Arc<Conn>,
     router: Router,
     config: Arc<ServerConfig>,
 ) -> Result<axum::response::Response, std::convert::Infallible> {
     let _busy = InFlight::enter(conn.clone());
+    // What axum's `ConnectInfo` extractor reads (the per-IP webhook limit).
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
     let declared = req
         .headers()
         .get(hyper::header::CONTENT_LENGTH)

@@ -12,6 +12,7 @@ mod migrations;
 mod ports_impl;
 mod queue;
 mod runs;
+mod schedules;
 mod workflows;
 
 pub(crate) use errors::classify;

@@ -3,7 +3,7 @@
 
 use super::SqliteStore;
 use crate::engine::RunStatus;
-use crate::store::ports::{BoxFuture, Health, Registry, RunQueue, Runs};
+use crate::store::ports::{BoxFuture, Health, Registry, RunQueue, Runs, Schedules};
 use crate::store::*;
 use serde_json::Value;
 
@@ -118,5 +118,31 @@ impl Health for SqliteStore {
     }
     fn close(&self) {
         SqliteStore::close(self)
+    }
+}
+
+impl Schedules for SqliteStore {
+    fn list_schedules(&self) -> BoxFuture<'_, Result<Vec<ScheduleRow>>> {
+        Box::pin(SqliteStore::list_schedules(self))
+    }
+    fn put_schedule(&self, row: ScheduleRow) -> BoxFuture<'_, Result<()>> {
+        Box::pin(SqliteStore::put_schedule(self, row))
+    }
+    fn delete_schedule(&self, workflow_id: String) -> BoxFuture<'_, Result<()>> {
+        Box::pin(SqliteStore::delete_schedule(self, workflow_id))
+    }
+    fn schedule_state(&self, workflow_id: String) -> BoxFuture<'_, Result<ScheduleState>> {
+        Box::pin(SqliteStore::schedule_state(self, workflow_id))
+    }
+    fn queue_occurrence(
+        &self,
+        workflow_id: String,
+        scheduled_at: i64,
+    ) -> BoxFuture<'_, Result<()>> {
+        Box::pin(SqliteStore::queue_occurrence(
+            self,
+            workflow_id,
+            scheduled_at,
+        ))
     }
 }

@@ -3,12 +3,12 @@
 
 use super::{SqliteStore, from_json, to_json};
 use crate::engine::{RunError, RunStatus, StepRecord, StepStatus};
-use crate::store::{NewRun, Result, RunFilter, RunRow, StoreError, TriggerOutcome};
+use crate::store::{NewRun, Result, RunFilter, RunRow, StoreError, TriggerOutcome, TriggerType};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 pub(super) const RUN_COLUMNS: &str = "seq, id, workflow_id, workflow_version, status, input, output, error, \
-     idempotency_key, connection_id, created_at, started_at, completed_at, cancel_requested";
+     idempotency_key, connection_id, created_at, started_at, completed_at, cancel_requested, trigger_type";
 
 /// A run row with its undecoded text columns (status, input, output,
 /// error): decoding happens off the writer thread.
@@ -31,6 +31,7 @@ pub(super) fn row_to_run(r: &rusqlite::Row) -> rusqlite::Result<RawRun> {
             started_at: r.get(11)?,
             completed_at: r.get(12)?,
             cancel_requested: r.get::<_, i64>(13)? != 0,
+            trigger_type: TriggerType::parse(&r.get::<_, String>(14)?).unwrap_or_default(),
             steps: vec![],
         },
         r.get(4)?,
@@ -101,7 +102,7 @@ pub(super) fn load_steps(c: &Connection, seq: i64) -> Result<Vec<StepRecord>> {
     Ok(out)
 }
 
-fn run_by_id(c: &Connection, id: &str, with_steps: bool) -> Result<Option<RunRow>> {
+pub(super) fn run_by_id(c: &Connection, id: &str, with_steps: bool) -> Result<Option<RunRow>> {
     let found = c
         .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
         .query_row([id], row_to_run)
@@ -125,6 +126,11 @@ impl SqliteStore {
         let input_json = to_json(&new.input);
         let created_at = crate::time::now_ms();
         self.write(move |c| {
+            if let Some(at) = new.scheduled_at
+                && let Some(run) = super::schedules::claim_occurrence(c, &new.workflow_id, at, &new.id, created_at)?
+            {
+                return Ok(TriggerOutcome::Replayed(run));
+            }
             if let Some(key) = &new.idempotency_key {
                 let existing: Option<String> = c
                     .prepare_cached(
@@ -143,8 +149,8 @@ impl SqliteStore {
                 .execute(params![new.workflow_id, key, new.id, created_at + new.idempotency_ttl_ms])?;
             }
             c.prepare_cached(
-                "INSERT INTO runs (id, workflow_id, workflow_version, status, input, idempotency_key, connection_id, created_at, not_before) \
-                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?7)",
+                "INSERT INTO runs (id, workflow_id, workflow_version, status, input, idempotency_key, connection_id, created_at, not_before, trigger_type) \
+                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?9, ?8)",
             )?
             .execute(params![
                 new.id,
@@ -153,7 +159,9 @@ impl SqliteStore {
                 input_json,
                 new.idempotency_key,
                 new.connection_id,
-                created_at
+                created_at,
+                new.trigger_type.as_str(),
+                created_at + new.delay_ms
             ])?;
             Ok(TriggerOutcome::Created(RunRow {
                 seq: c.last_insert_rowid(),
@@ -170,6 +178,7 @@ impl SqliteStore {
                 started_at: None,
                 completed_at: None,
                 cancel_requested: false,
+                trigger_type: new.trigger_type,
                 steps: vec![],
             }))
         })
@@ -187,10 +196,10 @@ impl SqliteStore {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR workflow_id = ?1) AND (?2 IS NULL OR status = ?2) \
-                 AND (?3 IS NULL OR seq < ?3) ORDER BY seq DESC LIMIT ?4"
+                 AND (?3 IS NULL OR seq < ?3) AND (?5 IS NULL OR trigger_type = ?5) ORDER BY seq DESC LIMIT ?4"
             ))?;
             let rows = stmt.query_map(
-                params![f.workflow_id, status, f.before_seq, f.limit as i64],
+                params![f.workflow_id, status, f.before_seq, f.limit as i64, f.trigger_type.map(TriggerType::as_str)],
                 row_to_run,
             )?;
             rows.map(|r| decode(r?)).collect()
@@ -242,6 +251,12 @@ impl SqliteStore {
                 "DELETE FROM idempotency_keys WHERE (workflow_id, key) IN \
                  (SELECT workflow_id, key FROM idempotency_keys WHERE expires_at <= ?1 LIMIT ?2)",
                 params![now, batch as i64],
+            )?;
+            // Handled occurrences lie behind their schedule's next one for good.
+            c.execute(
+                "DELETE FROM schedule_fires WHERE (workflow_id, scheduled_at) IN \
+                 (SELECT workflow_id, scheduled_at FROM schedule_fires WHERE fired_at < ?1 LIMIT ?2)",
+                params![cutoff, batch as i64],
             )?;
             Ok(c.execute(
                 "DELETE FROM runs WHERE seq IN (SELECT seq FROM runs WHERE completed_at IS NOT NULL AND completed_at < ?1 LIMIT ?2)",

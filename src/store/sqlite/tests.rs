@@ -35,6 +35,8 @@ async fn run(s: &SqliteStore, wf: &str) -> RunRow {
             idempotency_key: None,
             connection_id: None,
             trigger_type: TriggerType::Api,
+            scheduled_at: None,
+            delay_ms: 0,
             idempotency_ttl_ms: 1000,
         })
         .await
