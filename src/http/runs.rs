@@ -128,7 +128,9 @@ async fn wait_until_finished(
             state.events.prune_waiters(run_id);
             return Ok(run);
         }
-        let _ = tokio::time::timeout(left, signal).await;
+        // The signal may come from another node, or never (a lost
+        // notification): read again at least once a second.
+        let _ = tokio::time::timeout(left.min(Duration::from_secs(1)), signal).await;
     }
 }
 

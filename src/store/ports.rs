@@ -155,6 +155,17 @@ pub trait Health: Send + Sync {
     fn check(&self) -> BoxFuture<'_, Result<()>>;
     /// Stop accepting writes and flush what is pending.
     fn close(&self);
+    /// Deliver what other nodes sharing this store signal (a run queued,
+    /// finished or cancelled) to this node's events. A store only one
+    /// process opens has nothing to deliver.
+    fn attach_events(&self, _events: &crate::events::Events) {}
+    /// Store `value` under `key` unless the store holds one already, and
+    /// return the stored value (nodes agreeing on a setting, e.g. the
+    /// secret key's check value). A store only one process opens keeps
+    /// nothing and returns `value`.
+    fn meta_init(&self, _key: &'static str, value: String) -> BoxFuture<'_, Result<String>> {
+        Box::pin(async move { Ok(value) })
+    }
 }
 
 /// Everything one store offers; `Store` holds one of these.

@@ -4,6 +4,7 @@
 //! never guessed with a sleep.
 #![allow(dead_code)]
 
+pub mod pg;
 pub mod smtp;
 pub mod stripe;
 pub mod target;
@@ -26,6 +27,11 @@ pub struct Server {
     pub logs: Arc<Mutex<String>>,
     pub http: reqwest::Client,
     pub extra_args: Vec<String>,
+    /// Set when the suite runs on PostgreSQL (`FLOWCTL_TEST_DATABASE_URL`):
+    /// this server's own fresh database.
+    pub database_url: Option<String>,
+    /// Extra environment for the server process.
+    pub env: Vec<(String, String)>,
 }
 
 pub fn env_for(cmd: &mut Command, home: &Path) {
@@ -35,6 +41,7 @@ pub fn env_for(cmd: &mut Command, home: &Path) {
         .env_remove("FLOWCTL_URL")
         .env_remove("FLOWCTL_API_KEY")
         .env_remove("FLOWCTL_DB")
+        .env_remove("FLOWCTL_DATABASE_URL")
         .env_remove("RUST_LOG");
 }
 
@@ -56,9 +63,47 @@ impl Server {
             logs: Default::default(),
             http: reqwest::Client::new(),
             extra_args,
+            database_url: pg::fresh_database(),
+            env: vec![],
         };
         s.launch();
         s
+    }
+
+    /// A node on a shared PostgreSQL database, with its own home; nodes of
+    /// one cluster share the secret key through `FLOWCTL_SECRET_KEY`.
+    pub fn start_node(database_url: &str, env: &[(&str, &str)], args: &[&str]) -> Server {
+        let home = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let db = home.path().join("flowctl.db");
+        let mut s = Server {
+            child: None,
+            url: String::new(),
+            key: String::new(),
+            home,
+            db,
+            logs: Default::default(),
+            http: reqwest::Client::new(),
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            database_url: Some(database_url.to_string()),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        s.launch();
+        s
+    }
+
+    /// The flags that name this server's store, for CLI commands.
+    pub fn store_args(&self) -> Vec<String> {
+        match &self.database_url {
+            Some(url) => vec!["--database-url".into(), url.clone()],
+            None => vec!["--db".into(), self.db.to_str().unwrap().to_string()],
+        }
+    }
+
+    pub fn on_postgres(&self) -> bool {
+        self.database_url.is_some()
     }
 
     /// Start (again) on the same database and home.
@@ -68,6 +113,16 @@ impl Server {
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(&self.db)
             .args(&self.extra_args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        if let Some(url) = &self.database_url {
+            cmd.arg("--database-url").arg(url);
+            // A killed node's runs come back when their lease expires
+            // (SQLite requeues at once on restart): keep that short here.
+            if !self.env.iter().any(|(k, _)| k == "FLOWCTL_LEASE_MS") {
+                cmd.env("FLOWCTL_LEASE_MS", "1500");
+            }
+        }
+        cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -131,10 +186,10 @@ impl Server {
 
     /// `flowctl keys create` on this server's database; returns the new key.
     pub fn create_key(&self, name: &str, scopes: &str) -> String {
-        let db = self.db.to_str().unwrap().to_string();
-        let out = self.cli(&[
-            "keys", "create", "--name", name, "--scopes", scopes, "--db", &db,
-        ]);
+        let mut args = vec!["keys", "create", "--name", name, "--scopes", scopes];
+        let store = self.store_args();
+        args.extend(store.iter().map(String::as_str));
+        let out = self.cli(&args);
         assert!(out.status.success(), "{}", stderr(&out));
         stdout(&out).trim().to_string()
     }
