@@ -95,3 +95,16 @@ impl RunStatus {
         })
     }
 }
+
+impl RunStatus {
+    /// A step with no record yet: still to come, or never to run once the
+    /// run is over (a run cancelled while queued or parked ends in the store
+    /// without the engine visiting its later steps).
+    pub fn unrecorded_step(self) -> StepStatus {
+        if self.is_terminal() {
+            StepStatus::Skipped
+        } else {
+            StepStatus::Pending
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //! and engine can change without breaking clients.
 
 use crate::api::{RunView, StepView, WorkflowView};
-use crate::engine::{RunError, StepRecord, StepStatus};
+use crate::engine::{RunError, StepRecord};
 use crate::store::{RunRow, WorkflowRow};
 use crate::time::rfc3339;
 use crate::workflow::CompiledWorkflow;
@@ -41,7 +41,7 @@ pub fn run_view(run: RunRow, wf: Option<&CompiledWorkflow>, with_steps: bool) ->
                     id: step.id.clone(),
                     name: step.name.clone(),
                     step_type: step.kind.type_name().to_string(),
-                    status: StepStatus::Pending.as_str().into(),
+                    status: run.status.unrecorded_step().as_str().into(),
                     output: Value::Null,
                     error: Value::Null,
                     attempts: 0,

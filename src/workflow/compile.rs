@@ -16,7 +16,7 @@ pub struct Issue {
 }
 
 const MAX_STEPS: usize = 100;
-const KNOWN_FIELDS: [&str; 10] = [
+const KNOWN_FIELDS: [&str; 11] = [
     "id",
     "name",
     "description",
@@ -27,6 +27,7 @@ const KNOWN_FIELDS: [&str; 10] = [
     "output",
     "variables",
     "timeoutMs",
+    "concurrency",
 ];
 
 /// `wf_` + the name in lower snake case ("Process Customer Order" → `wf_process_customer_order`).

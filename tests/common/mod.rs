@@ -27,11 +27,10 @@ pub struct Server {
     pub logs: Arc<Mutex<String>>,
     pub http: reqwest::Client,
     pub extra_args: Vec<String>,
+    pub extra_env: Vec<(String, String)>,
     /// Set when the suite runs on PostgreSQL (`FLOWCTL_TEST_DATABASE_URL`):
     /// this server's own fresh database.
     pub database_url: Option<String>,
-    /// Extra environment for the server process.
-    pub env: Vec<(String, String)>,
 }
 
 pub fn env_for(cmd: &mut Command, home: &Path) {
@@ -53,7 +52,26 @@ impl Server {
     pub fn start_with(args: &[&str]) -> Server {
         let home = Arc::new(tempfile::tempdir().expect("temp dir"));
         let db = home.path().join("flowctl.db");
-        let extra_args = args.iter().map(|s| s.to_string()).collect();
+        Server::start_on(home, db, args, &[], pg::fresh_database())
+    }
+
+    /// Start on a given SQLite database path, with extra flags and environment.
+    pub fn start_at(
+        home: Arc<tempfile::TempDir>,
+        db: PathBuf,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
+        Server::start_on(home, db, args, env, None)
+    }
+
+    fn start_on(
+        home: Arc<tempfile::TempDir>,
+        db: PathBuf,
+        args: &[&str],
+        env: &[(&str, &str)],
+        database_url: Option<String>,
+    ) -> Server {
         let mut s = Server {
             child: None,
             url: String::new(),
@@ -62,9 +80,12 @@ impl Server {
             db,
             logs: Default::default(),
             http: reqwest::Client::new(),
-            extra_args,
-            database_url: pg::fresh_database(),
-            env: vec![],
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            database_url,
         };
         s.launch();
         s
@@ -84,11 +105,11 @@ impl Server {
             logs: Default::default(),
             http: reqwest::Client::new(),
             extra_args: args.iter().map(|s| s.to_string()).collect(),
-            database_url: Some(database_url.to_string()),
-            env: env
+            extra_env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            database_url: Some(database_url.to_string()),
         };
         s.launch();
         s
@@ -113,12 +134,12 @@ impl Server {
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(&self.db)
             .args(&self.extra_args)
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)));
         if let Some(url) = &self.database_url {
             cmd.arg("--database-url").arg(url);
             // A killed node's runs come back when their lease expires
             // (SQLite requeues at once on restart): keep that short here.
-            if !self.env.iter().any(|(k, _)| k == "FLOWCTL_LEASE_MS") {
+            if !self.extra_env.iter().any(|(k, _)| k == "FLOWCTL_LEASE_MS") {
                 cmd.env("FLOWCTL_LEASE_MS", "1500");
             }
         }

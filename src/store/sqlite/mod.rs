@@ -327,3 +327,6 @@ pub(crate) fn from_json(s: Option<String>) -> Result<serde_json::Value> {
         Some(s) => Ok(serde_json::from_str(&s)?),
     }
 }
+
+#[cfg(test)]
+mod tests;
