@@ -1,6 +1,8 @@
 //! The suite on PostgreSQL: with `FLOWCTL_TEST_DATABASE_URL` set (a
 //! throw-away cluster, e.g. from `scripts/pg-cluster.sh`), every server the
-//! harness starts gets a fresh database of its own on that cluster.
+//! harness starts gets a fresh database of its own on that cluster. Tests
+//! that need PostgreSQL whatever the suite runs on (several nodes) use that
+//! cluster, or `FLOWCTL_TEST_PG_URL`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -14,14 +16,18 @@ pub fn base_url() -> Option<String> {
 /// runs on (multi-node tests): `None` (skip) outside CI when none is given;
 /// in CI a missing cluster fails the test.
 pub fn cluster_or_skip(test: &str) -> Option<String> {
-    let url = base_url();
+    let url = base_url().or_else(|| {
+        std::env::var("FLOWCTL_TEST_PG_URL")
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+    });
     if url.is_none() {
         assert!(
             std::env::var("CI").is_err(),
-            "{test}: FLOWCTL_TEST_DATABASE_URL is not set (CI starts a cluster with scripts/pg-cluster.sh)"
+            "{test}: neither FLOWCTL_TEST_PG_URL nor FLOWCTL_TEST_DATABASE_URL is set (CI starts a cluster with scripts/pg-cluster.sh)"
         );
         eprintln!(
-            "skipping {test}: set FLOWCTL_TEST_DATABASE_URL to a PostgreSQL cluster (scripts/pg-cluster.sh start DIR)"
+            "skipping {test}: set FLOWCTL_TEST_PG_URL to a PostgreSQL cluster (scripts/pg-cluster.sh start DIR)"
         );
     }
     url
