@@ -242,3 +242,51 @@ async fn cancel_and_long_poll_work_whichever_node_executes_the_run() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limit_holds_for_one_key_across_three_nodes() {
+    let Some(nodes) = cluster("multinode rate limit", 3, &["--rate-limit-execute", "60"]) else {
+        return;
+    };
+    nodes[0]
+        .apply(json!({"name": "Limited", "steps": [
+            {"id": "w", "type": "wait", "config": {"durationMs": 10}}]}))
+        .await;
+    let key = nodes[0].key.clone();
+    let started = Instant::now();
+    let mut tasks = vec![];
+    for i in 0..180 {
+        let n = &nodes[i % 3];
+        let req = n
+            .http
+            .post(format!("{}/api/v1/workflows/wf_limited/run", n.url))
+            .header("x-api-key", &key)
+            .json(&json!({"input": {}}));
+        tasks.push(tokio::spawn(async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            (status, headers)
+        }));
+    }
+    let mut admitted = 0;
+    let mut denied = 0;
+    for t in tasks {
+        let (status, headers) = t.await.unwrap();
+        match status {
+            202 => admitted += 1,
+            429 => {
+                denied += 1;
+                assert!(headers.contains_key("retry-after"), "{headers:?}");
+                assert_eq!(headers["x-ratelimit-limit"], "60");
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    // 60 at once, plus one a second refilled while the burst lasted.
+    let refill = started.elapsed().as_secs() as usize + 1;
+    assert!(
+        (60..=60 + refill).contains(&admitted),
+        "admitted {admitted}, denied {denied} (one bucket for the key, not one per node)"
+    );
+}

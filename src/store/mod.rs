@@ -11,8 +11,8 @@ mod sqlite;
 pub use postgres::redact as redact_url;
 
 pub use ports::{
-    Backend, Claim, ClaimRef, CommitOutcome, Health, HeartbeatReport, Registry, RunQueue, RunWrite,
-    Runs,
+    Backend, Claim, ClaimRef, CommitOutcome, Health, HeartbeatReport, RateState, Registry, RunQueue,
+    RunWrite, Runs,
 };
 pub use records::*;
 

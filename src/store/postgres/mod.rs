@@ -12,6 +12,7 @@ mod migrations;
 mod notify;
 mod ports_impl;
 mod queue;
+mod ratelimit;
 mod registry;
 mod runs;
 mod tls;

@@ -125,4 +125,13 @@ impl Health for PgStore {
     fn meta_init(&self, key: &'static str, value: String) -> BoxFuture<'_, Result<String>> {
         Box::pin(PgStore::meta_init(self, key, value))
     }
+    fn rate_hit(
+        &self,
+        key: String,
+        category: &'static str,
+        emission_ms: i64,
+        burst_ms: i64,
+    ) -> BoxFuture<'_, Result<Option<RateState>>> {
+        Box::pin(PgStore::rate_hit(self, key, category, emission_ms, burst_ms))
+    }
 }
