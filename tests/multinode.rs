@@ -213,7 +213,8 @@ async fn cancel_and_long_poll_work_whichever_node_executes_the_run() {
         let run = n.wait_for_run(&id, Duration::from_secs(10)).await;
         assert_eq!(run["status"], "cancelled", "{run}");
         assert!(
-            !up.counts().contains_key(&("second".to_string(), id.clone())),
+            !up.counts()
+                .contains_key(&("second".to_string(), id.clone())),
             "the cancelled run never reached its next step"
         );
     }

@@ -45,9 +45,12 @@ pub struct StoreArgs {
 
 impl StoreArgs {
     pub async fn open(&self) -> Result<Store, Failure> {
-        let path = self.db.clone().unwrap_or_else(crate::config::default_db_path);
-        let location = Location::choose(self.database_url.clone(), path.clone())
-            .map_err(Failure::usage)?;
+        let path = self
+            .db
+            .clone()
+            .unwrap_or_else(crate::config::default_db_path);
+        let location =
+            Location::choose(self.database_url.clone(), path.clone()).map_err(Failure::usage)?;
         if matches!(location, Location::Sqlite(_)) && !path.exists() {
             return Err(Failure::usage(format!(
                 "no database at {}: run `flowctl serve` once, or pass --db or --database-url",

@@ -60,11 +60,11 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
             write: args.rate_limit_write,
         },
     };
-    let db = match crate::store::Location::choose(settings.database_url.clone(), settings.db.clone())
-    {
-        Ok(location) => location.describe(),
-        Err(e) => return Err(Failure::usage(e)),
-    };
+    let db =
+        match crate::store::Location::choose(settings.database_url.clone(), settings.db.clone()) {
+            Ok(location) => location.describe(),
+            Err(e) => return Err(Failure::usage(e)),
+        };
     // With `--log-format json` every line on stderr is a JSON log event.
     let json_logs = args.log_format == "json";
     let say = |message: String| {

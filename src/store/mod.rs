@@ -11,8 +11,8 @@ mod sqlite;
 pub use postgres::redact as redact_url;
 
 pub use ports::{
-    Backend, Claim, ClaimRef, CommitOutcome, Health, HeartbeatReport, RateState, Registry, RunQueue,
-    RunWrite, Runs,
+    Backend, Claim, ClaimRef, CommitOutcome, Health, HeartbeatReport, RateState, Registry,
+    RunQueue, RunWrite, Runs,
 };
 pub use records::*;
 
@@ -96,7 +96,10 @@ pub enum Location {
 impl Location {
     /// `--database-url` when given (it must be `postgres://` or
     /// `postgresql://`), else the SQLite file.
-    pub fn choose(url: Option<String>, db: std::path::PathBuf) -> std::result::Result<Location, String> {
+    pub fn choose(
+        url: Option<String>,
+        db: std::path::PathBuf,
+    ) -> std::result::Result<Location, String> {
         match url.filter(|u| !u.trim().is_empty()) {
             None => Ok(Location::Sqlite(db)),
             Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {

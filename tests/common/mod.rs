@@ -143,8 +143,7 @@ impl Server {
                 cmd.env("FLOWCTL_LEASE_MS", "1500");
             }
         }
-        cmd
-            .stdin(Stdio::null())
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn flowctl serve");

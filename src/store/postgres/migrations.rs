@@ -12,7 +12,7 @@ const MIGRATIONS: &[&str] = &[include_str!("migrations/001_initial.sql")];
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
 
 /// The advisory lock key that serialises migrations ("flowctl" in ASCII).
-const MIGRATION_LOCK: i64 = 0x666c_6f77_6374_6c;
+const MIGRATION_LOCK: i64 = 0x0066_6c6f_7763_746c;
 
 pub async fn migrate(client: &mut Client) -> Result<()> {
     let tx = client.transaction().await.map_err(pg)?;
@@ -43,8 +43,11 @@ pub async fn migrate(client: &mut Client) -> Result<()> {
     tx.execute("DELETE FROM flowctl_schema", &[])
         .await
         .map_err(pg)?;
-    tx.execute("INSERT INTO flowctl_schema (version) VALUES ($1)", &[&LATEST])
-        .await
-        .map_err(pg)?;
+    tx.execute(
+        "INSERT INTO flowctl_schema (version) VALUES ($1)",
+        &[&LATEST],
+    )
+    .await
+    .map_err(pg)?;
     tx.commit().await.map_err(pg)
 }

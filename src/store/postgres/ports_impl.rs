@@ -132,6 +132,12 @@ impl Health for PgStore {
         emission_ms: i64,
         burst_ms: i64,
     ) -> BoxFuture<'_, Result<Option<RateState>>> {
-        Box::pin(PgStore::rate_hit(self, key, category, emission_ms, burst_ms))
+        Box::pin(PgStore::rate_hit(
+            self,
+            key,
+            category,
+            emission_ms,
+            burst_ms,
+        ))
     }
 }

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 /// Claims of capped workflows are serialised on this transaction-scoped
 /// advisory lock, so two nodes never both take the last free slot.
-const CAP_LOCK: i64 = 0x666c_6f77_6361_70;
+const CAP_LOCK: i64 = 0x0066_6c6f_7763_6170;
 
 fn claim_sql() -> String {
     let cols = RUN_COLUMNS
@@ -160,7 +160,9 @@ impl PgStore {
             tx.commit().await.map_err(pg)?;
             return Ok(match now {
                 Some(r)
-                    if r.get::<_, i64>(0) == claim.token && r.get::<_, bool>(1) && r.get::<_, bool>(2) =>
+                    if r.get::<_, i64>(0) == claim.token
+                        && r.get::<_, bool>(1)
+                        && r.get::<_, bool>(2) =>
                 {
                     CommitOutcome::Cancelled
                 }

@@ -211,8 +211,9 @@ impl PgStore {
 
     pub async fn api_key_by_hash(&self, hash: String) -> Result<Option<ApiKeyRow>> {
         let c = self.client().await?;
-        let sql =
-            format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL");
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
+        );
         let stmt = c.prepare_cached(&sql).await.map_err(pg)?;
         let r = c.query_opt(&stmt, &[&hash]).await.map_err(pg);
         Ok(self.seen(r)?.map(|r| api_key(&r)))
