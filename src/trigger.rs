@@ -1,18 +1,29 @@
-//! The trigger use case: the one way a run is created, whatever asked for it
-//! (the API today; schedules, webhooks, replay and batch call the same
-//! function). It checks the workflow is active, applies the input schema
-//! (defaults and violations), refuses a run whose connections cannot
-//! resolve, and creates the run under its idempotency key.
+//! The trigger use case: every way a run starts (the API today; schedules,
+//! webhooks, replay and batch tomorrow) goes through `Triggers::trigger_run`,
+//! so the status, input-schema (defaults and violations) and connection
+//! checks and the idempotent durable insert are the same for all of them.
+//! Depends on `store` (ports), `catalog`, `engine`, `workflow`; knows
+//! nothing of HTTP.
 
+use crate::api::ErrorDetail;
 use crate::catalog::Catalog;
 use crate::engine::{ConnectionRef, ResolveError, check_trigger};
 use crate::events::Events;
-use crate::store::{ConnectionRow, NewRun, RunRow, Store, StoreError, TriggerOutcome, TriggerType};
-use crate::workflow::{CompiledWorkflow, InputViolation, StepKind};
+use crate::store::{ConnectionRow, NewRun, Store, StoreError, TriggerOutcome, TriggerType};
+use crate::workflow::{CompiledWorkflow, StepKind};
 use serde_json::Value;
 
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// What a trigger needs: the store, compiled definitions, and the signal
+/// that wakes the workers.
+#[derive(Clone)]
+pub struct Triggers {
+    pub store: Store,
+    pub catalog: Catalog,
+    pub events: Events,
+}
 
 #[derive(Debug, Clone)]
 pub struct TriggerRequest {
@@ -24,108 +35,96 @@ pub struct TriggerRequest {
     pub trigger_type: TriggerType,
 }
 
-#[derive(Debug)]
-pub struct Triggered {
-    pub run: RunRow,
-    /// An unexpired idempotency key named this existing run; nothing started.
-    pub replayed: bool,
+impl TriggerRequest {
+    pub fn new(workflow_id: impl Into<String>, input: Value, trigger_type: TriggerType) -> Self {
+        TriggerRequest {
+            workflow_id: workflow_id.into(),
+            input,
+            connection_id: None,
+            idempotency_key: None,
+            trigger_type,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum TriggerError {
     #[error("Workflow must be active to run. Current status: {0}")]
-    NotActive(String),
+    InvalidStatus(String),
     #[error("Input validation failed")]
-    InvalidInput(Vec<InputViolation>),
+    Validation(Vec<ErrorDetail>),
     #[error("{0}")]
-    InvalidRequest(String),
-    #[error(
-        "Step '{step_id}' needs an active {provider} connection: create one (flowctl connections create --provider {provider} …) or pass connectionId"
-    )]
-    ConnectionRequired { provider: String, step_id: String },
+    ConnectionRequired(String),
     #[error("{0}")]
     InvalidConnection(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Create a run (or find the one its idempotency key names).
-pub async fn trigger(
-    catalog: &Catalog,
-    store: &Store,
-    events: &Events,
-    req: TriggerRequest,
-) -> Result<Triggered, TriggerError> {
-    let (row, wf) = catalog.head(&req.workflow_id).await?;
-    if row.status != "active" {
-        return Err(TriggerError::NotActive(row.status));
+impl Triggers {
+    /// Check and durably queue one run. `Replayed` means an unexpired
+    /// idempotency key already named a run: nothing new started.
+    pub async fn trigger_run(&self, req: TriggerRequest) -> Result<TriggerOutcome, TriggerError> {
+        let (row, wf) = self.catalog.head(&req.workflow_id).await?;
+        if row.status != "active" {
+            return Err(TriggerError::InvalidStatus(row.status));
+        }
+        let input = match &wf.input_schema {
+            None => req.input,
+            Some(schema) => schema.apply(req.input).map_err(|violations| {
+                TriggerError::Validation(
+                    violations
+                        .into_iter()
+                        .map(|v| ErrorDetail {
+                            path: v.path,
+                            message: v.message,
+                        })
+                        .collect(),
+                )
+            })?,
+        };
+        self.check_connections(&wf, req.connection_id.as_deref())
+            .await?;
+        let outcome = self
+            .store
+            .create_run(NewRun {
+                id: crate::ids::run_id(),
+                workflow_id: row.id,
+                workflow_version: row.latest_version,
+                input,
+                idempotency_key: req.idempotency_key,
+                connection_id: req.connection_id,
+                trigger_type: req.trigger_type,
+                idempotency_ttl_ms: IDEMPOTENCY_TTL_MS,
+            })
+            .await?;
+        if matches!(outcome, TriggerOutcome::Created(_)) {
+            self.events.run_queued();
+        }
+        Ok(outcome)
     }
-    check_idempotency_key(req.idempotency_key.as_deref())?;
-    let input = match &wf.input_schema {
-        None => req.input,
-        Some(schema) => schema
-            .apply(req.input)
-            .map_err(TriggerError::InvalidInput)?,
-    };
-    check_connections(store, &wf, req.connection_id.as_deref()).await?;
-    let outcome = store
-        .create_run(NewRun {
-            id: crate::ids::run_id(),
-            workflow_id: row.id,
-            workflow_version: row.latest_version,
-            input,
-            idempotency_key: req.idempotency_key,
-            connection_id: req.connection_id,
-            trigger_type: req.trigger_type,
-            idempotency_ttl_ms: IDEMPOTENCY_TTL_MS,
+
+    /// A run that could not get its connections is never queued.
+    async fn check_connections(
+        &self,
+        wf: &CompiledWorkflow,
+        run_connection: Option<&str>,
+    ) -> Result<(), TriggerError> {
+        let needs_any = run_connection.is_some()
+            || wf
+                .steps
+                .iter()
+                .any(|s| matches!(s.kind, StepKind::Action(_)));
+        if !needs_any {
+            return Ok(());
+        }
+        let all = self.store.list_connections().await?;
+        let refs: Vec<ConnectionRef> = all.iter().map(ConnectionRow::as_ref).collect();
+        check_trigger(wf, run_connection, &refs).map_err(|e| match e {
+            ResolveError::Invalid(m) => TriggerError::InvalidConnection(m),
+            ResolveError::Required { provider, step_id } => TriggerError::ConnectionRequired(format!(
+                "Step '{step_id}' needs an active {provider} connection: create one (flowctl connections create --provider {provider} …) or pass connectionId"
+            )),
         })
-        .await?;
-    Ok(match outcome {
-        TriggerOutcome::Created(run) => {
-            events.run_queued();
-            Triggered {
-                run,
-                replayed: false,
-            }
-        }
-        TriggerOutcome::Replayed(run) => Triggered {
-            run,
-            replayed: true,
-        },
-    })
-}
-
-fn check_idempotency_key(key: Option<&str>) -> Result<(), TriggerError> {
-    match key {
-        Some(k) if k.is_empty() || k.chars().count() > 255 || k.chars().any(char::is_control) => {
-            Err(TriggerError::InvalidRequest(
-                "idempotencyKey must be 1 to 255 printable characters".into(),
-            ))
-        }
-        _ => Ok(()),
     }
-}
-
-/// A run that could not get its connections is never queued.
-async fn check_connections(
-    store: &Store,
-    wf: &CompiledWorkflow,
-    run_connection: Option<&str>,
-) -> Result<(), TriggerError> {
-    let needs_any = run_connection.is_some()
-        || wf
-            .steps
-            .iter()
-            .any(|s| matches!(s.kind, StepKind::Action(_)));
-    if !needs_any {
-        return Ok(());
-    }
-    let all = store.list_connections().await?;
-    let refs: Vec<ConnectionRef> = all.iter().map(ConnectionRow::as_ref).collect();
-    check_trigger(wf, run_connection, &refs).map_err(|e| match e {
-        ResolveError::Invalid(m) => TriggerError::InvalidConnection(m),
-        ResolveError::Required { provider, step_id } => {
-            TriggerError::ConnectionRequired { provider, step_id }
-        }
-    })
 }

@@ -137,23 +137,15 @@ impl From<StoreError> for ApiError {
 
 impl From<TriggerError> for ApiError {
     fn from(e: TriggerError) -> Self {
-        let message = e.to_string();
         match e {
-            TriggerError::NotActive(_) => ApiError::InvalidStatus(message),
-            TriggerError::InvalidInput(violations) => ApiError::Validation {
-                message,
-                details: violations
-                    .into_iter()
-                    .map(|v| ErrorDetail {
-                        path: v.path,
-                        message: v.message,
-                    })
-                    .collect(),
+            TriggerError::InvalidStatus(_) => ApiError::InvalidStatus(e.to_string()),
+            TriggerError::Validation(details) => ApiError::Validation {
+                message: "Input validation failed".into(),
+                details,
             },
-            TriggerError::InvalidRequest(m) => ApiError::InvalidRequest(m),
-            TriggerError::ConnectionRequired { .. } => ApiError::ConnectionRequired(message),
+            TriggerError::ConnectionRequired(m) => ApiError::ConnectionRequired(m),
             TriggerError::InvalidConnection(m) => ApiError::InvalidConnection(m),
-            TriggerError::Store(e) => e.into(),
+            TriggerError::Store(s) => s.into(),
         }
     }
 }

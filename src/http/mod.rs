@@ -65,6 +65,17 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The trigger use case over this state's store, catalog and signals.
+    pub fn triggers(&self) -> crate::trigger::Triggers {
+        crate::trigger::Triggers {
+            store: self.store.clone(),
+            catalog: self.catalog.clone(),
+            events: self.events.clone(),
+        }
+    }
+}
+
 pub struct Limits {
     pub body_bytes: usize,
 }

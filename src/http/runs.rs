@@ -8,8 +8,8 @@ use super::views::run_view;
 use super::{AppState, ok, ok_list};
 use crate::api::{ListMeta, TriggerResponse};
 use crate::engine::{RunError, RunStatus};
-use crate::store::{RunFilter, RunRow, TriggerType};
-use crate::trigger::{TriggerRequest, Triggered};
+use crate::store::{RunFilter, RunRow, TriggerOutcome, TriggerType};
+use crate::trigger::TriggerRequest;
 use axum::extract::{Extension, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::IntoResponse;
@@ -45,6 +45,13 @@ fn trigger_body(body: Value) -> Result<TriggerBody, ApiError> {
     };
     let connection_id = text_field(&mut obj, "connectionId")?;
     let idempotency_key = text_field(&mut obj, "idempotencyKey")?;
+    if let Some(k) = &idempotency_key
+        && (k.is_empty() || k.chars().count() > 255 || k.chars().any(|c| c.is_control()))
+    {
+        return Err(ApiError::InvalidRequest(
+            "idempotencyKey must be 1 to 255 printable characters".into(),
+        ));
+    }
     if let Some(c) = &connection_id
         && (c.is_empty() || c.len() > 128)
     {
@@ -71,19 +78,13 @@ pub async fn trigger(
     let q = parse_query(q.as_deref())?;
     let wait_for = wait(&q)?;
     let body = trigger_body(body)?;
-    let Triggered { mut run, replayed } = crate::trigger::trigger(
-        &state.catalog,
-        &state.store,
-        &state.events,
-        TriggerRequest {
-            workflow_id: id,
-            input: body.input,
-            connection_id: body.connection_id,
-            idempotency_key: body.idempotency_key,
-            trigger_type: TriggerType::Api,
-        },
-    )
-    .await?;
+    let mut req = TriggerRequest::new(id, body.input, TriggerType::Api);
+    req.connection_id = body.connection_id;
+    req.idempotency_key = body.idempotency_key;
+    let (mut run, replayed) = match state.triggers().trigger_run(req).await? {
+        TriggerOutcome::Created(run) => (run, false),
+        TriggerOutcome::Replayed(run) => (run, true),
+    };
     state
         .metrics
         .observe_trigger(accepted_from.elapsed().as_secs_f64());
