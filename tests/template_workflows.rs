@@ -59,6 +59,47 @@ async fn runtime_type_error_fails_the_step_with_template_error() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn arithmetic_on_a_missing_amount_fails_and_says_to_add_default_zero() {
+    let s = Server::start();
+    s.apply(json!({"name": "Null Money", "steps": [
+        {"id": "calc", "type": "transform", "config": {"mapping": {"cents": "{{ input.amount | times: 100 }}"}}}]}))
+    .await;
+    let run_id = s.trigger("wf_null_money", json!({})).await;
+    let run = s.wait_for_run(&run_id, Duration::from_secs(10)).await;
+    assert_eq!(run["status"], "failed");
+    let step = &run["steps"][0];
+    assert_eq!(step["error"]["code"], "TEMPLATE_ERROR");
+    let m = step["error"]["message"].as_str().unwrap();
+    assert!(
+        m.contains("step 'calc'")
+            && m.contains("config.mapping.cents")
+            && m.contains("got null")
+            && m.contains("`| default: 0`"),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn decimal_chains_stay_exact_into_the_step_output() {
+    let s = Server::start();
+    s.apply(json!({"name": "Thirds", "steps": [
+        {"id": "calc", "type": "transform", "config": {"mapping": {
+            "whole": "{{ 100 | divided_by: 3 | times: 3 }}",
+            "sum": "{{ input.a | map: 'x / 3' | sum }}",
+            "text": "{{ 2 | divided_by: 3 | times: 3 }} of {{ input.a.size }}"}}}]}))
+    .await;
+    let run_id = s
+        .trigger("wf_thirds", json!({"a": [{"x": 1}, {"x": 1}, {"x": 1}]}))
+        .await;
+    let run = s.wait_for_run(&run_id, Duration::from_secs(10)).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(
+        run["steps"][0]["output"],
+        json!({"whole": 100, "sum": 1, "text": "2 of 3"})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn roots_warnings_and_conditions() {
     let s = Server::start();
     s.apply(json!({"name": "Roots", "variables": {"rate": 0.08},

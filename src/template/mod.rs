@@ -1,26 +1,31 @@
-//! The template language of SPEC §2 (pure: no I/O, no clock, no runtime): `{{ path | filter:
+//! The template language (pure: no I/O, no clock, no runtime): `{{ path | filter:
 //! args }}` inside JSON strings, compiled once at apply time, rendered per step.
 //!
 //! Pipeline: `lexer` → `parser` (→ `ast`, with `expr` for `map` expressions) → `eval` with
 //! the `filters` registry and exact `decimal` arithmetic; `value` compiles whole JSON trees.
 //!
-//! Decisions where the SPEC is silent:
+//! Filters that share a name with Liquid's behave as Liquid's (Ruby Liquid 5), except for
+//! the deliberate differences listed in docs/templates.md: exact decimal arithmetic, a
+//! single `{{…}}` keeping its JSON type, arrays and objects printing as JSON, `map` taking
+//! an expression, and arithmetic on null failing (money never silently becomes 0).
+//!
+//! Decisions beyond Liquid:
 //! * **Numeric strings.** Arithmetic filters (`times`, `plus`, …, `sum`) and `map` expressions
 //!   accept strings that are entirely a plain decimal number (`"12.50"`, `" -3 "`, `"+7"`),
 //!   because form and CSV input often carries amounts as text. Any other string (`"abc"`,
 //!   `"1e3"`, `"1,000"`, `""`) is a `FilterType` error naming the filter.
 //! * **Null.** A path that does not resolve gives null plus the warning
-//!   `unresolved path 'input.x'`; null renders empty in text. `default` replaces null and "";
-//!   `size` of null is 0; number filters and `sum` fail on null; other filters pass it through.
-//! * **Numbers** compute in `rust_decimal`; `divided_by` is exact (7 / 2 = 3.5); `round`
-//!   rounds half away from zero; overflow and division by zero are `Arithmetic` errors.
-//!   Results are integers when integral, otherwise the shortest `f64` (4857.84).
-//! * `join` defaults to ", "; `truncate: n` counts its "..." inside `n`; `slice` length
-//!   defaults to 1; `url_encode` writes a space as `%20`; `capitalize` lowercases the rest.
+//!   `unresolved path 'input.x'`; null renders empty in text. See `filters` for which
+//!   filters accept null.
+//! * **Numbers** compute in `rust_decimal` and stay decimal through the whole chain
+//!   (`chain::Val`); `divided_by` is exact (7 / 2 = 3.5); `round` rounds half away from
+//!   zero; overflow and division by zero are `Arithmetic` errors. At the end of the chain a
+//!   result is an integer when integral, otherwise the shortest `f64` (4857.84).
 //! * String literals know the escapes `\'`, `\"`, `\\`, `\n`, `\t`; other backslashes stay.
 //! * Error columns are 1-based character offsets in the whole template source.
 
 mod ast;
+mod chain;
 mod decimal;
 mod error;
 mod eval;
@@ -67,7 +72,7 @@ pub struct Context<'a> {
     pub now: &'a str,
 }
 
-/// `false`, `null`, `""` and `0` are falsy (SPEC §1 `if`); everything else is truthy.
+/// `false`, `null`, `""` and `0` are falsy (a step's `if`); everything else is truthy.
 pub fn is_truthy(v: &Value) -> bool {
     match v {
         Value::Null => false,
@@ -110,7 +115,10 @@ impl Template {
         let mut out: Vec<&str> = Vec::new();
         for part in &self.parts {
             let Part::Expr(e) = part else { continue };
-            let args = e.filters.iter().flat_map(|f| &f.args);
+            let args = e
+                .filters
+                .iter()
+                .flat_map(|f| f.args.iter().chain(f.kwargs.iter().map(|(_, op)| op)));
             for op in std::iter::once(&e.operand).chain(args) {
                 if let Operand::Path(p) = op
                     && let Some(id) = p.step_ref()
