@@ -245,15 +245,6 @@ impl Db<'_, '_> {
         }
         .map_err(pg)
     }
-
-    pub async fn execute(&self, sql: &str, p: Params<'_>) -> Result<u64> {
-        let s = self.stmt(sql).await?;
-        match self {
-            Db::Client(c) => c.execute(&s, p).await,
-            Db::Tx(t) => t.execute(&s, p).await,
-        }
-        .map_err(pg)
-    }
 }
 
 impl PgStore {

@@ -103,6 +103,8 @@ impl PgStore {
         self.seen(r)
     }
 
+    /// One statement (so one round trip and one atomic commit): the queue
+    /// row fenced by the token, the run, and the changed step records.
     async fn commit_inner(&self, claim: ClaimRef, w: RunWrite) -> Result<CommitOutcome> {
         let rows: Vec<StepRow> = w.steps.iter().map(StepRow::from).collect();
         let output = opt_json(&w.output);
@@ -124,15 +126,32 @@ impl PgStore {
              RETURNING seq"
         };
         let sql = format!(
-            "WITH q AS ({queue_change}) UPDATE runs SET status = $3, \
-             started_at = COALESCE(runs.started_at, $4), completed_at = $5, output = $6, error = $7 \
-             FROM q WHERE runs.seq = q.seq RETURNING runs.id"
+            "WITH q AS ({queue_change}), \
+             r AS (UPDATE runs SET status = $3, started_at = COALESCE(runs.started_at, $4), \
+               completed_at = $5, output = $6, error = $7 FROM q WHERE runs.seq = q.seq \
+               RETURNING runs.seq, runs.id), \
+             s AS (INSERT INTO steps (run_seq, idx, step_id, status, output, error, warnings, attempts, started_at, completed_at) \
+               SELECT r.seq, u.* FROM r, UNNEST($10::INT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::TEXT[], \
+                 $15::TEXT[], $16::BIGINT[], $17::BIGINT[], $18::BIGINT[]) \
+                 AS u(idx, step_id, status, output, error, warnings, attempts, started_at, completed_at) \
+               ON CONFLICT (run_seq, idx) DO UPDATE SET step_id = EXCLUDED.step_id, status = EXCLUDED.status, \
+               output = EXCLUDED.output, error = EXCLUDED.error, warnings = EXCLUDED.warnings, \
+               attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at) \
+             SELECT id FROM r"
         );
         let park = w.park_until.unwrap_or(0);
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(pg)?;
-        let stmt = tx.prepare_cached(&sql).await.map_err(pg)?;
-        let updated = tx
+        let idx: Vec<i32> = rows.iter().map(|r| r.idx).collect();
+        let step_id: Vec<&str> = rows.iter().map(|r| r.step_id.as_str()).collect();
+        let step_status: Vec<&str> = rows.iter().map(|r| r.status).collect();
+        let step_output: Vec<Option<&str>> = rows.iter().map(|r| r.output.as_deref()).collect();
+        let step_error: Vec<Option<&str>> = rows.iter().map(|r| r.error.as_deref()).collect();
+        let warnings: Vec<Option<&str>> = rows.iter().map(|r| r.warnings.as_deref()).collect();
+        let attempts: Vec<i64> = rows.iter().map(|r| r.attempts).collect();
+        let started: Vec<Option<i64>> = rows.iter().map(|r| r.started_at).collect();
+        let completed: Vec<Option<i64>> = rows.iter().map(|r| r.completed_at).collect();
+        let c = self.client().await?;
+        let stmt = c.prepare_cached(&sql).await.map_err(pg)?;
+        let updated = c
             .query_opt(
                 &stmt,
                 &[
@@ -145,19 +164,27 @@ impl PgStore {
                     &error,
                     &cancelling,
                     &park,
+                    &idx,
+                    &step_id,
+                    &step_status,
+                    &step_output,
+                    &step_error,
+                    &warnings,
+                    &attempts,
+                    &started,
+                    &completed,
                 ],
             )
             .await
             .map_err(pg)?;
         let Some(updated) = updated else {
-            let now = tx
+            let now = c
                 .query_opt(
                     "SELECT lease_token, lease_until IS NOT NULL, cancel_requested FROM run_queue WHERE seq = $1",
                     &[&claim.seq],
                 )
                 .await
                 .map_err(pg)?;
-            tx.commit().await.map_err(pg)?;
             return Ok(match now {
                 Some(r)
                     if r.get::<_, i64>(0) == claim.token
@@ -169,12 +196,10 @@ impl PgStore {
                 _ => CommitOutcome::LeaseLost,
             });
         };
-        if !rows.is_empty() {
-            super::runs::put_steps(&Db::Tx(&tx), claim.seq, &rows).await?;
-        }
-        tx.commit().await.map_err(pg)?;
         if w.status.is_terminal() {
             self.notifier().send(Note::Finished(updated.get(0)));
+            // A slot of a capped workflow may have come free on any node.
+            self.notifier().send(Note::Queued);
         }
         Ok(CommitOutcome::Saved)
     }
@@ -253,14 +278,18 @@ impl PgStore {
         Ok(n)
     }
 
-    /// The earliest due time of a queued run, on this node's clock (the
-    /// worker sleeps on it): the database clock's distance to it is added
-    /// to the local time.
+    /// The earliest due time of a queued run that a claim could take (runs
+    /// of a workflow at its cap wait for a slot, not for a time), on this
+    /// node's clock (the worker sleeps on it): the database clock's distance
+    /// to it is added to the local time.
     pub async fn next_due(&self) -> Result<Option<i64>> {
         let c = self.client().await?;
         let stmt = c
             .prepare_cached(
-                "SELECT MIN(not_before) - flowctl_now_ms() FROM run_queue WHERE lease_until IS NULL",
+                "SELECT MIN(q.not_before) - flowctl_now_ms() FROM run_queue q WHERE q.lease_until IS NULL \
+                 AND q.workflow_id NOT IN (SELECT w.id FROM workflows w WHERE w.concurrency IS NOT NULL \
+                   AND w.concurrency <= (SELECT COUNT(*) FROM run_queue f \
+                     WHERE f.workflow_id = w.id AND f.lease_until IS NOT NULL))",
             )
             .await
             .map_err(pg)?;

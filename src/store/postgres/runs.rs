@@ -47,15 +47,15 @@ pub(super) fn encode_error(e: &Option<RunError>) -> Option<String> {
 
 /// A step record as its columns.
 pub(super) struct StepRow {
-    idx: i32,
-    step_id: String,
-    status: &'static str,
-    output: Option<String>,
-    error: Option<String>,
-    warnings: Option<String>,
-    attempts: i64,
-    started_at: Option<i64>,
-    completed_at: Option<i64>,
+    pub idx: i32,
+    pub step_id: String,
+    pub status: &'static str,
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub warnings: Option<String>,
+    pub attempts: i64,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
 }
 
 impl From<&StepRecord> for StepRow {
@@ -73,32 +73,6 @@ impl From<&StepRecord> for StepRow {
             completed_at: s.completed_at,
         }
     }
-}
-
-pub(super) async fn put_steps(db: &Db<'_, '_>, seq: i64, rows: &[StepRow]) -> Result<()> {
-    for r in rows {
-        db.execute(
-            "INSERT INTO steps (run_seq, idx, step_id, status, output, error, warnings, attempts, started_at, completed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (run_seq, idx) DO UPDATE SET step_id = EXCLUDED.step_id, status = EXCLUDED.status, \
-             output = EXCLUDED.output, error = EXCLUDED.error, warnings = EXCLUDED.warnings, \
-             attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at",
-            &[
-                &seq,
-                &r.idx,
-                &r.step_id,
-                &r.status,
-                &r.output,
-                &r.error,
-                &r.warnings,
-                &r.attempts,
-                &r.started_at,
-                &r.completed_at,
-            ],
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 /// Step records of these runs, in order.
