@@ -87,7 +87,7 @@ async fn decimal_chains_stay_exact_into_the_step_output() {
             "whole": "{{ 100 | divided_by: 3 | times: 3 }}",
             "sum": "{{ input.a | map: 'x / 3' | sum }}",
             "text": "{{ 2 | divided_by: 3 | times: 3 }} of {{ input.a.size }}"}}}]}))
-    .await;
+        .await;
     let run_id = s
         .trigger("wf_thirds", json!({"a": [{"x": 1}, {"x": 1}, {"x": 1}]}))
         .await;
