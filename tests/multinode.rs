@@ -291,3 +291,26 @@ async fn a_rate_limit_holds_for_one_key_across_three_nodes() {
         "admitted {admitted}, denied {denied} (one bucket for the key, not one per node)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_with_another_secret_key_refuses_to_start() {
+    let Some(base) = pg::cluster_or_skip("multinode secret key") else {
+        return;
+    };
+    let db = pg::create_database(&base);
+    let first = Server::start_node(&db, &[("FLOWCTL_SECRET_KEY", SECRET)], &[]);
+    let (status, _) = first.get("/healthz").await;
+    assert_eq!(status, 200);
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(common::BIN);
+    common::env_for(&mut cmd, home.path());
+    let out = cmd
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &db])
+        .env("FLOWCTL_SECRET_KEY", "ab".repeat(32))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = common::stderr(&out);
+    assert!(err.contains("secret key differs"), "{err}");
+    assert!(!err.contains("listening"), "{err}");
+}
