@@ -131,7 +131,14 @@ async fn wait_until_finished(
         }
         // The signal may come from another node, or never (a lost
         // notification): read again at least once a second.
-        let _ = tokio::time::timeout(left.min(Duration::from_secs(1)), signal).await;
+        tokio::select! {
+            _ = tokio::time::timeout(left.min(Duration::from_secs(1)), signal) => {}
+            // On shutdown a long-poll answers at once with the run as it is.
+            _ = state.events.stopped() => {
+                state.events.prune_waiters(run_id);
+                return state.store.get_run(run_id.to_string()).await.map_err(Into::into);
+            }
+        }
     }
 }
 

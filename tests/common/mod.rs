@@ -6,6 +6,7 @@
 
 pub mod pg;
 pub mod smtp;
+pub mod spawn;
 pub mod stripe;
 pub mod target;
 
