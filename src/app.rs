@@ -1,7 +1,8 @@
-//! Composition root: opens the store for serving (one server per database
-//! file; runs a previous server held are queued again), binds the listener,
-//! and runs the API, the worker (with its leases), the schedule loop and
-//! retention under one shutdown signal.
+//! Composition root: opens the store for serving (SQLite: one server per
+//! database file, runs a previous server held are queued again; PostgreSQL:
+//! any number of nodes on one database), binds the listener, and runs the
+//! API, the worker (with its leases), the schedule loop and retention under
+//! one shutdown signal.
 
 use crate::catalog::Catalog;
 use crate::config::{Credentials, ServeSettings};
@@ -10,7 +11,7 @@ use crate::http::ratelimit::RateLimits;
 use crate::http::{AppState, Limits, router};
 use crate::metrics::Metrics;
 use crate::secrets::SecretBox;
-use crate::store::{NewApiKey, Store};
+use crate::store::{Location, NewApiKey, Store};
 use crate::worker::{LeaseSettings, Worker};
 use anyhow::Context;
 use std::future::Future;
@@ -39,8 +40,11 @@ impl App {
             .connections
             .max_connections
             .unwrap_or_else(|| crate::http::server::default_max_connections(fd_limit));
-        let (store, recovered) = Store::open_for_serving(&settings.db).await?;
+        let location = Location::choose(settings.database_url.clone(), settings.db.clone())
+            .map_err(anyhow::Error::msg)?;
+        let (store, recovered) = Store::serve_at(&location).await?;
         let (secrets, created_key) = load_secret_key(&settings.db)?;
+        check_secret_key(&store, &secrets).await?;
         let listener = TcpListener::bind(&settings.listen).await.map_err(|e| {
             let message = format!(
                 "cannot listen on {}: {e} (is another server running? use --listen)",
@@ -53,10 +57,12 @@ impl App {
             }
         })?;
         let catalog = Catalog::new(store.clone());
+        let events = Events::default();
+        store.attach_events(&events);
         let state = AppState::new(
             store.clone(),
             catalog,
-            Events::default(),
+            events,
             secrets,
             RateLimits::new(settings.rate_limits),
             Metrics::new(),
@@ -187,6 +193,31 @@ fn load_secret_key(db: &std::path::Path) -> anyhow::Result<(SecretBox, Option<Pa
         .with_context(|| format!("secret key file {}", path.display()))?;
     Ok((key, created.then_some(path)))
 }
+
+/// Every node sharing a store must encrypt connection secrets with the same
+/// key: the first one stores a value sealed with its key, and a node whose
+/// key cannot open it refuses to start (instead of writing secrets no other
+/// node can read).
+async fn check_secret_key(store: &Store, secrets: &SecretBox) -> anyhow::Result<()> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mine = b64.encode(secrets.encrypt(SECRET_CHECK));
+    let stored = store.meta_init("secret_key_check", mine).await?;
+    let opens = b64
+        .decode(stored.as_bytes())
+        .ok()
+        .and_then(|blob| secrets.decrypt(&blob).ok());
+    if opens.as_deref() != Some(SECRET_CHECK) {
+        anyhow::bail!(
+            "this node's secret key differs from the one the database's other nodes use \
+             (connection secrets would not decrypt); give every node the same FLOWCTL_SECRET_KEY \
+             or secret.key file"
+        );
+    }
+    Ok(())
+}
+
+const SECRET_CHECK: &str = "flowctl secret key check";
 
 /// Lease timing: 30 s by default; `FLOWCTL_LEASE_MS` shortens it (tests
 /// that exercise expiry, or operators who want faster rescue).

@@ -1,12 +1,18 @@
 //! Compiled workflows, cached per version so that no trigger or run parses a
 //! definition twice. Heads (status, latest version) are cached per workflow
-//! and refreshed whenever this process changes them. Depends on the
-//! `Registry` port only.
+//! and refreshed whenever this process changes them, and at least every
+//! `HEAD_TTL` (other nodes sharing the store may change them). Depends on
+//! the `Registry` port only.
 
 use crate::store::{Store, StoreError, WorkflowRow};
 use crate::workflow::{CompiledWorkflow, compile};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// A workflow applied, paused or archived through another node is seen
+/// here within this long.
+const HEAD_TTL: Duration = Duration::from_millis(500);
 
 type VersionCache = HashMap<(String, i64), Arc<CompiledWorkflow>>;
 
@@ -14,7 +20,7 @@ type VersionCache = HashMap<(String, i64), Arc<CompiledWorkflow>>;
 pub struct Catalog {
     store: Store,
     versions: Arc<RwLock<VersionCache>>,
-    heads: Arc<RwLock<HashMap<String, WorkflowRow>>>,
+    heads: Arc<RwLock<HashMap<String, (WorkflowRow, Instant)>>>,
 }
 
 impl Catalog {
@@ -28,13 +34,17 @@ impl Catalog {
 
     /// The workflow's current row and its latest compiled version.
     pub async fn head(&self, id: &str) -> Result<(WorkflowRow, Arc<CompiledWorkflow>), StoreError> {
-        let cached = self.heads.read().ok().and_then(|h| h.get(id).cloned());
+        let cached = self.heads.read().ok().and_then(|h| {
+            h.get(id)
+                .filter(|(_, at)| at.elapsed() < HEAD_TTL)
+                .map(|(row, _)| row.clone())
+        });
         let row = match cached {
             Some(row) => row,
             None => {
                 let row = self.store.get_workflow(id.to_string()).await?;
                 if let Ok(mut h) = self.heads.write() {
-                    h.insert(id.to_string(), row.clone());
+                    h.insert(id.to_string(), (row.clone(), Instant::now()));
                 }
                 row
             }

@@ -73,6 +73,9 @@ pub fn save_credentials(c: &Credentials) -> std::io::Result<PathBuf> {
 pub struct ServeSettings {
     pub listen: String,
     pub db: PathBuf,
+    /// A PostgreSQL URL: the store is there (and `db` only locates the
+    /// secret key file).
+    pub database_url: Option<String>,
     pub workers: usize,
     pub retention_days: u32,
     pub shutdown_grace: std::time::Duration,

@@ -91,6 +91,16 @@ impl Events {
         }
     }
 
+    /// A cancel from another node: only a run executing here is signalled
+    /// (runs elsewhere are not remembered).
+    pub fn cancel_if_running(&self, run_id: &str) {
+        if let Ok(c) = self.cancels.lock()
+            && let Some(tx) = c.signals.get(run_id)
+        {
+            let _ = tx.send(true);
+        }
+    }
+
     pub fn cancel(&self, run_id: &str) {
         if let Ok(mut c) = self.cancels.lock() {
             match c.signals.get(run_id) {

@@ -310,7 +310,9 @@ async fn scopes_are_enforced_and_named() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    let list = s.cli(&["keys", "list", "--json", "--db", s.db.to_str().unwrap()]);
+    let store = s.store_args();
+    let store: Vec<&str> = store.iter().map(String::as_str).collect();
+    let list = s.cli(&[&["keys", "list", "--json"][..], &store].concat());
     let keys: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     let id = keys
         .as_array()
@@ -325,7 +327,7 @@ async fn scopes_are_enforced_and_named() {
         !stdout(&list).contains(&reader),
         "keys list must never show a key"
     );
-    let out = s.cli(&["keys", "revoke", &id, "--db", s.db.to_str().unwrap()]);
+    let out = s.cli(&[&["keys", "revoke", &id][..], &store].concat());
     assert!(out.status.success());
     eventually(Duration::from_secs(10), || async {
         let (status, _, _) = s

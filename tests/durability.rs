@@ -40,7 +40,11 @@ async fn sigkill_mid_step_resumes_without_redoing_completed_steps() {
         2,
         "the step in flight runs again (at-least-once)"
     );
-    assert!(s.logs().contains("resuming 1 run(s)"), "{}", s.logs());
+    // SQLite requeues a dead server's runs at start; on PostgreSQL any live
+    // node rescues them when their lease expires.
+    if !s.on_postgres() {
+        assert!(s.logs().contains("resuming 1 run(s)"), "{}", s.logs());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

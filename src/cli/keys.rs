@@ -1,9 +1,10 @@
-//! `flowctl keys create|list|revoke`, directly on the database file (run it
-//! on the server host; the server sees changes within seconds).
+//! `flowctl keys create|list|revoke`, directly on the store (the SQLite file
+//! on the server host, or the PostgreSQL database of every node); servers
+//! see changes at once.
 
 use super::{CmdResult, Exit, Failure, print_json};
 use crate::http::SCOPES;
-use crate::store::Store;
+use crate::store::{Location, Store};
 use clap::Subcommand;
 use serde_json::json;
 use std::path::PathBuf;
@@ -17,29 +18,53 @@ pub enum KeysCommand {
         /// Comma-separated scopes, e.g. workflows:execute,runs:read (or admin)
         #[arg(long, value_delimiter = ',', required = true)]
         scopes: Vec<String>,
-        #[arg(long, env = "FLOWCTL_DB")]
-        db: Option<PathBuf>,
+        #[command(flatten)]
+        db: StoreArgs,
     },
     List {
-        #[arg(long, env = "FLOWCTL_DB")]
-        db: Option<PathBuf>,
+        #[command(flatten)]
+        db: StoreArgs,
     },
     Revoke {
         id: String,
-        #[arg(long, env = "FLOWCTL_DB")]
-        db: Option<PathBuf>,
+        #[command(flatten)]
+        db: StoreArgs,
     },
 }
 
-fn open(db: &Option<PathBuf>) -> Result<Store, Failure> {
-    let path = db.clone().unwrap_or_else(crate::config::default_db_path);
-    if !path.exists() {
-        return Err(Failure::usage(format!(
-            "no database at {}: run `flowctl serve` once, or pass --db",
-            path.display()
-        )));
+/// Which store a command opens: `--database-url`, else the SQLite file.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// SQLite database file [default: <user data dir>/flowctl/flowctl.db]
+    #[arg(long, env = "FLOWCTL_DB")]
+    pub db: Option<PathBuf>,
+    /// PostgreSQL URL of the nodes' database (instead of --db)
+    #[arg(long, env = "FLOWCTL_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+}
+
+impl StoreArgs {
+    pub async fn open(&self) -> Result<Store, Failure> {
+        let path = self
+            .db
+            .clone()
+            .unwrap_or_else(crate::config::default_db_path);
+        let location =
+            Location::choose(self.database_url.clone(), path.clone()).map_err(Failure::usage)?;
+        if matches!(location, Location::Sqlite(_)) && !path.exists() {
+            return Err(Failure::usage(format!(
+                "no database at {}: run `flowctl serve` once, or pass --db or --database-url",
+                path.display()
+            )));
+        }
+        Store::connect(&location)
+            .await
+            .map_err(|e| Failure::usage(e.to_string()))
     }
-    Store::open(&path).map_err(|e| Failure::usage(e.to_string()))
+}
+
+async fn open(db: &StoreArgs) -> Result<Store, Failure> {
+    db.open().await
 }
 
 pub async fn keys(cmd: KeysCommand, json: bool) -> CmdResult {
@@ -51,7 +76,7 @@ pub async fn keys(cmd: KeysCommand, json: bool) -> CmdResult {
                     SCOPES.join(", ")
                 )));
             }
-            let store = open(&db)?;
+            let store = open(&db).await?;
             let key = crate::ids::api_key();
             let id = crate::ids::key_id();
             store
@@ -71,7 +96,8 @@ pub async fn keys(cmd: KeysCommand, json: bool) -> CmdResult {
             }
         }
         KeysCommand::List { db } => {
-            let rows = open(&db)?
+            let rows = open(&db)
+                .await?
                 .list_api_keys()
                 .await
                 .map_err(|e| Failure::usage(e.to_string()))?;
@@ -103,7 +129,8 @@ pub async fn keys(cmd: KeysCommand, json: bool) -> CmdResult {
             }
         }
         KeysCommand::Revoke { id, db } => {
-            open(&db)?
+            open(&db)
+                .await?
                 .revoke_api_key(id.clone())
                 .await
                 .map_err(|e| Failure::usage(e.to_string()))?;

@@ -15,6 +15,10 @@ pub struct ServeArgs {
     /// SQLite database file [default: <user data dir>/flowctl/flowctl.db]
     #[arg(long, env = "FLOWCTL_DB")]
     pub db: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://user:pass@host/db?sslmode=require): many
+    /// nodes share one database; the secret key must be the same on each
+    #[arg(long, env = "FLOWCTL_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// Runs executed at once
     #[arg(long, default_value_t = 32)]
     pub workers: usize,
@@ -65,6 +69,7 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
     let settings = ServeSettings {
         listen: args.listen,
         db: args.db.unwrap_or_else(crate::config::default_db_path),
+        database_url: args.database_url,
         workers: args.workers,
         retention_days: args.retention_days,
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
@@ -83,7 +88,11 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
         },
         metrics_public: args.metrics_public,
     };
-    let db = settings.db.clone();
+    let db =
+        match crate::store::Location::choose(settings.database_url.clone(), settings.db.clone()) {
+            Ok(location) => location.describe(),
+            Err(e) => return Err(Failure::usage(e)),
+        };
     // With `--log-format json` every line on stderr is a JSON log event.
     let json_logs = args.log_format == "json";
     let say = |message: String| {
@@ -124,7 +133,7 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
             app.recovered
         ));
     }
-    say(format!("database {}", db.display()));
+    say(format!("database {db}"));
     tracing::debug!(max_connections = app.max_connections, "connection cap");
     say(format!("flowctl listening on {url}"));
     app.run_until_stopped(shutdown_signal())

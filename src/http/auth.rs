@@ -136,7 +136,13 @@ pub async fn authenticate(
     tracing::debug!(key_id = %principal.key_id, "authenticated");
     let decision = state
         .limits
-        .check(req.method(), req.uri().path(), &principal.key_id);
+        .check_in(
+            &state.store,
+            req.method(),
+            req.uri().path(),
+            &principal.key_id,
+        )
+        .await;
     let mut response = match decision {
         Some(d) if !d.allowed => {
             state.metrics.rate_limited();

@@ -1,6 +1,8 @@
 //! Per-key rate limits by category (SPEC §6): execute (triggers), read (GET)
-//! and write (everything else), each a GCRA limiter from `governor` keyed by
-//! API key id, so one key's burst never affects another key.
+//! and write (everything else), each a GCRA bucket keyed by API key id, so
+//! one key's burst never affects another key. A store shared by several
+//! nodes keeps the buckets (one per key, never one per node); otherwise
+//! they are `governor` limiters in this process.
 
 use axum::http::{HeaderMap, HeaderValue, Method};
 use governor::clock::DefaultClock;
@@ -35,6 +37,7 @@ impl Default for RateLimitConfig {
 }
 
 struct Category {
+    name: &'static str,
     limit: u32,
     limiter: KeyedLimiter,
 }
@@ -59,11 +62,12 @@ pub struct Decision {
     pub retry_after_secs: u64,
 }
 
-fn category(per_minute: u32) -> Option<Arc<Category>> {
+fn category(name: &'static str, per_minute: u32) -> Option<Arc<Category>> {
     let limit = NonZeroU32::new(per_minute)?;
     let limiter = RateLimiter::keyed(Quota::per_minute(limit))
         .with_middleware::<StateInformationMiddleware>();
     Some(Arc::new(Category {
+        name,
         limit: per_minute,
         limiter,
     }))
@@ -72,10 +76,10 @@ fn category(per_minute: u32) -> Option<Arc<Category>> {
 impl RateLimits {
     pub fn new(cfg: RateLimitConfig) -> RateLimits {
         RateLimits {
-            execute: category(cfg.execute),
-            read: category(cfg.read),
-            write: category(cfg.write),
-            webhook: category(cfg.webhook),
+            execute: category("execute", cfg.execute),
+            read: category("read", cfg.read),
+            write: category("write", cfg.write),
+            webhook: category("webhook", cfg.webhook),
         }
     }
 
@@ -88,6 +92,31 @@ impl RateLimits {
             &self.write
         };
         c.as_deref()
+    }
+
+    /// The decision for one request: from the store's shared bucket when it
+    /// keeps them, else (or when the store fails) from this process's own.
+    pub async fn check_in(
+        &self,
+        store: &crate::store::Store,
+        method: &Method,
+        path: &str,
+        key_id: &str,
+    ) -> Option<Decision> {
+        let c = self.category_for(method, path)?;
+        let emission_ms = (60_000 / i64::from(c.limit)).max(1);
+        let burst_ms = emission_ms * i64::from(c.limit);
+        match store
+            .rate_hit(key_id.to_string(), c.name, emission_ms, burst_ms)
+            .await
+        {
+            Ok(Some(state)) => Some(shared_decision(c.limit, emission_ms, burst_ms, state)),
+            Ok(None) => self.check(method, path, key_id),
+            Err(e) => {
+                tracing::warn!(error = %e, "shared rate limit unavailable; limiting in this node");
+                self.check(method, path, key_id)
+            }
+        }
     }
 
     pub fn check(&self, method: &Method, path: &str, key_id: &str) -> Option<Decision> {
@@ -128,6 +157,30 @@ fn decide(c: &Category, key_id: &str) -> Option<Decision> {
             }
         }
     })
+}
+
+/// GCRA: a request is allowed while the bucket's theoretical arrival time
+/// stays within `burst_ms` of now; each request moves it by `emission_ms`.
+fn shared_decision(
+    limit: u32,
+    emission_ms: i64,
+    burst_ms: i64,
+    s: crate::store::RateState,
+) -> Decision {
+    let ahead = (s.tat_ms - s.now_ms).max(0);
+    let remaining = ((burst_ms - ahead) / emission_ms).clamp(0, i64::from(limit)) as u32;
+    let secs = |ms: i64| (ms.max(0) as u64).div_ceil(1000);
+    Decision {
+        allowed: s.allowed,
+        limit,
+        remaining: if s.allowed { remaining } else { 0 },
+        reset_secs: secs(ahead),
+        retry_after_secs: if s.allowed {
+            0
+        } else {
+            secs(ahead + emission_ms - burst_ms).max(1)
+        },
+    }
 }
 
 impl Decision {

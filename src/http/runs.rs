@@ -153,8 +153,10 @@ async fn wait_until_finished(
             state.events.prune_waiters(run_id);
             return Ok(run);
         }
+        // The signal may come from another node, or never (a lost
+        // notification): read again at least once a second.
         tokio::select! {
-            _ = tokio::time::timeout(left, signal) => {}
+            _ = tokio::time::timeout(left.min(Duration::from_secs(1)), signal) => {}
             // On shutdown a long-poll answers at once with the run as it is.
             _ = state.events.stopped() => {
                 state.events.prune_waiters(run_id);

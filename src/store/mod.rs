@@ -1,15 +1,19 @@
 //! Durable storage behind ports (`ports.rs`): the worker, the handlers and
-//! the catalog hold a `Store` and call the port traits; `sqlite/` is today's
-//! implementation. Nothing outside this module knows which one it has.
+//! the catalog hold a `Store` and call the port traits; `sqlite/` (one
+//! process, one file: the default) and `postgres/` (many nodes, one
+//! database) implement them. Nothing outside this module knows which one it has.
 
 pub mod maintenance;
 pub mod ports;
+mod postgres;
 mod records;
 mod sqlite;
 
+pub use postgres::redact as redact_url;
+
 pub use ports::{
-    Backend, Claim, ClaimRef, CommitOutcome, Health, HeartbeatReport, Registry, RunQueue, RunWrite,
-    Runs, Schedules,
+    Backend, Claim, ClaimRef, CommitOutcome, Health, HeartbeatReport, RateState, Registry,
+    RunQueue, RunWrite, Runs, Schedules,
 };
 pub use records::*;
 
@@ -83,7 +87,64 @@ impl std::ops::Deref for Store {
     }
 }
 
+/// Where the store lives: a SQLite file, or a PostgreSQL URL.
+#[derive(Debug, Clone)]
+pub enum Location {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl Location {
+    /// `--database-url` when given (it must be `postgres://` or
+    /// `postgresql://`), else the SQLite file.
+    pub fn choose(
+        url: Option<String>,
+        db: std::path::PathBuf,
+    ) -> std::result::Result<Location, String> {
+        match url.filter(|u| !u.trim().is_empty()) {
+            None => Ok(Location::Sqlite(db)),
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                Ok(Location::Postgres(u))
+            }
+            Some(u) => Err(format!(
+                "--database-url must start with postgres:// or postgresql:// (got '{}'); \
+                 for a SQLite file use --db",
+                redact_url(&u)
+            )),
+        }
+    }
+
+    /// For messages: the file, or the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Location::Sqlite(p) => p.display().to_string(),
+            Location::Postgres(u) => redact_url(u),
+        }
+    }
+}
+
 impl Store {
+    /// Open the store at `location` for a command that shares it with
+    /// running servers (keys, connections).
+    pub async fn connect(location: &Location) -> Result<Store> {
+        match location {
+            Location::Sqlite(path) => Store::open(path),
+            Location::Postgres(url) => Ok(Store::from_backend(Arc::new(
+                postgres::PgStore::connect(url).await?,
+            ))),
+        }
+    }
+
+    /// Open the store for serving. SQLite: as `open_for_serving`. PostgreSQL:
+    /// other nodes may hold leases, so nothing is requeued at once; runs of
+    /// a dead node come back when their leases expire.
+    pub async fn serve_at(location: &Location) -> Result<(Store, usize)> {
+        match location {
+            Location::Sqlite(path) => Store::open_for_serving(path).await,
+            Location::Postgres(_) => Ok((Store::connect(location).await?, 0)),
+        }
+    }
+
     pub fn from_backend(backend: Arc<dyn Backend>) -> Store {
         Store { backend }
     }

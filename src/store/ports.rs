@@ -155,6 +155,39 @@ pub trait Health: Send + Sync {
     fn check(&self) -> BoxFuture<'_, Result<()>>;
     /// Stop accepting writes and flush what is pending.
     fn close(&self);
+    /// Deliver what other nodes sharing this store signal (a run queued,
+    /// finished or cancelled) to this node's events. A store only one
+    /// process opens has nothing to deliver.
+    fn attach_events(&self, _events: &crate::events::Events) {}
+    /// Store `value` under `key` unless the store holds one already, and
+    /// return the stored value (nodes agreeing on a setting, e.g. the
+    /// secret key's check value). A store only one process opens keeps
+    /// nothing and returns `value`.
+    fn meta_init(&self, _key: &'static str, value: String) -> BoxFuture<'_, Result<String>> {
+        Box::pin(async move { Ok(value) })
+    }
+    /// One request of `key` in a rate-limit category, against a GCRA bucket
+    /// every node shares: emission interval `emission_ms`, burst tolerance
+    /// `burst_ms`. `None`: this store keeps no shared buckets (one process
+    /// owns it, so the caller limits in memory).
+    fn rate_hit(
+        &self,
+        _key: String,
+        _category: &'static str,
+        _emission_ms: i64,
+        _burst_ms: i64,
+    ) -> BoxFuture<'_, Result<Option<RateState>>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// A shared rate-limit bucket after one request, on the store's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateState {
+    pub allowed: bool,
+    /// The bucket's theoretical arrival time after this request.
+    pub tat_ms: i64,
+    pub now_ms: i64,
 }
 
 /// Everything one store offers; `Store` holds one of these.

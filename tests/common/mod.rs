@@ -4,6 +4,7 @@
 //! never guessed with a sleep.
 #![allow(dead_code)]
 
+pub mod pg;
 pub mod smtp;
 pub mod spawn;
 pub mod stripe;
@@ -28,6 +29,9 @@ pub struct Server {
     pub http: reqwest::Client,
     pub extra_args: Vec<String>,
     pub extra_env: Vec<(String, String)>,
+    /// Set when the suite runs on PostgreSQL (`FLOWCTL_TEST_DATABASE_URL`):
+    /// this server's own fresh database.
+    pub database_url: Option<String>,
 }
 
 pub fn env_for(cmd: &mut Command, home: &Path) {
@@ -37,6 +41,7 @@ pub fn env_for(cmd: &mut Command, home: &Path) {
         .env_remove("FLOWCTL_URL")
         .env_remove("FLOWCTL_API_KEY")
         .env_remove("FLOWCTL_DB")
+        .env_remove("FLOWCTL_DATABASE_URL")
         .env_remove("RUST_LOG");
 }
 
@@ -48,15 +53,25 @@ impl Server {
     pub fn start_with(args: &[&str]) -> Server {
         let home = Arc::new(tempfile::tempdir().expect("temp dir"));
         let db = home.path().join("flowctl.db");
-        Server::start_at(home, db, args, &[])
+        Server::start_on(home, db, args, &[], pg::fresh_database())
     }
 
-    /// Start on a given database path, with extra flags and environment.
+    /// Start on a given SQLite database path, with extra flags and environment.
     pub fn start_at(
         home: Arc<tempfile::TempDir>,
         db: PathBuf,
         args: &[&str],
         env: &[(&str, &str)],
+    ) -> Server {
+        Server::start_on(home, db, args, env, None)
+    }
+
+    fn start_on(
+        home: Arc<tempfile::TempDir>,
+        db: PathBuf,
+        args: &[&str],
+        env: &[(&str, &str)],
+        database_url: Option<String>,
     ) -> Server {
         let mut s = Server {
             child: None,
@@ -71,9 +86,46 @@ impl Server {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            database_url,
         };
         s.launch();
         s
+    }
+
+    /// A node on a shared PostgreSQL database, with its own home; nodes of
+    /// one cluster share the secret key through `FLOWCTL_SECRET_KEY`.
+    pub fn start_node(database_url: &str, env: &[(&str, &str)], args: &[&str]) -> Server {
+        let home = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let db = home.path().join("flowctl.db");
+        let mut s = Server {
+            child: None,
+            url: String::new(),
+            key: String::new(),
+            home,
+            db,
+            logs: Default::default(),
+            http: reqwest::Client::new(),
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            database_url: Some(database_url.to_string()),
+        };
+        s.launch();
+        s
+    }
+
+    /// The flags that name this server's store, for CLI commands.
+    pub fn store_args(&self) -> Vec<String> {
+        match &self.database_url {
+            Some(url) => vec!["--database-url".into(), url.clone()],
+            None => vec!["--db".into(), self.db.to_str().unwrap().to_string()],
+        }
+    }
+
+    pub fn on_postgres(&self) -> bool {
+        self.database_url.is_some()
     }
 
     /// Start (again) on the same database and home.
@@ -83,8 +135,16 @@ impl Server {
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(&self.db)
             .args(&self.extra_args)
-            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)));
+        if let Some(url) = &self.database_url {
+            cmd.arg("--database-url").arg(url);
+            // A killed node's runs come back when their lease expires
+            // (SQLite requeues at once on restart): keep that short here.
+            if !self.extra_env.iter().any(|(k, _)| k == "FLOWCTL_LEASE_MS") {
+                cmd.env("FLOWCTL_LEASE_MS", "1500");
+            }
+        }
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn flowctl serve");
@@ -147,10 +207,10 @@ impl Server {
 
     /// `flowctl keys create` on this server's database; returns the new key.
     pub fn create_key(&self, name: &str, scopes: &str) -> String {
-        let db = self.db.to_str().unwrap().to_string();
-        let out = self.cli(&[
-            "keys", "create", "--name", name, "--scopes", scopes, "--db", &db,
-        ]);
+        let mut args = vec!["keys", "create", "--name", name, "--scopes", scopes];
+        let store = self.store_args();
+        args.extend(store.iter().map(String::as_str));
+        let out = self.cli(&args);
         assert!(out.status.success(), "{}", stderr(&out));
         stdout(&out).trim().to_string()
     }
