@@ -208,11 +208,12 @@ async fn check_secret_key(store: &Store, secrets: &SecretBox) -> anyhow::Result<
         .ok()
         .and_then(|blob| secrets.decrypt(&blob).ok());
     if opens.as_deref() != Some(SECRET_CHECK) {
-        anyhow::bail!(
+        return Err(anyhow::Error::new(Misconfigured(
             "this node's secret key differs from the one the database's other nodes use \
              (connection secrets would not decrypt); give every node the same FLOWCTL_SECRET_KEY \
              or secret.key file"
-        );
+                .into(),
+        )));
     }
     Ok(())
 }
