@@ -160,4 +160,6 @@ pub mod codes {
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
     pub const INTERNAL: &str = "INTERNAL";
     pub const STORAGE_UNAVAILABLE: &str = "STORAGE_UNAVAILABLE";
+    pub const STORAGE_CORRUPT: &str = "STORAGE_CORRUPT";
+    pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
 }

@@ -25,6 +25,8 @@ pub struct App {
     store: Store,
     state: AppState,
     settings: ServeSettings,
+    /// The cap on open API connections in force.
+    pub max_connections: usize,
     pub recovered: usize,
     /// The secret key file this start created, if any.
     pub created_key: Option<PathBuf>,
@@ -32,13 +34,23 @@ pub struct App {
 
 impl App {
     pub async fn build(settings: ServeSettings) -> anyhow::Result<App> {
+        let fd_limit = crate::http::server::raise_fd_limit();
+        let max_connections = settings
+            .connections
+            .max_connections
+            .unwrap_or_else(|| crate::http::server::default_max_connections(fd_limit));
         let (store, recovered) = Store::open_for_serving(&settings.db).await?;
         let (secrets, created_key) = load_secret_key(&settings.db)?;
-        let listener = TcpListener::bind(&settings.listen).await.with_context(|| {
-            format!(
-                "cannot listen on {} (is another server running? use --listen)",
+        let listener = TcpListener::bind(&settings.listen).await.map_err(|e| {
+            let message = format!(
+                "cannot listen on {}: {e} (is another server running? use --listen)",
                 settings.listen
-            )
+            );
+            if e.kind() == std::io::ErrorKind::InvalidInput {
+                anyhow::Error::new(Misconfigured(message))
+            } else {
+                anyhow::anyhow!(message)
+            }
         })?;
         let catalog = Catalog::new(store.clone());
         let state = AppState::new(
@@ -54,6 +66,7 @@ impl App {
             store,
             state,
             settings,
+            max_connections,
             recovered,
             created_key,
         })
@@ -90,27 +103,31 @@ impl App {
             self.settings.retention_days,
             stop_rx.clone(),
         ));
+        // Beyond loopback, metrics are for admins unless the operator says otherwise.
+        let local = self.addr().ip().is_loopback();
         let app = router(
             self.state.clone(),
             Limits {
                 body_bytes: self.settings.body_limit_bytes,
+                metrics_need_key: !local && !self.settings.metrics_public,
             },
         );
-        let mut server_stop = stop_rx.clone();
         let signal_tx = stop_tx.clone();
+        let events = self.state.events.clone();
         tokio::spawn(async move {
             shutdown.await;
+            events.stop();
             let _ = signal_tx.send(true);
         });
-        // Peer addresses feed the per-IP webhook limit.
-        axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        })
-        .await?;
+        let server = crate::http::server::ServerConfig {
+            header_timeout: self.settings.connections.header_timeout,
+            body_timeout: self.settings.connections.body_timeout,
+            idle_timeout: self.settings.connections.idle_timeout,
+            max_connections: self.max_connections,
+            body_limit: self.settings.body_limit_bytes,
+            grace: self.settings.shutdown_grace,
+        };
+        crate::http::server::serve(self.listener, app, server, stop_rx.clone()).await;
         let _ = stop_tx.send(true);
         let _ = scheduler.await;
         let _ = worker_task.await;
@@ -158,7 +175,8 @@ impl App {
 /// key file beside the database, created (mode 0600) on first start.
 fn load_secret_key(db: &std::path::Path) -> anyhow::Result<(SecretBox, Option<PathBuf>)> {
     if let Ok(text) = std::env::var("FLOWCTL_SECRET_KEY") {
-        let key = SecretBox::from_key_text(&text).context("FLOWCTL_SECRET_KEY")?;
+        let key = SecretBox::from_key_text(&text)
+            .map_err(|e| Misconfigured(format!("FLOWCTL_SECRET_KEY: {e}")))?;
         return Ok((key, None));
     }
     let path = db
@@ -178,6 +196,45 @@ fn lease_settings() -> LeaseSettings {
         .and_then(|v| v.parse::<i64>().ok())
         .map(LeaseSettings::from_lease_ms)
         .unwrap_or_default()
+}
+
+/// A start-up failure that is the caller's mistake (flags, environment, a
+/// second server on the same file): `serve` exits 2 for it, 3 for the rest.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Misconfigured(pub String);
+
+impl Misconfigured {
+    /// Also a database from a newer flowctl: the fix is the caller's (upgrade).
+    pub fn is_in(e: &anyhow::Error) -> bool {
+        e.chain().any(|c| {
+            c.is::<Misconfigured>()
+                || matches!(
+                    c.downcast_ref::<crate::store::StoreError>(),
+                    Some(
+                        crate::store::StoreError::TooNew { .. }
+                            | crate::store::StoreError::InUse(_)
+                    )
+                )
+        })
+    }
+}
+
+/// An error and its causes on one line, each said once (SQLite's text is
+/// otherwise repeated by every layer that wraps it).
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for part in e.chain() {
+        let text = part.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 const PURGE_BATCH: usize = 500;

@@ -44,7 +44,7 @@ pub fn load_credentials() -> Option<Credentials> {
 pub fn save_credentials(c: &Credentials) -> std::io::Result<PathBuf> {
     let path = credentials_path();
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        crate::store::maintenance::create_private_dir(dir)?;
     }
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -78,4 +78,17 @@ pub struct ServeSettings {
     pub shutdown_grace: std::time::Duration,
     pub body_limit_bytes: usize,
     pub rate_limits: crate::http::ratelimit::RateLimitConfig,
+    pub connections: ConnectionLimits,
+    /// Serve `/metrics` without a key even when listening beyond loopback.
+    pub metrics_public: bool,
+}
+
+/// How long clients may take, and how many may be connected at once.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    pub header_timeout: std::time::Duration,
+    pub body_timeout: std::time::Duration,
+    pub idle_timeout: std::time::Duration,
+    /// None: three quarters of the open-file limit.
+    pub max_connections: Option<usize>,
 }

@@ -14,6 +14,8 @@ pub struct Events {
     queued: Arc<Notify>,
     finished: Arc<Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>>,
     cancels: Arc<Mutex<Cancels>>,
+    /// Turns true when the server begins to shut down (ends long-polls).
+    stopping: Arc<watch::Sender<bool>>,
 }
 
 /// Cancel signals of runs being executed, and cancels that arrived for runs
@@ -25,6 +27,17 @@ struct Cancels {
 }
 
 impl Events {
+    /// The server is shutting down: long-polls answer with what they have.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once `stop` was called (at once if it already was).
+    pub async fn stopped(&self) {
+        let mut rx = self.stopping.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
     pub fn run_queued(&self) {
         self.queued.notify_one();
     }

@@ -9,6 +9,11 @@
 //!   raw in the header named by `config.authHeader`, e.g. `x-api-key`) are sent only to the
 //!   connection's origin: for a relative URL, an absolute URL with the base URL's scheme,
 //!   host and port, or any URL when the connection has no `baseUrl`. Step headers win.
+//! * Redirects: a request that carries the connection's headers or secret follows
+//!   redirects (up to 10) only within the origin it was sent to; a redirect to another
+//!   scheme, host or port fails the step (`REDIRECT_REFUSED`, not retried) instead of
+//!   calling that origin, with or without the credentials. Other requests follow up to
+//!   10 redirects anywhere (reqwest drops `Authorization` and cookies across hosts).
 //! * `body`: any JSON is sent as JSON; a string body is sent raw when the step's
 //!   `content-type` header says it is not JSON (text, form data, XML).
 //! * `query`: scalars rendered canonically, arrays repeat the key, `null` is omitted.
@@ -42,7 +47,7 @@ pub(crate) fn timeout_override(config: &Value) -> Result<Option<Duration>, Actio
 }
 
 pub(crate) async fn request(
-    client: &reqwest::Client,
+    clients: &super::transport::Clients,
     config: &Value,
     conn: Option<&ResolvedConnection>,
 ) -> Result<Value, ActionError> {
@@ -65,6 +70,13 @@ pub(crate) async fn request(
             headers.insert(name, value);
         }
     }
+    // A request carrying the connection's headers or secret follows redirects only
+    // within its origin; any other request follows them as a browser would.
+    let client = if headers.is_empty() {
+        &clients.open
+    } else {
+        &clients.same_origin
+    };
     add_headers(&mut headers, config.get("headers"), "headers")?;
 
     let mut req = client.request(method.clone(), url.clone());

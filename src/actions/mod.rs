@@ -116,10 +116,10 @@ pub struct ActionContext<'a> {
     pub timeout: Duration,
 }
 
-/// The action executor: holds the shared HTTP client; cheap to clone.
+/// The action executor: holds the shared HTTP clients; cheap to clone.
 #[derive(Clone)]
 pub struct Actions {
-    client: reqwest::Client,
+    clients: transport::Clients,
 }
 
 impl Default for Actions {
@@ -130,11 +130,9 @@ impl Default for Actions {
 
 impl Actions {
     pub fn new() -> Actions {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("flowctl/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("the HTTP client configuration is static and valid");
-        Actions { client }
+        Actions {
+            clients: transport::Clients::new(),
+        }
     }
 
     /// Run one action. `config` is already rendered (templates evaluated).
@@ -213,9 +211,9 @@ impl Actions {
         };
         let call = async {
             match kind {
-                ActionKind::HttpRequest => http::request(&self.client, config, conn).await,
+                ActionKind::HttpRequest => http::request(&self.clients, config, conn).await,
                 ActionKind::Email => email::send(config, conn, budget).await,
-                _ => stripe::execute(&self.client, kind, config, conn, ctx).await,
+                _ => stripe::execute(&self.clients.no_redirects, kind, config, conn, ctx).await,
             }
         };
         match tokio::time::timeout(budget, call).await {

@@ -11,8 +11,91 @@ use super::ActionError;
 /// Bodies above this fail with `RESPONSE_TOO_LARGE`: they would bloat the run's stored output.
 const MAX_BODY: usize = 10 * 1024 * 1024;
 
+/// Most redirects any request follows.
+const MAX_REDIRECTS: usize = 10;
+
+/// The HTTP clients of the actions, one per redirect policy (a policy is fixed
+/// per client in reqwest). They share no state; each keeps its own pool.
+#[derive(Clone)]
+pub(crate) struct Clients {
+    /// Requests without a connection's credentials: up to 10 redirects anywhere.
+    pub open: reqwest::Client,
+    /// Requests with a connection's headers or secret: redirects only within
+    /// the origin of the first request, so the credentials never reach another.
+    pub same_origin: reqwest::Client,
+    /// Stripe: its API never redirects, so a redirect is an answer, not followed.
+    pub no_redirects: reqwest::Client,
+}
+
+impl Clients {
+    pub fn new() -> Clients {
+        let build = |policy: reqwest::redirect::Policy| {
+            reqwest::Client::builder()
+                .user_agent(concat!("flowctl/", env!("CARGO_PKG_VERSION")))
+                .redirect(policy)
+                .build()
+                .expect("the HTTP client configuration is static and valid")
+        };
+        let same_origin = reqwest::redirect::Policy::custom(|attempt| {
+            let first = attempt.previous().first().cloned();
+            if attempt.previous().len() > MAX_REDIRECTS {
+                return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+            }
+            match first {
+                Some(first) if first.origin() != attempt.url().origin() => {
+                    let to = attempt.url().origin().ascii_serialization();
+                    let from = first.origin().ascii_serialization();
+                    attempt.error(CrossOriginRedirect { from, to })
+                }
+                _ => attempt.follow(),
+            }
+        });
+        Clients {
+            open: build(reqwest::redirect::Policy::limited(MAX_REDIRECTS)),
+            same_origin: build(same_origin),
+            no_redirects: build(reqwest::redirect::Policy::none()),
+        }
+    }
+}
+
+/// A redirect that would carry a connection's credentials to another origin.
+#[derive(Debug)]
+struct CrossOriginRedirect {
+    from: String,
+    to: String,
+}
+
+impl std::fmt::Display for CrossOriginRedirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} redirected to another origin, {}; the connection's credentials are sent only \
+             to its own origin, so the redirect was not followed (call the new URL directly, \
+             or give it its own connection)",
+            self.from, self.to
+        )
+    }
+}
+
+impl std::error::Error for CrossOriginRedirect {}
+
+/// The `CrossOriginRedirect` somewhere in the error's source chain.
+fn cross_origin(e: &reqwest::Error) -> Option<&CrossOriginRedirect> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(found) = s.downcast_ref::<CrossOriginRedirect>() {
+            return Some(found);
+        }
+        source = s.source();
+    }
+    None
+}
+
 /// Classify a transport-level failure (no HTTP status was received).
 pub(crate) fn transport_error(e: reqwest::Error) -> ActionError {
+    if let Some(refused) = cross_origin(&e) {
+        return ActionError::new("REDIRECT_REFUSED", refused.to_string(), false);
+    }
     // reqwest's Display names the URL, never header values.
     let detail = std::error::Error::source(&e)
         .map(|s| format!("{e}: {s}"))

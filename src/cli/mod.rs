@@ -3,6 +3,7 @@
 
 mod apply;
 mod connections;
+mod db;
 mod exit;
 mod keys;
 mod run;
@@ -60,6 +61,9 @@ pub enum Command {
     /// Manage API keys directly on the database file (server host)
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Check the database file's integrity, or back it up while the server runs
+    #[command(subcommand)]
+    Db(db::DbCommand),
 }
 
 pub fn init_tracing(cli: &Cli) {
@@ -104,6 +108,7 @@ async fn dispatch(cli: Cli) -> Exit {
         Command::Serve(args) => serve::serve(args).await,
         Command::Validate(args) => apply::validate(args),
         Command::Keys(cmd) => keys::keys(cmd, json).await,
+        Command::Db(cmd) => db::db(cmd, json).await,
         Command::Apply(ref args) => match client(&cli) {
             Ok(c) => apply::apply(&c, args, json).await,
             Err(e) => Err(e),

@@ -39,6 +39,23 @@ pub struct ServeArgs {
     /// Inbound webhook requests per client IP per minute (0 = no limit)
     #[arg(long, default_value_t = 10_000)]
     pub rate_limit_webhook: u32,
+    /// Most API connections open at once; at the cap the oldest idle one is
+    /// closed for a newcomer [default: three quarters of the open-file limit]
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
+    /// Seconds a client has to send a request's body
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout: u64,
+    /// Seconds an idle keep-alive connection stays open
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: u64,
+    /// Serve /metrics without a key even when listening beyond loopback
+    /// (otherwise it needs a key with the admin scope there)
+    #[arg(long)]
+    pub metrics_public: bool,
     /// Log format on stderr: text or json
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -58,6 +75,13 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
             write: args.rate_limit_write,
             webhook: args.rate_limit_webhook,
         },
+        connections: crate::config::ConnectionLimits {
+            header_timeout: Duration::from_secs(args.header_timeout),
+            body_timeout: Duration::from_secs(args.body_timeout),
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+            max_connections: args.max_connections.filter(|n| *n > 0),
+        },
+        metrics_public: args.metrics_public,
     };
     let db = settings.db.clone();
     // With `--log-format json` every line on stderr is a JSON log event.
@@ -70,8 +94,14 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
         }
     };
     let app = App::build(settings).await.map_err(|e| Failure {
-        exit: Exit::Usage,
-        message: format!("{e:#}"),
+        // A mistake in the flags or environment is usage (2); a file, store or
+        // network failure is the server's side (3).
+        exit: if crate::app::Misconfigured::is_in(&e) {
+            Exit::Usage
+        } else {
+            Exit::Server
+        },
+        message: crate::app::error_chain(&e),
     })?;
     let url = format!("http://{}", app.addr());
     match app.ensure_local_credentials(&url).await {
@@ -95,6 +125,7 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
         ));
     }
     say(format!("database {}", db.display()));
+    tracing::debug!(max_connections = app.max_connections, "connection cap");
     say(format!("flowctl listening on {url}"));
     app.run_until_stopped(shutdown_signal())
         .await

@@ -60,18 +60,40 @@ pub struct KeyCache {
     entries: Arc<Mutex<KeyEntries>>,
 }
 
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(k) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        return Some(k.trim());
+/// The key the request presents: `x-api-key` wins over `Authorization: Bearer`.
+/// A header that is there but not text is an error of its own, not "missing".
+fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let not_text = |name: &str| {
+        ApiError::Unauthorized(format!(
+            "The {name} header is not valid text: API keys are printable ASCII (wfk_…)"
+        ))
+    };
+    if let Some(v) = headers.get("x-api-key") {
+        return v
+            .to_str()
+            .map(|k| Some(k.trim()))
+            .map_err(|_| not_text("x-api-key"));
     }
-    headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
+    let Some(v) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let v = v.to_str().map_err(|_| not_text("Authorization"))?;
+    Ok(v.strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+        .map(str::trim))
+}
+
+/// For routes only an `admin` key may see (`/metrics` beyond loopback).
+pub async fn require_admin(req: Request, next: Next) -> Result<Response, ApiError> {
+    match req.extensions().get::<Principal>() {
+        Some(p) if p.scopes.iter().any(|s| s == "admin") => Ok(next.run(req).await),
+        Some(_) => Err(ApiError::Forbidden(
+            "API key lacks the required scope: admin".into(),
+        )),
+        None => Err(ApiError::Unauthorized(
+            "Missing API key: send it in the x-api-key header".into(),
+        )),
+    }
 }
 
 pub async fn authenticate(
@@ -79,7 +101,7 @@ pub async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let Some(key) = presented_key(req.headers()) else {
+    let Some(key) = presented_key(req.headers())? else {
         return Err(ApiError::Unauthorized(
             "Missing API key: send it in the x-api-key header".into(),
         ));

@@ -45,6 +45,8 @@ where
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge("Request body is too large".into())
+            } else if let Some(t) = super::server::body_timeout_in(&e) {
+                ApiError::RequestTimeout(format!("{t}; send the whole body at once"))
             } else {
                 ApiError::InvalidRequest(format!("cannot read request body: {e}"))
             }

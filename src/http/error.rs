@@ -29,6 +29,10 @@ pub enum ApiError {
     },
     /// Disk full or unreachable storage: nothing changed, retry later.
     StorageUnavailable(String),
+    /// The database file is damaged; the real cause is logged by the store.
+    StorageCorrupt,
+    /// A request body did not arrive within the server's body timeout.
+    RequestTimeout(String),
     Internal(String),
 }
 
@@ -73,6 +77,16 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 codes::RATE_LIMITED,
                 format!("Rate limit exceeded. Limit: {limit} requests per minute."),
+            ),
+            StorageCorrupt => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                codes::STORAGE_CORRUPT,
+                "The database file is corrupt; the server log names the file and the cause".into(),
+            ),
+            RequestTimeout(m) => (
+                StatusCode::REQUEST_TIMEOUT,
+                codes::REQUEST_TIMEOUT,
+                m.clone(),
             ),
             StorageUnavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -129,6 +143,8 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(capitalized_not_found(what)),
+            // Logged (once, naming the file) by the store.
+            StoreError::Corrupt(_) => ApiError::StorageCorrupt,
             other if other.is_unavailable() => ApiError::StorageUnavailable(other.to_string()),
             other => ApiError::Internal(other.to_string()),
         }

@@ -11,6 +11,7 @@ mod openapi;
 mod params;
 pub mod ratelimit;
 mod runs;
+pub mod server;
 mod views;
 mod webhooks;
 mod workflows;
@@ -79,6 +80,8 @@ impl AppState {
 
 pub struct Limits {
     pub body_bytes: usize,
+    /// `/metrics` needs a key with the `admin` scope (listening beyond loopback).
+    pub metrics_need_key: bool,
 }
 
 pub fn router(state: AppState, limits: Limits) -> Router {
@@ -105,10 +108,16 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             get(connections::show).delete(connections::delete),
         )
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
+    let mut metrics = Router::new().route("/metrics", get(health::metrics));
+    if limits.metrics_need_key {
+        metrics = metrics
+            .route_layer(axum::middleware::from_fn(auth::require_admin))
+            .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
+    }
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(health::healthz))
-        .route("/metrics", get(health::metrics))
+        .merge(metrics)
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/webhooks/{*path}", post(webhooks::receive))
         .fallback(error::not_found_fallback)

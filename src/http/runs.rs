@@ -153,7 +153,14 @@ async fn wait_until_finished(
             state.events.prune_waiters(run_id);
             return Ok(run);
         }
-        let _ = tokio::time::timeout(left, signal).await;
+        tokio::select! {
+            _ = tokio::time::timeout(left, signal) => {}
+            // On shutdown a long-poll answers at once with the run as it is.
+            _ = state.events.stopped() => {
+                state.events.prune_waiters(run_id);
+                return state.store.get_run(run_id.to_string()).await.map_err(Into::into);
+            }
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! the catalog hold a `Store` and call the port traits; `sqlite/` is today's
 //! implementation. Nothing outside this module knows which one it has.
 
+pub mod maintenance;
 pub mod ports;
 mod records;
 mod sqlite;

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod smtp;
+pub mod spawn;
 pub mod stripe;
 pub mod target;
 

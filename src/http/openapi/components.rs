@@ -237,6 +237,8 @@ fn all_codes() -> Vec<&'static str> {
         PAYLOAD_TOO_LARGE,
         METHOD_NOT_ALLOWED,
         RATE_LIMITED,
+        REQUEST_TIMEOUT,
+        STORAGE_CORRUPT,
         INTERNAL,
         STORAGE_UNAVAILABLE,
     ]
@@ -353,8 +355,8 @@ fn responses() -> Value {
         "Internal": error_response("Unexpected server error; no internals in the body",
             &[INTERNAL], json!({})),
         "StorageUnavailable": error_response(
-            "Storage cannot be written (disk full, read-only): nothing was changed; retry after Retry-After seconds",
-            &[STORAGE_UNAVAILABLE],
+            "Storage cannot be written (disk full, read-only): nothing was changed; retry after Retry-After seconds. Or (STORAGE_CORRUPT, no Retry-After) the database file is corrupt; the server log names the file and the cause",
+            &[STORAGE_UNAVAILABLE, STORAGE_CORRUPT],
             json!({"Retry-After": reference("headers", "Retry-After")})),
     })
 }

@@ -105,7 +105,7 @@ fn operations() -> Value {
                 body: None,
                 ok: vec![("200", unauthenticated("The server and its database answer",
                     json!({"application/json": {"schema": envelope(schema("Health"))}})))],
-                errors: &[500],
+                errors: &[500, 503],
             }.build()
         },
         "/metrics": {
@@ -119,7 +119,7 @@ fn operations() -> Value {
                 body: None,
                 ok: vec![("200", unauthenticated("Prometheus text exposition format",
                     json!({"text/plain": {"schema": {"type": "string"}}})))],
-                errors: &[500],
+                errors: &[401, 403, 500],
             }.build()
         },
         "/api/v1/openapi.json": {

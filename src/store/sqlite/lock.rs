@@ -13,7 +13,8 @@ pub(super) fn lock_database_file(path: &Path) -> Result<File> {
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+        // 0700 whatever the umask: the directory holds every run's data.
+        crate::store::maintenance::create_private_dir(dir).map_err(|e| StoreError::Open {
             path: dir.display().to_string(),
             reason: e.to_string(),
         })?;

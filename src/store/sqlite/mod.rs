@@ -17,7 +17,7 @@ mod workflows;
 
 pub(crate) use errors::classify;
 
-use super::{Result, StoreError};
+use super::{Result, StoreError, maintenance};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +48,31 @@ struct Inner {
     last_unavailable: Arc<Mutex<Option<(std::time::Instant, String)>>>,
     /// The OS lock on the database file held by a serving process.
     _lock: Option<std::fs::File>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    checkpointer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Set once a query met a corrupt page: `/healthz` says so until a restart.
+    corrupt: Mutex<Option<String>>,
+}
+
+impl Inner {
+    /// Remember (and log once, naming the file) that the file is corrupt.
+    fn note(&self, e: StoreError) -> StoreError {
+        let StoreError::Corrupt(cause) = &e else {
+            return e;
+        };
+        if let Ok(mut seen) = self.corrupt.lock()
+            && seen.is_none()
+        {
+            tracing::error!(
+                file = %self.path.display(),
+                %cause,
+                "the database file is corrupt; /healthz now answers 503 STORAGE_CORRUPT \
+                 (stop the server, run flowctl db check, restore a backup)"
+            );
+            *seen = Some(cause.clone());
+        }
+        crate::store::maintenance::corrupt(&self.path, cause)
+    }
 }
 
 fn open_conn(path: &Path, flags: OpenFlags) -> Result<Connection> {
@@ -89,15 +114,22 @@ impl SqliteStore {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
-                path: path.display().to_string(),
+            maintenance::create_private_dir(dir).map_err(|e| StoreError::Open {
+                path: dir.display().to_string(),
                 reason: e.to_string(),
             })?;
         }
+        // Created 0600 before SQLite opens it: its -wal and -shm take its mode.
+        maintenance::create_private_file(path).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let named = |e| maintenance::name_the_file(path, e);
         let mut writer = open_conn(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
-        )?;
+        )
+        .map_err(named)?;
         // SPEC §5 promises durability across power loss, not only process
         // crashes: every (group) commit fsyncs the WAL. Group commit keeps
         // that to one fsync for all writes waiting at that moment.
@@ -108,11 +140,12 @@ impl SqliteStore {
         // Checkpoints run on their own thread (below) so the writer never
         // stalls copying pages; this is only a backstop if that one lags.
         writer.pragma_update(None, "wal_autocheckpoint", 10_000)?;
-        migrations::migrate(&mut writer)?;
+        migrations::migrate(&mut writer).map_err(named)?;
+        maintenance::check_at_start(&writer, path)?;
         let (tx, rx) = mpsc::channel::<Job>();
         let last_unavailable = Arc::new(Mutex::new(None));
         let failures = last_unavailable.clone();
-        std::thread::Builder::new()
+        let writer_thread = std::thread::Builder::new()
             .name("flowctl-db-writer".into())
             .spawn(move || writer_loop(writer, rx, failures))
             .map_err(|e| StoreError::Open {
@@ -122,9 +155,10 @@ impl SqliteStore {
         let stop = Arc::new(AtomicBool::new(false));
         let checkpointer_path = path.to_path_buf();
         let checkpointer_stop = stop.clone();
-        let _ = std::thread::Builder::new()
+        let checkpointer_thread = std::thread::Builder::new()
             .name("flowctl-db-checkpoint".into())
-            .spawn(move || checkpoint_loop(&checkpointer_path, &checkpointer_stop));
+            .spawn(move || checkpoint_loop(&checkpointer_path, &checkpointer_stop))
+            .ok();
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -133,6 +167,9 @@ impl SqliteStore {
                 readers: Mutex::new(Vec::new()),
                 last_unavailable,
                 _lock: lock,
+                writer_thread: Mutex::new(Some(writer_thread)),
+                checkpointer_thread: Mutex::new(checkpointer_thread),
+                corrupt: Mutex::new(None),
             }),
         })
     }
@@ -151,7 +188,9 @@ impl SqliteStore {
             })
         });
         self.send(job)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        rx.await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(|e| self.inner.note(e))
     }
 
     fn send(&self, job: Job) -> Result<()> {
@@ -176,7 +215,7 @@ impl SqliteStore {
                 Some(c) => c,
                 None => open_conn(&inner.path, OpenFlags::SQLITE_OPEN_READ_WRITE)?,
             };
-            let result = f(&conn);
+            let result = f(&conn).map_err(|e| inner.note(e));
             if let Ok(mut pool) = inner.readers.lock()
                 && pool.len() < READERS
             {
@@ -192,6 +231,10 @@ impl SqliteStore {
     /// disk or a read-only file all show), and any storage failure of the
     /// last few seconds: a small probe may fit where real writes do not.
     pub async fn check_writable(&self) -> Result<()> {
+        // A `SELECT`/probe write would not touch a damaged page: remember it.
+        if let Some(cause) = self.inner.corrupt.lock().ok().and_then(|c| c.clone()) {
+            return Err(crate::store::maintenance::corrupt(&self.inner.path, &cause));
+        }
         self.write(|c| {
             c.prepare_cached(
                 "INSERT INTO store_meta (key, value) VALUES ('health_probe', ?1) \
@@ -214,12 +257,30 @@ impl SqliteStore {
         }
     }
 
-    /// Stop accepting writes; the writer thread exits after draining its queue.
+    /// Stop writing, wait for the writer to drain, close every connection,
+    /// then checkpoint and truncate the WAL so the `.db` file alone holds
+    /// every committed write.
     pub fn close(&self) {
         if let Ok(mut w) = self.inner.writer.lock() {
             w.take();
         }
         self.inner.checkpointer_stop.store(true, Ordering::Relaxed);
+        for slot in [&self.inner.writer_thread, &self.inner.checkpointer_thread] {
+            if let Some(handle) = slot.lock().ok().and_then(|mut h| h.take()) {
+                let _ = handle.join();
+            }
+        }
+        if let Ok(mut pool) = self.inner.readers.lock() {
+            pool.clear();
+        }
+        match maintenance::checkpoint_truncate(&self.inner.path) {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                "the final WAL checkpoint could not finish (a reader was busy); \
+                 the -wal file holds the newest writes, keep it with the database"
+            ),
+            Err(e) => tracing::warn!(error = %e, "the final WAL checkpoint failed"),
+        }
     }
 }
 
