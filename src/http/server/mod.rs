@@ -57,6 +57,8 @@ pub fn default_max_connections(fd_limit: u64) -> usize {
 
 /// One open connection, as the accept loop and its own task see it.
 struct Conn {
+    /// The client's address (the per-IP webhook limit reads it as `ConnectInfo`).
+    peer: std::net::SocketAddr,
     /// Requests being handled now (0 or 1 for HTTP/1.1).
     in_flight: AtomicUsize,
     /// A request's body is still arriving.
@@ -121,6 +123,7 @@ pub async fn serve(
         let id = next_id.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let conn = Arc::new(Conn {
+            peer,
             in_flight: AtomicUsize::new(0),
             body_pending: AtomicBool::new(false),
             head_started: Mutex::new(Some(now)),
@@ -132,14 +135,7 @@ pub async fn serve(
             r.insert(id, conn.clone());
         }
         let registry = registry.clone();
-        let task = serve_connection(
-            stream,
-            peer,
-            conn,
-            router.clone(),
-            config.clone(),
-            stop.clone(),
-        );
+        let task = serve_connection(stream, conn, router.clone(), config.clone(), stop.clone());
         tasks.spawn(async move {
             task.await;
             if let Ok(mut r) = registry.lock() {
@@ -192,7 +188,6 @@ fn make_room(registry: &Registry, max: usize) -> bool {
 
 async fn serve_connection(
     stream: TcpStream,
-    peer: std::net::SocketAddr,
     conn: Arc<Conn>,
     router: Router,
     config: Arc<ServerConfig>,
@@ -205,13 +200,7 @@ async fn serve_connection(
     let svc_conn = conn.clone();
     let svc_config = config.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        handle(
-            req,
-            peer,
-            svc_conn.clone(),
-            router.clone(),
-            svc_config.clone(),
-        )
+        handle(req, svc_conn.clone(), router.clone(), svc_config.clone())
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     // hyper times the wait for each request head from the end of the previous
@@ -259,16 +248,12 @@ async fn serve_connection(
 /// One request: refuse an oversized `Content-Length` before reading anything,
 /// put the body under its deadline, and keep the connection's state current.
 async fn handle(
-    mut req: hyper::Request<Incoming>,
-    peer: std::net::SocketAddr,
+    req: hyper::Request<Incoming>,
     conn: Arc<Conn>,
     router: Router,
     config: Arc<ServerConfig>,
 ) -> Result<axum::response::Response, std::convert::Infallible> {
     let _busy = InFlight::enter(conn.clone());
-    // What axum's `ConnectInfo` extractor reads (the per-IP webhook limit).
-    req.extensions_mut()
-        .insert(axum::extract::ConnectInfo(peer));
     let declared = req
         .headers()
         .get(hyper::header::CONTENT_LENGTH)
@@ -283,6 +268,9 @@ async fn handle(
         ))
         .into_response());
     }
+    let mut req = req;
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(conn.peer));
     let req = req.map(|body| {
         conn.body_pending
             .store(!body.is_end_stream(), Ordering::Release);
