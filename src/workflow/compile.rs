@@ -2,6 +2,7 @@
 //! or lists *every* problem with its JSON path (SPEC §1).
 
 use super::definition::*;
+use super::fields;
 use super::schema::InputSchema;
 use super::steps::compile_step;
 use crate::template::CompiledValue;
@@ -16,18 +17,6 @@ pub struct Issue {
 }
 
 const MAX_STEPS: usize = 100;
-const KNOWN_FIELDS: [&str; 10] = [
-    "id",
-    "name",
-    "description",
-    "status",
-    "trigger",
-    "inputSchema",
-    "steps",
-    "output",
-    "variables",
-    "timeoutMs",
-];
 
 /// `wf_` + the name in lower snake case ("Process Customer Order" → `wf_process_customer_order`).
 pub fn derive_id(name: &str) -> String {
@@ -132,14 +121,7 @@ pub fn compile(def: &Value) -> Result<CompiledWorkflow, Vec<Issue>> {
         ck.add(vec![], "a workflow definition must be a JSON object");
         return Err(ck.issues);
     };
-    for key in obj.keys() {
-        if !KNOWN_FIELDS.contains(&key.as_str()) {
-            ck.add(
-                vec![json!(key)],
-                format!("unknown field; expected one of {}", KNOWN_FIELDS.join(", ")),
-            );
-        }
-    }
+    fields::check(&mut ck, &[], obj, fields::DEFINITION);
     let name = match obj.get("name") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
         _ => {
@@ -173,14 +155,22 @@ pub fn compile(def: &Value) -> Result<CompiledWorkflow, Vec<Issue>> {
         }
     };
     match obj.get("trigger") {
-        Some(Value::Object(t)) if t.get("type") == Some(&json!("api")) => {}
-        Some(Value::Object(t)) => ck.add(
-            vec![json!("trigger"), json!("type")],
-            format!(
-                "unsupported trigger type {}; expected \"api\"",
-                t.get("type").unwrap_or(&Value::Null)
-            ),
-        ),
+        Some(Value::Object(t)) => {
+            match t
+                .get("type")
+                .and_then(Value::as_str)
+                .and_then(fields::trigger_fields)
+            {
+                Some(allowed) => fields::check(&mut ck, &[json!("trigger")], t, allowed),
+                None => ck.add(
+                    vec![json!("trigger"), json!("type")],
+                    match t.get("type").and_then(Value::as_str) {
+                        Some(other) => fields::unknown_name("trigger type", other, &["api"]),
+                        None => "required: the trigger type, e.g. \"api\"".to_string(),
+                    },
+                ),
+            }
+        }
         None => {}
         Some(_) => ck.add(
             vec![json!("trigger")],
@@ -191,11 +181,12 @@ pub fn compile(def: &Value) -> Result<CompiledWorkflow, Vec<Issue>> {
         None | Some(Value::Null) => None,
         Some(raw) => match InputSchema::compile(raw) {
             Ok(s) => Some(s),
-            Err(e) => {
-                ck.add(
-                    vec![json!("inputSchema")],
-                    format!("not a valid JSON Schema: {e}"),
-                );
+            Err(problems) => {
+                for p in problems {
+                    let mut path = vec![json!("inputSchema")];
+                    path.extend(p.path);
+                    ck.add(path, format!("not a valid JSON Schema: {}", p.message));
+                }
                 None
             }
         },
