@@ -47,6 +47,23 @@ impl ErrorDetail {
     }
 }
 
+/// `POST /api/v1/workflows/{id}/run` body. Every field is optional; an empty body is `{}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerRequest {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub input: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub connection_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub idempotency_key: Option<String>,
+}
+
+impl TriggerRequest {
+    /// The body's fields as sent; any other field is rejected, naming the nearest of these.
+    pub const FIELDS: &'static [&'static str] = &["input", "connectionId", "idempotencyKey"];
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TriggerResponse {

@@ -6,7 +6,7 @@ use super::error::ApiError;
 use super::params::{Path, QueryMap, limit, parse_query, wait};
 use super::views::run_view;
 use super::{AppState, ok, ok_list};
-use crate::api::{ErrorDetail, ListMeta, TriggerResponse};
+use crate::api::{ErrorDetail, ListMeta, TriggerRequest, TriggerResponse};
 use crate::engine::{ConnectionRef, ResolveError, RunStatus, check_trigger};
 use crate::store::ConnectionRow;
 use crate::store::{NewRun, RunFilter, RunRow, TriggerOutcome};
@@ -33,6 +33,13 @@ fn trigger_body(body: Value) -> Result<TriggerBody, ApiError> {
             "Request body must be a JSON object like {\"input\": {...}}".into(),
         ));
     };
+    // A misspelled field would silently lose what it carries (e.g. the idempotency).
+    if let Some(key) = obj.keys().find(|k| !TriggerRequest::FIELDS.contains(&k.as_str())) {
+        return Err(ApiError::InvalidRequest(crate::workflow::fields::unknown_field(
+            key,
+            TriggerRequest::FIELDS,
+        )));
+    }
     let input = match obj.remove("input") {
         None | Some(Value::Null) => Value::Object(Default::default()),
         Some(v @ Value::Object(_)) => v,
