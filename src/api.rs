@@ -150,6 +150,21 @@ pub struct VersionView {
     pub definition: Value,
 }
 
+/// A stored connection; the secret is write-only, `hasSecret` says whether one is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionView {
+    pub id: String,
+    pub provider: String,
+    pub name: String,
+    pub status: String,
+    pub default: bool,
+    pub config: Value,
+    pub has_secret: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListMeta {

@@ -8,31 +8,43 @@ use clap::Subcommand;
 use serde_json::json;
 use std::path::PathBuf;
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum KeysCommand {
     /// Create a key; it is printed once and stored only as a hash
     Create {
+        /// A name for people, e.g. "ci" or "billing service"
         #[arg(long)]
         name: String,
-        /// Comma-separated scopes, e.g. workflows:execute,runs:read (or admin)
-        #[arg(long, value_delimiter = ',', required = true)]
+        /// Comma-separated scopes: workflows:read, workflows:write, workflows:execute, runs:read, runs:write, connections:read, connections:write, or admin (all)
+        #[arg(long, value_delimiter = ',', required = true, value_name = "SCOPE,…")]
         scopes: Vec<String>,
-        #[arg(long, env = "FLOWCTL_DB")]
+        /// SQLite database file of the server [env: FLOWCTL_DB] [default: <user data dir>/flowctl/flowctl.db]
+        #[arg(long, env = "FLOWCTL_DB", value_name = "PATH")]
         db: Option<PathBuf>,
     },
+    /// List keys (id, name, scopes, active or revoked); keys themselves are never shown again
     List {
-        #[arg(long, env = "FLOWCTL_DB")]
+        /// SQLite database file of the server [env: FLOWCTL_DB] [default: <user data dir>/flowctl/flowctl.db]
+        #[arg(long, env = "FLOWCTL_DB", value_name = "PATH")]
         db: Option<PathBuf>,
     },
+    /// Revoke a key; requests with it are refused from then on
     Revoke {
+        /// Key id (key_…), as shown by `flowctl keys list`
         id: String,
-        #[arg(long, env = "FLOWCTL_DB")]
+        /// SQLite database file of the server [env: FLOWCTL_DB] [default: <user data dir>/flowctl/flowctl.db]
+        #[arg(long, env = "FLOWCTL_DB", value_name = "PATH")]
         db: Option<PathBuf>,
     },
 }
 
-fn open(db: &Option<PathBuf>) -> Result<Store, Failure> {
+fn db_path(db: &Option<PathBuf>) -> PathBuf {
     let path = db.clone().unwrap_or_else(crate::config::default_db_path);
+    std::fs::canonicalize(&path).unwrap_or(path)
+}
+
+fn open(db: &Option<PathBuf>) -> Result<Store, Failure> {
+    let path = db_path(db);
     if !path.exists() {
         return Err(Failure::usage(format!(
             "no database at {}: run `flowctl serve` once, or pass --db",
@@ -65,10 +77,17 @@ pub async fn keys(cmd: KeysCommand, json: bool) -> CmdResult {
                 )
                 .await
                 .map_err(|e| Failure::usage(e.to_string()))?;
+            let path = db_path(&db);
             if json {
-                print_json(&json!({"id": id, "name": name, "scopes": scopes, "key": key}));
+                print_json(
+                    &json!({"id": id, "name": name, "scopes": scopes, "key": key,
+                                   "database": path}),
+                );
             } else {
-                eprintln!("created {id} ({name}); the key is shown only this once:");
+                eprintln!(
+                    "created {id} ({name}) in database {}; the key is shown only this once:",
+                    path.display()
+                );
                 println!("{key}");
             }
         }

@@ -7,25 +7,25 @@ use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port)
+    /// Address to listen on, HOST:PORT (port 0 picks a free port)
     #[arg(long, env = "FLOWCTL_LISTEN", default_value = crate::config::DEFAULT_LISTEN)]
     pub listen: String,
-    /// SQLite database file [default: <user data dir>/flowctl/flowctl.db]
-    #[arg(long, env = "FLOWCTL_DB")]
+    /// SQLite database file; created 0600 on first start [default: <user data dir>/flowctl/flowctl.db]
+    #[arg(long, env = "FLOWCTL_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
-    /// Runs executed at once
+    /// Runs executed at once by this server (1 or more)
     #[arg(long, default_value_t = 32)]
     pub workers: usize,
     /// Finished runs older than this many days are purged
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_name = "DAYS")]
     pub retention_days: u32,
-    /// Seconds that steps in flight get to finish on shutdown
-    #[arg(long, default_value_t = 10)]
+    /// Seconds that steps in flight get to finish on shutdown (SIGTERM, Ctrl-C)
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub shutdown_grace: u64,
-    /// Largest accepted request body, in bytes
-    #[arg(long, default_value_t = 1024 * 1024)]
+    /// Largest accepted request body, in bytes (larger ones: 413 PAYLOAD_TOO_LARGE)
+    #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
     pub body_limit: usize,
     /// Trigger requests per API key per minute (0 = no limit)
     #[arg(long, default_value_t = 500)]
@@ -36,12 +36,15 @@ pub struct ServeArgs {
     /// Other POST, PUT and DELETE requests per API key per minute (0 = no limit)
     #[arg(long, default_value_t = 200)]
     pub rate_limit_write: u32,
-    /// Log format on stderr: text or json
+    /// Log format on stderr
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
 }
 
 pub async fn serve(args: ServeArgs) -> CmdResult {
+    if args.workers == 0 {
+        return Err(Failure::usage("--workers must be 1 or more"));
+    }
     let settings = ServeSettings {
         listen: args.listen,
         db: args.db.unwrap_or_else(crate::config::default_db_path),

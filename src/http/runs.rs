@@ -34,11 +34,13 @@ fn trigger_body(body: Value) -> Result<TriggerBody, ApiError> {
         ));
     };
     // A misspelled field would silently lose what it carries (e.g. the idempotency).
-    if let Some(key) = obj.keys().find(|k| !TriggerRequest::FIELDS.contains(&k.as_str())) {
-        return Err(ApiError::InvalidRequest(crate::workflow::fields::unknown_field(
-            key,
-            TriggerRequest::FIELDS,
-        )));
+    if let Some(key) = obj
+        .keys()
+        .find(|k| !TriggerRequest::FIELDS.contains(&k.as_str()))
+    {
+        return Err(ApiError::InvalidRequest(
+            crate::workflow::fields::unknown_field(key, TriggerRequest::FIELDS),
+        ));
     }
     let input = match obj.remove("input") {
         None | Some(Value::Null) => Value::Object(Default::default()),

@@ -69,7 +69,15 @@ pub fn config_fields(kind: &super::StepKind) -> Option<&'static [&'static str]> 
             "expectStatus",
         ]),
         super::StepKind::Action(Email) => Some(&[
-            "action", "to", "cc", "bcc", "from", "replyTo", "subject", "body", "timeoutMs",
+            "action",
+            "to",
+            "cc",
+            "bcc",
+            "from",
+            "replyTo",
+            "subject",
+            "body",
+            "timeoutMs",
         ]),
         super::StepKind::Action(_) => None,
     }
@@ -105,7 +113,10 @@ pub fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
 pub fn unknown_field(field: &str, allowed: &[&str]) -> String {
     match nearest(field, allowed) {
         Some(s) => format!("unknown field '{field}' — did you mean '{s}'?"),
-        None => format!("unknown field '{field}'; valid fields: {}", allowed.join(", ")),
+        None => format!(
+            "unknown field '{field}'; valid fields: {}",
+            allowed.join(", ")
+        ),
     }
 }
 
@@ -113,7 +124,10 @@ pub fn unknown_field(field: &str, allowed: &[&str]) -> String {
 pub fn unknown_name(what: &str, name: &str, known: &[&str]) -> String {
     match nearest(name, known) {
         Some(s) => format!("unknown {what} '{name}' — did you mean '{s}'?"),
-        None => format!("unknown {what} '{name}'; expected one of {}", known.join(", ")),
+        None => format!(
+            "unknown {what} '{name}'; expected one of {}",
+            known.join(", ")
+        ),
     }
 }
 

@@ -89,7 +89,10 @@ pub(super) fn compile_step(
             }
         }
         "" => {
-            ck.add(at("type"), "required: one of transform, action, email, wait");
+            ck.add(
+                at("type"),
+                "required: one of transform, action, email, wait",
+            );
             StepKind::Transform
         }
         other => {
@@ -105,9 +108,12 @@ pub(super) fn compile_step(
         }
     };
     // Config fields are checked against the step's real kind, not a fallback.
-    let kind_known = !ck.issues[issues_before_kind..]
-        .iter()
-        .any(|i| matches!(i.path.get(2).and_then(Value::as_str), Some("type" | "action")));
+    let kind_known = !ck.issues[issues_before_kind..].iter().any(|i| {
+        matches!(
+            i.path.get(2).and_then(Value::as_str),
+            Some("type" | "action")
+        )
+    });
     if let (true, Some(allowed), Some(cfg)) = (
         kind_known,
         fields::config_fields(&kind),
