@@ -91,7 +91,10 @@ fn check_all(files: &[PathBuf]) -> (usize, Vec<(PathBuf, Value, String)>) {
             }
             Ok((Err(issues), _)) => {
                 problems += issues.len();
-                eprintln!("{shown}: {} problem(s)", issues.len());
+                eprintln!(
+                    "{shown}: VALIDATION_ERROR: Workflow definition is invalid ({} problem(s))",
+                    issues.len()
+                );
                 for issue in issues {
                     let d = crate::api::ErrorDetail {
                         path: issue.path,
