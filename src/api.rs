@@ -172,7 +172,7 @@ pub struct ListMeta {
     pub has_more: bool,
 }
 
-/// The error codes of SPEC §6.
+/// The error codes of docs/api.md.
 pub mod codes {
     pub const UNAUTHORIZED: &str = "UNAUTHORIZED";
     pub const FORBIDDEN: &str = "FORBIDDEN";

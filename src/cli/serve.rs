@@ -10,13 +10,13 @@ use std::time::Duration;
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on, HOST:PORT (port 0 picks a free port)
-    #[arg(long, env = "FLOWCTL_LISTEN", default_value = crate::config::DEFAULT_LISTEN)]
+    #[arg(long, env = "FLOWCTL_LISTEN", default_value = crate::config::DEFAULT_LISTEN, value_name = "HOST:PORT")]
     pub listen: String,
     /// SQLite database file; created 0600 on first start [default: <user data dir>/flowctl/flowctl.db]
     #[arg(long, env = "FLOWCTL_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
     /// Runs executed at once by this server (1 or more)
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_name = "N")]
     pub workers: usize,
     /// Finished runs older than this many days are purged
     #[arg(long, default_value_t = 30, value_name = "DAYS")]
@@ -28,16 +28,16 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
     pub body_limit: usize,
     /// Trigger requests per API key per minute (0 = no limit)
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_name = "N")]
     pub rate_limit_execute: u32,
     /// GET requests per API key per minute (0 = no limit)
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_name = "N")]
     pub rate_limit_read: u32,
     /// Other POST, PUT and DELETE requests per API key per minute (0 = no limit)
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_name = "N")]
     pub rate_limit_write: u32,
     /// Log format on stderr
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    #[arg(long, default_value = "text", value_parser = ["text", "json"], value_name = "FORMAT")]
     pub log_format: String,
 }
 
@@ -46,7 +46,7 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
         return Err(Failure::usage("--workers must be 1 or more"));
     }
     let settings = ServeSettings {
-        listen: args.listen,
+        listen: loopback_literal(&args.listen),
         db: args.db.unwrap_or_else(crate::config::default_db_path),
         workers: args.workers,
         retention_days: args.retention_days,
@@ -103,6 +103,17 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
         })?;
     say("flowctl stopped".into());
     Ok(Exit::Ok)
+}
+
+/// `localhost:3000` → `127.0.0.1:3000`: binding then needs no name lookup
+/// (the static binary has no NSS, and localhost is always the loopback).
+fn loopback_literal(listen: &str) -> String {
+    match listen.rsplit_once(':') {
+        Some((host, port)) if host.eq_ignore_ascii_case("localhost") || host.is_empty() => {
+            format!("127.0.0.1:{port}")
+        }
+        _ => listen.to_string(),
+    }
 }
 
 async fn shutdown_signal() {

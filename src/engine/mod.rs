@@ -209,7 +209,7 @@ pub fn run_output(
     Ok((last, vec![]))
 }
 
-/// The run error for a failed step (SPEC §5: `STEP_ERROR` with `stepId`).
+/// The run error for a failed step (docs/workflows.md: `STEP_ERROR` with `stepId`).
 pub fn step_failure(record: &StepRecord) -> Value {
     let message = record
         .error

@@ -1,4 +1,4 @@
-//! SPEC §5 error handling as data: after a step error, retry (when, with
+//! error handling as data: after a step error, retry (when, with
 //! backoff and jitter), continue, or fail the run.
 
 use crate::workflow::{CompiledStep, ErrorHandling};

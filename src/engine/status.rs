@@ -1,4 +1,4 @@
-//! Run and step statuses (SPEC §5) and their wire names.
+//! Run and step statuses (docs/workflows.md) and their wire names.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunStatus {

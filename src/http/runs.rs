@@ -162,7 +162,7 @@ pub async fn trigger(
     Ok(resp)
 }
 
-/// SPEC §4: a run that could not get its connections is never queued.
+/// docs/workflows.md: a run that could not get its connections is never queued.
 async fn check_connections(
     state: &AppState,
     wf: &CompiledWorkflow,

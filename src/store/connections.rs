@@ -19,7 +19,7 @@ pub struct ConnectionRow {
 }
 
 impl ConnectionRow {
-    /// What connection resolution (SPEC §4) needs to know of this row.
+    /// What connection resolution (docs/workflows.md, "Connections") needs to know of this row.
     pub fn as_ref(&self) -> crate::engine::ConnectionRef<'_> {
         crate::engine::ConnectionRef {
             id: &self.id,

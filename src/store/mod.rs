@@ -104,7 +104,7 @@ impl Store {
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         )?;
-        // SPEC §5 promises durability across power loss, not only process
+        // promises durability across power loss, not only process
         // crashes: every (group) commit fsyncs the WAL. Group commit keeps
         // that to one fsync for all writes waiting at that moment.
         writer.pragma_update(None, "synchronous", "FULL")?;

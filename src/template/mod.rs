@@ -1,10 +1,10 @@
-//! The template language of SPEC §2 (pure: no I/O, no clock, no runtime): `{{ path | filter:
+//! The template language of docs/templates.md (pure: no I/O, no clock, no runtime): `{{ path | filter:
 //! args }}` inside JSON strings, compiled once at apply time, rendered per step.
 //!
 //! Pipeline: `lexer` → `parser` (→ `ast`, with `expr` for `map` expressions) → `eval` with
 //! the `filters` registry and exact `decimal` arithmetic; `value` compiles whole JSON trees.
 //!
-//! Decisions where the SPEC is silent:
+//! Decisions the documentation makes where Liquid is silent:
 //! * **Numeric strings.** Arithmetic filters (`times`, `plus`, …, `sum`) and `map` expressions
 //!   accept strings that are entirely a plain decimal number (`"12.50"`, `" -3 "`, `"+7"`),
 //!   because form and CSV input often carries amounts as text. Any other string (`"abc"`,
@@ -46,6 +46,11 @@ pub struct Template {
     single: Option<usize>,
 }
 
+/// Every filter's name (the documentation check lists them all in docs/templates.md).
+pub fn filter_names() -> impl Iterator<Item = &'static str> {
+    filters::FILTERS.iter().map(|f| f.name)
+}
+
 /// A rendered value and the warnings (unresolved paths) met on the way.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
@@ -67,7 +72,7 @@ pub struct Context<'a> {
     pub now: &'a str,
 }
 
-/// `false`, `null`, `""` and `0` are falsy (SPEC §1 `if`); everything else is truthy.
+/// `false`, `null`, `""` and `0` are falsy (`if`); everything else is truthy.
 pub fn is_truthy(v: &Value) -> bool {
     match v {
         Value::Null => false,

@@ -1,4 +1,4 @@
-//! Side-effecting steps: resolves the step's connection (SPEC §4), decrypts
+//! Side-effecting steps: resolves the step's connection (docs/workflows.md, "Connections"), decrypts
 //! its secret only for the call, runs the action with the step's timeout,
 //! and classifies failures as retryable or not.
 

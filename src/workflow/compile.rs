@@ -1,5 +1,5 @@
 //! Apply-time validation: turns a definition's JSON into a `CompiledWorkflow`,
-//! or lists *every* problem with its JSON path (SPEC §1).
+//! or lists *every* problem with its JSON path (docs/workflows.md).
 
 use super::definition::*;
 use super::fields;
