@@ -241,11 +241,14 @@ pub async fn run_batch(client: &Client, args: &RunArgs, file: &Path) -> CmdResul
         pacer.limited,
     );
     for r in results.iter().filter(|r| r.get("error").is_some()) {
-        eprintln!(
-            "  line {}: {}",
-            r["line"],
-            text(&r["error"]["message"]).trim_matches('"')
-        );
+        let e = &r["error"];
+        let mut why = text(&e["message"]);
+        for d in e["details"].as_array().into_iter().flatten() {
+            if let Ok(d) = serde_json::from_value::<crate::api::ErrorDetail>(d.clone()) {
+                why.push_str(&format!("; {}: {}", d.dotted_path(), d.message));
+            }
+        }
+        eprintln!("  line {}: {why}", r["line"]);
     }
     Ok(if rejected > 0 {
         Exit::Usage

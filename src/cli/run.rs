@@ -143,7 +143,14 @@ pub async fn run(client: &Client, args: &RunArgs, json: bool) -> CmdResult {
 }
 
 pub async fn wait(client: &Client, args: &WaitArgs, json: bool) -> CmdResult {
-    follow(client, &args.run_id, deadline(args.timeout), json).await
+    let id = &args.run_id;
+    match follow(client, id, deadline(args.timeout), json).await {
+        Err(f) if f.message.starts_with("NOT_FOUND") => Err(Failure::usage(format!(
+            "NOT_FOUND: run '{id}' does not exist on {}; `flowctl runs list` shows recent runs",
+            client.base_url()
+        ))),
+        other => other,
+    }
 }
 
 pub(super) fn is_finished(status: &str) -> bool {

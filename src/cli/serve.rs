@@ -75,7 +75,7 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
     let url = format!("http://{}", app.addr());
     match app.ensure_local_credentials(&url).await {
         Ok(Some(path)) => say(format!(
-            "created an admin API key for this machine in {} (mode 0600); `flowctl run` here needs no set-up",
+            "created an admin API key for {url} in {} (mode 0600); `flowctl` commands on this machine use it for that URL",
             path.display()
         )),
         Ok(None) => {}
