@@ -186,4 +186,5 @@ pub mod codes {
     pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
     pub const INTERNAL: &str = "INTERNAL";
+    pub const STORAGE_UNAVAILABLE: &str = "STORAGE_UNAVAILABLE";
 }

@@ -1,6 +1,7 @@
-//! Composition root: opens the store (holding the data dir's lock), recovers
-//! runs left in flight, binds the listener, and runs the API, the worker and
-//! retention under one shutdown signal.
+//! Composition root: opens the store for serving (one server per database
+//! file; runs a previous server held are queued again), binds the listener,
+//! and runs the API, the worker (with its leases) and retention under one
+//! shutdown signal.
 
 use crate::catalog::Catalog;
 use crate::config::ServeSettings;
@@ -10,10 +11,9 @@ use crate::http::ratelimit::RateLimits;
 use crate::http::{AppState, Limits, router};
 use crate::metrics::Metrics;
 use crate::secrets::SecretBox;
-use crate::store::Store;
-use crate::worker::Worker;
+use crate::store::{NewApiKey, Store};
+use crate::worker::{LeaseSettings, Worker};
 use anyhow::Context;
-use std::fs::File;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,7 +26,6 @@ pub struct App {
     store: Store,
     state: AppState,
     settings: ServeSettings,
-    _lock: File,
     pub recovered: usize,
     /// The secret key file this start created, if any.
     pub created_key: Option<PathBuf>,
@@ -34,10 +33,8 @@ pub struct App {
 
 impl App {
     pub async fn build(settings: ServeSettings) -> anyhow::Result<App> {
-        let lock = lock_data_dir(&settings.db)?;
+        let (store, recovered) = Store::open_for_serving(&settings.db).await?;
         let (secrets, created_key) = load_secret_key(&settings.db)?;
-        let store = Store::open(&settings.db)?;
-        let recovered = store.requeue_in_flight().await?;
         let listener = TcpListener::bind(&settings.listen).await.with_context(|| {
             format!(
                 "cannot listen on {} (is another server running? use --listen)",
@@ -58,7 +55,6 @@ impl App {
             store,
             state,
             settings,
-            _lock: lock,
             recovered,
             created_key,
         })
@@ -84,6 +80,7 @@ impl App {
             self.state.secrets.clone(),
             self.state.metrics.clone(),
             self.settings.workers,
+            lease_settings(),
         );
         let worker_task = tokio::spawn(worker.run(stop_rx.clone(), self.settings.shutdown_grace));
         let retention = tokio::spawn(retention_loop(
@@ -144,13 +141,12 @@ impl App {
         }
         let key = crate::ids::api_key();
         self.store
-            .create_api_key(
-                crate::ids::key_id(),
-                "local admin (created by flowctl serve)".into(),
-                crate::ids::hash_api_key(&key),
-                vec!["admin".into()],
-                crate::time::now_ms(),
-            )
+            .create_api_key(NewApiKey {
+                id: crate::ids::key_id(),
+                name: "local admin (created by flowctl serve)".into(),
+                key_hash: crate::ids::hash_api_key(&key),
+                scopes: vec!["admin".into()],
+            })
             .await?;
         file.upsert(ServerEntry {
             url: url.into(),
@@ -177,27 +173,14 @@ fn load_secret_key(db: &std::path::Path) -> anyhow::Result<(SecretBox, Option<Pa
     Ok((key, created.then_some(path)))
 }
 
-/// One server per database file: a second one would double-execute runs.
-fn lock_data_dir(db: &std::path::Path) -> anyhow::Result<File> {
-    if let Some(dir) = db.parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let lock_path = PathBuf::from(format!("{}.lock", db.display()));
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    file.try_lock().map_err(|_| {
-        anyhow::anyhow!(
-            "another flowctl serve is using {}; stop it or pass a different --db",
-            db.display()
-        )
-    })?;
-    Ok(file)
+/// Lease timing: 30 s by default; `FLOWCTL_LEASE_MS` shortens it (tests
+/// that exercise expiry, or operators who want faster rescue).
+fn lease_settings() -> LeaseSettings {
+    std::env::var("FLOWCTL_LEASE_MS")
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+        .map(LeaseSettings::from_lease_ms)
+        .unwrap_or_default()
 }
 
 const PURGE_BATCH: usize = 500;
@@ -211,10 +194,9 @@ async fn retention_loop(store: Store, retention_days: u32, mut stop: watch::Rece
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let now = crate::time::now_ms();
-        let cutoff = now - i64::from(retention_days) * 24 * 3600 * 1000;
+        let cutoff = crate::time::now_ms() - i64::from(retention_days) * 24 * 3600 * 1000;
         loop {
-            match store.purge(cutoff, now, PURGE_BATCH).await {
+            match store.purge(cutoff, PURGE_BATCH).await {
                 Ok(n) if n == PURGE_BATCH => tokio::task::yield_now().await,
                 Ok(_) => break,
                 Err(e) => {

@@ -1,6 +1,7 @@
 //! Compiled workflows, cached per version so that no trigger or run parses a
 //! definition twice. Heads (status, latest version) are cached per workflow
-//! and refreshed whenever this process changes them.
+//! and refreshed whenever this process changes them. Depends on the
+//! `Registry` port only.
 
 use crate::store::{Store, StoreError, WorkflowRow};
 use crate::workflow::{CompiledWorkflow, compile};
@@ -53,7 +54,7 @@ impl Catalog {
         }
         let (definition, _) = self.store.workflow_version(id.to_string(), version).await?;
         let compiled = compile(&definition).map_err(|issues| {
-            StoreError::Corrupt(format!(
+            StoreError::Decode(format!(
                 "stored definition {id} v{version} no longer validates: {}",
                 issues.first().map(|i| i.message.as_str()).unwrap_or("")
             ))

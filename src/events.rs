@@ -1,6 +1,9 @@
-//! In-process signals between the API and the worker: "a run was queued"
+//! In-process hints between the API and the worker: "a run was queued"
 //! (wakes the dispatcher), "this run finished" (answers long-polls), and
-//! "cancel this run" (aborts its step in flight).
+//! "cancel this run" (aborts its step in flight at once). They only make
+//! things prompt: cancel is recorded in the store (and reaches a run on
+//! another node through its heartbeat and its next write), and the
+//! dispatcher and long-polls poll as a backstop.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

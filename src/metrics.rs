@@ -109,12 +109,16 @@ impl Metrics {
     }
 
     /// The exposition text, with the store's current counts.
-    pub fn render(&self, runs_by_status: &[(String, i64)], queue_depth: i64) -> String {
+    pub fn render(
+        &self,
+        runs_by_status: &[(crate::engine::RunStatus, i64)],
+        queue_depth: i64,
+    ) -> String {
         for (status, n) in runs_by_status {
             self.inner
                 .runs
                 .get_or_create(&StatusLabel {
-                    status: status.clone(),
+                    status: status.as_str().to_string(),
                 })
                 .set(*n);
         }

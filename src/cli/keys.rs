@@ -55,7 +55,6 @@ fn open(db: &Option<PathBuf>) -> Result<Store, Failure> {
 }
 
 pub async fn keys(cmd: KeysCommand, json: bool) -> CmdResult {
-    let now = crate::time::now_ms();
     match cmd {
         KeysCommand::Create { name, scopes, db } => {
             if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
@@ -68,13 +67,12 @@ pub async fn keys(cmd: KeysCommand, json: bool) -> CmdResult {
             let key = crate::ids::api_key();
             let id = crate::ids::key_id();
             store
-                .create_api_key(
-                    id.clone(),
-                    name.clone(),
-                    crate::ids::hash_api_key(&key),
-                    scopes.clone(),
-                    now,
-                )
+                .create_api_key(crate::store::NewApiKey {
+                    id: id.clone(),
+                    name: name.clone(),
+                    key_hash: crate::ids::hash_api_key(&key),
+                    scopes: scopes.clone(),
+                })
                 .await
                 .map_err(|e| Failure::usage(e.to_string()))?;
             let path = db_path(&db);
@@ -125,7 +123,7 @@ pub async fn keys(cmd: KeysCommand, json: bool) -> CmdResult {
         }
         KeysCommand::Revoke { id, db } => {
             open(&db)?
-                .revoke_api_key(id.clone(), now)
+                .revoke_api_key(id.clone())
                 .await
                 .map_err(|e| Failure::usage(e.to_string()))?;
             println!("revoked {id}");

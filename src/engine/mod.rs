@@ -1,13 +1,19 @@
-//! The pure run state machine: given a compiled workflow and the step results
-//! so far, decide what happens next, prepare a step's config, and turn a step
-//! failure into a decision (retry, continue, fail). No I/O, no clock: time
-//! comes in as arguments, so every rule is unit-tested without a runtime.
+//! The pure run state machine. `advance` (in `advance.rs`) owns every rule
+//! of a run; this file holds its building blocks: the step record, the
+//! template scope, which step comes next, rendering a step's config, and the
+//! run's output. No I/O, no clock: time and jitter come in as arguments, so
+//! every rule is unit-tested without a runtime. May depend on `workflow` and
+//! `template` only.
 
+mod advance;
 mod connections;
+mod error;
 mod retry;
 mod status;
 
+pub use advance::{Effect, Event, RunState, Transition, advance, placeholder_workflow};
 pub use connections::{ConnectionRef, ResolveError, check_trigger, resolve};
+pub use error::RunError;
 pub use retry::{FailureDecision, on_step_error};
 pub use status::{RunStatus, StepStatus};
 
@@ -22,7 +28,7 @@ pub struct StepRecord {
     pub step_id: String,
     pub status: StepStatus,
     pub output: Value,
-    pub error: Value,
+    pub error: Option<RunError>,
     pub warnings: Vec<String>,
     pub attempts: i64,
     pub started_at: Option<i64>,
@@ -47,6 +53,7 @@ pub struct Scope {
 }
 
 impl Scope {
+    /// Only settled steps are visible to later templates.
     pub fn new(facts: &RunFacts, records: &[StepRecord]) -> Scope {
         let mut scope = Scope {
             steps: Map::new(),
@@ -58,7 +65,7 @@ impl Scope {
             }),
             workflow: json!({"id": facts.workflow_id, "name": facts.workflow_name}),
         };
-        for r in records {
+        for r in records.iter().filter(|r| r.status.is_settled()) {
             scope.record(r);
         }
         scope
@@ -100,9 +107,9 @@ pub enum Next {
 }
 
 /// The first step without a settled result decides what comes next.
-pub fn next(wf: &CompiledWorkflow, records: &[Option<StepRecord>]) -> Next {
+pub fn next(wf: &CompiledWorkflow, records: &[StepRecord]) -> Next {
     for (i, step) in wf.steps.iter().enumerate() {
-        match records.get(i).and_then(Option::as_ref) {
+        match records.get(i) {
             Some(r)
                 if r.status == StepStatus::Failed
                     && step.error_handling != crate::workflow::ErrorHandling::Continue =>
@@ -127,7 +134,7 @@ pub enum Prepared {
         warnings: Vec<String>,
     },
     TemplateFailed {
-        error: Value,
+        error: RunError,
     },
 }
 
@@ -174,13 +181,8 @@ pub fn prepare(step: &CompiledStep, ctx: &Context) -> Prepared {
     }
 }
 
-fn template_error(step: &CompiledStep, at: &str, message: &str) -> Value {
-    json!({
-        "code": "TEMPLATE_ERROR",
-        "message": format!("step '{}', {at}: {message}", step.id),
-        "stepId": step.id,
-        "path": at,
-    })
+fn template_error(step: &CompiledStep, at: &str, message: &str) -> RunError {
+    RunError::template(&step.id, at, message)
 }
 
 /// The output of a transform step is its rendered `mapping`.
@@ -191,36 +193,22 @@ pub fn transform_output(config: &Value) -> Value {
 /// The run's output: the workflow's `output`, else the last completed step's.
 pub fn run_output(
     wf: &CompiledWorkflow,
-    records: &[Option<StepRecord>],
+    records: &[StepRecord],
     ctx: &Context,
-) -> Result<(Value, Vec<String>), Value> {
+) -> Result<(Value, Vec<String>), RunError> {
     if let Some(out) = &wf.output {
-        return out.render(ctx).map(|r| (r.value, r.warnings)).map_err(
-            |(_, e)| json!({"code": "TEMPLATE_ERROR", "message": format!("workflow output: {e}")}),
-        );
+        return out
+            .render(ctx)
+            .map(|r| (r.value, r.warnings))
+            .map_err(|(_, e)| RunError::output_template(&e.to_string()));
     }
     let last = records
         .iter()
         .rev()
-        .flatten()
         .find(|r| r.status == StepStatus::Completed)
         .map(|r| r.output.clone())
         .unwrap_or(Value::Null);
     Ok((last, vec![]))
-}
-
-/// The run error for a failed step (docs/workflows.md: `STEP_ERROR` with `stepId`).
-pub fn step_failure(record: &StepRecord) -> Value {
-    let message = record
-        .error
-        .get("message")
-        .and_then(Value::as_str)
-        .unwrap_or("step failed");
-    json!({
-        "code": "STEP_ERROR",
-        "message": message,
-        "stepId": record.step_id,
-    })
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Run and step statuses (docs/workflows.md) and their wire names.
+//! Run and step statuses and their wire names (also their SQL names).
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunStatus {
@@ -79,5 +79,32 @@ impl StepStatus {
             self,
             StepStatus::Completed | StepStatus::Failed | StepStatus::Skipped
         )
+    }
+}
+
+impl RunStatus {
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        Some(match s {
+            "pending" => RunStatus::Pending,
+            "running" => RunStatus::Running,
+            "completed" => RunStatus::Completed,
+            "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
+            "timed_out" => RunStatus::TimedOut,
+            _ => return None,
+        })
+    }
+}
+
+impl RunStatus {
+    /// A step with no record yet: still to come, or never to run once the
+    /// run is over (a run cancelled while queued or parked ends in the store
+    /// without the engine visiting its later steps).
+    pub fn unrecorded_step(self) -> StepStatus {
+        if self.is_terminal() {
+            StepStatus::Skipped
+        } else {
+            StepStatus::Pending
+        }
     }
 }

@@ -7,7 +7,7 @@ use super::error::ApiError;
 use super::params::Path;
 use super::{AppState, ok};
 use crate::store::{ConnectionRow, ConnectionWrite};
-use crate::time::{now_ms, rfc3339};
+use crate::time::rfc3339;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -112,7 +112,7 @@ pub async fn create(
         config,
         secret,
     };
-    let (row, created) = state.store.put_connection(write, now_ms()).await?;
+    let (row, created) = state.store.put_connection(write).await?;
     let code = if created {
         StatusCode::CREATED
     } else {

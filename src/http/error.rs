@@ -3,6 +3,7 @@
 
 use crate::api::{ErrorBody, ErrorDetail, ErrorEnvelope, codes};
 use crate::store::StoreError;
+use crate::trigger::TriggerError;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -26,8 +27,13 @@ pub enum ApiError {
         limit: u32,
         retry_after_secs: u64,
     },
+    /// Disk full or unreachable storage: nothing changed, retry later.
+    StorageUnavailable(String),
     Internal(String),
 }
+
+/// How long a client should wait before retrying on unavailable storage.
+const STORAGE_RETRY_AFTER_SECS: u64 = 5;
 
 impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, String) {
@@ -68,6 +74,12 @@ impl ApiError {
                 codes::RATE_LIMITED,
                 format!("Rate limit exceeded. Limit: {limit} requests per minute."),
             ),
+            StorageUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                codes::STORAGE_UNAVAILABLE,
+                "Storage is unavailable (disk full or unwritable); nothing was changed, retry later"
+                    .into(),
+            ),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 codes::INTERNAL,
@@ -80,13 +92,16 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = self.parts();
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(%cause, "internal error");
+        match &self {
+            ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
+            ApiError::StorageUnavailable(cause) => tracing::warn!(%cause, "storage unavailable"),
+            _ => {}
         }
         let retry_after = match &self {
             ApiError::RateLimited {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
+            ApiError::StorageUnavailable(_) => Some(STORAGE_RETRY_AFTER_SECS),
             _ => None,
         };
         let details = match self {
@@ -114,7 +129,31 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(capitalized_not_found(what)),
+            other if other.is_unavailable() => ApiError::StorageUnavailable(other.to_string()),
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<TriggerError> for ApiError {
+    fn from(e: TriggerError) -> Self {
+        let message = e.to_string();
+        match e {
+            TriggerError::NotActive(_) => ApiError::InvalidStatus(message),
+            TriggerError::InvalidInput(violations) => ApiError::Validation {
+                message,
+                details: violations
+                    .into_iter()
+                    .map(|v| ErrorDetail {
+                        path: v.path,
+                        message: v.message,
+                    })
+                    .collect(),
+            },
+            TriggerError::InvalidRequest(m) => ApiError::InvalidRequest(m),
+            TriggerError::ConnectionRequired { .. } => ApiError::ConnectionRequired(message),
+            TriggerError::InvalidConnection(m) => ApiError::InvalidConnection(m),
+            TriggerError::Store(e) => e.into(),
         }
     }
 }

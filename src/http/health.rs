@@ -1,4 +1,5 @@
-//! `GET /healthz` (liveness plus a real database round trip) and `GET /metrics`.
+//! `GET /healthz` (a real write through the store's write path, so a full
+//! disk or a dead writer shows) and `GET /metrics`.
 
 use super::error::ApiError;
 use super::{AppState, ok};
@@ -8,13 +9,13 @@ use axum::response::IntoResponse;
 use serde_json::json;
 
 pub async fn healthz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    state.store.ping().await?;
+    state.store.check().await?;
     Ok(ok(json!({"status": "ok"})))
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let by_status = state.store.count_runs_by_status().await?;
-    let depth = state.store.queue_depth(crate::time::now_ms()).await?;
+    let depth = state.store.queue_depth().await?;
     let text = state.metrics.render(&by_status, depth);
     Ok((
         [(

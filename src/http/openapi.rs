@@ -120,8 +120,15 @@ fn success_list(description: &str, item: Value) -> Value {
 }
 
 /// The shared error responses (`components/responses`) for these statuses.
+/// Every route that can answer 500 touches the store, so it can also answer
+/// 503 when storage is unavailable.
 fn error_refs(statuses: &[u16]) -> Vec<(String, Value)> {
-    statuses
+    let with_storage: Vec<u16> = statuses
+        .iter()
+        .copied()
+        .chain(statuses.contains(&500).then_some(503))
+        .collect();
+    with_storage
         .iter()
         .map(|s| {
             let name = match s {
@@ -132,6 +139,7 @@ fn error_refs(statuses: &[u16]) -> Vec<(String, Value)> {
                 413 => "PayloadTooLarge",
                 429 => "RateLimited",
                 500 => "Internal",
+                503 => "StorageUnavailable",
                 other => panic!("no shared error response for {other}"),
             };
             (s.to_string(), reference("responses", name))

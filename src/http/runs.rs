@@ -6,19 +6,15 @@ use super::error::ApiError;
 use super::params::{Path, QueryMap, limit, parse_query, wait};
 use super::views::run_view;
 use super::{AppState, ok, ok_list};
-use crate::api::{ErrorDetail, ListMeta, TriggerRequest, TriggerResponse};
-use crate::engine::{ConnectionRef, ResolveError, RunStatus, check_trigger};
-use crate::store::ConnectionRow;
-use crate::store::{NewRun, RunFilter, RunRow, TriggerOutcome};
-use crate::time::now_ms;
-use crate::workflow::{CompiledWorkflow, StepKind};
+use crate::api::{ListMeta, TriggerResponse};
+use crate::engine::{RunError, RunStatus};
+use crate::store::{RunFilter, RunRow, TriggerType};
+use crate::trigger::{TriggerRequest, Triggered};
 use axum::extract::{Extension, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::Value;
 use std::time::{Duration, Instant};
-
-const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// The trigger body, checked field by field for precise messages.
 struct TriggerBody {
@@ -34,12 +30,10 @@ fn trigger_body(body: Value) -> Result<TriggerBody, ApiError> {
         ));
     };
     // A misspelled field would silently lose what it carries (e.g. the idempotency).
-    if let Some(key) = obj
-        .keys()
-        .find(|k| !TriggerRequest::FIELDS.contains(&k.as_str()))
-    {
+    let fields = crate::api::TriggerRequest::FIELDS;
+    if let Some(key) = obj.keys().find(|k| !fields.contains(&k.as_str())) {
         return Err(ApiError::InvalidRequest(
-            crate::workflow::fields::unknown_field(key, TriggerRequest::FIELDS),
+            crate::workflow::fields::unknown_field(key, fields),
         ));
     }
     let input = match obj.remove("input") {
@@ -58,13 +52,6 @@ fn trigger_body(body: Value) -> Result<TriggerBody, ApiError> {
     };
     let connection_id = text_field(&mut obj, "connectionId")?;
     let idempotency_key = text_field(&mut obj, "idempotencyKey")?;
-    if let Some(k) = &idempotency_key
-        && (k.is_empty() || k.chars().count() > 255 || k.chars().any(|c| c.is_control()))
-    {
-        return Err(ApiError::InvalidRequest(
-            "idempotencyKey must be 1 to 255 printable characters".into(),
-        ));
-    }
     if let Some(c) = &connection_id
         && (c.is_empty() || c.len() > 128)
     {
@@ -90,64 +77,34 @@ pub async fn trigger(
     let accepted_from = Instant::now();
     let q = parse_query(q.as_deref())?;
     let wait_for = wait(&q)?;
-    let (row, wf) = state.catalog.head(&id).await?;
-    if row.status != "active" {
-        return Err(ApiError::InvalidStatus(format!(
-            "Workflow must be active to run. Current status: {}",
-            row.status
-        )));
-    }
     let body = trigger_body(body)?;
-    let input = match &wf.input_schema {
-        None => body.input,
-        Some(schema) => schema
-            .apply(body.input)
-            .map_err(|violations| ApiError::Validation {
-                message: "Input validation failed".into(),
-                details: violations
-                    .into_iter()
-                    .map(|v| ErrorDetail {
-                        path: v.path,
-                        message: v.message,
-                    })
-                    .collect(),
-            })?,
-    };
-    check_connections(&state, &wf, body.connection_id.as_deref()).await?;
-    let outcome = state
-        .store
-        .create_run(NewRun {
-            id: crate::ids::run_id(),
-            workflow_id: row.id.clone(),
-            workflow_version: row.latest_version,
-            input,
-            idempotency_key: body.idempotency_key,
+    let Triggered { mut run, replayed } = crate::trigger::trigger(
+        &state.catalog,
+        &state.store,
+        &state.events,
+        TriggerRequest {
+            workflow_id: id,
+            input: body.input,
             connection_id: body.connection_id,
-            created_at: now_ms(),
-            idempotency_ttl_ms: IDEMPOTENCY_TTL_MS,
-        })
-        .await?;
+            idempotency_key: body.idempotency_key,
+            trigger_type: TriggerType::Api,
+        },
+    )
+    .await?;
     state
         .metrics
         .observe_trigger(accepted_from.elapsed().as_secs_f64());
-    let (mut run, replayed) = match outcome {
-        TriggerOutcome::Created(run) => {
-            state.events.run_queued();
-            (run, false)
-        }
-        TriggerOutcome::Replayed(run) => (run, true),
-    };
     if let Some(max) = wait_for {
         run = wait_until_finished(&state, &run.id, max).await?;
     }
     let finished = wait_for.is_some() && run.is_finished();
     let data = TriggerResponse {
         run_id: run.id,
-        status: run.status,
+        status: run.status.as_str().into(),
         workflow_id: run.workflow_id,
         workflow_version: run.workflow_version,
         output: finished.then_some(run.output),
-        error: finished.then_some(run.error),
+        error: finished.then(|| RunError::to_value(&run.error)),
     };
     let status = if replayed {
         StatusCode::OK
@@ -160,30 +117,6 @@ pub async fn trigger(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(resp)
-}
-
-/// docs/workflows.md: a run that could not get its connections is never queued.
-async fn check_connections(
-    state: &AppState,
-    wf: &CompiledWorkflow,
-    run_connection: Option<&str>,
-) -> Result<(), ApiError> {
-    let needs_any = run_connection.is_some()
-        || wf
-            .steps
-            .iter()
-            .any(|s| matches!(s.kind, StepKind::Action(_)));
-    if !needs_any {
-        return Ok(());
-    }
-    let all = state.store.list_connections().await?;
-    let refs: Vec<ConnectionRef> = all.iter().map(ConnectionRow::as_ref).collect();
-    check_trigger(wf, run_connection, &refs).map_err(|e| match e {
-        ResolveError::Invalid(m) => ApiError::InvalidConnection(m),
-        ResolveError::Required { provider, step_id } => ApiError::ConnectionRequired(format!(
-            "Step '{step_id}' needs an active {provider} connection: create one (flowctl connections create --provider {provider} …) or pass connectionId"
-        )),
-    })
 }
 
 /// Long-poll: register for the finish signal, then read, so no finish is missed.
@@ -227,15 +160,15 @@ pub async fn show(
 }
 
 fn run_filter(q: &QueryMap) -> Result<RunFilter, ApiError> {
-    let status = q.get("status").cloned();
-    if let Some(s) = &status
-        && !RunStatus::ALL.contains(&s.as_str())
-    {
-        return Err(ApiError::InvalidRequest(format!(
-            "status must be one of {}",
-            RunStatus::ALL.join(", ")
-        )));
-    }
+    let status = match q.get("status") {
+        None => None,
+        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
+            ApiError::InvalidRequest(format!(
+                "status must be one of {}",
+                RunStatus::ALL.join(", ")
+            ))
+        })?),
+    };
     let before_seq = match q.get("cursor") {
         None => None,
         Some(c) => Some(c.parse::<i64>().map_err(|_| {
@@ -275,7 +208,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     who.require(&["runs:write"])?;
-    let run = state.store.cancel_run(id.clone(), now_ms()).await?;
+    let run = state.store.cancel_run(id.clone()).await?;
     if run.is_finished() {
         state.events.run_finished(&id);
     } else {

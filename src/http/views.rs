@@ -2,7 +2,7 @@
 //! and engine can change without breaking clients.
 
 use crate::api::{RunView, StepView, WorkflowView};
-use crate::engine::{StepRecord, StepStatus};
+use crate::engine::{RunError, StepRecord};
 use crate::store::{RunRow, WorkflowRow};
 use crate::time::rfc3339;
 use crate::workflow::CompiledWorkflow;
@@ -31,7 +31,7 @@ pub fn run_view(run: RunRow, wf: Option<&CompiledWorkflow>, with_steps: bool) ->
                     step_type: step.kind.type_name().to_string(),
                     status: r.status.as_str().to_string(),
                     output: r.output,
-                    error: r.error,
+                    error: RunError::to_value(&r.error),
                     attempts: r.attempts,
                     warnings: r.warnings,
                     started_at: r.started_at.map(rfc3339),
@@ -41,7 +41,7 @@ pub fn run_view(run: RunRow, wf: Option<&CompiledWorkflow>, with_steps: bool) ->
                     id: step.id.clone(),
                     name: step.name.clone(),
                     step_type: step.kind.type_name().to_string(),
-                    status: StepStatus::Pending.as_str().into(),
+                    status: run.status.unrecorded_step().as_str().into(),
                     output: Value::Null,
                     error: Value::Null,
                     attempts: 0,
@@ -55,12 +55,12 @@ pub fn run_view(run: RunRow, wf: Option<&CompiledWorkflow>, with_steps: bool) ->
     };
     RunView {
         id: run.id,
-        status: run.status,
+        status: run.status.as_str().into(),
         workflow_id: run.workflow_id,
         workflow_version: run.workflow_version,
         input: run.input,
         output: run.output,
-        error: run.error,
+        error: RunError::to_value(&run.error),
         idempotency_key: run.idempotency_key,
         connection_id: run.connection_id,
         created_at: rfc3339(run.created_at),

@@ -7,7 +7,7 @@ use super::params::{Path, limit, parse_query};
 use super::views::workflow_view;
 use super::{AppState, ok, ok_list};
 use crate::api::{ApplyResponse, ErrorDetail, ListMeta};
-use crate::time::now_ms;
+use crate::store::WorkflowApply;
 use crate::workflow::{Issue, WorkflowStatus, compile};
 use axum::extract::{Extension, RawQuery, State};
 use axum::http::StatusCode;
@@ -37,13 +37,13 @@ pub async fn apply(
     let compiled = compile(&def).map_err(invalid_definition)?;
     let outcome = state
         .store
-        .apply_workflow(
-            compiled.id.clone(),
-            compiled.name.clone(),
-            compiled.definition.clone(),
-            compiled.status.map(WorkflowStatus::as_str),
-            now_ms(),
-        )
+        .apply_workflow(WorkflowApply {
+            id: compiled.id.clone(),
+            name: compiled.name.clone(),
+            definition: compiled.definition.clone(),
+            status: compiled.status.map(WorkflowStatus::as_str),
+            concurrency: compiled.concurrency,
+        })
         .await?;
     let id = compiled.id.clone();
     state.catalog.remember(outcome.version, Arc::new(compiled));
@@ -124,7 +124,7 @@ async fn set_status(
     who.require(&["workflows:write"])?;
     let row = state
         .store
-        .set_workflow_status(id.clone(), status.as_str(), now_ms())
+        .set_workflow_status(id.clone(), status.as_str())
         .await?;
     state.catalog.forget_head(&id);
     Ok(ok(workflow_view(&row, None)))

@@ -83,6 +83,8 @@ impl Path {
 pub(crate) struct FilterCall {
     pub def: &'static FilterDef,
     pub args: Vec<Operand>,
+    /// Keyword arguments (`allow_false: true`), in the order written.
+    pub kwargs: Vec<(String, Operand)>,
     /// Column of the filter name, for run-time errors.
     pub column: usize,
     /// A `map` expression given as a literal, parsed once at parse time.

@@ -2,9 +2,11 @@
 //! strings, and the canonical text form of numbers.
 //!
 //! A JSON number becomes a decimal through its shortest textual form, so the `f64` 1.08
-//! is exactly 1.08 and `3998 | times: 1.08` is exactly 4317.84. Results go back to JSON as
-//! an integer when integral and within `i64`, otherwise as the `f64` nearest to the
-//! normalized decimal text (which then prints as that same short text).
+//! is exactly 1.08 and `3998 | times: 1.08` is exactly 4317.84. Inside a filter chain a
+//! number stays a `Decimal` (or an `i64`, see `Num`); it goes back to JSON once, at the end
+//! of the chain, as an integer when integral and within `i64`, otherwise as the `f64`
+//! nearest to the normalized decimal text (which then prints as that same short text). An
+//! `f64` that comes out integral (`100 / 3 * 3` is 99.99…9 with 27 nines) is that integer.
 
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -64,7 +66,54 @@ pub(crate) fn parse_numeric_string(s: &str) -> Option<Decimal> {
     Decimal::from_str_exact(t).ok()
 }
 
-/// The JSON number for a decimal result.
+/// Integers up to 2^53 are exact in an `f64`; an integral `f64` below that is an integer.
+const EXACT_F64_INT: f64 = 9_007_199_254_740_992.0;
+
+/// A number during a filter chain or a `map` expression. Integers stay `i64` while they
+/// fit, because most amounts are cents and quantities and `i64` arithmetic is several times
+/// cheaper than `Decimal`'s; anything else, or an `i64` overflow, continues in `Decimal`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Num {
+    Int(i64),
+    Dec(Decimal),
+}
+
+impl Num {
+    pub(crate) fn dec(self) -> Decimal {
+        match self {
+            Num::Int(i) => Decimal::from(i),
+            Num::Dec(d) => d,
+        }
+    }
+
+    pub(crate) fn to_value(self) -> Value {
+        match self {
+            Num::Int(i) => Value::from(i),
+            Num::Dec(d) => decimal_to_value(d),
+        }
+    }
+}
+
+/// Remainder with the sign of the divisor, as Ruby's `%` (and so Liquid's `modulo`):
+/// `-7 % 3` is 2, `7 % -3` is -2. `None` on a zero divisor or overflow.
+pub(crate) fn floored_rem(a: Decimal, b: Decimal) -> Option<Decimal> {
+    let r = a.checked_rem(b)?;
+    if !r.is_zero() && r.is_sign_negative() != b.is_sign_negative() {
+        return r.checked_add(b);
+    }
+    Some(r)
+}
+
+/// `floored_rem` for integers.
+pub(crate) fn floored_rem_int(a: i64, b: i64) -> Option<i64> {
+    let r = a.checked_rem(b)?;
+    if r != 0 && (r < 0) != (b < 0) {
+        return r.checked_add(b);
+    }
+    Some(r)
+}
+
+/// The JSON number for a decimal result: done once, at the end of a chain.
 pub(crate) fn decimal_to_value(d: Decimal) -> Value {
     // Integer arithmetic is the common case (cents, quantities); skip normalizing it.
     let d = if d.scale() == 0 { d } else { d.normalize() };
@@ -73,10 +122,14 @@ pub(crate) fn decimal_to_value(d: Decimal) -> Value {
     {
         return Value::Number(Number::from(i));
     }
-    f64::from_str(&d.to_string())
-        .ok()
-        .and_then(Number::from_f64)
-        .map_or(Value::Null, Value::Number)
+    let Ok(f) = f64::from_str(&d.to_string()) else {
+        return Value::Null;
+    };
+    if f.fract() == 0.0 && f.abs() < EXACT_F64_INT {
+        // 28 significant digits round to an integral f64: the integer is what was meant.
+        return Value::from(f as i64);
+    }
+    Number::from_f64(f).map_or(Value::Null, Value::Number)
 }
 
 /// A number as it appears inside text: `42`, `4857.84`, `0.0000001`; never `1000.0` or
@@ -133,6 +186,12 @@ mod tests {
         assert_eq!(
             decimal_to_value(Decimal::from_str("4857.840").unwrap()),
             json!(4857.84)
+        );
+        let third = Decimal::ONE / Decimal::from(3);
+        assert_eq!(decimal_to_value(third * Decimal::from(3)), json!(1));
+        assert_eq!(
+            decimal_to_value(Decimal::from(100) / Decimal::from(3) * Decimal::from(3)),
+            json!(100)
         );
     }
 

@@ -3,9 +3,10 @@
 
 use super::Context;
 use super::ast::{Expr, Operand, Part, Path, Root, Seg};
+use super::chain::Val;
 use super::decimal::canonical_number;
 use super::error::TemplateError;
-use super::filters::Args;
+use super::filters::{Apply, Args};
 use serde_json::Value;
 use std::borrow::Cow;
 
@@ -34,6 +35,45 @@ pub(crate) fn lookup<'v>(mut v: &'v Value, segs: &[Seg]) -> Option<&'v Value> {
     Some(v)
 }
 
+/// Liquid's special properties, for a key the value does not have: `size` of an array,
+/// string or object, `first` / `last` of an array, and `first` of an object (its first
+/// `[key, value]` pair).
+fn property(v: &Value, key: &str) -> Option<Value> {
+    match (key, v) {
+        ("size", Value::Array(a)) => Some(Value::from(a.len())),
+        ("size", Value::String(s)) => Some(Value::from(s.chars().count())),
+        ("size", Value::Object(m)) => Some(Value::from(m.len())),
+        ("first", Value::Array(a)) => a.first().cloned(),
+        ("last", Value::Array(a)) => a.last().cloned(),
+        ("first", Value::Object(m)) => m
+            .iter()
+            .next()
+            .map(|(k, v)| Value::Array(vec![Value::String(k.clone()), v.clone()])),
+        _ => None,
+    }
+}
+
+/// `lookup`, plus the special properties `size`, `first` and `last` (a real key of that
+/// name wins).
+fn lookup_with_properties<'v>(v: &'v Value, segs: &[Seg]) -> Option<Cow<'v, Value>> {
+    let mut cur = v;
+    for (i, seg) in segs.iter().enumerate() {
+        match lookup(cur, std::slice::from_ref(seg)) {
+            Some(next) => cur = next,
+            None => {
+                let Seg::Key(k) = seg else { return None };
+                let computed = property(cur, k)?;
+                let rest = &segs[i + 1..];
+                return match lookup_with_properties(&computed, rest)? {
+                    Cow::Borrowed(x) => Some(Cow::Owned(x.clone())),
+                    Cow::Owned(x) => Some(Cow::Owned(x)),
+                };
+            }
+        }
+    }
+    Some(Cow::Borrowed(cur))
+}
+
 fn resolve_path<'a>(path: &Path, ctx: &Context<'a>) -> Option<Cow<'a, Value>> {
     let (root, rest): (Cow<'a, Value>, &[Seg]) = match path.root {
         Root::Input => (Cow::Borrowed(ctx.input), &path.segs),
@@ -49,8 +89,8 @@ fn resolve_path<'a>(path: &Path, ctx: &Context<'a>) -> Option<Cow<'a, Value>> {
         },
     };
     match root {
-        Cow::Borrowed(v) => lookup(v, rest).map(Cow::Borrowed),
-        Cow::Owned(v) => lookup(&v, rest).cloned().map(Cow::Owned),
+        Cow::Borrowed(v) => lookup_with_properties(v, rest),
+        Cow::Owned(v) => lookup_with_properties(&v, rest).map(|c| Cow::Owned(c.into_owned())),
     }
 }
 
@@ -80,21 +120,31 @@ pub(crate) fn eval_expr<'a, 'e: 'a>(
     ctx: &Context<'a>,
     warnings: &mut Vec<String>,
 ) -> Result<Cow<'a, Value>, TemplateError> {
-    let mut value = eval_operand(&expr.operand, ctx, warnings);
+    let mut value = Val::Json(eval_operand(&expr.operand, ctx, warnings));
     for call in &expr.filters {
         let values: Vec<Cow<'a, Value>> = call
             .args
             .iter()
             .map(|a| eval_operand(a, ctx, warnings))
             .collect();
+        let kwargs: Vec<Cow<'a, Value>> = call
+            .kwargs
+            .iter()
+            .map(|(_, a)| eval_operand(a, ctx, warnings))
+            .collect();
         let args = Args {
             values: &values,
+            kwargs: &kwargs,
             call,
             now: ctx.now,
         };
-        value = Cow::Owned((call.def.apply)(&value, &args)?);
+        value = match call.def.apply {
+            Apply::Value(f) => Val::Json(Cow::Owned(f(&value.as_value(), &args)?)),
+            Apply::Chain(f) => f(value, &args)?,
+        };
     }
-    Ok(value)
+    // The one conversion of chain numbers to JSON numbers.
+    Ok(value.into_value())
 }
 
 /// Renders a mixed template to one string.

@@ -6,7 +6,7 @@
 //! `item.price` works on `{price: 3}` and `item * 2` works on an array of numbers.
 
 use super::ast::Seg;
-use super::decimal::{decimal_to_value, number_to_decimal, parse_numeric_string};
+use super::decimal::{Num, floored_rem, floored_rem_int, number_to_decimal, parse_numeric_string};
 use super::eval::{describe, lookup};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -260,33 +260,12 @@ fn field<'v>(segs: &[Seg], elem: &'v Value) -> Option<&'v Value> {
     lookup(elem, segs)
 }
 
-/// A number during evaluation. Integers stay `i64` while they fit, because most amounts are
-/// cents and quantities and `i64` arithmetic is several times cheaper than `Decimal`'s;
-/// anything else, or an `i64` overflow, continues exactly in `Decimal`.
-#[derive(Clone, Copy)]
-enum Num {
-    Int(i64),
-    Dec(Decimal),
-}
-
-impl Num {
-    fn dec(self) -> Decimal {
-        match self {
-            Num::Int(i) => Decimal::from(i),
-            Num::Dec(d) => d,
-        }
-    }
-}
-
-/// Evaluates `expr` for one element: a lone field gives its value (null when missing),
-/// anything else a decimal number.
-pub(crate) fn eval(expr: &MapExpr, elem: &Value) -> Result<Value, ExprError> {
+/// The value of a lone field path (any JSON type, null when missing), or `None` when the
+/// expression is arithmetic.
+pub(crate) fn eval_field<'v>(expr: &MapExpr, elem: &'v Value) -> Option<Option<&'v Value>> {
     match expr {
-        MapExpr::Field { segs, .. } => Ok(field(segs, elem).cloned().unwrap_or(Value::Null)),
-        _ => Ok(match eval_number(expr, elem)? {
-            Num::Int(i) => Value::from(i),
-            Num::Dec(d) => decimal_to_value(d),
-        }),
+        MapExpr::Field { segs, .. } => Some(field(segs, elem)),
+        _ => None,
     }
 }
 
@@ -297,11 +276,12 @@ fn int_op(op: Op, a: i64, b: i64) -> Option<i64> {
         Op::Mul => a.checked_mul(b),
         Op::Div if a.checked_rem(b) == Some(0) => a.checked_div(b),
         Op::Div => None,
-        Op::Rem => a.checked_rem(b),
+        Op::Rem => floored_rem_int(a, b),
     }
 }
 
-fn eval_number(expr: &MapExpr, elem: &Value) -> Result<Num, ExprError> {
+/// Evaluates an arithmetic expression for one element, exactly.
+pub(crate) fn eval_number(expr: &MapExpr, elem: &Value) -> Result<Num, ExprError> {
     match expr {
         MapExpr::Num(d) => Ok(Num::Dec(*d)),
         MapExpr::Field { segs, text } => {
@@ -345,7 +325,7 @@ fn eval_number(expr: &MapExpr, elem: &Value) -> Result<Num, ExprError> {
                 Op::Sub => a.checked_sub(b),
                 Op::Mul => a.checked_mul(b),
                 Op::Div => a.checked_div(b),
-                Op::Rem => a.checked_rem(b),
+                Op::Rem => floored_rem(a, b),
             }
             .map(Num::Dec)
             .ok_or_else(|| ExprError::Arithmetic("arithmetic overflow".into()))
@@ -370,14 +350,31 @@ mod tests {
     fn integer_fast_path_falls_back_to_decimal() {
         let e = parse("a * b").expect("parses");
         let big = json!({"a": i64::MAX, "b": 2});
-        assert_eq!(eval(&e, &big), Ok(json!(18446744073709551614u64 as f64)));
+        assert_eq!(
+            eval_number(&e, &big),
+            Ok(Num::Dec(Decimal::from(i64::MAX) * Decimal::TWO))
+        );
         let div = parse("a / b").expect("parses");
-        assert_eq!(eval(&div, &json!({"a": 7, "b": 2})), Ok(json!(3.5)));
-        assert_eq!(eval(&div, &json!({"a": 8, "b": 2})), Ok(json!(4)));
+        let ab = |a: i64, b: i64| json!({"a": a, "b": b});
+        assert_eq!(
+            eval_number(&div, &ab(7, 2)),
+            Ok(Num::Dec(Decimal::new(35, 1)))
+        );
+        assert_eq!(eval_number(&div, &ab(8, 2)), Ok(Num::Int(4)));
         let neg = parse("-a").expect("parses");
         assert_eq!(
-            eval(&neg, &json!({"a": i64::MIN})),
-            Ok(json!(9223372036854775808u64 as f64))
+            eval_number(&neg, &json!({"a": i64::MIN})),
+            Ok(Num::Dec(-Decimal::from(i64::MIN)))
+        );
+    }
+
+    #[test]
+    fn a_third_stays_exact() {
+        let e = parse("x / 3").expect("parses");
+        let third = eval_number(&e, &json!({"x": 1})).expect("evaluates").dec();
+        assert_eq!(
+            (third * Decimal::from(3)).to_string(),
+            "0.9999999999999999999999999999"
         );
     }
 }

@@ -21,6 +21,7 @@
 //! * Error columns are 1-based character offsets in the whole template source.
 
 mod ast;
+mod chain;
 mod decimal;
 mod error;
 mod eval;
@@ -115,7 +116,10 @@ impl Template {
         let mut out: Vec<&str> = Vec::new();
         for part in &self.parts {
             let Part::Expr(e) = part else { continue };
-            let args = e.filters.iter().flat_map(|f| &f.args);
+            let args = e
+                .filters
+                .iter()
+                .flat_map(|f| f.args.iter().chain(f.kwargs.iter().map(|(_, op)| op)));
             for op in std::iter::once(&e.operand).chain(args) {
                 if let Operand::Path(p) = op
                     && let Some(id) = p.step_ref()

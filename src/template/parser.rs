@@ -201,12 +201,17 @@ impl<'s> Parser<'s> {
         let column = self.col(start);
         let def = filters::lookup(name).ok_or_else(|| unknown_filter(name, column))?;
         let mut args = Vec::new();
+        let mut kwargs = Vec::new();
         let mut arg_starts = Vec::new();
         if self.peek_is(&Tok::Colon) {
             self.pos += 1;
             loop {
-                arg_starts.push(self.here());
-                args.push(self.operand()?);
+                if let Some(kw) = self.keyword(def)? {
+                    kwargs.push(kw);
+                } else {
+                    arg_starts.push(self.here());
+                    args.push(self.operand()?);
+                }
                 if !self.peek_is(&Tok::Comma) {
                     break;
                 }
@@ -218,9 +223,42 @@ impl<'s> Parser<'s> {
         Ok(FilterCall {
             def,
             args,
+            kwargs,
             column,
             map_expr,
         })
+    }
+
+    /// A keyword argument `name: value` (Liquid's `allow_false: true`), when one is next.
+    fn keyword(&mut self, def: &FilterDef) -> Result<Option<(String, Operand)>, TemplateError> {
+        let (
+            Some(Token {
+                tok: Tok::Ident(name),
+                start,
+                ..
+            }),
+            Some(Token {
+                tok: Tok::Colon, ..
+            }),
+        ) = (self.tokens.get(self.pos), self.tokens.get(self.pos + 1))
+        else {
+            return Ok(None);
+        };
+        if !def.keywords.contains(&name.as_str()) {
+            let msg = if def.keywords.is_empty() {
+                format!("filter '{}' takes no keyword argument '{name}'", def.name)
+            } else {
+                format!(
+                    "filter '{}' has no keyword argument '{name}' (it knows {})",
+                    def.name,
+                    def.keywords.join(", ")
+                )
+            };
+            let e = TemplateError::new(TemplateErrorKind::FilterArity, msg, self.col(*start));
+            return Err(e.with_filter(def.name));
+        }
+        self.pos += 2;
+        Ok(Some((name.clone(), self.operand()?)))
     }
 
     /// Literal arguments that can be checked now are checked now.

@@ -1,25 +1,27 @@
-//! The I/O shell around the engine: claims due runs (woken by a notification,
-//! with a slow poll as a backstop), executes up to N at once, persists every
-//! step's outcome, and on shutdown lets runs in flight finish within a grace.
+//! The I/O shell around the engine: claims due runs under a lease (woken by
+//! a notification, with a slow poll as a backstop), interprets up to N at
+//! once (`execute.rs`), keeps the leases alive and sweeps expired ones
+//! (`lease.rs`), and on shutdown lets runs in flight finish within a grace.
+//! Depends on the store's ports, the engine and the actions.
 
 mod execute;
+mod lease;
 mod steps;
+
+pub use lease::LeaseSettings;
 
 use crate::actions::Actions;
 use crate::catalog::Catalog;
 use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::secrets::SecretBox;
-use crate::store::RunRow;
-use crate::store::Store;
+use crate::store::{Claim, Store};
+use lease::Claims;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 
-/// Claims carry a lease; with one process owning the data dir it is only a
-/// marker, and start-up recovery re-queues whatever was held.
-const LEASE_MS: i64 = 5 * 60 * 1000;
 const BACKSTOP_POLL: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
@@ -31,6 +33,10 @@ pub struct Worker {
     pub(crate) secrets: SecretBox,
     pub(crate) metrics: Metrics,
     workers: usize,
+    /// This node's name on its leases.
+    owner: String,
+    lease: LeaseSettings,
+    claims: Claims,
 }
 
 impl Worker {
@@ -41,6 +47,7 @@ impl Worker {
         secrets: SecretBox,
         metrics: Metrics,
         workers: usize,
+        lease: LeaseSettings,
     ) -> Worker {
         Worker {
             store,
@@ -50,17 +57,30 @@ impl Worker {
             secrets,
             metrics,
             workers: workers.max(1),
+            owner: format!("node_{}", crate::ids::run_id().trim_start_matches("run_")),
+            lease,
+            claims: Claims::default(),
         }
     }
 
     /// Dispatch until `stop` turns true, then wait up to `grace` for runs in flight.
     ///
     /// Claims are prefetched in batches (one write for many runs) into a small
-    /// local buffer that worker permits drain in FIFO order; a run claimed but
-    /// not yet started when the process dies is re-queued at the next start.
+    /// local buffer that worker permits drain in FIFO order; buffered claims
+    /// are heartbeated like running ones and given back at shutdown.
     pub async fn run(self, mut stop: watch::Receiver<bool>, grace: Duration) {
+        // Leases are kept until the grace period is over, not just until stop.
+        let (leases_stop, leases_stopped) = watch::channel(false);
+        let leases = tokio::spawn(lease::keep_leases(
+            self.store.clone(),
+            self.events.clone(),
+            self.claims.clone(),
+            self.owner.clone(),
+            self.lease,
+            leases_stopped,
+        ));
         let permits = Arc::new(Semaphore::new(self.workers));
-        let mut buffer: VecDeque<RunRow> = VecDeque::with_capacity(self.workers);
+        let mut buffer: VecDeque<(Claim, Arc<lease::Held>)> = VecDeque::with_capacity(self.workers);
         loop {
             if *stop.borrow() {
                 break;
@@ -69,13 +89,21 @@ impl Worker {
                 let want = self.workers - buffer.len();
                 match self
                     .store
-                    .claim_runs(want, crate::time::now_ms(), LEASE_MS)
+                    .claim(&self.owner, want, self.lease.lease_ms)
                     .await
                 {
-                    Ok(claimed) => buffer.extend(claimed),
+                    Ok(claimed) => {
+                        buffer.extend(claimed.into_iter().map(|c| {
+                            let held = self.claims.hold(&c);
+                            (c, held)
+                        }));
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "cannot claim runs");
-                        tokio::time::sleep(BACKSTOP_POLL).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(BACKSTOP_POLL) => {}
+                            _ = stop.changed() => {}
+                        }
                         continue;
                     }
                 }
@@ -93,22 +121,23 @@ impl Worker {
                 p = permits.clone().acquire_owned() => p,
                 _ = stop.changed() => continue,
             };
-            let (Ok(permit), Some(run)) = (permit, buffer.pop_front()) else {
+            let (Ok(permit), Some((claim, held))) = (permit, buffer.pop_front()) else {
                 break;
             };
             let worker = self.clone();
             tokio::spawn(async move {
-                worker.execute(run).await;
+                worker.execute(claim, held).await;
                 drop(permit);
             });
         }
-        if !buffer.is_empty()
-            && let Err(e) = self
-                .store
-                .unclaim(buffer.iter().map(|r| r.seq).collect())
-                .await
-        {
-            tracing::warn!(error = %e, "claimed runs not started stay claimed until the next start");
+        if !buffer.is_empty() {
+            let keys = buffer.iter().map(|(c, _)| c.key()).collect();
+            for (c, _) in &buffer {
+                self.claims.drop_claim(c.run.seq);
+            }
+            if let Err(e) = self.store.release(keys).await {
+                tracing::warn!(error = %e, "claimed runs not started stay claimed until their lease expires");
+            }
         }
         // Let steps in flight finish; what is left resumes on the next start.
         let all = self.workers as u32;
@@ -120,6 +149,8 @@ impl Worker {
                 "shutdown grace elapsed with runs in flight; they resume on the next start"
             );
         }
+        let _ = leases_stop.send(true);
+        let _ = leases.await;
     }
 
     /// Sleep until the next parked run is due, at most the backstop poll.

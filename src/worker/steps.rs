@@ -1,19 +1,19 @@
-//! Side-effecting steps: resolves the step's connection (docs/workflows.md, "Connections"), decrypts
-//! its secret only for the call, runs the action with the step's timeout,
-//! and classifies failures as retryable or not.
+//! Side-effecting steps: resolves the step's connection (the engine's
+//! resolution rules), decrypts its secret only for the call, runs the action
+//! within the time limit the engine gave, and reports failures as
+//! `RunError`s marked retryable or not.
 
 use super::Worker;
 use crate::actions::{ActionContext, ActionError, ActionKind, ResolvedConnection};
-use crate::engine::{ConnectionRef, ResolveError, resolve};
+use crate::engine::{ConnectionRef, ResolveError, RunError, resolve};
 use crate::store::ConnectionRow;
-use crate::store::RunRow;
 use crate::template::CompiledValue;
 use crate::workflow::CompiledStep;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::Duration;
 
 pub(crate) struct StepError {
-    pub error: Value,
+    pub error: RunError,
     pub retryable: bool,
     pub retry_after_ms: Option<u64>,
 }
@@ -21,24 +21,31 @@ pub(crate) struct StepError {
 impl StepError {
     fn fatal(code: &str, message: String) -> StepError {
         StepError {
-            error: json!({"code": code, "message": message}),
+            error: RunError::step(code, message),
             retryable: false,
             retry_after_ms: None,
         }
     }
 }
 
+/// The run an action belongs to.
+pub(crate) struct RunRef<'a> {
+    pub id: &'a str,
+    pub connection_id: Option<&'a str>,
+}
+
 pub(crate) async fn run_action(
     worker: &Worker,
-    run: &RunRow,
+    run: &RunRef<'_>,
     step: &CompiledStep,
     kind: ActionKind,
     config: &Value,
+    timeout_ms: u64,
 ) -> Result<Value, StepError> {
     let conn = connection_for(worker, run, step, kind).await?;
-    let timeout = Duration::from_millis(step.timeout_ms);
+    let timeout = Duration::from_millis(timeout_ms);
     let ctx = ActionContext {
-        run_id: &run.id,
+        run_id: run.id,
         step_id: &step.id,
         timeout,
     };
@@ -55,9 +62,12 @@ pub(crate) async fn run_action(
             message.push_str(&format!(" — it is rendered from the template \"{source}\""));
         }
         StepError {
-            error: json!({"code": e.code, "message": message}),
+            error: RunError::step(&e.code, message),
             retryable: e.retryable,
-            retry_after_ms: e.retry_after.map(|d| d.as_millis() as u64),
+            // Saturating: a `Retry-After` of centuries is still only "long".
+            retry_after_ms: e
+                .retry_after
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         }
     })
 }
@@ -76,7 +86,7 @@ fn empty_field_template(step: &CompiledStep, e: &ActionError) -> Option<String> 
 
 async fn connection_for(
     worker: &Worker,
-    run: &RunRow,
+    run: &RunRef<'_>,
     step: &CompiledStep,
     kind: ActionKind,
 ) -> Result<Option<ResolvedConnection>, StepError> {
@@ -85,14 +95,14 @@ async fn connection_for(
         .list_connections()
         .await
         .map_err(|e| StepError {
-            error: json!({"code": "INTERNAL", "message": format!("cannot read connections: {e}")}),
+            error: RunError::internal(format!("cannot read connections: {e}")),
             retryable: true,
             retry_after_ms: None,
         })?;
     let refs: Vec<ConnectionRef> = all.iter().map(ConnectionRow::as_ref).collect();
     let chosen = match resolve(
         kind.provider(),
-        run.connection_id.as_deref(),
+        run.connection_id,
         step.connection.as_deref(),
         &refs,
     ) {

@@ -200,6 +200,19 @@ pub fn compile(def: &Value) -> Result<CompiledWorkflow, Vec<Issue>> {
         }
     };
     let timeout_ms = positive_ms(&mut ck, obj.get("timeoutMs"), vec![json!("timeoutMs")]);
+    let concurrency = match obj.get("concurrency") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64() {
+            Some(n @ 1..=10_000) => Some(n as u32),
+            _ => {
+                ck.add(
+                    vec![json!("concurrency")],
+                    "must be an integer from 1 to 10000 (runs of this workflow executing at once)",
+                );
+                None
+            }
+        },
+    };
 
     let raw_steps: &[Value] = match obj.get("steps") {
         Some(Value::Array(a)) if !a.is_empty() && a.len() <= MAX_STEPS => a,
@@ -246,6 +259,7 @@ pub fn compile(def: &Value) -> Result<CompiledWorkflow, Vec<Issue>> {
         variables,
         input_schema,
         timeout_ms,
+        concurrency,
     })
 }
 

@@ -110,6 +110,8 @@ pub struct CompiledWorkflow {
     pub variables: Value,
     pub input_schema: Option<InputSchema>,
     pub timeout_ms: Option<u64>,
+    /// At most this many runs of the workflow execute at once (all nodes).
+    pub concurrency: Option<u32>,
 }
 
 impl CompiledWorkflow {

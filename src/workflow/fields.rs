@@ -20,6 +20,7 @@ pub const DEFINITION: &[&str] = &[
     "output",
     "variables",
     "timeoutMs",
+    "concurrency",
 ];
 
 /// Fields of one step.

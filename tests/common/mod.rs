@@ -26,6 +26,7 @@ pub struct Server {
     pub logs: Arc<Mutex<String>>,
     pub http: reqwest::Client,
     pub extra_args: Vec<String>,
+    pub extra_env: Vec<(String, String)>,
 }
 
 pub fn env_for(cmd: &mut Command, home: &Path) {
@@ -46,7 +47,16 @@ impl Server {
     pub fn start_with(args: &[&str]) -> Server {
         let home = Arc::new(tempfile::tempdir().expect("temp dir"));
         let db = home.path().join("flowctl.db");
-        let extra_args = args.iter().map(|s| s.to_string()).collect();
+        Server::start_at(home, db, args, &[])
+    }
+
+    /// Start on a given database path, with extra flags and environment.
+    pub fn start_at(
+        home: Arc<tempfile::TempDir>,
+        db: PathBuf,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut s = Server {
             child: None,
             url: String::new(),
@@ -55,7 +65,11 @@ impl Server {
             db,
             logs: Default::default(),
             http: reqwest::Client::new(),
-            extra_args,
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.launch();
         s
@@ -68,6 +82,7 @@ impl Server {
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"])
             .arg(&self.db)
             .args(&self.extra_args)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -234,6 +234,7 @@ fn all_codes() -> Vec<&'static str> {
         METHOD_NOT_ALLOWED,
         RATE_LIMITED,
         INTERNAL,
+        STORAGE_UNAVAILABLE,
     ]
 }
 
@@ -344,5 +345,9 @@ fn responses() -> Value {
             })),
         "Internal": error_response("Unexpected server error; no internals in the body",
             &[INTERNAL], json!({})),
+        "StorageUnavailable": error_response(
+            "Storage cannot be written (disk full, read-only): nothing was changed; retry after Retry-After seconds",
+            &[STORAGE_UNAVAILABLE],
+            json!({"Retry-After": reference("headers", "Retry-After")})),
     })
 }

@@ -99,7 +99,7 @@ fn operations() -> Value {
             "get": Op {
                 id: "healthz",
                 tag: "operations",
-                summary: "Liveness, with a database round trip",
+                summary: "Health: a real write through the store (503 STORAGE_UNAVAILABLE while writes fail)",
                 scopes: None,
                 params: vec![],
                 body: None,

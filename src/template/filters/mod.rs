@@ -2,9 +2,13 @@
 //! input coercions every filter shares, so all filters report errors the same way.
 //!
 //! Null handling, in one place: `default` replaces null, `size` of null is 0, `json` gives
-//! `"null"`; number filters and `sum` fail on null (money must never silently become 0);
-//! every other filter passes null through, so a missing value renders empty and the
-//! "unresolved path" warning says why.
+//! `"null"`, `append`/`prepend` treat it as ""; number filters and `sum` fail on null (money
+//! must never silently become 0; the message suggests `| default: 0`); every other filter
+//! passes null through, so a missing value renders empty and the "unresolved path" warning
+//! says why. An optional argument that is null counts as left out (`round: input.digits`).
+//!
+//! Most filters work on JSON (`ValueFn`); number filters, `sum`, `map`, `size`, `first`
+//! and `last` work on the chain value (`ChainFn`), so decimals stay exact between filters.
 
 pub(crate) mod arrays;
 pub(crate) mod numbers;
@@ -12,7 +16,8 @@ pub(crate) mod strings;
 pub(crate) mod values;
 
 use super::ast::FilterCall;
-use super::decimal::{number_to_decimal, parse_numeric_string};
+use super::chain::Val;
+use super::decimal::{Num, number_to_decimal, parse_numeric_string};
 use super::error::{TemplateError, TemplateErrorKind};
 use super::eval::{describe, to_text};
 use rust_decimal::Decimal;
@@ -20,13 +25,22 @@ use rust_decimal::prelude::ToPrimitive;
 use serde_json::Value;
 use std::borrow::Cow;
 
-pub(crate) type FilterFn = fn(&Value, &Args<'_>) -> Result<Value, TemplateError>;
+pub(crate) type ValueFn = fn(&Value, &Args<'_>) -> Result<Value, TemplateError>;
+pub(crate) type ChainFn = for<'v> fn(Val<'v>, &Args<'_>) -> Result<Val<'v>, TemplateError>;
+
+#[derive(Clone, Copy)]
+pub(crate) enum Apply {
+    Value(ValueFn),
+    Chain(ChainFn),
+}
 
 pub(crate) struct FilterDef {
     pub name: &'static str,
     pub min_args: usize,
     pub max_args: usize,
-    pub apply: FilterFn,
+    pub apply: Apply,
+    /// Keyword arguments the filter knows (`default: 0, allow_false: true`).
+    pub keywords: &'static [&'static str],
 }
 
 impl std::fmt::Debug for FilterDef {
@@ -35,22 +49,33 @@ impl std::fmt::Debug for FilterDef {
     }
 }
 
-const fn def(name: &'static str, min_args: usize, max_args: usize, apply: FilterFn) -> FilterDef {
+const fn def(name: &'static str, min_args: usize, max_args: usize, f: ValueFn) -> FilterDef {
     FilterDef {
         name,
         min_args,
         max_args,
-        apply,
+        apply: Apply::Value(f),
+        keywords: &[],
+    }
+}
+
+const fn chain(name: &'static str, min_args: usize, max_args: usize, f: ChainFn) -> FilterDef {
+    FilterDef {
+        name,
+        min_args,
+        max_args,
+        apply: Apply::Chain(f),
+        keywords: &[],
     }
 }
 
 pub(crate) static FILTERS: &[FilterDef] = &[
     // arrays
-    def("map", 1, 1, arrays::map),
-    def("sum", 0, 0, arrays::sum),
-    def("size", 0, 0, arrays::size),
-    def("first", 0, 0, arrays::first),
-    def("last", 0, 0, arrays::last),
+    chain("map", 1, 1, arrays::map),
+    chain("sum", 0, 1, arrays::sum),
+    chain("size", 0, 0, arrays::size),
+    chain("first", 0, 0, arrays::first),
+    chain("last", 0, 0, arrays::last),
     def("join", 0, 1, arrays::join),
     def("where", 1, 2, arrays::where_),
     def("sort", 0, 1, arrays::sort),
@@ -59,17 +84,17 @@ pub(crate) static FILTERS: &[FilterDef] = &[
     def("slice", 1, 2, arrays::slice),
     def("compact", 0, 0, arrays::compact),
     // numbers
-    def("times", 1, 1, numbers::times),
-    def("plus", 1, 1, numbers::plus),
-    def("minus", 1, 1, numbers::minus),
-    def("divided_by", 1, 1, numbers::divided_by),
-    def("modulo", 1, 1, numbers::modulo),
-    def("round", 0, 1, numbers::round),
-    def("ceil", 0, 0, numbers::ceil),
-    def("floor", 0, 0, numbers::floor),
-    def("abs", 0, 0, numbers::abs),
-    def("at_least", 1, 1, numbers::at_least),
-    def("at_most", 1, 1, numbers::at_most),
+    chain("times", 1, 1, numbers::times),
+    chain("plus", 1, 1, numbers::plus),
+    chain("minus", 1, 1, numbers::minus),
+    chain("divided_by", 1, 1, numbers::divided_by),
+    chain("modulo", 1, 1, numbers::modulo),
+    chain("round", 0, 1, numbers::round),
+    chain("ceil", 0, 0, numbers::ceil),
+    chain("floor", 0, 0, numbers::floor),
+    chain("abs", 0, 0, numbers::abs),
+    chain("at_least", 1, 1, numbers::at_least),
+    chain("at_most", 1, 1, numbers::at_most),
     // strings
     def("upcase", 0, 0, strings::upcase),
     def("downcase", 0, 0, strings::downcase),
@@ -77,13 +102,16 @@ pub(crate) static FILTERS: &[FilterDef] = &[
     def("strip", 0, 0, strings::strip),
     def("append", 1, 1, strings::append),
     def("prepend", 1, 1, strings::prepend),
-    def("replace", 2, 2, strings::replace),
+    def("replace", 1, 2, strings::replace),
     def("split", 1, 1, strings::split),
-    def("truncate", 1, 2, strings::truncate),
+    def("truncate", 0, 2, strings::truncate),
     def("url_encode", 0, 0, strings::url_encode),
     def("escape", 0, 0, strings::escape),
     // values
-    def("default", 1, 1, values::default),
+    FilterDef {
+        keywords: &["allow_false"],
+        ..def("default", 0, 1, values::default)
+    },
     def("json", 0, 0, values::json),
     def("date", 1, 1, values::date),
 ];
@@ -120,6 +148,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// What a filter function sees besides its input.
 pub(crate) struct Args<'a> {
     pub values: &'a [Cow<'a, Value>],
+    /// Values of `call.kwargs`, in the same order.
+    pub kwargs: &'a [Cow<'a, Value>],
     pub call: &'a FilterCall,
     /// The render's `now`, for `date: … ` on "now".
     pub now: &'a str,
@@ -158,10 +188,47 @@ impl Args<'_> {
         self.values.get(i).map(|v| &**v)
     }
 
+    /// An optional argument: `None` when left out or null (a missing value).
+    pub(crate) fn opt(&self, i: usize) -> Option<&Value> {
+        self.get(i).filter(|v| !v.is_null())
+    }
+
+    /// A keyword argument's value (`allow_false: true`).
+    pub(crate) fn kwarg(&self, name: &str) -> Option<&Value> {
+        let i = self.call.kwargs.iter().position(|(k, _)| k == name)?;
+        self.kwargs.get(i).map(|v| &**v)
+    }
+
+    /// Arithmetic on null fails: a missing amount must not silently become 0.
+    fn null_number_error(&self, what: &str) -> TemplateError {
+        let msg = format!(
+            "filter '{}' expects a number{what}, got null (a missing value?); add \
+             `| default: 0` before '{}' if 0 is meant",
+            self.name(),
+            self.name()
+        );
+        self.error(TemplateErrorKind::FilterType, msg)
+    }
+
     /// A number input: a JSON number or a string holding a plain decimal number.
     pub(crate) fn number(&self, v: &Value) -> Result<Decimal, TemplateError> {
+        if v.is_null() {
+            return Err(self.null_number_error(""));
+        }
         self.decimal(v)
             .ok_or_else(|| self.type_error("a number", v))?
+    }
+
+    /// A number input from the chain, kept exact (and as `i64` while it is one).
+    pub(crate) fn num(&self, v: &Val<'_>) -> Result<Num, TemplateError> {
+        match v {
+            Val::Num(n) => Ok(*n),
+            Val::Json(j) => match j.as_ref() {
+                Value::Number(n) if n.as_i64().is_some() => Ok(Num::Int(n.as_i64().unwrap_or(0))),
+                j => self.number(j).map(Num::Dec),
+            },
+            Val::Nums(_) => Err(self.type_error("a number", &v.as_value())),
+        }
     }
 
     fn decimal(&self, v: &Value) -> Option<Result<Decimal, TemplateError>> {
@@ -180,6 +247,9 @@ impl Args<'_> {
 
     pub(crate) fn number_arg(&self, i: usize) -> Result<Decimal, TemplateError> {
         let v = self.get(i).unwrap_or(&Value::Null);
+        if v.is_null() {
+            return Err(self.null_number_error(&format!(" as argument {}", i + 1)));
+        }
         self.decimal(v)
             .ok_or_else(|| self.arg_error(i, "a number", v))?
     }

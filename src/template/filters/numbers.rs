@@ -1,23 +1,40 @@
-//! Number filters, all in exact decimal arithmetic. Inputs and arguments may be JSON numbers
-//! or strings holding a plain decimal number ("12.50"); `divided_by` is exact division
-//! (7 / 2 = 3.5, use `| floor` for integer division); `modulo` keeps the sign of the input.
+//! Number filters, all in exact decimal arithmetic on the chain value, so a result stays
+//! exact for the next filter. Inputs and arguments may be JSON numbers or strings holding a
+//! plain decimal number ("12.50"); `divided_by` is exact division (7 / 2 = 3.5, use
+//! `| floor` for integer division); `modulo` takes the sign of the divisor, as Ruby does
+//! (`-7 | modulo: 3` is 2). Null fails (money never silently becomes 0).
 
 use super::Args;
-use crate::template::decimal::decimal_to_value;
+use crate::template::chain::Val;
+use crate::template::decimal::{Num, floored_rem, floored_rem_int};
 use crate::template::error::{TemplateError, TemplateErrorKind};
+use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
-use serde_json::Value;
 
 /// Decimal's own limit on fractional digits.
 const MAX_DIGITS: i64 = 28;
 
-fn checked(
+type Res<'v> = Result<Val<'v>, TemplateError>;
+
+fn checked<'v>(
     args: &Args<'_>,
-    v: &Value,
+    v: &Val<'v>,
+    int: fn(i64, i64) -> Option<i64>,
     op: fn(Decimal, Decimal) -> Option<Decimal>,
-) -> Result<Value, TemplateError> {
-    let (a, b) = (args.number(v)?, args.number_arg(0)?);
-    op(a, b).map(decimal_to_value).ok_or_else(|| {
+) -> Res<'v> {
+    let a = args.num(v)?;
+    let b_dec = args.number_arg(0)?;
+    let b = match b_dec.to_i64() {
+        Some(i) if b_dec.scale() == 0 => Num::Int(i),
+        _ => Num::Dec(b_dec),
+    };
+    if let (Num::Int(x), Num::Int(y)) = (a, b)
+        && let Some(r) = int(x, y)
+    {
+        return Ok(Val::Num(Num::Int(r)));
+    }
+    let (a, b) = (a.dec(), b.dec());
+    op(a, b).map(Val::dec).ok_or_else(|| {
         let msg = format!(
             "arithmetic overflow in filter '{}' ({a} and {b})",
             args.name()
@@ -34,65 +51,87 @@ fn nonzero_divisor(args: &Args<'_>) -> Result<(), TemplateError> {
     Ok(())
 }
 
-pub(crate) fn times(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
-    checked(args, v, Decimal::checked_mul)
+pub(crate) fn times<'v>(v: Val<'v>, args: &Args<'_>) -> Res<'v> {
+    checked(args, &v, i64::checked_mul, Decimal::checked_mul)
 }
 
-pub(crate) fn plus(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
-    checked(args, v, Decimal::checked_add)
+pub(crate) fn plus<'v>(v: Val<'v>, args: &Args<'_>) -> Res<'v> {
+    checked(args, &v, i64::checked_add, Decimal::checked_add)
 }
 
-pub(crate) fn minus(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
-    checked(args, v, Decimal::checked_sub)
+pub(crate) fn minus<'v>(v: Val<'v>, args: &Args<'_>) -> Res<'v> {
+    checked(args, &v, i64::checked_sub, Decimal::checked_sub)
 }
 
-pub(crate) fn divided_by(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
-    args.number(v)?;
+pub(crate) fn divided_by<'v>(v: Val<'v>, args: &Args<'_>) -> Res<'v> {
+    args.num(&v)?;
     nonzero_divisor(args)?;
-    checked(args, v, Decimal::checked_div)
+    let exact = |a: i64, b: i64| (a.checked_rem(b) == Some(0)).then(|| a.checked_div(b))?;
+    checked(args, &v, exact, Decimal::checked_div)
 }
 
-pub(crate) fn modulo(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
-    args.number(v)?;
+pub(crate) fn modulo<'v>(v: Val<'v>, args: &Args<'_>) -> Res<'v> {
+    args.num(&v)?;
     nonzero_divisor(args)?;
-    checked(args, v, Decimal::checked_rem)
+    checked(args, &v, floored_rem_int, floored_rem)
 }
 
 /// Half away from zero (2.5 → 3, -2.5 → -3), like a cashier, not banker's rounding.
-pub(crate) fn round(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
-    let d = args.number(v)?;
-    let digits = if args.get(0).is_some() {
-        args.int_arg(0)?
-    } else {
-        0
+/// The digits argument is truncated to an integer (`round: 1.2` is `round: 1`); negative
+/// digits round to tens, hundreds, … (`1234 | round: -2` is 1200), as Ruby does.
+pub(crate) fn round<'v>(v: Val<'v>, args: &Args<'_>) -> Res<'v> {
+    let d = args.num(&v)?.dec();
+    let digits = match args.opt(0) {
+        None => 0,
+        Some(_) => args.number_arg(0)?.trunc().to_i64().unwrap_or(i64::MAX),
     };
-    if !(0..=MAX_DIGITS).contains(&digits) {
-        let msg = format!("filter 'round' expects 0 to {MAX_DIGITS} digits, got {digits}");
-        return Err(args.error(TemplateErrorKind::FilterType, msg));
+    let strategy = RoundingStrategy::MidpointAwayFromZero;
+    if digits < 0 {
+        let Some(scale) = u32::try_from(digits.unsigned_abs())
+            .ok()
+            .filter(|s| *s <= 28)
+            .and_then(|s| (0..s).try_fold(Decimal::ONE, |p, _| p.checked_mul(Decimal::TEN)))
+        else {
+            return Ok(Val::Num(Num::Int(0)));
+        };
+        let r = (d / scale).round_dp_with_strategy(0, strategy) * scale;
+        return Ok(Val::dec(r));
+    }
+    if digits > MAX_DIGITS {
+        return Ok(Val::dec(d));
     }
     let dp = u32::try_from(digits).unwrap_or(0);
-    Ok(decimal_to_value(d.round_dp_with_strategy(
-        dp,
-        RoundingStrategy::MidpointAwayFromZero,
-    )))
+    Ok(Val::dec(d.round_dp_with_strategy(dp, strategy)))
 }
 
-pub(crate) fn ceil(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
-    Ok(decimal_to_value(args.number(v)?.ceil()))
+pub(crate) fn ceil<'v>(v: Val<'v>, args: &Args<'_>) -> Res<'v> {
+    Ok(Val::dec(args.num(&v)?.dec().ceil()))
 }
 
-pub(crate) fn floor(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
-    Ok(decimal_to_value(args.number(v)?.floor()))
+pub(crate) fn floor<'v>(v: Val<'v>, args: &Args<'_>) -> Res<'v> {
+    Ok(Val::dec(args.num(&v)?.dec().floor()))
 }
 
-pub(crate) fn abs(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
-    Ok(decimal_to_value(args.number(v)?.abs()))
+pub(crate) fn abs<'v>(v: Val<'v>, args: &Args<'_>) -> Res<'v> {
+    Ok(Val::dec(args.num(&v)?.dec().abs()))
 }
 
-pub(crate) fn at_least(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
-    Ok(decimal_to_value(args.number(v)?.max(args.number_arg(0)?)))
+pub(crate) fn at_least<'v>(v: Val<'v>, args: &Args<'_>) -> Res<'v> {
+    let a = args.num(&v)?;
+    let b = args.number_arg(0)?;
+    Ok(if a.dec() >= b {
+        Val::Num(a)
+    } else {
+        Val::dec(b)
+    })
 }
 
-pub(crate) fn at_most(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
-    Ok(decimal_to_value(args.number(v)?.min(args.number_arg(0)?)))
+pub(crate) fn at_most<'v>(v: Val<'v>, args: &Args<'_>) -> Res<'v> {
+    let a = args.num(&v)?;
+    let b = args.number_arg(0)?;
+    Ok(if a.dec() <= b {
+        Val::Num(a)
+    } else {
+        Val::dec(b)
+    })
 }

@@ -1,5 +1,6 @@
 //! String filters. Numbers and booleans are accepted as their text (`{{ 42 | append: '%' }}`);
-//! arrays and objects are a type error; null passes through. Lengths count characters.
+//! arrays and objects are a type error; null passes through, except that `append` and
+//! `prepend` treat it as "" (as Liquid does). Lengths count characters.
 
 use super::Args;
 use crate::template::error::{TemplateError, TemplateErrorKind};
@@ -48,15 +49,27 @@ pub(crate) fn strip(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> 
     with_text(v, args, |s| string(s.trim().to_string()))
 }
 
+/// The text of `v` with null as "" (`append`, `prepend`).
+fn text_or_empty(v: &Value, args: &Args<'_>) -> Result<String, TemplateError> {
+    if v.is_null() {
+        return Ok(String::new());
+    }
+    Ok(args.text(v)?.into_owned())
+}
+
 pub(crate) fn append(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
-    with_text(v, args, |s| string(format!("{s}{}", args.text_arg(0)?)))
+    let mut s = text_or_empty(v, args)?;
+    s.push_str(&args.text_arg(0)?);
+    string(s)
 }
 
 pub(crate) fn prepend(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
-    with_text(v, args, |s| string(format!("{}{s}", args.text_arg(0)?)))
+    let s = text_or_empty(v, args)?;
+    string(format!("{}{s}", args.text_arg(0)?))
 }
 
-/// Replaces every occurrence; an empty search string leaves the input unchanged.
+/// Replaces every occurrence; an empty search string leaves the input unchanged; the
+/// replacement defaults to "" (`replace: 'll'` deletes).
 pub(crate) fn replace(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
     with_text(v, args, |s| {
         let (from, to) = (args.text_arg(0)?, args.text_arg(1)?);
@@ -67,27 +80,40 @@ pub(crate) fn replace(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError
     })
 }
 
-/// Splits on every occurrence of the separator, keeping empty parts; an empty separator
-/// splits into characters.
+/// Splits as Ruby's `String#split` does: on every occurrence of the separator, dropping
+/// trailing empty parts (`"a,b,,"` gives `["a", "b"]`); a single space splits on runs of
+/// whitespace and ignores leading whitespace; an empty (or null) separator splits into
+/// characters.
 pub(crate) fn split(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
     with_text(v, args, |s| {
         let sep = args.text_arg(0)?;
-        let parts: Vec<Value> = if sep.is_empty() {
+        let mut parts: Vec<Value> = if sep.is_empty() {
             s.chars().map(|c| Value::String(c.to_string())).collect()
+        } else if sep == " " {
+            s.split_whitespace()
+                .map(|p| Value::String(p.to_string()))
+                .collect()
         } else {
             s.split(&*sep)
                 .map(|p| Value::String(p.to_string()))
                 .collect()
         };
+        while parts.last().is_some_and(|p| p.as_str() == Some("")) {
+            parts.pop();
+        }
         Ok(Value::Array(parts))
     })
 }
 
-/// `truncate: n, ellipsis?` keeps at most `n` characters *including* the ellipsis
-/// (default "..."), as Liquid does: "Ground control" | truncate: 8 → "Groun...".
+/// `truncate: n, ellipsis?` keeps at most `n` characters (default 50) *including* the
+/// ellipsis (default "..."), as Liquid does: "Ground control" | truncate: 8 → "Groun...".
 pub(crate) fn truncate(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
     with_text(v, args, |s| {
-        let n = args.int_arg(0)?;
+        let n = if args.get(0).is_some() {
+            args.int_arg(0)?
+        } else {
+            50
+        };
         let Ok(n) = usize::try_from(n) else {
             let msg = format!("filter 'truncate' expects a length of 0 or more, got {n}");
             return Err(args.error(TemplateErrorKind::FilterType, msg));
@@ -105,13 +131,15 @@ pub(crate) fn truncate(v: &Value, args: &Args<'_>) -> Result<Value, TemplateErro
     })
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters; a space becomes `%20`
-/// (not `+`), which is right in paths and query strings alike.
+/// Form-encodes as Ruby's `CGI.escape` (and so Liquid): RFC 3986 unreserved characters stay,
+/// a space becomes `+`, everything else is percent-encoded.
 pub(crate) fn url_encode(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
     with_text(v, args, |s| {
         let mut out = String::with_capacity(s.len());
         for b in s.bytes() {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            if b == b' ' {
+                out.push('+');
+            } else if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
                 out.push(char::from(b));
             } else {
                 out.push_str(&format!("%{b:02X}"));

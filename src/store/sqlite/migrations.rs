@@ -1,12 +1,13 @@
 //! Embedded, numbered migrations tracked by `PRAGMA user_version`, applied in
 //! one transaction. A file written by a newer flowctl is refused untouched.
 
-use super::StoreError;
+use crate::store::StoreError;
 use rusqlite::Connection;
 
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_initial.sql"),
     include_str!("migrations/002_connections.sql"),
+    include_str!("migrations/003_leases.sql"),
 ];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;

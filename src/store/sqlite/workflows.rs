@@ -1,26 +1,9 @@
 //! Workflows and their immutable versions.
 
-use super::{Result, Store, StoreError, from_json};
+use super::{SqliteStore, from_json};
+use crate::store::{ApplyOutcome, Result, StoreError, WorkflowApply, WorkflowRow};
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
-
-#[derive(Debug, Clone)]
-pub struct WorkflowRow {
-    pub id: String,
-    pub name: String,
-    pub status: String,
-    pub latest_version: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApplyOutcome {
-    pub version: i64,
-    pub status: String,
-    /// `created`, `updated` or `unchanged`
-    pub result: &'static str,
-}
 
 const COLUMNS: &str = "id, name, status, latest_version, created_at, updated_at";
 
@@ -35,17 +18,18 @@ fn row_to_workflow(r: &rusqlite::Row) -> rusqlite::Result<WorkflowRow> {
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// Store a new version when the canonical definition differs from the
     /// latest; a status given in the file is applied without a new version.
-    pub async fn apply_workflow(
-        &self,
-        id: String,
-        name: String,
-        definition: Value,
-        status: Option<&'static str>,
-        now: i64,
-    ) -> Result<ApplyOutcome> {
+    pub async fn apply_workflow(&self, apply: WorkflowApply) -> Result<ApplyOutcome> {
+        let WorkflowApply {
+            id,
+            name,
+            definition,
+            status,
+            concurrency,
+        } = apply;
+        let now = crate::time::now_ms();
         let canonical = definition.to_string();
         self.write(move |c| {
             let existing: Option<(i64, String)> = c
@@ -58,8 +42,8 @@ impl Store {
             let Some((latest, old_status)) = existing else {
                 let status = status.unwrap_or("active");
                 c.execute(
-                    "INSERT INTO workflows (id, name, status, latest_version, created_at, updated_at) VALUES (?1, ?2, ?3, 1, ?4, ?4)",
-                    params![id, name, status, now],
+                    "INSERT INTO workflows (id, name, status, latest_version, created_at, updated_at, concurrency) VALUES (?1, ?2, ?3, 1, ?4, ?4, ?5)",
+                    params![id, name, status, now, concurrency],
                 )?;
                 c.execute(
                     "INSERT INTO workflow_versions (workflow_id, version, definition, created_at) VALUES (?1, 1, ?2, ?3)",
@@ -83,8 +67,8 @@ impl Store {
             }
             if content_changed || new_status != old_status {
                 c.execute(
-                    "UPDATE workflows SET name = ?2, status = ?3, latest_version = ?4, updated_at = ?5 WHERE id = ?1",
-                    params![id, name, new_status, version, now],
+                    "UPDATE workflows SET name = ?2, status = ?3, latest_version = ?4, updated_at = ?5, concurrency = ?6 WHERE id = ?1",
+                    params![id, name, new_status, version, now, concurrency],
                 )?;
                 Ok(ApplyOutcome { version, status: new_status, result: "updated" })
             } else {
@@ -138,8 +122,8 @@ impl Store {
         &self,
         id: String,
         status: &'static str,
-        now: i64,
     ) -> Result<WorkflowRow> {
+        let now = crate::time::now_ms();
         self.write(move |c| {
             let n = c.execute(
                 "UPDATE workflows SET status = ?2, updated_at = ?3 WHERE id = ?1",

@@ -1,16 +1,8 @@
 //! API keys: stored only as SHA-256 hashes, looked up by hash.
 
-use super::{Result, Store, StoreError};
+use super::SqliteStore;
+use crate::store::{ApiKeyRow, NewApiKey, Result, StoreError};
 use rusqlite::{OptionalExtension, params};
-
-#[derive(Debug, Clone)]
-pub struct ApiKeyRow {
-    pub id: String,
-    pub name: String,
-    pub scopes: Vec<String>,
-    pub created_at: i64,
-    pub revoked_at: Option<i64>,
-}
 
 fn row_to_key(r: &rusqlite::Row) -> rusqlite::Result<ApiKeyRow> {
     let scopes: String = r.get(2)?;
@@ -27,19 +19,13 @@ fn row_to_key(r: &rusqlite::Row) -> rusqlite::Result<ApiKeyRow> {
     })
 }
 
-impl Store {
-    pub async fn create_api_key(
-        &self,
-        id: String,
-        name: String,
-        hash: String,
-        scopes: Vec<String>,
-        now: i64,
-    ) -> Result<()> {
+impl SqliteStore {
+    pub async fn create_api_key(&self, key: NewApiKey) -> Result<()> {
+        let now = crate::time::now_ms();
         self.write(move |c| {
             c.execute(
                 "INSERT INTO api_keys (id, name, key_hash, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, name, hash, scopes.join(","), now],
+                params![key.id, key.name, key.key_hash, key.scopes.join(","), now],
             )?;
             Ok(())
         })
@@ -69,7 +55,8 @@ impl Store {
         .await
     }
 
-    pub async fn revoke_api_key(&self, id: String, now: i64) -> Result<()> {
+    pub async fn revoke_api_key(&self, id: String) -> Result<()> {
+        let now = crate::time::now_ms();
         self.write(move |c| {
             let n = c.execute(
                 "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",

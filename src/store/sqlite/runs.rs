@@ -1,80 +1,30 @@
 //! Runs, their step results and idempotency keys. Every state change of a run
 //! is one job (one savepoint in a group-committed transaction).
 
-use super::{Result, Store, StoreError, from_json, to_json};
-pub use crate::engine::StepRecord;
+use super::{SqliteStore, from_json, to_json};
+use crate::engine::{RunError, RunStatus, StepRecord, StepStatus};
+use crate::store::{NewRun, Result, RunFilter, RunRow, StoreError, TriggerOutcome};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
-
-#[derive(Debug, Clone)]
-pub struct NewRun {
-    pub id: String,
-    pub workflow_id: String,
-    pub workflow_version: i64,
-    pub input: Value,
-    pub idempotency_key: Option<String>,
-    pub connection_id: Option<String>,
-    pub created_at: i64,
-    /// How long the idempotency key is remembered.
-    pub idempotency_ttl_ms: i64,
-}
-
-#[derive(Debug, Clone)]
-pub enum TriggerOutcome {
-    Created(RunRow),
-    Replayed(RunRow),
-}
-
-#[derive(Debug, Clone)]
-pub struct RunRow {
-    pub seq: i64,
-    pub id: String,
-    pub workflow_id: String,
-    pub workflow_version: i64,
-    pub status: String,
-    pub input: Value,
-    pub output: Value,
-    pub error: Value,
-    pub idempotency_key: Option<String>,
-    pub connection_id: Option<String>,
-    pub created_at: i64,
-    pub started_at: Option<i64>,
-    pub completed_at: Option<i64>,
-    pub cancel_requested: bool,
-    pub steps: Vec<StepRecord>,
-}
-
-impl RunRow {
-    pub fn is_finished(&self) -> bool {
-        matches!(
-            self.status.as_str(),
-            "completed" | "failed" | "cancelled" | "timed_out"
-        )
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct RunFilter {
-    pub workflow_id: Option<String>,
-    pub status: Option<String>,
-    pub before_seq: Option<i64>,
-    pub limit: usize,
-}
 
 pub(super) const RUN_COLUMNS: &str = "seq, id, workflow_id, workflow_version, status, input, output, error, \
      idempotency_key, connection_id, created_at, started_at, completed_at, cancel_requested";
 
-pub(super) fn row_to_run(r: &rusqlite::Row) -> rusqlite::Result<(RunRow, [Option<String>; 3])> {
+/// A run row with its undecoded text columns (status, input, output,
+/// error): decoding happens off the writer thread.
+pub(super) type RawRun = (RunRow, String, [Option<String>; 3]);
+
+pub(super) fn row_to_run(r: &rusqlite::Row) -> rusqlite::Result<RawRun> {
     Ok((
         RunRow {
             seq: r.get(0)?,
             id: r.get(1)?,
             workflow_id: r.get(2)?,
             workflow_version: r.get(3)?,
-            status: r.get(4)?,
+            status: RunStatus::Pending,
             input: Value::Null,
             output: Value::Null,
-            error: Value::Null,
+            error: None,
             idempotency_key: r.get(8)?,
             connection_id: r.get(9)?,
             created_at: r.get(10)?,
@@ -83,17 +33,29 @@ pub(super) fn row_to_run(r: &rusqlite::Row) -> rusqlite::Result<(RunRow, [Option
             cancel_requested: r.get::<_, i64>(13)? != 0,
             steps: vec![],
         },
+        r.get(4)?,
         [r.get(5)?, r.get(6)?, r.get(7)?],
     ))
 }
 
-pub(super) fn decode(
-    (mut run, [input, output, error]): (RunRow, [Option<String>; 3]),
-) -> Result<RunRow> {
+pub(super) fn decode((mut run, status, [input, output, error]): RawRun) -> Result<RunRow> {
+    run.status = RunStatus::parse(&status)
+        .ok_or_else(|| StoreError::Decode(format!("unknown run status '{status}'")))?;
     run.input = from_json(input)?;
     run.output = from_json(output)?;
-    run.error = from_json(error)?;
+    run.error = decode_error(error)?;
     Ok(run)
+}
+
+pub(super) fn decode_error(text: Option<String>) -> Result<Option<RunError>> {
+    match text {
+        None => Ok(None),
+        Some(t) => Ok(Some(serde_json::from_str(&t)?)),
+    }
+}
+
+pub(super) fn encode_error(e: &Option<RunError>) -> Option<String> {
+    e.as_ref().and_then(|e| serde_json::to_string(e).ok())
 }
 
 pub(super) fn load_steps(c: &Connection, seq: i64) -> Result<Vec<StepRecord>> {
@@ -122,14 +84,14 @@ pub(super) fn load_steps(c: &Connection, seq: i64) -> Result<Vec<StepRecord>> {
             Some(w) => serde_json::from_str(&w)?,
             None => vec![],
         };
-        let status = crate::engine::StepStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown step status '{status}'")))?;
+        let status = StepStatus::parse(&status)
+            .ok_or_else(|| StoreError::Decode(format!("unknown step status '{status}'")))?;
         out.push(StepRecord {
             idx: idx as usize,
             step_id,
             status,
             output: from_json(output)?,
-            error: from_json(error)?,
+            error: decode_error(error)?,
             warnings,
             attempts,
             started_at,
@@ -156,18 +118,19 @@ pub(super) fn opt_json(v: &Value) -> Option<String> {
     (!v.is_null()).then(|| to_json(v))
 }
 
-impl Store {
+impl SqliteStore {
     /// Insert a run, or return the run an unexpired idempotency key already
     /// names. Race-free: the check and the insert share one writer transaction.
     pub async fn create_run(&self, new: NewRun) -> Result<TriggerOutcome> {
         let input_json = to_json(&new.input);
+        let created_at = crate::time::now_ms();
         self.write(move |c| {
             if let Some(key) = &new.idempotency_key {
                 let existing: Option<String> = c
                     .prepare_cached(
                         "SELECT run_id FROM idempotency_keys WHERE workflow_id = ?1 AND key = ?2 AND expires_at > ?3",
                     )?
-                    .query_row(params![new.workflow_id, key, new.created_at], |r| r.get(0))
+                    .query_row(params![new.workflow_id, key, created_at], |r| r.get(0))
                     .optional()?;
                 if let Some(run_id) = existing
                     && let Some(run) = run_by_id(c, &run_id, false)?
@@ -177,7 +140,7 @@ impl Store {
                 c.prepare_cached(
                     "INSERT OR REPLACE INTO idempotency_keys (workflow_id, key, run_id, expires_at) VALUES (?1, ?2, ?3, ?4)",
                 )?
-                .execute(params![new.workflow_id, key, new.id, new.created_at + new.idempotency_ttl_ms])?;
+                .execute(params![new.workflow_id, key, new.id, created_at + new.idempotency_ttl_ms])?;
             }
             c.prepare_cached(
                 "INSERT INTO runs (id, workflow_id, workflow_version, status, input, idempotency_key, connection_id, created_at, not_before) \
@@ -190,20 +153,20 @@ impl Store {
                 input_json,
                 new.idempotency_key,
                 new.connection_id,
-                new.created_at
+                created_at
             ])?;
             Ok(TriggerOutcome::Created(RunRow {
                 seq: c.last_insert_rowid(),
                 id: new.id,
                 workflow_id: new.workflow_id,
                 workflow_version: new.workflow_version,
-                status: "pending".into(),
+                status: RunStatus::Pending,
                 input: new.input,
                 output: Value::Null,
-                error: Value::Null,
+                error: None,
                 idempotency_key: new.idempotency_key,
                 connection_id: new.connection_id,
-                created_at: new.created_at,
+                created_at,
                 started_at: None,
                 completed_at: None,
                 cancel_requested: false,
@@ -220,13 +183,14 @@ impl Store {
 
     /// Newest first; `before_seq` is the cursor of the previous page.
     pub async fn list_runs(&self, f: RunFilter) -> Result<Vec<RunRow>> {
+        let status = f.status.map(RunStatus::as_str);
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR workflow_id = ?1) AND (?2 IS NULL OR status = ?2) \
                  AND (?3 IS NULL OR seq < ?3) ORDER BY seq DESC LIMIT ?4"
             ))?;
             let rows = stmt.query_map(
-                params![f.workflow_id, f.status, f.before_seq, f.limit as i64],
+                params![f.workflow_id, status, f.before_seq, f.limit as i64],
                 row_to_run,
             )?;
             rows.map(|r| decode(r?)).collect()
@@ -234,23 +198,34 @@ impl Store {
         .await
     }
 
-    /// Cancel: a run no worker has started (queued, parked, or claimed but
-    /// still pending) ends now; a running one is flagged and its worker stops it
-    /// before its next step. Finished runs are left as they are.
-    pub async fn cancel_run(&self, id: String, now: i64) -> Result<RunRow> {
+    /// Cancel, recorded in the store: a run no worker executes (queued,
+    /// parked, or claimed but still pending) ends now; a claimed running one
+    /// is flagged, and its holder's next commit answers `Cancelled`.
+    /// Finished runs are left as they are.
+    pub async fn cancel_run(&self, id: String) -> Result<RunRow> {
+        let now = crate::time::now_ms();
+        let error = encode_error(&Some(RunError::cancelled()));
         self.write(move |c| {
             let run = run_by_id(c, &id, false)?.ok_or(StoreError::NotFound("run"))?;
             if !run.is_finished() {
-                let error = serde_json::json!({"code": "CANCELLED", "message": "Run was cancelled"}).to_string();
-                c.execute(
-                    "UPDATE runs SET status = 'cancelled', error = ?2, completed_at = ?3, ready = 0 \
+                let ended = c.execute(
+                    "UPDATE runs SET status = 'cancelled', error = ?2, completed_at = ?3, ready = 0, \
+                     lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
                      WHERE seq = ?1 AND (ready = 1 OR status = 'pending')",
                     params![run.seq, error, now],
                 )?;
-                c.execute(
-                    "UPDATE runs SET cancel_requested = 1 WHERE seq = ?1 AND status = 'running' AND ready = 0",
-                    params![run.seq],
-                )?;
+                if ended > 0 {
+                    c.execute(
+                        "UPDATE steps SET status = 'skipped' WHERE run_seq = ?1 \
+                         AND status NOT IN ('completed', 'failed', 'skipped')",
+                        [run.seq],
+                    )?;
+                } else {
+                    c.execute(
+                        "UPDATE runs SET cancel_requested = 1 WHERE seq = ?1 AND status = 'running'",
+                        params![run.seq],
+                    )?;
+                }
             }
             run_by_id(c, &id, true)?.ok_or(StoreError::NotFound("run"))
         })
@@ -260,7 +235,8 @@ impl Store {
     /// Delete up to `batch` finished runs older than `cutoff` and expired
     /// idempotency keys; returns how many runs went. Small batches keep the
     /// writer free for triggers.
-    pub async fn purge(&self, cutoff: i64, now: i64, batch: usize) -> Result<usize> {
+    pub async fn purge(&self, cutoff: i64, batch: usize) -> Result<usize> {
+        let now = crate::time::now_ms();
         self.write(move |c| {
             c.execute(
                 "DELETE FROM idempotency_keys WHERE (workflow_id, key) IN \
@@ -275,11 +251,18 @@ impl Store {
         .await
     }
 
-    pub async fn count_runs_by_status(&self) -> Result<Vec<(String, i64)>> {
+    pub async fn count_runs_by_status(&self) -> Result<Vec<(RunStatus, i64)>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached("SELECT status, COUNT(*) FROM runs GROUP BY status")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
+            let mut out = vec![];
+            for row in rows {
+                let (status, n) = row?;
+                let status = RunStatus::parse(&status)
+                    .ok_or_else(|| StoreError::Decode(format!("unknown run status '{status}'")))?;
+                out.push((status, n));
+            }
+            Ok(out)
         })
         .await
     }

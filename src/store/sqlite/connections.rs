@@ -1,46 +1,10 @@
 //! Connections: stored credentials. The secret column holds ciphertext made
 //! by the caller; this module never sees a secret in clear.
 
-use super::{Result, Store, StoreError, from_json, to_json};
+use super::{SqliteStore, from_json, to_json};
+use crate::store::{ConnectionRow, ConnectionWrite, Result, StoreError};
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
-
-#[derive(Debug, Clone)]
-pub struct ConnectionRow {
-    pub id: String,
-    pub provider: String,
-    pub name: String,
-    pub status: String,
-    pub is_default: bool,
-    pub config: Value,
-    pub secret: Option<Vec<u8>>,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-impl ConnectionRow {
-    /// What connection resolution (docs/workflows.md, "Connections") needs to know of this row.
-    pub fn as_ref(&self) -> crate::engine::ConnectionRef<'_> {
-        crate::engine::ConnectionRef {
-            id: &self.id,
-            provider: &self.provider,
-            active: self.status == "active",
-            is_default: self.is_default,
-        }
-    }
-}
-
-/// What a create/update writes; `secret: None` keeps a stored secret.
-#[derive(Debug, Clone)]
-pub struct ConnectionWrite {
-    pub id: String,
-    pub provider: String,
-    pub name: String,
-    pub status: String,
-    pub is_default: bool,
-    pub config: Value,
-    pub secret: Option<Vec<u8>>,
-}
 
 const COLUMNS: &str =
     "id, provider, name, status, is_default, config, secret, created_at, updated_at";
@@ -67,14 +31,11 @@ fn decode((mut c, config): (ConnectionRow, String)) -> Result<ConnectionRow> {
     Ok(c)
 }
 
-impl Store {
+impl SqliteStore {
     /// Create, or replace the connection with this id (`true` = created).
     /// Setting `default` clears the provider's other default in the same commit.
-    pub async fn put_connection(
-        &self,
-        w: ConnectionWrite,
-        now: i64,
-    ) -> Result<(ConnectionRow, bool)> {
+    pub async fn put_connection(&self, w: ConnectionWrite) -> Result<(ConnectionRow, bool)> {
+        let now = crate::time::now_ms();
         self.write(move |c| {
             let existing: Option<String> = c
                 .query_row("SELECT provider FROM connections WHERE id = ?1", [&w.id], |r| r.get(0))

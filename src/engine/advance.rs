@@ -1,0 +1,417 @@
+//! `advance`: the whole run lifecycle as one pure function,
+//! `(definition, &RunState, Event, now, jitter) -> Transition { state, effect }`.
+//! It owns step order, `if`, transforms, `wait` steps, retries and backoff,
+//! step and run timeouts (also while parked), cancel, skipping the rest after
+//! a failure, and the run's output. The worker only performs the effect and
+//! commits the state; it decides nothing.
+
+use super::{
+    FailureDecision, Next, Prepared, RunError, RunFacts, RunStatus, Scope, StepRecord, StepStatus,
+    next, on_step_error, prepare, run_output, transform_output,
+};
+use crate::time::{parse_rfc3339, rfc3339};
+use crate::workflow::{CompiledWorkflow, StepKind};
+use serde_json::{Value, json};
+
+/// Everything the rules need to know about one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunState {
+    pub run_id: String,
+    pub workflow_id: String,
+    pub workflow_version: i64,
+    pub input: Value,
+    pub status: RunStatus,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
+    /// One record per step of the definition, in order (blank = pending).
+    pub steps: Vec<StepRecord>,
+    pub output: Value,
+    pub error: Option<RunError>,
+    /// Set when the run is parked: due again at this time.
+    pub park_until: Option<i64>,
+    /// A cancel recorded in the store before this claim.
+    pub cancel_requested: bool,
+}
+
+impl RunState {
+    /// The state of a stored run, with a blank record for every step that
+    /// has none yet.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        wf: &CompiledWorkflow,
+        run_id: String,
+        workflow_version: i64,
+        input: Value,
+        status: RunStatus,
+        started_at: Option<i64>,
+        cancel_requested: bool,
+        records: Vec<StepRecord>,
+    ) -> RunState {
+        let mut steps: Vec<StepRecord> = wf
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| StepRecord::blank(i, &s.id))
+            .collect();
+        for r in records {
+            if let Some(slot) = steps.get_mut(r.idx) {
+                *slot = r;
+            }
+        }
+        RunState {
+            run_id,
+            workflow_id: wf.id.clone(),
+            workflow_version,
+            input,
+            status,
+            started_at,
+            completed_at: None,
+            steps,
+            output: Value::Null,
+            error: None,
+            park_until: None,
+            cancel_requested,
+        }
+    }
+
+    /// When the run's `timeoutMs` runs out, once it has started.
+    pub fn deadline(&self, wf: &CompiledWorkflow) -> Option<i64> {
+        let limit = i64::try_from(wf.timeout_ms?).unwrap_or(i64::MAX);
+        Some(self.started_at?.saturating_add(limit))
+    }
+}
+
+impl StepRecord {
+    pub fn blank(idx: usize, step_id: &str) -> StepRecord {
+        StepRecord {
+            idx,
+            step_id: step_id.into(),
+            status: StepStatus::Pending,
+            output: Value::Null,
+            error: None,
+            warnings: vec![],
+            attempts: 0,
+            started_at: None,
+            completed_at: None,
+        }
+    }
+}
+
+/// Something that happened to a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A worker holds the run: it is new, due after a park, or resumed after
+    /// its previous holder died.
+    Claimed,
+    StepSucceeded {
+        idx: usize,
+        output: Value,
+    },
+    StepFailed {
+        idx: usize,
+        error: RunError,
+        retryable: bool,
+        retry_after_ms: Option<u64>,
+    },
+    /// A cancel was recorded (answered by the store, or signalled).
+    CancelRequested,
+    /// The run's stored definition cannot be loaded or no longer compiles.
+    DefinitionUnavailable,
+}
+
+/// What the worker must do next. One per transition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Commit the state, then run this action step with this time limit and
+    /// report `StepSucceeded` or `StepFailed`.
+    Execute {
+        idx: usize,
+        config: Value,
+        timeout_ms: u64,
+    },
+    /// Commit the state with the run back in the queue, due at `until`.
+    Park { until: i64 },
+    /// Commit the final state; the run is over.
+    Finish { status: RunStatus },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub state: RunState,
+    pub effect: Effect,
+}
+
+/// Stands in for a definition that cannot be loaded, so the run can still
+/// be finished (with `Event::DefinitionUnavailable`).
+pub fn placeholder_workflow(id: &str) -> CompiledWorkflow {
+    CompiledWorkflow {
+        id: id.into(),
+        name: id.into(),
+        status: None,
+        definition: Value::Null,
+        steps: vec![],
+        output: None,
+        variables: Value::Null,
+        input_schema: None,
+        timeout_ms: None,
+        concurrency: None,
+    }
+}
+
+/// Apply `event` to `state` and run every pure step that follows, up to the
+/// next action, park or finish.
+pub fn advance(
+    wf: &CompiledWorkflow,
+    state: &RunState,
+    event: Event,
+    now: i64,
+    jitter: f64,
+) -> Transition {
+    let mut s = state.clone();
+    s.park_until = None;
+    if s.status.is_terminal() {
+        // Nothing happens to a finished run.
+        let status = s.status;
+        return Transition {
+            state: s,
+            effect: Effect::Finish { status },
+        };
+    }
+    s.started_at.get_or_insert(now);
+    s.status = RunStatus::Running;
+    let deadline = s.deadline(wf);
+    match event {
+        Event::Claimed if s.cancel_requested => return finish_cancelled(wf, s, now),
+        Event::Claimed => {}
+        Event::CancelRequested => return finish_cancelled(wf, s, now),
+        Event::DefinitionUnavailable => {
+            let error = RunError::internal("the run's workflow version cannot be loaded");
+            return finish(wf, s, RunStatus::Failed, Some(error), now);
+        }
+        Event::StepSucceeded { idx, output } => {
+            if let Some(rec) = s.steps.get_mut(idx) {
+                rec.status = StepStatus::Completed;
+                rec.output = output;
+                rec.error = None;
+                rec.completed_at = Some(now);
+            }
+        }
+        Event::StepFailed {
+            idx,
+            error,
+            retryable,
+            retry_after_ms,
+        } => {
+            if let (Some(rec), Some(step)) = (s.steps.get_mut(idx), wf.steps.get(idx)) {
+                rec.error = Some(error);
+                let past_deadline = deadline.is_some_and(|d| now >= d);
+                let decision = if past_deadline {
+                    FailureDecision::FailRun
+                } else {
+                    let attempts = u32::try_from(rec.attempts).unwrap_or(u32::MAX);
+                    on_step_error(
+                        step,
+                        attempts,
+                        retryable,
+                        retry_after_ms,
+                        now,
+                        deadline,
+                        jitter,
+                    )
+                };
+                match decision {
+                    FailureDecision::RetryAt(at) => {
+                        rec.status = StepStatus::Retrying;
+                        return park(s, at);
+                    }
+                    FailureDecision::Continue | FailureDecision::FailRun => {
+                        rec.status = StepStatus::Failed;
+                        rec.completed_at = Some(now);
+                    }
+                }
+            }
+        }
+    }
+    drive(wf, s, now, deadline)
+}
+
+/// Settle pure steps in order until something needs the outside world.
+fn drive(wf: &CompiledWorkflow, mut s: RunState, now: i64, deadline: Option<i64>) -> Transition {
+    let now_text = rfc3339(now);
+    let started_text = rfc3339(s.started_at.unwrap_or(now));
+    loop {
+        if deadline.is_some_and(|d| now >= d) {
+            let limit = wf.timeout_ms.unwrap_or(0);
+            return finish(
+                wf,
+                s,
+                RunStatus::TimedOut,
+                Some(RunError::run_timeout(limit)),
+                now,
+            );
+        }
+        let facts = RunFacts {
+            run_id: &s.run_id,
+            workflow_id: &s.workflow_id,
+            workflow_name: &wf.name,
+            workflow_version: s.workflow_version,
+            started_at: &started_text,
+            input: &s.input,
+        };
+        let scope = Scope::new(&facts, &s.steps);
+        let i = match next(wf, &s.steps) {
+            Next::Finish => {
+                let ctx = scope.context(&s.input, &wf.variables, &now_text);
+                return match run_output(wf, &s.steps, &ctx) {
+                    Ok((output, _)) => {
+                        s.output = output;
+                        finish(wf, s, RunStatus::Completed, None, now)
+                    }
+                    Err(error) => finish(wf, s, RunStatus::Failed, Some(error), now),
+                };
+            }
+            Next::Fail(i) => {
+                let error = RunError::step_failed(&s.steps[i].step_id, s.steps[i].error.as_ref());
+                return finish(wf, s, RunStatus::Failed, Some(error), now);
+            }
+            Next::Step(i) => i,
+        };
+        let step = &wf.steps[i];
+        let prepared = prepare(step, &scope.context(&s.input, &wf.variables, &now_text));
+        drop(scope);
+        let rec = &mut s.steps[i];
+        rec.started_at.get_or_insert(now);
+        match prepared {
+            Prepared::Skip { warnings } => {
+                rec.status = StepStatus::Skipped;
+                rec.warnings = warnings;
+                rec.completed_at = Some(now);
+            }
+            Prepared::TemplateFailed { error } => {
+                rec.attempts += 1;
+                rec.status = StepStatus::Failed;
+                rec.error = Some(error);
+                rec.completed_at = Some(now);
+            }
+            Prepared::Execute { config, warnings } => {
+                rec.warnings = warnings;
+                match &step.kind {
+                    StepKind::Transform => {
+                        rec.attempts += 1;
+                        rec.status = StepStatus::Completed;
+                        rec.output = transform_output(&config);
+                        rec.completed_at = Some(now);
+                    }
+                    StepKind::Wait => {
+                        if let Some(until) = wait_step(rec, &config, now) {
+                            // A parked run still times out on time.
+                            let until = deadline.map_or(until, |d| until.min(d));
+                            return park(s, until);
+                        }
+                    }
+                    StepKind::Action(_) => {
+                        // The attempt is on record before its side effect starts.
+                        rec.attempts += 1;
+                        rec.status = StepStatus::Running;
+                        rec.error = None;
+                        let left = deadline.map_or(u64::MAX, |d| (d - now).max(1) as u64);
+                        return Transition {
+                            state: s,
+                            effect: Effect::Execute {
+                                idx: i,
+                                config,
+                                timeout_ms: step.timeout_ms.min(left),
+                            },
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A wait step: settle it when due (`None`), else mark it waiting and
+/// return when it is due. The due time is fixed at its first start.
+fn wait_step(rec: &mut StepRecord, config: &Value, now: i64) -> Option<i64> {
+    let started = rec.started_at.unwrap_or(now);
+    let due = if rec.status == StepStatus::Waiting {
+        rec.output
+            .get("resumeAt")
+            .and_then(Value::as_str)
+            .and_then(parse_rfc3339)
+    } else {
+        match (
+            config.get("durationMs").and_then(Value::as_u64),
+            config.get("until"),
+        ) {
+            (Some(ms), _) => Some(started.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX))),
+            (None, Some(Value::String(s))) => parse_rfc3339(s),
+            _ => None,
+        }
+    };
+    let Some(due) = due else {
+        rec.attempts += 1;
+        rec.status = StepStatus::Failed;
+        rec.error = Some(RunError::invalid_config(format!(
+            "step '{}': wait needs durationMs (milliseconds) or until (RFC 3339)",
+            rec.step_id
+        )));
+        rec.completed_at = Some(now);
+        return None;
+    };
+    if due <= now {
+        rec.attempts = rec.attempts.max(1);
+        rec.status = StepStatus::Completed;
+        rec.output = json!({"waitedMs": now - started});
+        rec.completed_at = Some(now);
+        return None;
+    }
+    rec.status = StepStatus::Waiting;
+    rec.output = json!({"resumeAt": rfc3339(due)});
+    Some(due)
+}
+
+fn park(mut s: RunState, until: i64) -> Transition {
+    s.park_until = Some(until);
+    Transition {
+        state: s,
+        effect: Effect::Park { until },
+    }
+}
+
+fn finish_cancelled(wf: &CompiledWorkflow, s: RunState, now: i64) -> Transition {
+    finish(
+        wf,
+        s,
+        RunStatus::Cancelled,
+        Some(RunError::cancelled()),
+        now,
+    )
+}
+
+/// End the run; a run that ends early leaves no step looking as if it
+/// might still run.
+fn finish(
+    wf: &CompiledWorkflow,
+    mut s: RunState,
+    status: RunStatus,
+    error: Option<RunError>,
+    now: i64,
+) -> Transition {
+    if status != RunStatus::Completed {
+        for rec in s.steps.iter_mut().take(wf.steps.len()) {
+            if !rec.status.is_settled() {
+                rec.status = StepStatus::Skipped;
+            }
+        }
+        s.output = Value::Null;
+    }
+    s.status = status;
+    s.error = error;
+    s.completed_at = Some(now);
+    s.park_until = None;
+    Transition {
+        state: s,
+        effect: Effect::Finish { status },
+    }
+}

@@ -1,0 +1,300 @@
+//! The run queue and the lease protocol in SQL. Queue states are columns:
+//! `ready = 1` queued (due at `not_before`); `ready = 0` with a lease
+//! claimed (`lease_owner`, `lease_until`, `lease_token`); `ready = 0` with a
+//! terminal status finished. Every write for a claimed run is fenced by
+//! `lease_token`, which grows on each claim, expiry and release.
+
+use super::SqliteStore;
+use super::runs::{RUN_COLUMNS, RawRun, decode, encode_error, load_steps, opt_json, row_to_run};
+use crate::engine::{RunStatus, StepRecord};
+use crate::store::{Claim, ClaimRef, CommitOutcome, HeartbeatReport, Result, RunWrite};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
+
+/// A step record as its columns, serialized before it reaches the writer.
+struct StepRow {
+    idx: i64,
+    step_id: String,
+    status: &'static str,
+    output: Option<String>,
+    error: Option<String>,
+    warnings: Option<String>,
+    attempts: i64,
+    started_at: Option<i64>,
+    completed_at: Option<i64>,
+}
+
+impl From<&StepRecord> for StepRow {
+    fn from(s: &StepRecord) -> StepRow {
+        StepRow {
+            idx: s.idx as i64,
+            step_id: s.step_id.clone(),
+            status: s.status.as_str(),
+            output: opt_json(&s.output),
+            error: encode_error(&s.error),
+            warnings: (!s.warnings.is_empty())
+                .then(|| serde_json::to_string(&s.warnings).unwrap_or_default()),
+            attempts: s.attempts,
+            started_at: s.started_at,
+            completed_at: s.completed_at,
+        }
+    }
+}
+
+/// Workflows whose `concurrency` cap is reached: their queued runs wait.
+/// Parked runs are `ready = 1`, so they never count.
+fn in_flight_caps(c: &Connection) -> Result<HashMap<String, i64>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT w.id, w.concurrency - (SELECT COUNT(*) FROM runs r WHERE r.workflow_id = w.id \
+         AND r.ready = 0 AND r.lease_until IS NOT NULL) FROM workflows w WHERE w.concurrency IS NOT NULL",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn pick(c: &Connection, now: i64, limit: usize) -> Result<Vec<RawRun>> {
+    let mut left = in_flight_caps(c)?;
+    let full: Vec<&String> = left
+        .iter()
+        .filter(|(_, n)| **n <= 0)
+        .map(|(k, _)| k)
+        .collect();
+    let picked = if full.is_empty() {
+        c.prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE ready = 1 AND not_before <= ?1 \
+             ORDER BY not_before, seq LIMIT ?2"
+        ))?
+        .query_map(params![now, limit as i64], row_to_run)?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+    } else {
+        let full = serde_json::to_string(&full)?;
+        c.prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE ready = 1 AND not_before <= ?1 \
+             AND workflow_id NOT IN (SELECT value FROM json_each(?3)) \
+             ORDER BY not_before, seq LIMIT ?2"
+        ))?
+        .query_map(params![now, limit as i64, full], row_to_run)?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    // Within one batch, a capped workflow gets at most what it has left;
+    // the rest stays queued in order.
+    Ok(picked
+        .into_iter()
+        .filter(|(run, _, _)| match left.get_mut(&run.workflow_id) {
+            None => true,
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            Some(_) => false,
+        })
+        .collect())
+}
+
+impl SqliteStore {
+    pub async fn claim(&self, owner: String, limit: usize, lease_ms: i64) -> Result<Vec<Claim>> {
+        let now = crate::time::now_ms();
+        let lease_until = now + lease_ms;
+        let claimed = self
+            .write(move |c| {
+                let picked = pick(c, now, limit)?;
+                let mut mark = c.prepare_cached(
+                    "UPDATE runs SET ready = 0, lease_owner = ?2, lease_until = ?3, \
+                     lease_token = lease_token + 1 WHERE seq = ?1 RETURNING lease_token",
+                )?;
+                let mut out = Vec::with_capacity(picked.len());
+                for (mut run, status, json) in picked {
+                    let token: i64 =
+                        mark.query_row(params![run.seq, owner, lease_until], |r| r.get(0))?;
+                    // Only a run that started before can have step results to resume from.
+                    if run.started_at.is_some() {
+                        run.steps = load_steps(c, run.seq)?;
+                    }
+                    out.push(((run, status, json), token));
+                }
+                Ok(out)
+            })
+            .await?;
+        // JSON is decoded here, off the single writer thread.
+        claimed
+            .into_iter()
+            .map(|(raw, token)| {
+                Ok(Claim {
+                    run: decode(raw)?,
+                    token,
+                    lease_until,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn commit(&self, claim: ClaimRef, w: RunWrite) -> Result<CommitOutcome> {
+        let rows: Vec<StepRow> = w.steps.iter().map(StepRow::from).collect();
+        let output = opt_json(&w.output);
+        let error = encode_error(&w.error);
+        let status = w.status.as_str();
+        let terminal = w.status.is_terminal();
+        let cancelling = w.status == RunStatus::Cancelled;
+        self.write(move |c| {
+            // One mapping from the engine's state to the queue columns.
+            let (ready, not_before_park, keep_lease) = match (terminal, w.park_until) {
+                (true, _) => (0, None, false),
+                (false, Some(at)) => (1, Some(at), false),
+                (false, None) => (0, None, true),
+            };
+            let n = c
+                .prepare_cached(
+                    "UPDATE runs SET status = ?3, started_at = COALESCE(started_at, ?4), completed_at = ?5, \
+                     output = ?6, error = ?7, ready = ?8, not_before = COALESCE(?9, not_before), \
+                     lease_until = CASE WHEN ?10 THEN lease_until END, \
+                     lease_owner = CASE WHEN ?10 THEN lease_owner END \
+                     WHERE seq = ?1 AND lease_token = ?2 AND ready = 0 \
+                     AND status IN ('pending', 'running') AND (cancel_requested = 0 OR ?11)",
+                )?
+                .execute(params![
+                    claim.seq,
+                    claim.token,
+                    status,
+                    w.started_at,
+                    w.completed_at,
+                    output,
+                    error,
+                    ready,
+                    not_before_park,
+                    keep_lease,
+                    cancelling
+                ])?;
+            if n == 0 {
+                let now: Option<(i64, i64, String, i64)> = c
+                    .prepare_cached(
+                        "SELECT lease_token, ready, status, cancel_requested FROM runs WHERE seq = ?1",
+                    )?
+                    .query_row([claim.seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                    .optional()?;
+                return Ok(match now {
+                    Some((token, 0, status, 1))
+                        if token == claim.token && matches!(status.as_str(), "pending" | "running") =>
+                    {
+                        CommitOutcome::Cancelled
+                    }
+                    _ => CommitOutcome::LeaseLost,
+                });
+            }
+            let mut put = c.prepare_cached(
+                "INSERT OR REPLACE INTO steps (run_seq, idx, step_id, status, output, error, warnings, attempts, started_at, completed_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            for r in &rows {
+                put.execute(params![
+                    claim.seq,
+                    r.idx,
+                    r.step_id,
+                    r.status,
+                    r.output,
+                    r.error,
+                    r.warnings,
+                    r.attempts,
+                    r.started_at,
+                    r.completed_at
+                ])?;
+            }
+            Ok(CommitOutcome::Saved)
+        })
+        .await
+    }
+
+    pub async fn heartbeat(
+        &self,
+        owner: String,
+        claims: Vec<ClaimRef>,
+        lease_ms: i64,
+    ) -> Result<HeartbeatReport> {
+        let lease_until = crate::time::now_ms() + lease_ms;
+        self.write(move |c| {
+            let mut renew = c.prepare_cached(
+                "UPDATE runs SET lease_until = ?4 WHERE seq = ?1 AND lease_token = ?2 \
+                 AND lease_owner = ?3 AND ready = 0 AND status IN ('pending', 'running') \
+                 RETURNING cancel_requested",
+            )?;
+            let mut report = HeartbeatReport {
+                lease_until,
+                ..Default::default()
+            };
+            for claim in claims {
+                match renew
+                    .query_row(params![claim.seq, claim.token, owner, lease_until], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                    .optional()?
+                {
+                    None => report.lost.push(claim),
+                    Some(1) => report.cancelled.push(claim),
+                    Some(_) => {}
+                }
+            }
+            Ok(report)
+        })
+        .await
+    }
+
+    pub async fn release(&self, claims: Vec<ClaimRef>) -> Result<()> {
+        self.write(move |c| {
+            let mut stmt = c.prepare_cached(
+                "UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
+                 WHERE seq = ?1 AND lease_token = ?2 AND ready = 0 AND status IN ('pending', 'running')",
+            )?;
+            for claim in claims {
+                stmt.execute(params![claim.seq, claim.token])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn sweep_expired(&self) -> Result<usize> {
+        let now = crate::time::now_ms();
+        self.write(move |c| {
+            Ok(c.prepare_cached(
+                "UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
+                 WHERE ready = 0 AND lease_until IS NOT NULL AND lease_until < ?1 AND status IN ('pending', 'running')",
+            )?
+            .execute([now])?)
+        })
+        .await
+    }
+
+    /// Start-up recovery for a server holding the file lock: no other
+    /// process can hold a lease, so every claimed run goes back to the queue
+    /// at once instead of after its lease.
+    pub async fn requeue_all_claimed(&self) -> Result<usize> {
+        self.write(|c| {
+            Ok(c.execute(
+                "UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
+                 WHERE ready = 0 AND status IN ('pending', 'running')",
+                [],
+            )?)
+        })
+        .await
+    }
+
+    pub async fn next_due(&self) -> Result<Option<i64>> {
+        self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT MIN(not_before) FROM runs WHERE ready = 1")?
+                    .query_row([], |r| r.get(0))?,
+            )
+        })
+        .await
+    }
+
+    pub async fn queue_depth(&self) -> Result<i64> {
+        let now = crate::time::now_ms();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT COUNT(*) FROM runs WHERE ready = 1 AND not_before <= ?1")?
+                    .query_row([now], |r| r.get(0))?,
+            )
+        })
+        .await
+    }
+}
