@@ -7,7 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 host=$(rustc -vV | sed -n 's/^host: //p')
-RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+# getrandom would look its libc function up with dlsym, which a static binary
+# cannot, and fall back to /dev/urandom (absent in an empty root): call it directly.
+RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static --cfg getrandom_backend=\"linux_getrandom\"" \
     cargo build --release --locked --target "$host" "$@" >&2
 install -d target/release
 cp -f "target/$host/release/flowctl" target/release/flowctl.tmp

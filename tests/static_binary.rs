@@ -37,8 +37,19 @@ fn static_binary() -> Option<PathBuf> {
     }
 }
 
+/// `chroot` by its full path: the command's environment is cleared below.
+fn chroot_program() -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|d| d.join("chroot"))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("chroot"))
+}
+
 fn in_chroot(root: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new("chroot");
+    let mut cmd = Command::new(chroot_program());
     cmd.arg(root)
         .arg("/flowctl")
         .args(args)
