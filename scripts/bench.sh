@@ -51,7 +51,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 log "building the release binary"
-cargo build --release --locked >&2
+scripts/build-release.sh # static, at target/release/flowctl
 BIN=$ROOT/target/release/flowctl
 
 # ---------------------------------------------------------------- cleanup
@@ -77,7 +77,7 @@ CREDS=$XDG_CONFIG_HOME/flowctl/credentials.json
 RESULTS=$TMP/results.jsonl
 : >"$RESULTS"
 
-# Rate-limit flags (SPEC §7) if this build has them.
+# Rate-limit flags (docs/cli.md) if this build has them.
 RL_OFF=()
 if "$BIN" serve --help 2>/dev/null | grep -q -- '--rate-limit-execute'; then
   HAVE_RL=1
@@ -648,7 +648,7 @@ if [ "$HAVE_RL" = 1 ]; then
   stop_server
   export RL_NOTE=""
 else
-  export RL_NOTE="not measured: 'flowctl serve' has no --rate-limit-* flags yet (SPEC §7)"
+  export RL_NOTE="not measured: 'flowctl serve' has no --rate-limit-* flags yet (docs/cli.md)"
 fi
 
 # ---------------------------------------------------------------- phase 3: many stored runs

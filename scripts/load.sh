@@ -3,5 +3,5 @@
 # see scripts/load.py for the checks. KEYS and LOAD_SECONDS override.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked
+scripts/build-release.sh
 exec python3 scripts/load.py target/release/flowctl

@@ -4,5 +4,5 @@
 # RUNS, KILLS, WORKERS and SOAK_SECONDS override the defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked
+scripts/build-release.sh
 exec python3 scripts/soak.py target/release/flowctl

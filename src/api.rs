@@ -47,6 +47,23 @@ impl ErrorDetail {
     }
 }
 
+/// `POST /api/v1/workflows/{id}/run` body. Every field is optional; an empty body is `{}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerRequest {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub input: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub connection_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub idempotency_key: Option<String>,
+}
+
+impl TriggerRequest {
+    /// The body's fields as sent; any other field is rejected, naming the nearest of these.
+    pub const FIELDS: &'static [&'static str] = &["input", "connectionId", "idempotencyKey"];
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TriggerResponse {
@@ -138,6 +155,21 @@ pub struct VersionView {
     pub definition: Value,
 }
 
+/// A stored connection; the secret is write-only, `hasSecret` says whether one is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionView {
+    pub id: String,
+    pub provider: String,
+    pub name: String,
+    pub status: String,
+    pub default: bool,
+    pub config: Value,
+    pub has_secret: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListMeta {
@@ -145,7 +177,7 @@ pub struct ListMeta {
     pub has_more: bool,
 }
 
-/// The error codes of SPEC §6.
+/// The error codes of docs/api.md.
 pub mod codes {
     pub const UNAUTHORIZED: &str = "UNAUTHORIZED";
     pub const FORBIDDEN: &str = "FORBIDDEN";

@@ -5,7 +5,8 @@
 //! one shutdown signal.
 
 use crate::catalog::Catalog;
-use crate::config::{Credentials, ServeSettings};
+use crate::config::ServeSettings;
+use crate::credentials::{CredentialsFile, ServerEntry};
 use crate::events::Events;
 use crate::http::ratelimit::RateLimits;
 use crate::http::{AppState, Limits, router};
@@ -145,18 +146,27 @@ impl App {
     /// Make sure this machine's credentials file holds a valid admin key for
     /// this database; returns its path when a new key was written.
     pub async fn ensure_local_credentials(&self, url: &str) -> anyhow::Result<Option<PathBuf>> {
-        if let Some(c) = crate::config::load_credentials()
-            && self
-                .store
-                .api_key_by_hash(crate::ids::hash_api_key(&c.api_key))
-                .await?
-                .is_some()
-        {
-            if c.url != url {
-                crate::config::save_credentials(&Credentials {
+        let mut file = CredentialsFile::load();
+        let db =
+            std::fs::canonicalize(&self.settings.db).unwrap_or_else(|_| self.settings.db.clone());
+        // Our entry is the one whose key this store knows; other servers' entries stay.
+        let mut ours = None;
+        for e in &file.servers {
+            let hash = crate::ids::hash_api_key(&e.api_key);
+            if self.store.api_key_by_hash(hash).await?.is_some() {
+                ours = Some(e.clone());
+                break;
+            }
+        }
+        if let Some(e) = ours {
+            let moved = e.url != url || e.db.as_ref() != Some(&db);
+            if moved || file.entry_for(url) != Some(&e) {
+                file.upsert(ServerEntry {
                     url: url.into(),
-                    api_key: c.api_key,
-                })?;
+                    api_key: e.api_key,
+                    db: Some(db),
+                });
+                file.save()?;
             }
             return Ok(None);
         }
@@ -169,11 +179,12 @@ impl App {
                 scopes: vec!["admin".into()],
             })
             .await?;
-        let path = crate::config::save_credentials(&Credentials {
+        file.upsert(ServerEntry {
             url: url.into(),
             api_key: key,
-        })?;
-        Ok(Some(path))
+            db: Some(db),
+        });
+        Ok(Some(file.save()?))
     }
 }
 

@@ -1,7 +1,14 @@
-//! Typed client for the flowctl API; the one place that decodes error envelopes.
+//! Typed client for the flowctl API: returns the wire types of `api`, encodes
+//! query parameters, pages through lists; the one place that decodes error
+//! envelopes.
 
-use crate::api::{ErrorBody, ErrorEnvelope};
+use crate::api::{
+    ApplyResponse, ConnectionView, ErrorBody, ErrorEnvelope, ListMeta, RunView, TriggerRequest,
+    TriggerResponse, WorkflowView, codes,
+};
+use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -11,9 +18,14 @@ pub enum ClientError {
         "cannot reach the flowctl server at {url}: {reason} (start it with `flowctl serve`, or set --url / FLOWCTL_URL)"
     )]
     Unreachable { url: String, reason: String },
-    /// A 4xx answer: the request was rejected.
-    #[error("{}: {}", .error.code, .error.message)]
-    Rejected { status: u16, error: ErrorBody },
+    /// A 4xx answer: the request was rejected. `hint` says how to fix it, when we know.
+    #[error("{}: {}{}", .error.code, .error.message, .hint.as_deref().map(|h| format!("\n  {h}")).unwrap_or_default())]
+    Rejected {
+        status: u16,
+        error: ErrorBody,
+        headers: Box<HeaderMap>,
+        hint: Option<String>,
+    },
     /// A 5xx answer.
     #[error("server error {status}: {message}")]
     Server { status: u16, message: String },
@@ -21,18 +33,53 @@ pub enum ClientError {
     Decode(String),
 }
 
-pub struct Response {
+impl ClientError {
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Rejected { error, .. } => Some(&error.code),
+            _ => None,
+        }
+    }
+}
+
+/// A decoded success answer.
+pub struct Answer<T> {
     pub status: StatusCode,
-    pub headers: reqwest::header::HeaderMap,
-    pub data: Value,
-    pub meta: Option<Value>,
+    pub headers: HeaderMap,
+    pub data: T,
+    pub meta: Option<ListMeta>,
+}
+
+/// Filters of `GET /api/v1/runs`.
+#[derive(Debug, Default, Clone)]
+pub struct RunFilter {
+    pub workflow_id: Option<String>,
+    pub status: Option<String>,
+    pub trigger_type: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
 }
 
 #[derive(Clone)]
 pub struct Client {
     base: String,
     key: String,
+    /// Where the key came from, for the hint on a 401.
+    key_origin: String,
     http: reqwest::Client,
+}
+
+/// A path segment, percent-encoded (ids come from users).
+fn seg(s: &str) -> String {
+    let Ok(mut url) = reqwest::Url::parse("http://x/") else {
+        return s.to_string();
+    };
+    url.path_segments_mut()
+        .map(|mut p| {
+            p.push(s);
+        })
+        .ok();
+    url.path().trim_start_matches('/').to_string()
 }
 
 impl Client {
@@ -40,6 +87,7 @@ impl Client {
         Client {
             base: base.trim_end_matches('/').to_string(),
             key: key.to_string(),
+            key_origin: "--api-key".into(),
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(5))
                 .build()
@@ -47,30 +95,155 @@ impl Client {
         }
     }
 
-    pub async fn get(&self, path: &str) -> Result<Response, ClientError> {
-        self.send(Method::GET, path, None).await
+    /// Say where the key came from (`FLOWCTL_API_KEY`, the credentials entry for …).
+    pub fn with_key_origin(mut self, origin: impl Into<String>) -> Client {
+        self.key_origin = origin.into();
+        self
     }
 
-    pub async fn post(&self, path: &str, body: &Value) -> Result<Response, ClientError> {
-        self.send(Method::POST, path, Some(body)).await
+    pub fn base_url(&self) -> &str {
+        &self.base
     }
 
-    pub async fn delete(&self, path: &str) -> Result<Response, ClientError> {
-        self.send(Method::DELETE, path, None).await
+    pub async fn trigger(
+        &self,
+        workflow_id: &str,
+        body: &TriggerRequest,
+        wait_secs: Option<f64>,
+    ) -> Result<Answer<TriggerResponse>, ClientError> {
+        let mut query = vec![];
+        if let Some(w) = wait_secs {
+            query.push(("wait", format!("{w:.3}")));
+        }
+        let path = format!("/api/v1/workflows/{}/run", seg(workflow_id));
+        let body = serde_json::to_value(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        self.call(Method::POST, &path, &query, Some(&body)).await
     }
 
-    pub async fn send(
+    /// A new run with the same input and connection (latest active version).
+    pub async fn replay(&self, run_id: &str) -> Result<TriggerResponse, ClientError> {
+        let path = format!("/api/v1/runs/{}/replay", seg(run_id));
+        Ok(self.call(Method::POST, &path, &[], None).await?.data)
+    }
+
+    pub async fn run(&self, run_id: &str, wait_secs: Option<f64>) -> Result<RunView, ClientError> {
+        let mut query = vec![];
+        if let Some(w) = wait_secs {
+            query.push(("wait", format!("{w:.3}")));
+        }
+        let path = format!("/api/v1/runs/{}", seg(run_id));
+        Ok(self.call(Method::GET, &path, &query, None).await?.data)
+    }
+
+    pub async fn runs(&self, f: &RunFilter) -> Result<Answer<Vec<RunView>>, ClientError> {
+        let mut query = vec![];
+        for (k, v) in [
+            ("workflowId", &f.workflow_id),
+            ("status", &f.status),
+            ("triggerType", &f.trigger_type),
+            ("cursor", &f.cursor),
+        ] {
+            if let Some(v) = v {
+                query.push((k, v.clone()));
+            }
+        }
+        if let Some(l) = f.limit {
+            query.push(("limit", l.to_string()));
+        }
+        self.call(Method::GET, "/api/v1/runs", &query, None).await
+    }
+
+    pub async fn cancel(&self, run_id: &str) -> Result<RunView, ClientError> {
+        let path = format!("/api/v1/runs/{}/cancel", seg(run_id));
+        Ok(self.call(Method::POST, &path, &[], None).await?.data)
+    }
+
+    pub async fn apply(&self, definition: &Value) -> Result<ApplyResponse, ClientError> {
+        Ok(self
+            .call(Method::POST, "/api/v1/workflows", &[], Some(definition))
+            .await?
+            .data)
+    }
+
+    /// Every workflow, following the cursor page by page.
+    pub async fn workflows(&self) -> Result<Vec<WorkflowView>, ClientError> {
+        let mut all = vec![];
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut query = vec![("limit", "100".to_string())];
+            if let Some(c) = &cursor {
+                query.push(("cursor", c.clone()));
+            }
+            let page: Answer<Vec<WorkflowView>> = self
+                .call(Method::GET, "/api/v1/workflows", &query, None)
+                .await?;
+            all.extend(page.data);
+            match page.meta {
+                Some(ListMeta {
+                    cursor: Some(c),
+                    has_more: true,
+                }) => cursor = Some(c),
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    pub async fn workflow(&self, id: &str) -> Result<WorkflowView, ClientError> {
+        let path = format!("/api/v1/workflows/{}", seg(id));
+        Ok(self.call(Method::GET, &path, &[], None).await?.data)
+    }
+
+    /// `activate` or `pause`.
+    pub async fn set_workflow_status(
+        &self,
+        id: &str,
+        action: &str,
+    ) -> Result<WorkflowView, ClientError> {
+        let path = format!("/api/v1/workflows/{}/{action}", seg(id));
+        Ok(self.call(Method::POST, &path, &[], None).await?.data)
+    }
+
+    pub async fn archive_workflow(&self, id: &str) -> Result<WorkflowView, ClientError> {
+        let path = format!("/api/v1/workflows/{}", seg(id));
+        Ok(self.call(Method::DELETE, &path, &[], None).await?.data)
+    }
+
+    pub async fn create_connection(&self, body: &Value) -> Result<ConnectionView, ClientError> {
+        Ok(self
+            .call(Method::POST, "/api/v1/connections", &[], Some(body))
+            .await?
+            .data)
+    }
+
+    pub async fn connections(&self) -> Result<Vec<ConnectionView>, ClientError> {
+        Ok(self
+            .call(Method::GET, "/api/v1/connections", &[], None)
+            .await?
+            .data)
+    }
+
+    pub async fn delete_connection(&self, id: &str) -> Result<(), ClientError> {
+        let path = format!("/api/v1/connections/{}", seg(id));
+        let _: Answer<Value> = self.call(Method::DELETE, &path, &[], None).await?;
+        Ok(())
+    }
+
+    async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
+        query: &[(&str, String)],
         body: Option<&Value>,
-    ) -> Result<Response, ClientError> {
+    ) -> Result<Answer<T>, ClientError> {
         let url = format!("{}{}", self.base, path);
         tracing::debug!(%method, path, "API request");
         let mut req = self
             .http
             .request(method, &url)
             .header("x-api-key", &self.key);
+        if !query.is_empty() {
+            req = req.query(query);
+        }
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -85,34 +258,51 @@ impl Client {
             .await
             .map_err(|e| ClientError::Decode(e.to_string()))?;
         if status.is_client_error() || status.is_server_error() {
-            let envelope: Option<ErrorEnvelope> = serde_json::from_str(&text).ok();
-            return Err(match (status.is_server_error(), envelope) {
-                (false, Some(env)) => ClientError::Rejected {
-                    status: status.as_u16(),
-                    error: env.error,
-                },
-                (false, None) => ClientError::Rejected {
-                    status: status.as_u16(),
-                    error: ErrorBody {
-                        code: status.as_str().into(),
-                        message: text,
-                        details: None,
-                    },
-                },
-                (true, env) => ClientError::Server {
-                    status: status.as_u16(),
-                    message: env.map(|e| e.error.message).unwrap_or(text),
-                },
-            });
+            return Err(self.failure(status, headers, text));
         }
-        let mut body: Value =
-            serde_json::from_str(&text).map_err(|e| ClientError::Decode(e.to_string()))?;
-        Ok(Response {
+        #[derive(serde::Deserialize)]
+        struct Envelope<T> {
+            data: T,
+            #[serde(default)]
+            meta: Option<ListMeta>,
+        }
+        let env: Envelope<T> = serde_json::from_str(&text)
+            .map_err(|e| ClientError::Decode(format!("{e} (while reading {path})")))?;
+        Ok(Answer {
             status,
             headers,
-            data: body.get_mut("data").map(Value::take).unwrap_or(Value::Null),
-            meta: body.get_mut("meta").map(Value::take),
+            data: env.data,
+            meta: env.meta,
         })
+    }
+
+    fn failure(&self, status: StatusCode, headers: HeaderMap, text: String) -> ClientError {
+        let envelope: Option<ErrorEnvelope> = serde_json::from_str(&text).ok();
+        if status.is_server_error() {
+            return ClientError::Server {
+                status: status.as_u16(),
+                message: envelope.map(|e| e.error.message).unwrap_or(text),
+            };
+        }
+        let error = envelope.map(|e| e.error).unwrap_or(ErrorBody {
+            code: status.as_str().into(),
+            message: text,
+            details: None,
+        });
+        let hint = (error.code == codes::UNAUTHORIZED).then(|| {
+            format!(
+                "the key used came from {}, and {} does not accept it; on that server's host, \
+                 create one with `flowctl keys create --name NAME --scopes admin --db DB` and \
+                 pass it with --api-key or FLOWCTL_API_KEY",
+                self.key_origin, self.base
+            )
+        });
+        ClientError::Rejected {
+            status: status.as_u16(),
+            error,
+            headers: Box::new(headers),
+            hint,
+        }
     }
 }
 
@@ -122,4 +312,13 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(super::seg("wf_a"), "wf_a");
+        assert_eq!(super::seg("a/b c?"), "a%2Fb%20c%3F");
+    }
 }

@@ -1,5 +1,5 @@
 //! flowctl: a workflow server and CLI over one SQLite file.
-//! Module map and dependency direction are described in DESIGN.md.
+//! Module map and dependency direction are described in CONTRIBUTING.md.
 #![forbid(unsafe_code)]
 
 pub mod actions;
@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod credentials;
 pub mod engine;
 pub mod events;
 pub mod http;

@@ -1,4 +1,4 @@
-//! Encryption at rest for connection secrets (SPEC §4): XChaCha20-Poly1305 under a 32-byte
+//! Encryption at rest for connection secrets (docs/workflows.md, "Connections"): XChaCha20-Poly1305 under a 32-byte
 //! key from a key file (created 0600 on first start) or `FLOWCTL_SECRET_KEY`.
 //! Depends on chacha20poly1305, rand and base64 only.
 //!

@@ -128,7 +128,7 @@ fn validate_lists_every_problem_offline_and_exits_2() {
     let err = stderr(&out);
     for needle in [
         "trigger.type",
-        "inputSchema",
+        "inputSchema.type",
         "steps[0].config.mapping.x",
         "steps[1].action",
         "steps[2].config.mapping.y",

@@ -1,4 +1,4 @@
-//! SPEC §5 with the real binary: SIGKILL and restart mid-run, retries that
+//! with the real binary: SIGKILL and restart mid-run, retries that
 //! survive restarts, durable waits, cancel, long-poll economy, shutdown.
 
 mod common;

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use support::*;
 
-/// Every route of SPEC §6 (method, path).
+/// Every route of docs/api.md (method, path).
 const KNOWN_ROUTES: [(&str, &str); 20] = [
     ("POST", "/api/v1/workflows/{id}/run"),
     ("GET", "/api/v1/runs/{id}"),
@@ -238,7 +238,7 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
         .collect();
     assert_eq!(
         documented, known,
-        "the document lists exactly the routes of SPEC §6"
+        "the document lists exactly the routes of docs/api.md"
     );
 
     // Every route registered in src/http/*.rs, under any nest prefix.

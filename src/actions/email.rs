@@ -39,7 +39,13 @@ pub(crate) async fn send(
 ) -> Result<Value, ActionError> {
     let conn = conn.ok_or_else(|| ActionError::invalid_config("email needs an smtp connection"))?;
     let (message, message_id) = build_message(config, conn)?;
-    let transport = transport(conn, budget)?;
+    // Resolved here, not by lettre through getaddrinfo: the static binary has no NSS.
+    let host = opt_string(&conn.config, "host")?.unwrap_or_default();
+    let ip = match host.trim() {
+        "" => None, // `transport` names the missing host
+        name => Some(super::dns::resolve(name).await?),
+    };
+    let transport = transport(conn, budget, ip)?;
     let accepted: Vec<String> = message
         .envelope()
         .to()
@@ -176,6 +182,7 @@ enum TlsMode {
 fn transport(
     conn: &ResolvedConnection,
     budget: Duration,
+    connect_to: Option<std::net::IpAddr>,
 ) -> Result<AsyncSmtpTransport<Tokio1Executor>, ActionError> {
     let cfg = &conn.config;
     let host = opt_string(cfg, "host")?
@@ -213,7 +220,9 @@ fn transport(
                 ))
             })?,
     };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone())
+    // Connect to the resolved address; TLS still verifies the certificate for `host`.
+    let server = connect_to.map_or_else(|| host.clone(), |ip| ip.to_string());
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(server)
         .port(port)
         .timeout(Some(budget));
     if mode != TlsMode::None {
@@ -327,8 +336,8 @@ mod tests {
         assert_eq!(default_port(TlsMode::StartTls), 587);
         assert_eq!(default_port(TlsMode::Tls), 465);
         let bad = conn(json!({"host": "h", "tls": "ssl"}));
-        assert!(transport(&bad, Duration::from_secs(1)).is_err());
+        assert!(transport(&bad, Duration::from_secs(1), None).is_err());
         let ok = conn(json!({"host": "h", "tls": "tls", "port": "2465"}));
-        assert!(transport(&ok, Duration::from_secs(1)).is_ok());
+        assert!(transport(&ok, Duration::from_secs(1), None).is_ok());
     }
 }

@@ -16,6 +16,7 @@
 //!   the connection's secret (a server echoing the `Authorization` header back, for example,
 //!   yields `[REDACTED]` in the step output).
 
+mod dns;
 mod email;
 mod form;
 mod http;
@@ -112,7 +113,7 @@ impl fmt::Debug for ResolvedConnection {
 pub struct ActionContext<'a> {
     pub run_id: &'a str,
     pub step_id: &'a str,
-    /// The step's time budget (SPEC §5, default 30 s).
+    /// The step's time budget (docs/workflows.md, default 30 s).
     pub timeout: Duration,
 }
 

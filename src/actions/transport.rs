@@ -179,7 +179,7 @@ mod tests {
             Some(Duration::ZERO),
             "a past date means now"
         );
-        let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
+        let soon = (chrono::Utc::now() + std::time::Duration::from_secs(30)).to_rfc2822();
         h.insert("retry-after", soon.parse().unwrap());
         let wait = retry_after(&h).unwrap();
         assert!(

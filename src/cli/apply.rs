@@ -1,7 +1,7 @@
 //! `flowctl apply` (through the API) and `flowctl validate` (offline).
 
-use super::{CmdResult, Exit, Failure, print_json};
-use crate::client::{Client, ClientError};
+use super::{ClientOpts, CmdResult, Exit, Failure, print_json};
+use crate::client::Client;
 use crate::workflow::compile;
 use clap::Args;
 use serde_json::Value;
@@ -9,15 +9,17 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// Definition files or folders of *.json
-    #[arg(required = true)]
+    /// Definition files, or folders searched for *.json (example inputs, *.input.json, are skipped)
+    #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub client: ClientOpts,
 }
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Definition files or folders of *.json
-    #[arg(required = true)]
+    /// Definition files, or folders searched for *.json (example inputs, *.input.json, are skipped)
+    #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 }
 
@@ -62,19 +64,37 @@ fn read_definition(path: &Path) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("not valid JSON: {e}"))
 }
 
-pub fn validate(args: ValidateArgs) -> CmdResult {
+/// Check every file offline; prints each problem and returns how many there were.
+fn check_all(files: &[PathBuf]) -> (usize, Vec<(PathBuf, Value, String)>) {
     let mut problems = 0;
-    for file in definition_files(&args.paths)? {
+    let mut ok = vec![];
+    let mut seen: Vec<(String, PathBuf)> = vec![];
+    for file in files {
         let shown = file.display();
-        match read_definition(&file).map(|def| compile(&def)) {
+        match read_definition(file).map(|def| (compile(&def), def)) {
             Err(e) => {
                 problems += 1;
                 eprintln!("{shown}: {e}");
             }
-            Ok(Ok(wf)) => eprintln!("{shown}: ok ({})", wf.id),
-            Ok(Err(issues)) => {
+            Ok((Ok(wf), def)) => {
+                if let Some((_, other)) = seen.iter().find(|(id, _)| *id == wf.id) {
+                    problems += 1;
+                    eprintln!(
+                        "{shown}: workflow id {} is also defined in {}",
+                        wf.id,
+                        other.display()
+                    );
+                    continue;
+                }
+                seen.push((wf.id.clone(), file.clone()));
+                ok.push((file.clone(), def, wf.id));
+            }
+            Ok((Err(issues), _)) => {
                 problems += issues.len();
-                eprintln!("{shown}: {} problem(s)", issues.len());
+                eprintln!(
+                    "{shown}: VALIDATION_ERROR: Workflow definition is invalid ({} problem(s))",
+                    issues.len()
+                );
                 for issue in issues {
                     let d = crate::api::ErrorDetail {
                         path: issue.path,
@@ -85,46 +105,42 @@ pub fn validate(args: ValidateArgs) -> CmdResult {
             }
         }
     }
+    (problems, ok)
+}
+
+pub fn validate(args: &ValidateArgs) -> CmdResult {
+    let (problems, ok) = check_all(&definition_files(&args.paths)?);
+    for (file, _, id) in &ok {
+        eprintln!("{}: ok ({id})", file.display());
+    }
     Ok(if problems == 0 { Exit::Ok } else { Exit::Usage })
 }
 
+/// All or nothing: every file is checked first; one bad file registers none.
 pub async fn apply(client: &Client, args: &ApplyArgs, json: bool) -> CmdResult {
-    let mut failed = false;
+    let (problems, ok) = check_all(&definition_files(&args.paths)?);
+    if problems > 0 {
+        return Err(Failure::usage(format!(
+            "{problems} problem(s); nothing was applied (fix them, or check with `flowctl validate`)"
+        )));
+    }
     let mut results = vec![];
-    for file in definition_files(&args.paths)? {
-        let shown = file.display();
-        let def = match read_definition(&file) {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("{shown}: {e}");
-                failed = true;
-                continue;
-            }
-        };
-        match client.post("/api/v1/workflows", &def).await {
-            Ok(resp) => {
-                let d = &resp.data;
-                if json {
-                    results.push(resp.data.clone());
-                } else {
-                    println!(
-                        "{} {} (version {}, {})",
-                        d["result"].as_str().unwrap_or("applied"),
-                        d["id"].as_str().unwrap_or("?"),
-                        d["version"],
-                        d["status"].as_str().unwrap_or("?")
-                    );
-                }
-            }
-            Err(e @ ClientError::Rejected { .. }) => {
-                failed = true;
-                eprintln!("{shown}: {}", Failure::from(e).message);
-            }
-            Err(e) => return Err(e.into()),
+    for (file, def, _) in &ok {
+        let applied = client.apply(def).await.map_err(|e| {
+            let mut f = Failure::from(e);
+            f.message = format!("{}: {}", file.display(), f.message);
+            f
+        })?;
+        if !json {
+            println!(
+                "{} {} (version {}, {})",
+                applied.result, applied.id, applied.version, applied.status
+            );
         }
+        results.push(applied);
     }
     if json {
-        print_json(&Value::Array(results));
+        print_json(&results);
     }
-    Ok(if failed { Exit::Usage } else { Exit::Ok })
+    Ok(Exit::Ok)
 }

@@ -2,40 +2,51 @@
 //! read from an environment variable or a file, never from the command line,
 //! so they stay out of shell history and `ps`.
 
-use super::runs::text;
-use super::{CmdResult, Exit, Failure, print_json};
+use super::{ClientOpts, CmdResult, Exit, Failure, print_json};
 use crate::client::Client;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct ConnectionsArgs {
+    #[command(subcommand)]
+    pub command: ConnectionsCommand,
+    #[command(flatten)]
+    pub client: ClientOpts,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum ConnectionsCommand {
     /// Create a connection (or replace the one with the same --id)
     Create {
-        /// stripe, smtp or http
-        #[arg(long)]
+        /// The provider this connection is for
+        #[arg(long, value_parser = ["stripe", "smtp", "http", "webhook"])]
         provider: String,
+        /// A name for people, e.g. "Stripe (live)"
         #[arg(long)]
         name: String,
-        /// conn_… (generated when absent)
-        #[arg(long)]
+        /// Connection id, conn_ + 1-64 of A-Z a-z 0-9 _ [default: generated]
+        #[arg(long, value_name = "ID")]
         id: Option<String>,
         /// Provider settings: inline JSON or @file (e.g. {"host": "smtp.example.com", "port": 587})
-        #[arg(long)]
+        #[arg(long, value_name = "JSON|@FILE")]
         config: Option<String>,
         /// Name of an environment variable holding the secret
-        #[arg(long, conflicts_with = "secret_file")]
+        #[arg(long, value_name = "VAR", conflicts_with = "secret_file")]
         secret_env: Option<String>,
         /// File holding the secret (trailing newline ignored)
-        #[arg(long)]
+        #[arg(long, value_name = "FILE")]
         secret_file: Option<PathBuf>,
         /// Make it the provider's default connection
         #[arg(long)]
         default: bool,
     },
+    /// List connections (secrets are never shown)
     List,
+    /// Delete a connection
     Delete {
+        /// Connection id (conn_…)
         id: String,
     },
 }
@@ -85,43 +96,34 @@ pub async fn connections(client: &Client, cmd: &ConnectionsCommand, json: bool) 
             if let Some(s) = secret {
                 body["secret"] = json!(s);
             }
-            let resp = client.post("/api/v1/connections", &body).await?;
+            let conn = client.create_connection(&body).await?;
             if json {
-                print_json(&resp.data);
+                print_json(&conn);
             } else {
-                println!("{}", text(&resp.data, "id"));
+                println!("{}", conn.id);
             }
         }
         ConnectionsCommand::List => {
-            let resp = client.get("/api/v1/connections").await?;
+            let all = client.connections().await?;
             if json {
-                print_json(&resp.data);
+                print_json(&all);
             } else {
-                for c in resp.data.as_array().into_iter().flatten() {
-                    let default = if c["default"] == true {
-                        " (default)"
-                    } else {
-                        ""
-                    };
-                    let secret = if c["hasSecret"] == true {
+                for c in &all {
+                    let default = if c.default { " (default)" } else { "" };
+                    let secret = if c.has_secret {
                         "secret set"
                     } else {
                         "no secret"
                     };
                     println!(
                         "{}  {:<6} {:<8} {}{}  [{}]",
-                        text(c, "id"),
-                        text(c, "provider"),
-                        text(c, "status"),
-                        text(c, "name"),
-                        default,
-                        secret
+                        c.id, c.provider, c.status, c.name, default, secret
                     );
                 }
             }
         }
         ConnectionsCommand::Delete { id } => {
-            client.delete(&format!("/api/v1/connections/{id}")).await?;
+            client.delete_connection(id).await?;
             println!("deleted {id}");
         }
     }

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use serde_json::json;
 use std::path::PathBuf;
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum DbCommand {
     /// Full integrity check of every page (exit 0 sound, 1 corrupt); reads the
     /// whole file, so it takes a while on a large database

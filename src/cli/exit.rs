@@ -1,4 +1,4 @@
-//! Exit codes are part of the contract (SPEC §7).
+//! Exit codes are part of the contract (docs/cli.md).
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {

@@ -9,23 +9,27 @@ use clap::Subcommand;
 use serde_json::json;
 use std::path::PathBuf;
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum KeysCommand {
     /// Create a key; it is printed once and stored only as a hash
     Create {
+        /// A name for people, e.g. "ci" or "billing service"
         #[arg(long)]
         name: String,
-        /// Comma-separated scopes, e.g. workflows:execute,runs:read (or admin)
-        #[arg(long, value_delimiter = ',', required = true)]
+        /// Comma-separated scopes: workflows:read, workflows:write, workflows:execute, runs:read, runs:write, connections:read, connections:write, or admin (all)
+        #[arg(long, value_delimiter = ',', required = true, value_name = "SCOPE,…")]
         scopes: Vec<String>,
         #[command(flatten)]
         db: StoreArgs,
     },
+    /// List keys (id, name, scopes, active or revoked); keys themselves are never shown again
     List {
         #[command(flatten)]
         db: StoreArgs,
     },
+    /// Revoke a key; requests with it are refused from then on
     Revoke {
+        /// Key id (key_…), as shown by `flowctl keys list`
         id: String,
         #[command(flatten)]
         db: StoreArgs,
@@ -44,6 +48,24 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
+    /// What `keys create` reports it wrote to: the database URL without its
+    /// password, or the SQLite file's full path.
+    pub fn describe(&self) -> String {
+        match &self.database_url {
+            Some(url) => crate::store::redact_url(url),
+            None => {
+                let path = self
+                    .db
+                    .clone()
+                    .unwrap_or_else(crate::config::default_db_path);
+                std::fs::canonicalize(&path)
+                    .unwrap_or(path)
+                    .display()
+                    .to_string()
+            }
+        }
+    }
+
     pub async fn open(&self) -> Result<Store, Failure> {
         let path = self
             .db
@@ -88,10 +110,16 @@ pub async fn keys(cmd: KeysCommand, json: bool) -> CmdResult {
                 })
                 .await
                 .map_err(|e| Failure::usage(e.to_string()))?;
+            let path = db.describe();
             if json {
-                print_json(&json!({"id": id, "name": name, "scopes": scopes, "key": key}));
+                print_json(
+                    &json!({"id": id, "name": name, "scopes": scopes, "key": key,
+                                   "database": path}),
+                );
             } else {
-                eprintln!("created {id} ({name}); the key is shown only this once:");
+                eprintln!(
+                    "created {id} ({name}) in database {path}; the key is shown only this once:"
+                );
                 println!("{key}");
             }
         }

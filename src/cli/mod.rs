@@ -1,7 +1,8 @@
-//! The command line (SPEC §7): clap commands, one file per command. All
-//! printing lives here: results on stdout, progress and messages on stderr.
+//! The command line: clap commands, one file per command. All printing lives
+//! here: results on stdout, progress and messages on stderr.
 
 mod apply;
+mod batch;
 mod connections;
 mod db;
 mod exit;
@@ -9,28 +10,38 @@ mod keys;
 mod run;
 mod runs;
 mod serve;
+mod target;
 mod workflows;
 
 pub use exit::Exit;
+pub use target::ClientOpts;
 
-use crate::client::Client;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// `0.1.0 (commit 1a2b3c4d5e6f)`
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("FLOWCTL_COMMIT"),
+    ")"
+);
+
 /// flowctl — trigger and run JSON-defined workflows through a REST API.
+///
+/// `flowctl serve` starts the server; the other commands talk to it (they find
+/// it and its key on their own on the same machine). Exit codes: 0 ok, 1 run
+/// failed or cancelled, 2 usage error or request rejected, 3 server unreachable
+/// or 5xx, 124 --timeout elapsed.
 #[derive(Debug, Parser)]
-#[command(name = "flowctl", version, about)]
+#[command(name = "flowctl", version = VERSION, about, long_about)]
 pub struct Cli {
-    /// Server URL for client commands [default: from the credentials file, else http://localhost:3000]
-    #[arg(long, global = true, env = "FLOWCTL_URL")]
-    pub url: Option<String>,
-    /// API key for client commands [default: from the credentials file `serve` writes]
-    #[arg(long, global = true, env = "FLOWCTL_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
-    /// Print the full API `data` object as JSON
+    #[command(flatten)]
+    pub client: target::TopClientOpts,
+    /// Print the full API `data` object as JSON instead of a summary
     #[arg(long, global = true)]
     pub json: bool,
-    /// More logging on stderr (-v, -vv); RUST_LOG overrides
+    /// More logging on stderr (-v debug, -vv trace); RUST_LOG overrides
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     #[command(subcommand)]
@@ -41,24 +52,21 @@ pub struct Cli {
 pub enum Command {
     /// Run the API server and the workflow worker
     Serve(serve::ServeArgs),
-    /// Register or update workflow definitions (files or folders of *.json)
+    /// Register or update workflow definitions (files or folders of *.json); all or nothing
     Apply(apply::ApplyArgs),
-    /// Check definitions offline, without a server
+    /// Check definitions offline, without a server; every problem with its path
     Validate(apply::ValidateArgs),
-    /// Trigger a run of a workflow
+    /// Trigger a run of a workflow (or one run per input with --batch)
     Run(run::RunArgs),
     /// Wait for a run to finish and print its output
     Wait(run::WaitArgs),
     /// List, show and cancel runs
-    #[command(subcommand)]
-    Runs(runs::RunsCommand),
+    Runs(runs::RunsArgs),
     /// List, show and change the status of workflows
-    #[command(subcommand)]
-    Workflows(workflows::WorkflowsCommand),
+    Workflows(workflows::WorkflowsArgs),
     /// Create, list and delete connections (stored, encrypted credentials)
-    #[command(subcommand)]
-    Connections(connections::ConnectionsCommand),
-    /// Manage API keys directly on the database file (server host)
+    Connections(connections::ConnectionsArgs),
+    /// Manage API keys directly on the database file (run it on the server host)
     #[command(subcommand)]
     Keys(keys::KeysCommand),
     /// Check the database file's integrity, or back it up while the server runs
@@ -104,33 +112,34 @@ pub fn run(cli: Cli) -> ExitCode {
 
 async fn dispatch(cli: Cli) -> Exit {
     let json = cli.json;
-    let result = match cli.command {
-        Command::Serve(args) => serve::serve(args).await,
+    let top = &cli.client;
+    let result = match &cli.command {
+        Command::Serve(args) => serve::serve(args.clone()).await,
         Command::Validate(args) => apply::validate(args),
-        Command::Keys(cmd) => keys::keys(cmd, json).await,
-        Command::Db(cmd) => db::db(cmd, json).await,
-        Command::Apply(ref args) => match client(&cli) {
+        Command::Keys(cmd) => keys::keys(cmd.clone(), json).await,
+        Command::Db(cmd) => db::db(cmd.clone(), json).await,
+        Command::Apply(args) => match target::client(top, &args.client) {
             Ok(c) => apply::apply(&c, args, json).await,
             Err(e) => Err(e),
         },
-        Command::Run(ref args) => match client(&cli) {
+        Command::Run(args) => match target::client(top, &args.client) {
             Ok(c) => run::run(&c, args, json).await,
             Err(e) => Err(e),
         },
-        Command::Wait(ref args) => match client(&cli) {
+        Command::Wait(args) => match target::client(top, &args.client) {
             Ok(c) => run::wait(&c, args, json).await,
             Err(e) => Err(e),
         },
-        Command::Runs(ref cmd) => match client(&cli) {
-            Ok(c) => runs::runs(&c, cmd, json).await,
+        Command::Runs(args) => match target::client(top, &args.client) {
+            Ok(c) => runs::runs(&c, &args.command, json).await,
             Err(e) => Err(e),
         },
-        Command::Connections(ref cmd) => match client(&cli) {
-            Ok(c) => connections::connections(&c, cmd, json).await,
+        Command::Connections(args) => match target::client(top, &args.client) {
+            Ok(c) => connections::connections(&c, &args.command, json).await,
             Err(e) => Err(e),
         },
-        Command::Workflows(ref cmd) => match client(&cli) {
-            Ok(c) => workflows::workflows(&c, cmd, json).await,
+        Command::Workflows(args) => match target::client(top, &args.client) {
+            Ok(c) => workflows::workflows(&c, &args.command, json).await,
             Err(e) => Err(e),
         },
     };
@@ -178,27 +187,37 @@ impl From<crate::client::ClientError> for Failure {
 
 pub type CmdResult = Result<Exit, Failure>;
 
-/// Server URL and key: flags, then FLOWCTL_URL / FLOWCTL_API_KEY, then the credentials file.
-fn client(cli: &Cli) -> Result<Client, Failure> {
-    let creds = crate::config::load_credentials();
-    let url = cli
-        .url
-        .clone()
-        .or_else(|| creds.as_ref().map(|c| c.url.clone()))
-        .unwrap_or_else(|| crate::config::DEFAULT_URL.to_string());
-    let key = cli
-        .api_key
-        .clone()
-        .or_else(|| creds.map(|c| c.api_key))
-        .ok_or_else(|| {
-            Failure::usage(
-                "no API key: set FLOWCTL_API_KEY or run flowctl serve once on this machine",
-            )
-        })?;
-    Ok(Client::new(&url, &key))
+/// Print a value on stdout as pretty JSON.
+pub(crate) fn print_json<T: serde::Serialize + ?Sized>(v: &T) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-/// Print a JSON value on stdout, pretty.
-pub(crate) fn print_json(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every option and argument of every command has a one-line description.
+    #[test]
+    fn every_option_and_argument_is_described() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" && sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = vec![];
+        walk(&super::Cli::command(), "flowctl", &mut missing);
+        assert!(missing.is_empty(), "undescribed: {missing:#?}");
+    }
 }

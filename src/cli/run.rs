@@ -1,39 +1,70 @@
 //! `flowctl run` and `flowctl wait`: trigger, then long-poll the run (never a
 //! busy loop) and print its output.
 
-use super::{CmdResult, Exit, Failure, print_json};
-use crate::client::Client;
+use super::{ClientOpts, CmdResult, Exit, Failure, print_json};
+use crate::api::{RunView, TriggerRequest};
+use crate::client::{Client, ClientError};
 use clap::Args;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Workflow id, e.g. wf_order_total
+    /// Workflow id, e.g. wf_order_total (see `flowctl workflows list`)
     pub workflow_id: String,
-    /// Input: inline JSON, @file, or @- for stdin
-    #[arg(long, short)]
+    /// Input object: inline JSON, @file, or @- for stdin [default: {}]
+    #[arg(long, short, value_name = "JSON|@FILE|@-", conflicts_with = "batch")]
     pub input: Option<String>,
-    #[arg(long)]
+    /// Idempotency key (1-255 printable characters, per workflow, remembered 24 h): a repeat returns the first run and starts nothing
+    #[arg(long, value_name = "KEY", conflicts_with = "batch")]
     pub idempotency_key: Option<String>,
-    /// Connection to use for this run (SPEC §4)
-    #[arg(long)]
+    /// Connection (conn_…) to use for this run instead of the default one
+    #[arg(long, value_name = "ID")]
     pub connection: Option<String>,
-    /// Wait for the run to finish and print its output
+    /// Wait for the run to finish and print its output (with --batch: wait for all)
     #[arg(long)]
     pub wait: bool,
-    /// Give up waiting after this many seconds (exit 124)
-    #[arg(long)]
-    pub timeout: Option<f64>,
+    /// With --wait: give up after this many seconds (exit 124); 0 checks once
+    #[arg(long, value_name = "SECS", requires = "wait", value_parser = parse_secs)]
+    pub timeout: Option<Duration>,
+    /// One run per input: a JSON array, or JSON lines (one input object per line)
+    #[arg(long, value_name = "FILE")]
+    pub batch: Option<PathBuf>,
+    /// With --batch: the idempotency key is this field of each input [default: file name and line]
+    #[arg(long, value_name = "FIELD", requires = "batch")]
+    pub key_field: Option<String>,
+    #[command(flatten)]
+    pub client: ClientOpts,
 }
 
 #[derive(Debug, Args)]
 pub struct WaitArgs {
+    /// Run id (run_…), as printed by `flowctl run`
     pub run_id: String,
-    /// Give up waiting after this many seconds (exit 124)
-    #[arg(long)]
-    pub timeout: Option<f64>,
+    /// Give up after this many seconds (exit 124); 0 checks once
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<Duration>,
+    #[command(flatten)]
+    pub client: ClientOpts,
+}
+
+/// Seconds as a number ≥ 0; anything too large to represent means "no limit".
+pub(super) fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if secs.is_nan() || secs < 0.0 {
+        return Err(format!("'{s}': seconds must be 0 or more"));
+    }
+    Ok(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
+}
+
+/// `None` when the timeout is so large that it never elapses.
+fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
 }
 
 fn read_input(spec: &str) -> Result<Value, Failure> {
@@ -55,56 +86,75 @@ fn read_input(spec: &str) -> Result<Value, Failure> {
 
 /// Longest single long-poll; the server caps `wait` at 60 s.
 const POLL_SECS: f64 = 30.0;
+/// The shortest long-poll: a run that takes milliseconds is reported finished
+/// even under `--timeout 0`, instead of "still running".
+const MIN_POLL_SECS: f64 = 0.25;
+
+pub(super) fn read_trigger(args: &RunArgs) -> Result<TriggerRequest, Failure> {
+    Ok(TriggerRequest {
+        input: args.input.as_deref().map(read_input).transpose()?,
+        connection_id: args.connection.clone(),
+        idempotency_key: args.idempotency_key.clone(),
+    })
+}
+
+/// A rejected trigger, with what to do about it.
+pub(super) fn trigger_failure(client: &Client, workflow_id: &str, e: ClientError) -> Failure {
+    if e.code() == Some(crate::api::codes::NOT_FOUND) {
+        return Failure::usage(format!(
+            "NOT_FOUND: workflow '{workflow_id}' does not exist on {}; `flowctl workflows list` shows the registered ones, `flowctl apply FILE` registers one",
+            client.base_url()
+        ));
+    }
+    e.into()
+}
 
 pub async fn run(client: &Client, args: &RunArgs, json: bool) -> CmdResult {
-    let mut body = json!({});
-    if let Some(spec) = &args.input {
-        body["input"] = read_input(spec)?;
+    if let Some(file) = &args.batch {
+        return super::batch::run_batch(client, args, file).await;
     }
-    if let Some(k) = &args.idempotency_key {
-        body["idempotencyKey"] = json!(k);
-    }
-    if let Some(c) = &args.connection {
-        body["connectionId"] = json!(c);
-    }
-    let deadline = args
-        .timeout
-        .map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
-    let path = format!("/api/v1/workflows/{}/run", args.workflow_id);
+    let body = read_trigger(args)?;
+    let id = &args.workflow_id;
     if !args.wait {
-        let resp = client.post(&path, &body).await?;
+        let resp = client
+            .trigger(id, &body, None)
+            .await
+            .map_err(|e| trigger_failure(client, id, e))?;
         if json {
             print_json(&resp.data);
         } else {
-            println!("{}", resp.data["runId"].as_str().unwrap_or_default());
+            println!("{}", resp.data.run_id);
         }
         return Ok(Exit::Ok);
     }
+    let deadline = deadline(args.timeout);
     let interactive = std::io::stderr().is_terminal();
     let first_wait = poll_secs(deadline, interactive);
     let resp = client
-        .post(&format!("{path}?wait={first_wait}"), &body)
-        .await?;
-    let run_id = resp.data["runId"].as_str().unwrap_or_default().to_string();
-    if is_finished(&resp.data) {
-        let run = client.get(&format!("/api/v1/runs/{run_id}")).await?.data;
+        .trigger(id, &body, Some(first_wait))
+        .await
+        .map_err(|e| trigger_failure(client, id, e))?;
+    let run_id = resp.data.run_id;
+    if is_finished(&resp.data.status) {
+        let run = client.run(&run_id, None).await?;
         return Ok(report(&run, json));
     }
     follow(client, &run_id, deadline, json).await
 }
 
 pub async fn wait(client: &Client, args: &WaitArgs, json: bool) -> CmdResult {
-    let deadline = args
-        .timeout
-        .map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
-    follow(client, &args.run_id, deadline, json).await
+    let id = &args.run_id;
+    match follow(client, id, deadline(args.timeout), json).await {
+        Err(f) if f.message.starts_with("NOT_FOUND") => Err(Failure::usage(format!(
+            "NOT_FOUND: run '{id}' does not exist on {}; `flowctl runs list` shows recent runs",
+            client.base_url()
+        ))),
+        other => other,
+    }
 }
 
-fn is_finished(data: &Value) -> bool {
-    matches!(
-        data["status"].as_str(),
-        Some("completed" | "failed" | "cancelled" | "timed_out")
-    )
+pub(super) fn is_finished(status: &str) -> bool {
+    matches!(status, "completed" | "failed" | "cancelled" | "timed_out")
 }
 
 /// Seconds for the next long-poll: short on a terminal, to refresh the spinner.
@@ -114,7 +164,7 @@ fn poll_secs(deadline: Option<Instant>, interactive: bool) -> f64 {
         Some(d) => d
             .saturating_duration_since(Instant::now())
             .as_secs_f64()
-            .min(cap),
+            .clamp(MIN_POLL_SECS, cap),
         None => cap,
     }
 }
@@ -129,11 +179,8 @@ async fn follow(client: &Client, run_id: &str, deadline: Option<Instant>, json: 
     });
     let outcome = loop {
         let secs = poll_secs(deadline, interactive);
-        let run = client
-            .get(&format!("/api/v1/runs/{run_id}?wait={secs:.3}"))
-            .await?
-            .data;
-        if is_finished(&run) {
+        let run = client.run(run_id, Some(secs)).await?;
+        if is_finished(&run.status) {
             break Some(run);
         }
         if let Some(pb) = &spinner {
@@ -158,44 +205,43 @@ async fn follow(client: &Client, run_id: &str, deadline: Option<Instant>, json: 
 }
 
 /// `2/3 create-invoice`
-fn current_step(run: &Value) -> String {
-    let steps = run["steps"].as_array().cloned().unwrap_or_default();
+fn current_step(run: &RunView) -> String {
+    let steps = &run.steps;
     let current = steps
         .iter()
-        .position(|s| {
-            !matches!(
-                s["status"].as_str(),
-                Some("completed" | "skipped" | "failed")
-            )
-        })
+        .position(|s| !matches!(s.status.as_str(), "completed" | "skipped" | "failed"))
         .unwrap_or(steps.len().saturating_sub(1));
-    let id = steps
-        .get(current)
-        .and_then(|s| s["id"].as_str())
-        .unwrap_or("");
+    let id = steps.get(current).map(|s| s.id.as_str()).unwrap_or("");
     format!("{}/{} {}", current + 1, steps.len(), id)
 }
 
 /// Output on stdout when completed; the error on stderr otherwise.
-fn report(run: &Value, json: bool) -> Exit {
-    let completed = run["status"] == "completed";
+fn report(run: &RunView, json: bool) -> Exit {
+    let completed = run.status == "completed";
     if json {
         print_json(run);
     } else if completed {
-        print_json(&run["output"]);
+        print_json(&run.output);
     }
     if completed {
         return Exit::Ok;
     }
-    let err = &run["error"];
+    let err = &run.error;
     eprintln!(
         "run {} {}: {}",
-        run["id"].as_str().unwrap_or(""),
-        run["status"].as_str().unwrap_or("failed"),
+        run.id,
+        run.status,
         err["message"].as_str().unwrap_or("no error message")
     );
     if let Some(step) = err["stepId"].as_str() {
         eprintln!("  failed step: {step}");
     }
     Exit::RunFailed
+}
+
+/// `Value` helper for the batch summary.
+pub(super) fn text(v: &Value) -> String {
+    v.as_str()
+        .map(String::from)
+        .unwrap_or_else(|| v.to_string())
 }

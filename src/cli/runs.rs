@@ -1,34 +1,46 @@
 //! `flowctl runs list|show|cancel|replay`
 
-use super::{CmdResult, Exit, print_json};
-use crate::client::Client;
-use clap::Subcommand;
-use serde_json::Value;
+use super::{ClientOpts, CmdResult, Exit, print_json};
+use crate::client::{Client, RunFilter};
+use clap::{Args, Subcommand};
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    pub command: RunsCommand,
+    #[command(flatten)]
+    pub client: ClientOpts,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum RunsCommand {
-    /// Newest first
+    /// List runs, newest first
     List {
-        #[arg(long)]
+        /// Only runs of this workflow (wf_…)
+        #[arg(long, value_name = "ID")]
         workflow: Option<String>,
-        #[arg(long)]
+        /// Only runs in this status
+        #[arg(long, value_parser = ["pending", "running", "completed", "failed", "cancelled", "timed_out"])]
         status: Option<String>,
-        /// Only runs started this way: api, schedule, webhook, replay, batch
-        #[arg(long, value_name = "TYPE")]
+        /// Only runs started this way
+        #[arg(long, value_name = "TYPE", value_parser = ["api", "schedule", "webhook", "replay", "batch"])]
         trigger: Option<String>,
-        #[arg(long, default_value_t = 20)]
+        /// How many runs to show, 1 to 100
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100))]
         limit: u32,
     },
+    /// Show one run with its steps, as JSON
     Show {
+        /// Run id (run_…)
         run_id: String,
     },
+    /// Cancel a run: a pending run never starts, a running one stops before its next step
     Cancel {
+        /// Run id (run_…)
         run_id: String,
     },
     /// Start a new run with the same input and connection (latest active version)
-    Replay {
-        run_id: String,
-    },
+    Replay { run_id: String },
 }
 
 pub async fn runs(client: &Client, cmd: &RunsCommand, json: bool) -> CmdResult {
@@ -39,61 +51,47 @@ pub async fn runs(client: &Client, cmd: &RunsCommand, json: bool) -> CmdResult {
             trigger,
             limit,
         } => {
-            let mut path = format!("/api/v1/runs?limit={limit}");
-            if let Some(w) = workflow {
-                path.push_str(&format!("&workflowId={w}"));
-            }
-            if let Some(s) = status {
-                path.push_str(&format!("&status={s}"));
-            }
-            if let Some(t) = trigger {
-                path.push_str(&format!("&triggerType={t}"));
-            }
-            let resp = client.get(&path).await?;
+            let filter = RunFilter {
+                workflow_id: workflow.clone(),
+                status: status.clone(),
+                trigger_type: trigger.clone(),
+                limit: Some(*limit),
+                cursor: None,
+            };
+            let resp = client.runs(&filter).await?;
             if json {
                 print_json(&resp.data);
             } else {
-                for r in resp.data.as_array().into_iter().flatten() {
+                for r in &resp.data {
                     println!(
                         "{}  {:<10} {:<8} {}  v{}  {}",
-                        text(r, "id"),
-                        text(r, "status"),
-                        text(r, "triggerType"),
-                        text(r, "workflowId"),
-                        r["workflowVersion"],
-                        text(r, "createdAt")
+                        r.id,
+                        r.status,
+                        r.trigger_type,
+                        r.workflow_id,
+                        r.workflow_version,
+                        r.created_at
                     );
                 }
             }
         }
-        RunsCommand::Show { run_id } => {
-            let resp = client.get(&format!("/api/v1/runs/{run_id}")).await?;
-            print_json(&resp.data);
-        }
+        RunsCommand::Show { run_id } => print_json(&client.run(run_id, None).await?),
         RunsCommand::Cancel { run_id } => {
-            let resp = client
-                .post(&format!("/api/v1/runs/{run_id}/cancel"), &Value::Null)
-                .await?;
+            let run = client.cancel(run_id).await?;
             if json {
-                print_json(&resp.data);
+                print_json(&run);
             } else {
-                println!("{} {}", run_id, text(&resp.data, "status"));
+                println!("{} {}", run.id, run.status);
             }
         }
         RunsCommand::Replay { run_id } => {
-            let resp = client
-                .post(&format!("/api/v1/runs/{run_id}/replay"), &Value::Null)
-                .await?;
+            let started = client.replay(run_id).await?;
             if json {
-                print_json(&resp.data);
+                print_json(&started);
             } else {
-                println!("{}", text(&resp.data, "runId"));
+                println!("{}", started.run_id);
             }
         }
     }
     Ok(Exit::Ok)
-}
-
-pub(crate) fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v[key].as_str().unwrap_or("-")
 }

@@ -7,13 +7,13 @@ use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port)
-    #[arg(long, env = "FLOWCTL_LISTEN", default_value = crate::config::DEFAULT_LISTEN)]
+    /// Address to listen on, HOST:PORT (port 0 picks a free port)
+    #[arg(long, env = "FLOWCTL_LISTEN", default_value = crate::config::DEFAULT_LISTEN, value_name = "HOST:PORT")]
     pub listen: String,
-    /// SQLite database file [default: <user data dir>/flowctl/flowctl.db]
-    #[arg(long, env = "FLOWCTL_DB")]
+    /// SQLite database file; created 0600 on first start [default: <user data dir>/flowctl/flowctl.db]
+    #[arg(long, env = "FLOWCTL_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
     /// PostgreSQL URL (postgres://user:pass@host/db?sslmode=require): many
     /// nodes share one database; the secret key must be the same on each
@@ -23,22 +23,22 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 32)]
     pub workers: usize,
     /// Finished runs older than this many days are purged
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_name = "DAYS")]
     pub retention_days: u32,
-    /// Seconds that steps in flight get to finish on shutdown
-    #[arg(long, default_value_t = 10)]
+    /// Seconds that steps in flight get to finish on shutdown (SIGTERM, Ctrl-C)
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub shutdown_grace: u64,
-    /// Largest accepted request body, in bytes
-    #[arg(long, default_value_t = 1024 * 1024)]
+    /// Largest accepted request body, in bytes (larger ones: 413 PAYLOAD_TOO_LARGE)
+    #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
     pub body_limit: usize,
     /// Trigger requests per API key per minute (0 = no limit)
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_name = "N")]
     pub rate_limit_execute: u32,
     /// GET requests per API key per minute (0 = no limit)
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_name = "N")]
     pub rate_limit_read: u32,
     /// Other POST, PUT and DELETE requests per API key per minute (0 = no limit)
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_name = "N")]
     pub rate_limit_write: u32,
     /// Most API connections open at once; at the cap the oldest idle one is
     /// closed for a newcomer [default: three quarters of the open-file limit]
@@ -66,8 +66,11 @@ pub struct ServeArgs {
 }
 
 pub async fn serve(args: ServeArgs) -> CmdResult {
+    if args.workers == 0 {
+        return Err(Failure::usage("--workers must be 1 or more"));
+    }
     let settings = ServeSettings {
-        listen: args.listen,
+        listen: loopback_literal(&args.listen),
         db: args.db.unwrap_or_else(crate::config::default_db_path),
         database_url: args.database_url,
         workers: args.workers,
@@ -115,7 +118,7 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
     let url = format!("http://{}", app.addr());
     match app.ensure_local_credentials(&url).await {
         Ok(Some(path)) => say(format!(
-            "created an admin API key for this machine in {} (mode 0600); `flowctl run` here needs no set-up",
+            "created an admin API key for {url} in {} (mode 0600); `flowctl` commands on this machine use it for that URL",
             path.display()
         )),
         Ok(None) => {}
@@ -144,6 +147,17 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
         })?;
     say("flowctl stopped".into());
     Ok(Exit::Ok)
+}
+
+/// `localhost:3000` → `127.0.0.1:3000`: binding then needs no name lookup
+/// (the static binary has no NSS, and localhost is always the loopback).
+fn loopback_literal(listen: &str) -> String {
+    match listen.rsplit_once(':') {
+        Some((host, port)) if host.eq_ignore_ascii_case("localhost") || host.is_empty() => {
+            format!("127.0.0.1:{port}")
+        }
+        _ => listen.to_string(),
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,61 +1,72 @@
 //! `flowctl workflows list|show|activate|pause|archive`
 
-use super::runs::text;
-use super::{CmdResult, Exit, print_json};
+use super::{ClientOpts, CmdResult, Exit, print_json};
 use crate::client::Client;
-use clap::Subcommand;
-use serde_json::Value;
+use clap::{Args, Subcommand};
+
+#[derive(Debug, Args)]
+pub struct WorkflowsArgs {
+    #[command(subcommand)]
+    pub command: WorkflowsCommand,
+    #[command(flatten)]
+    pub client: ClientOpts,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum WorkflowsCommand {
+    /// List every registered workflow (all pages)
     List,
-    Show { id: String },
-    Activate { id: String },
-    Pause { id: String },
-    Archive { id: String },
+    /// Show one workflow with its current definition and versions, as JSON
+    Show {
+        /// Workflow id (wf_…)
+        id: String,
+    },
+    /// Make a workflow runnable again (status active)
+    Activate {
+        /// Workflow id (wf_…)
+        id: String,
+    },
+    /// Stop new runs of a workflow (status paused); runs in flight go on
+    Pause {
+        /// Workflow id (wf_…)
+        id: String,
+    },
+    /// Retire a workflow (status archived); its runs and versions are kept
+    Archive {
+        /// Workflow id (wf_…)
+        id: String,
+    },
 }
 
 pub async fn workflows(client: &Client, cmd: &WorkflowsCommand, json: bool) -> CmdResult {
-    let resp = match cmd {
+    let view = match cmd {
         WorkflowsCommand::List => {
-            let resp = client.get("/api/v1/workflows?limit=100").await?;
-            if !json {
-                for w in resp.data.as_array().into_iter().flatten() {
-                    let next = match w["nextRunAt"].as_str() {
+            let all = client.workflows().await?;
+            if json {
+                print_json(&all);
+            } else {
+                for w in &all {
+                    let next = match &w.next_run_at {
                         Some(at) => format!("  next run {at}"),
                         None => String::new(),
                     };
-                    println!(
-                        "{}  {:<8} v{}  {}{next}",
-                        text(w, "id"),
-                        text(w, "status"),
-                        w["version"],
-                        text(w, "name")
-                    );
+                    println!("{}  {:<8} v{}  {}{next}", w.id, w.status, w.version, w.name);
                 }
-                return Ok(Exit::Ok);
             }
-            resp
+            return Ok(Exit::Ok);
         }
-        WorkflowsCommand::Show { id } => client.get(&format!("/api/v1/workflows/{id}")).await?,
-        WorkflowsCommand::Activate { id } => {
-            client
-                .post(&format!("/api/v1/workflows/{id}/activate"), &Value::Null)
-                .await?
+        WorkflowsCommand::Show { id } => {
+            print_json(&client.workflow(id).await?);
+            return Ok(Exit::Ok);
         }
-        WorkflowsCommand::Pause { id } => {
-            client
-                .post(&format!("/api/v1/workflows/{id}/pause"), &Value::Null)
-                .await?
-        }
-        WorkflowsCommand::Archive { id } => {
-            client.delete(&format!("/api/v1/workflows/{id}")).await?
-        }
+        WorkflowsCommand::Activate { id } => client.set_workflow_status(id, "activate").await?,
+        WorkflowsCommand::Pause { id } => client.set_workflow_status(id, "pause").await?,
+        WorkflowsCommand::Archive { id } => client.archive_workflow(id).await?,
     };
-    if json || matches!(cmd, WorkflowsCommand::Show { .. }) {
-        print_json(&resp.data);
+    if json {
+        print_json(&view);
     } else {
-        println!("{} {}", text(&resp.data, "id"), text(&resp.data, "status"));
+        println!("{} {}", view.id, view.status);
     }
     Ok(Exit::Ok)
 }

@@ -1,4 +1,4 @@
-//! SPEC §4 connection resolution, pure: which stored connection a step uses,
+//! connection resolution, pure: which stored connection a step uses,
 //! and the trigger-time check that refuses a run that cannot succeed.
 
 use crate::workflow::{CompiledWorkflow, StepKind};

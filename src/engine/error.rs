@@ -64,7 +64,7 @@ impl RunError {
         RunError::step("INTERNAL", message)
     }
 
-    /// SPEC: a failed step fails the run with `STEP_ERROR` naming the step.
+    /// docs/workflows.md: a failed step fails the run with `STEP_ERROR` naming the step.
     pub fn step_failed(step_id: &str, cause: Option<&RunError>) -> RunError {
         RunError {
             code: "STEP_ERROR".into(),

@@ -1,4 +1,4 @@
-//! The one place where errors become HTTP statuses and SPEC error codes.
+//! The one place where errors become HTTP statuses and the documented error codes.
 //! 5xx answers hide internals; the real cause is logged once, here.
 
 use crate::api::{ErrorBody, ErrorDetail, ErrorEnvelope, codes};

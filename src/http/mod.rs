@@ -1,4 +1,4 @@
-//! The HTTP API (SPEC §6): axum router, auth and scopes, thin handlers. Every
+//! The HTTP API (docs/api.md): axum router, auth and scopes, thin handlers. Every
 //! answer, including unknown routes, wrong methods and panics, is the JSON
 //! envelope; the error mapping lives in `error.rs`.
 

@@ -41,7 +41,7 @@ pub fn spec() -> Value {
             "title": "flowctl API",
             "version": env!("CARGO_PKG_VERSION"),
             "description": concat!(
-                "Workflow server API (SPEC §6). JSON in, JSON out: every answer is an envelope, ",
+                "Workflow server API (docs/api.md). JSON in, JSON out: every answer is an envelope, ",
                 "`{\"success\": true, \"data\": …}` or `{\"success\": false, \"error\": {\"code\", ",
                 "\"message\", \"details\"?}}` (except `/metrics`, Prometheus text, and this ",
                 "document). Authenticate with `x-api-key: wfk_…` or `Authorization: Bearer wfk_…`; ",

@@ -69,7 +69,7 @@ pub fn wait(q: &QueryMap) -> Result<Option<Duration>, ApiError> {
     match q.get("wait") {
         None => Ok(None),
         Some(v) => match v.parse::<f64>() {
-            Ok(s) if (0.0..=60.0).contains(&s) => Ok(Some(Duration::from_secs_f64(s))),
+            Ok(s) if (0.0..=60.0).contains(&s) => Ok(Duration::try_from_secs_f64(s).ok()),
             _ => Err(ApiError::InvalidRequest(
                 "wait must be a number of seconds from 0 to 60".into(),
             )),

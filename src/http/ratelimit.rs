@@ -1,4 +1,4 @@
-//! Per-key rate limits by category (SPEC §6): execute (triggers), read (GET)
+//! Per-key rate limits by category (docs/api.md): execute (triggers), read (GET)
 //! and write (everything else), each a GCRA bucket keyed by API key id, so
 //! one key's burst never affects another key. A store shared by several
 //! nodes keeps the buckets (one per key, never one per node); otherwise

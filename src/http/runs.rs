@@ -30,6 +30,13 @@ fn trigger_body(body: Value) -> Result<TriggerBody, ApiError> {
             "Request body must be a JSON object like {\"input\": {...}}".into(),
         ));
     };
+    // A misspelled field would silently lose what it carries (e.g. the idempotency).
+    let fields = crate::api::TriggerRequest::FIELDS;
+    if let Some(key) = obj.keys().find(|k| !fields.contains(&k.as_str())) {
+        return Err(ApiError::InvalidRequest(
+            crate::workflow::fields::unknown_field(key, fields),
+        ));
+    }
     let input = match obj.remove("input") {
         None | Some(Value::Null) => Value::Object(Default::default()),
         Some(v @ Value::Object(_)) => v,

@@ -1,4 +1,4 @@
-//! The template language (pure: no I/O, no clock, no runtime): `{{ path | filter:
+//! The template language of docs/templates.md (pure: no I/O, no clock, no runtime): `{{ path | filter:
 //! args }}` inside JSON strings, compiled once at apply time, rendered per step.
 //!
 //! Pipeline: `lexer` → `parser` (→ `ast`, with `expr` for `map` expressions) → `eval` with
@@ -49,6 +49,11 @@ pub struct Template {
     /// Index of the one expression when the whole string is `{{…}}` (surrounding whitespace
     /// allowed): such a template yields the JSON value itself, not its text.
     single: Option<usize>,
+}
+
+/// Every filter's name (the documentation check lists them all in docs/templates.md).
+pub fn filter_names() -> impl Iterator<Item = &'static str> {
+    filters::FILTERS.iter().map(|f| f.name)
 }
 
 /// A rendered value and the warnings (unresolved paths) met on the way.

@@ -1,7 +1,8 @@
 //! Apply-time validation: turns a definition's JSON into a `CompiledWorkflow`,
-//! or lists *every* problem with its JSON path (SPEC §1).
+//! or lists *every* problem with its JSON path (docs/workflows.md).
 
 use super::definition::*;
+use super::fields;
 use super::schema::InputSchema;
 use super::steps::compile_step;
 use crate::template::CompiledValue;
@@ -16,19 +17,6 @@ pub struct Issue {
 }
 
 const MAX_STEPS: usize = 100;
-const KNOWN_FIELDS: [&str; 11] = [
-    "id",
-    "name",
-    "description",
-    "status",
-    "trigger",
-    "inputSchema",
-    "steps",
-    "output",
-    "variables",
-    "timeoutMs",
-    "concurrency",
-];
 
 /// `wf_` + the name in lower snake case ("Process Customer Order" → `wf_process_customer_order`).
 pub fn derive_id(name: &str) -> String {
@@ -133,14 +121,7 @@ pub fn compile(def: &Value) -> Result<CompiledWorkflow, Vec<Issue>> {
         ck.add(vec![], "a workflow definition must be a JSON object");
         return Err(ck.issues);
     };
-    for key in obj.keys() {
-        if !KNOWN_FIELDS.contains(&key.as_str()) {
-            ck.add(
-                vec![json!(key)],
-                format!("unknown field; expected one of {}", KNOWN_FIELDS.join(", ")),
-            );
-        }
-    }
+    fields::check(&mut ck, &[], obj, fields::DEFINITION);
     let name = match obj.get("name") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
         _ => {
@@ -178,11 +159,12 @@ pub fn compile(def: &Value) -> Result<CompiledWorkflow, Vec<Issue>> {
         None | Some(Value::Null) => None,
         Some(raw) => match InputSchema::compile(raw) {
             Ok(s) => Some(s),
-            Err(e) => {
-                ck.add(
-                    vec![json!("inputSchema")],
-                    format!("not a valid JSON Schema: {e}"),
-                );
+            Err(problems) => {
+                for p in problems {
+                    let mut path = vec![json!("inputSchema")];
+                    path.extend(p.path);
+                    ck.add(path, format!("not a valid JSON Schema: {}", p.message));
+                }
                 None
             }
         },

@@ -43,7 +43,7 @@ pub enum ErrorHandling {
     Retry,
 }
 
-/// SPEC §5 retry policy, as data.
+/// retry policy, as data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryConfig {
     pub max_attempts: u32,
@@ -92,7 +92,7 @@ pub struct CompiledStep {
     pub error_handling: ErrorHandling,
     pub retry: RetryConfig,
     pub timeout_ms: u64,
-    /// The step's own `connection` field (SPEC §4 resolution).
+    /// The step's own `connection` field (resolution).
     pub connection: Option<String>,
 }
 

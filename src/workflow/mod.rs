@@ -4,6 +4,7 @@
 
 mod compile;
 mod definition;
+pub mod fields;
 mod schema;
 mod steps;
 pub mod trigger;

@@ -29,11 +29,30 @@ pub struct InputViolation {
 }
 
 impl InputSchema {
-    pub fn compile(raw: &Value) -> Result<InputSchema, String> {
+    /// Compile a schema, or list *every* problem with its path inside the schema.
+    pub fn compile(raw: &Value) -> Result<InputSchema, Vec<InputViolation>> {
+        // The meta-schema check lists every problem; building reports only the first.
+        if let Ok(meta) = jsonschema::meta::validator_for(raw) {
+            let problems: Vec<InputViolation> = meta
+                .iter_errors(raw)
+                .map(|err| InputViolation {
+                    path: path_of(err.instance_path()),
+                    message: err.to_string(),
+                })
+                .collect();
+            if !problems.is_empty() {
+                return Err(problems);
+            }
+        }
         let validator = jsonschema::options()
             .should_validate_formats(true)
             .build(raw)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| {
+                vec![InputViolation {
+                    path: path_of(e.instance_path()),
+                    message: e.to_string(),
+                }]
+            })?;
         Ok(InputSchema {
             raw: raw.clone(),
             validator: Arc::new(validator),
@@ -47,14 +66,7 @@ impl InputSchema {
             .validator
             .iter_errors(&input)
             .map(|err| {
-                let mut path: Vec<Value> = err
-                    .instance_path()
-                    .iter()
-                    .map(|seg| match seg {
-                        LocationSegment::Property(p) => Value::String(p.into_owned()),
-                        LocationSegment::Index(i) => Value::from(i),
-                    })
-                    .collect();
+                let mut path = path_of(err.instance_path());
                 let message = match err.kind() {
                     // The seed reports a missing property at its own path, as `Required`.
                     ValidationErrorKind::Required { property } => {
@@ -72,6 +84,16 @@ impl InputSchema {
             Err(violations)
         }
     }
+}
+
+fn path_of(location: &jsonschema::paths::Location) -> Vec<Value> {
+    location
+        .iter()
+        .map(|seg| match seg {
+            LocationSegment::Property(p) => Value::String(p.into_owned()),
+            LocationSegment::Index(i) => Value::from(i),
+        })
+        .collect()
 }
 
 /// Insert `default`s of missing object properties, recursing into present
@@ -164,6 +186,19 @@ mod tests {
             err[0].path,
             vec![json!("items"), json!(0), json!("quantity")]
         );
+    }
+
+    #[test]
+    fn every_schema_problem_is_listed() {
+        let schema = json!({"type": "object", "properties": {
+            "a": {"type": "strnig"}, "b": {"minimum": "ten"}}});
+        let problems = InputSchema::compile(&schema).unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        let paths: Vec<_> = problems.iter().map(|p| p.path.clone()).collect();
+        assert!(paths.contains(&vec![json!("properties"), json!("a"), json!("type")]));
+        assert!(paths.contains(&vec![json!("properties"), json!("b"), json!("minimum")]));
+        let unknown_draft = json!({"$schema": "https://example.com/unknown", "type": "object"});
+        assert!(InputSchema::compile(&unknown_draft).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::compile::{Checker, positive_ms, valid_step_id};
 use super::definition::*;
+use super::fields;
 use crate::actions::ActionKind;
 use crate::template::{CompiledValue, Template};
 use serde_json::{Value, json};
@@ -23,6 +24,7 @@ pub(super) fn compile_step(
         return None;
     };
     let before = ck.issues.len();
+    fields::check(ck, &base, obj, fields::STEP);
     let id = obj
         .get("id")
         .and_then(Value::as_str)
@@ -40,6 +42,7 @@ pub(super) fn compile_step(
     if !config_raw.is_object() {
         ck.add(at("config"), "must be an object");
     }
+    let issues_before_kind = ck.issues.len();
     let kind = match step_type {
         "transform" => {
             if config_raw.get("mapping").is_none() {
@@ -75,24 +78,56 @@ pub(super) fn compile_step(
                     StepKind::Action(kind)
                 }
                 None => {
-                    let known = ActionKind::known_actions().join(", ");
+                    let known = ActionKind::known_actions();
                     let message = match name {
-                        Some(n) => format!("unknown action '{n}'; known: {known}"),
-                        None => format!("required for an action step; one of {known}"),
+                        Some(n) => fields::unknown_name("action", n, known),
+                        None => format!("required for an action step; one of {}", known.join(", ")),
                     };
                     ck.add(at("action"), message);
                     StepKind::Transform
                 }
             }
         }
+        "" => {
+            ck.add(
+                at("type"),
+                "required: one of transform, action, email, wait",
+            );
+            StepKind::Transform
+        }
         other => {
             ck.add(
                 at("type"),
-                format!("unknown step type '{other}'; expected transform, action, email or wait"),
+                fields::unknown_name(
+                    "step type",
+                    other,
+                    &["transform", "action", "email", "wait"],
+                ),
             );
             StepKind::Transform
         }
     };
+    // Config fields are checked against the step's real kind, not a fallback.
+    let kind_known = !ck.issues[issues_before_kind..].iter().any(|i| {
+        matches!(
+            i.path.get(2).and_then(Value::as_str),
+            Some("type" | "action")
+        )
+    });
+    if let (true, Some(allowed), Some(cfg)) = (
+        kind_known,
+        fields::config_fields(&kind),
+        config_raw.as_object(),
+    ) {
+        fields::check(ck, &at("config"), cfg, allowed);
+        if let (StepKind::Action(ActionKind::Email), Some(Value::Object(body))) =
+            (&kind, cfg.get("body"))
+        {
+            let mut p = at("config");
+            p.push(json!("body"));
+            fields::check(ck, &p, body, fields::EMAIL_BODY);
+        }
+    }
     let config = ck.compile_value(&at("config"), &config_raw);
     ck.check_refs(&at("config"), &config, earlier, later);
     let condition = match obj.get("if") {
@@ -158,6 +193,7 @@ fn retry_config(ck: &mut Checker, v: Option<&Value>, at: Vec<Value>) -> RetryCon
         );
         return rc;
     };
+    fields::check(ck, &at, obj, fields::RETRY_CONFIG);
     let field = |k: &str| {
         let mut p = at.clone();
         p.push(json!(k));

@@ -81,7 +81,8 @@ fn schemas() -> Value {
         },
         "TriggerRequest": {
             "type": "object",
-            "description": "An empty body is `{}`. Unknown fields are ignored.",
+            "description": "An empty body is `{}`. An unknown field is INVALID_REQUEST naming the nearest valid one.",
+            "additionalProperties": false,
             "properties": {
                 "input": {"type": ["object", "null"],
                     "description": "Checked against the workflow's inputSchema after defaults"},

@@ -1,6 +1,6 @@
 //! Paths of the connection routes and the unauthenticated operational routes
 //! (`/healthz`, `/metrics`, this document), and the workflow definition schema
-//! (SPEC §1).
+//! (docs/workflows.md).
 
 use super::{Op, envelope, json_body, param, schema, success};
 use crate::actions::ActionKind;
@@ -139,7 +139,7 @@ fn operations() -> Value {
     })
 }
 
-/// A workflow definition (SPEC §1). Checked in full at apply time; every
+/// A workflow definition (docs/workflows.md). Checked in full at apply time; every
 /// problem comes back in one `VALIDATION_ERROR` with its path. What JSON
 /// Schema cannot say (unique step ids, templates that parse, references to
 /// earlier steps only, a name an id can be derived from) is only checked there.

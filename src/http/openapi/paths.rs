@@ -163,7 +163,7 @@ pub(super) fn workflows() -> Value {
                 params: vec![],
                 body: Some(json_body(
                     true,
-                    "A workflow definition (SPEC §1)",
+                    "A workflow definition (docs/workflows.md)",
                     schema("WorkflowDefinition"),
                     json!({"id": "wf_echo", "name": "Echo", "trigger": {"type": "api"},
                         "steps": [{"id": "echo", "type": "transform",

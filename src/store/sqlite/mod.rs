@@ -130,7 +130,7 @@ impl SqliteStore {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
         )
         .map_err(named)?;
-        // SPEC §5 promises durability across power loss, not only process
+        // docs/workflows.md promises durability across power loss, not only process
         // crashes: every (group) commit fsyncs the WAL. Group commit keeps
         // that to one fsync for all writes waiting at that moment.
         writer.pragma_update(None, "synchronous", "FULL")?;
