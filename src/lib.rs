@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod dashboard;
 pub mod engine;
 pub mod events;
 pub mod http;

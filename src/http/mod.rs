@@ -2,17 +2,17 @@
 //! answer, including unknown routes, wrong methods and panics, is the JSON
 //! envelope; the error mapping lives in `error.rs`.
 
-mod auth;
+pub(crate) mod auth;
 mod body;
 mod connections;
-mod error;
+pub(crate) mod error;
 mod health;
 mod openapi;
-mod params;
+pub(crate) mod params;
 pub mod ratelimit;
-mod runs;
-mod views;
-mod workflows;
+pub(crate) mod runs;
+pub(crate) mod views;
+pub(crate) mod workflows;
 
 pub use auth::SCOPES;
 pub use error::ApiError;
@@ -94,6 +94,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
     Router::new()
         .nest("/api/v1", api)
+        // The dashboard's pages: cookie sessions, never API keys (and the API never the cookie).
+        .merge(crate::dashboard::routes(state.clone()))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .route("/api/v1/openapi.json", get(openapi::document))

@@ -122,12 +122,22 @@ async fn set_status(
     status: WorkflowStatus,
 ) -> Result<impl IntoResponse, ApiError> {
     who.require(&["workflows:write"])?;
+    let row = set_workflow_status(&state, id, status).await?;
+    Ok(ok(workflow_view(&row, None)))
+}
+
+/// A status change as a use case, shared by the API and the dashboard.
+pub(crate) async fn set_workflow_status(
+    state: &AppState,
+    id: String,
+    status: WorkflowStatus,
+) -> Result<crate::store::WorkflowRow, ApiError> {
     let row = state
         .store
         .set_workflow_status(id.clone(), status.as_str(), now_ms())
         .await?;
     state.catalog.forget_head(&id);
-    Ok(ok(workflow_view(&row, None)))
+    Ok(row)
 }
 
 pub async fn activate(

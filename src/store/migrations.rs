@@ -7,6 +7,7 @@ use rusqlite::Connection;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_initial.sql"),
     include_str!("migrations/002_connections.sql"),
+    include_str!("migrations/006_dashboard_sessions.sql"),
 ];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;

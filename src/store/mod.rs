@@ -4,6 +4,7 @@
 //! small pool of read connections serves queries off the async runtime.
 
 mod connections;
+mod dashboard;
 mod keys;
 mod migrations;
 mod queue;
@@ -11,6 +12,7 @@ mod runs;
 mod workflows;
 
 pub use connections::{ConnectionRow, ConnectionWrite};
+pub use dashboard::{Overview, RunSearch, RunSummary, UiSession};
 pub use keys::ApiKeyRow;
 pub use queue::RunUpdate;
 pub use runs::{NewRun, RunFilter, RunRow, StepRecord, TriggerOutcome};

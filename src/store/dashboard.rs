@@ -1,0 +1,261 @@
+//! Reads and writes only the web dashboard needs: its sessions (stored as
+//! hashes, alive while their API key is), the filtered run list with keyset
+//! paging, and the overview's figures. Every query here uses an index and
+//! none counts over the whole history, so pages stay fast on large stores.
+
+use super::{Result, Store, from_json};
+use rusqlite::types::ToSql;
+use rusqlite::{OptionalExtension, params};
+use serde_json::Value;
+
+/// A dashboard session as found by its hash, with its key's current scopes.
+#[derive(Debug, Clone)]
+pub struct UiSession {
+    pub key_id: String,
+    pub key_name: String,
+    pub scopes: Vec<String>,
+    pub csrf_token: String,
+}
+
+/// What the run list shows of a run (no input or output: they can be large).
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub seq: i64,
+    pub id: String,
+    pub workflow_id: String,
+    pub workflow_version: i64,
+    pub status: String,
+    pub trigger_type: Option<String>,
+    pub error: Value,
+    pub idempotency_key: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
+}
+
+/// Filters of the run list; every one is optional. `q` is a run id or an
+/// idempotency key.
+#[derive(Debug, Clone, Default)]
+pub struct RunSearch {
+    pub status: Option<String>,
+    pub workflow_id: Option<String>,
+    pub trigger_type: Option<String>,
+    pub q: Option<String>,
+    pub before_seq: Option<i64>,
+    pub limit: usize,
+}
+
+/// The overview's figures for the hour up to `now`.
+#[derive(Debug, Clone, Default)]
+pub struct Overview {
+    pub since: i64,
+    /// (minute index 0..60, status, runs finished in that minute)
+    pub per_minute: Vec<(i64, String, i64)>,
+    /// Runs not finished yet, by status (pending, running).
+    pub in_flight: Vec<(String, i64)>,
+    pub queue_depth: i64,
+    pub p50_ms: Option<i64>,
+    pub p99_ms: Option<i64>,
+}
+
+const HOUR_MS: i64 = 60 * 60 * 1000;
+
+impl Store {
+    /// Store a new session (its id only as a hash); expired ones are removed on the way.
+    pub async fn create_ui_session(
+        &self,
+        id_hash: String,
+        key_id: String,
+        csrf_token: String,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        self.write(move |c| {
+            c.prepare_cached(
+                "DELETE FROM ui_sessions WHERE id_hash IN \
+                 (SELECT id_hash FROM ui_sessions WHERE expires_at <= ?1 LIMIT 100)",
+            )?
+            .execute([now])?;
+            c.prepare_cached(
+                "INSERT INTO ui_sessions (id_hash, key_id, csrf_token, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![id_hash, key_id, csrf_token, now, expires_at])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The live session with this hash: unexpired, and its key not revoked.
+    pub async fn ui_session(&self, id_hash: String, now: i64) -> Result<Option<UiSession>> {
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT s.key_id, k.name, k.scopes, s.csrf_token FROM ui_sessions s \
+                 JOIN api_keys k ON k.id = s.key_id \
+                 WHERE s.id_hash = ?1 AND s.expires_at > ?2 AND k.revoked_at IS NULL",
+            )?
+            .query_row(params![id_hash, now], |r| {
+                let scopes: String = r.get(2)?;
+                Ok(UiSession {
+                    key_id: r.get(0)?,
+                    key_name: r.get(1)?,
+                    scopes: scopes
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect(),
+                    csrf_token: r.get(3)?,
+                })
+            })
+            .optional()?)
+        })
+        .await
+    }
+
+    pub async fn delete_ui_session(&self, id_hash: String) -> Result<()> {
+        self.write(move |c| {
+            c.prepare_cached("DELETE FROM ui_sessions WHERE id_hash = ?1")?
+                .execute([id_hash])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Newest first, keyset-paged on `seq`. The SQL names only the filters
+    /// given, so SQLite can walk the matching index in order and stop at the limit.
+    pub async fn search_runs(&self, f: RunSearch) -> Result<Vec<RunSummary>> {
+        self.read(move |c| {
+            let mut clauses: Vec<&str> = Vec::new();
+            let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+            if let Some(q) = f.q {
+                // Two point lookups (unique id, indexed key) instead of an OR the
+                // planner might answer with a backwards scan of all runs.
+                clauses.push(
+                    "seq IN (SELECT seq FROM runs WHERE id = ? \
+                     UNION ALL SELECT seq FROM runs WHERE idempotency_key = ?)",
+                );
+                args.push(Box::new(q));
+            }
+            let mut push = |clause: &'static str, v: Option<Box<dyn ToSql>>| {
+                if let Some(v) = v {
+                    clauses.push(clause);
+                    args.push(v);
+                }
+            };
+            push(
+                "status = ?",
+                f.status.map(|s| Box::new(s) as Box<dyn ToSql>),
+            );
+            push(
+                "workflow_id = ?",
+                f.workflow_id.map(|s| Box::new(s) as Box<dyn ToSql>),
+            );
+            push(
+                TRIGGER_TYPE_CLAUSE,
+                f.trigger_type.map(|s| Box::new(s) as Box<dyn ToSql>),
+            );
+            push(
+                "seq < ?",
+                f.before_seq.map(|s| Box::new(s) as Box<dyn ToSql>),
+            );
+            let mut sql = String::from(
+                "SELECT seq, id, workflow_id, workflow_version, status, error, idempotency_key, \
+                 created_at, started_at, completed_at, ",
+            );
+            sql.push_str(TRIGGER_TYPE_COLUMN);
+            sql.push_str(" FROM runs");
+            for (i, clause) in clauses.iter().enumerate() {
+                sql.push_str(if i == 0 { " WHERE " } else { " AND " });
+                // Each clause has one parameter (used once or twice): number it.
+                sql.push_str(&clause.replace('?', &format!("?{}", i + 1)));
+            }
+            sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", args.len() + 1));
+            args.push(Box::new(f.limit as i64));
+            let mut stmt = c.prepare_cached(&sql)?;
+            let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
+            let rows = stmt.query_map(refs.as_slice(), |r| {
+                Ok((
+                    RunSummary {
+                        seq: r.get(0)?,
+                        id: r.get(1)?,
+                        workflow_id: r.get(2)?,
+                        workflow_version: r.get(3)?,
+                        status: r.get(4)?,
+                        error: Value::Null,
+                        idempotency_key: r.get(6)?,
+                        created_at: r.get(7)?,
+                        started_at: r.get(8)?,
+                        completed_at: r.get(9)?,
+                        trigger_type: r.get(10)?,
+                    },
+                    r.get::<_, Option<String>>(5)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (mut run, error) = row?;
+                run.error = from_json(error)?;
+                out.push(run);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Runs per minute by status over the last hour, runs in flight, queue
+    /// depth and duration percentiles of the hour's finished runs.
+    pub async fn overview(&self, now: i64) -> Result<Overview> {
+        self.read(move |c| {
+            let since = now - HOUR_MS;
+            let mut stmt = c.prepare_cached(
+                "SELECT (completed_at - ?1) / 60000 AS m, status, COUNT(*) FROM runs \
+                 WHERE completed_at >= ?1 GROUP BY m, status ORDER BY m",
+            )?;
+            let per_minute = stmt
+                .query_map([since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut stmt = c.prepare_cached(
+                "SELECT status, COUNT(*) FROM runs WHERE status IN ('pending', 'running') GROUP BY status",
+            )?;
+            let in_flight = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let queue_depth: i64 = c
+                .prepare_cached("SELECT COUNT(*) FROM runs WHERE ready = 1 AND not_before <= ?1")?
+                .query_row([now], |r| r.get(0))?;
+            let finished: i64 = c
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM runs WHERE completed_at >= ?1 AND started_at IS NOT NULL",
+                )?
+                .query_row([since], |r| r.get(0))?;
+            let percentile = |p: f64| -> Result<Option<i64>> {
+                if finished == 0 {
+                    return Ok(None);
+                }
+                let offset = (((finished as f64) * p).ceil() as i64 - 1).max(0);
+                Ok(c.prepare_cached(
+                    "SELECT completed_at - started_at AS d FROM runs \
+                     WHERE completed_at >= ?1 AND started_at IS NOT NULL ORDER BY d LIMIT 1 OFFSET ?2",
+                )?
+                .query_row(params![since, offset], |r| r.get(0))
+                .optional()?)
+            };
+            let p50_ms = percentile(0.50)?;
+            let p99_ms = percentile(0.99)?;
+            Ok(Overview {
+                since,
+                per_minute,
+                in_flight,
+                queue_depth,
+                p50_ms,
+                p99_ms,
+            })
+        })
+        .await
+    }
+}
+
+/// Runs record how they were triggered once trigger types exist; until then
+/// every run came through the API.
+const TRIGGER_TYPE_COLUMN: &str = "'api'";
+const TRIGGER_TYPE_CLAUSE: &str = "'api' = ?";
