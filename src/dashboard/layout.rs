@@ -51,6 +51,7 @@ pub fn page(shell: &Shell, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (shell.title) " · flowctl" }
+                link rel="icon" type="image/svg+xml" href=(super::icon_url());
                 link rel="stylesheet" href=(super::css_url());
                 script src=(super::js_url()) defer {}
             }

@@ -57,7 +57,9 @@ async fn security_headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static(CSP),
     );
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: with it Chromium sends `Origin: null` on form posts,
+    // which the same-origin check would (rightly) refuse.
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     if !h.contains_key(CACHE_CONTROL) {
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -81,7 +83,7 @@ fn asset_entry(stem: &str, ext: &str, body: &'static [u8], content_type: &'stati
     }
 }
 
-static ASSETS: LazyLock<[Asset; 2]> = LazyLock::new(|| {
+static ASSETS: LazyLock<[Asset; 3]> = LazyLock::new(|| {
     [
         asset_entry(
             "app",
@@ -95,6 +97,7 @@ static ASSETS: LazyLock<[Asset; 2]> = LazyLock::new(|| {
             include_bytes!("assets/app.js"),
             "text/javascript; charset=utf-8",
         ),
+        asset_entry("icon", "svg", include_bytes!("assets/icon.svg"), "image/svg+xml"),
     ]
 });
 
@@ -104,6 +107,10 @@ pub fn css_url() -> &'static str {
 
 pub fn js_url() -> &'static str {
     &ASSETS[1].url
+}
+
+pub fn icon_url() -> &'static str {
+    &ASSETS[2].url
 }
 
 async fn asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
