@@ -73,6 +73,8 @@ pub struct RunView {
     pub error: Value,
     pub idempotency_key: Option<String>,
     pub connection_id: Option<String>,
+    /// How the run started: `api`, `schedule`, `webhook`, `replay` or `batch`.
+    pub trigger_type: String,
     pub created_at: String,
     pub started_at: Option<String>,
     pub completed_at: Option<String>,

@@ -19,5 +19,6 @@ pub mod secrets;
 pub mod store;
 pub mod template;
 pub mod time;
+pub mod trigger;
 pub mod worker;
 pub mod workflow;

@@ -16,11 +16,12 @@ use std::collections::BTreeSet;
 use support::*;
 
 /// Every route of SPEC §6 (method, path).
-const KNOWN_ROUTES: [(&str, &str); 18] = [
+const KNOWN_ROUTES: [(&str, &str); 19] = [
     ("POST", "/api/v1/workflows/{id}/run"),
     ("GET", "/api/v1/runs/{id}"),
     ("GET", "/api/v1/runs"),
     ("POST", "/api/v1/runs/{id}/cancel"),
+    ("POST", "/api/v1/runs/{id}/replay"),
     ("POST", "/api/v1/workflows"),
     ("GET", "/api/v1/workflows"),
     ("GET", "/api/v1/workflows/{id}"),
@@ -215,7 +216,7 @@ async fn the_document_is_structurally_valid_openapi_3_1() {
     assert_eq!(query("get", "/api/v1/runs/{id}"), ["wait"]);
     assert_eq!(
         query("get", "/api/v1/runs"),
-        ["workflowId", "status", "limit", "cursor"]
+        ["workflowId", "status", "triggerType", "limit", "cursor"]
     );
     assert_eq!(query("get", "/api/v1/workflows"), ["limit", "cursor"]);
     let replay = documented_response(&doc, "POST", "/api/v1/workflows/{id}/run", 200);

@@ -1,4 +1,4 @@
-//! `flowctl runs list|show|cancel`
+//! `flowctl runs list|show|cancel|replay`
 
 use super::{CmdResult, Exit, print_json};
 use crate::client::Client;
@@ -13,6 +13,9 @@ pub enum RunsCommand {
         workflow: Option<String>,
         #[arg(long)]
         status: Option<String>,
+        /// Only runs started this way: api, schedule, webhook, replay, batch
+        #[arg(long, value_name = "TYPE")]
+        trigger: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
@@ -22,6 +25,10 @@ pub enum RunsCommand {
     Cancel {
         run_id: String,
     },
+    /// Start a new run with the same input and connection (latest active version)
+    Replay {
+        run_id: String,
+    },
 }
 
 pub async fn runs(client: &Client, cmd: &RunsCommand, json: bool) -> CmdResult {
@@ -29,6 +36,7 @@ pub async fn runs(client: &Client, cmd: &RunsCommand, json: bool) -> CmdResult {
         RunsCommand::List {
             workflow,
             status,
+            trigger,
             limit,
         } => {
             let mut path = format!("/api/v1/runs?limit={limit}");
@@ -38,15 +46,19 @@ pub async fn runs(client: &Client, cmd: &RunsCommand, json: bool) -> CmdResult {
             if let Some(s) = status {
                 path.push_str(&format!("&status={s}"));
             }
+            if let Some(t) = trigger {
+                path.push_str(&format!("&triggerType={t}"));
+            }
             let resp = client.get(&path).await?;
             if json {
                 print_json(&resp.data);
             } else {
                 for r in resp.data.as_array().into_iter().flatten() {
                     println!(
-                        "{}  {:<10} {}  v{}  {}",
+                        "{}  {:<10} {:<8} {}  v{}  {}",
                         text(r, "id"),
                         text(r, "status"),
+                        text(r, "triggerType"),
                         text(r, "workflowId"),
                         r["workflowVersion"],
                         text(r, "createdAt")
@@ -66,6 +78,16 @@ pub async fn runs(client: &Client, cmd: &RunsCommand, json: bool) -> CmdResult {
                 print_json(&resp.data);
             } else {
                 println!("{} {}", run_id, text(&resp.data, "status"));
+            }
+        }
+        RunsCommand::Replay { run_id } => {
+            let resp = client
+                .post(&format!("/api/v1/runs/{run_id}/replay"), &Value::Null)
+                .await?;
+            if json {
+                print_json(&resp.data);
+            } else {
+                println!("{}", text(&resp.data, "runId"));
             }
         }
     }

@@ -8,7 +8,8 @@ use super::{FormData, Page, PageError, PathId, query_map, timeline};
 use crate::engine::RunStatus;
 use crate::http::AppState;
 use crate::http::views::run_view;
-use crate::store::{RunSearch, RunSummary};
+use crate::store::{RunSearch, RunSummary, TriggerOutcome};
+use crate::workflow::TriggerType;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -16,7 +17,7 @@ use maud::{Markup, html};
 use std::collections::HashMap;
 
 const PAGE_SIZE: usize = 50;
-pub const TRIGGER_TYPES: [&str; 3] = ["api", "schedule", "webhook"];
+const TRIGGER_TYPES: [&str; 5] = TriggerType::ALL;
 /// How often a live region asks for fresh content (SPEC: within 2 s).
 const LIVE_MS: u32 = 1000;
 
@@ -224,7 +225,7 @@ pub async fn show(
             dl.facts {
                 dt { "Workflow" }
                 dd { a href={ "/ui/workflows/" (view.workflow_id) } { (view.workflow_id) } " v" (view.workflow_version) }
-                dt { "Trigger" } dd { "api" }
+                dt { "Trigger" } dd { (view.trigger_type) }
                 dt { "Idempotency key" } dd.mono { (view.idempotency_key.as_deref().unwrap_or("—")) }
                 dt { "Connection" } dd.mono { (view.connection_id.as_deref().unwrap_or("—")) }
                 dt { "Created" } dd { (layout::time(created)) }
@@ -308,38 +309,13 @@ pub async fn replay(
 ) -> Result<Response, PageError> {
     check_csrf(&headers, &session, &form)?;
     session.principal.require(&["workflows:execute"])?;
-    let new_id = replay_fallback(&state, id).await?;
-    Ok(Redirect::to(&format!("/ui/runs/{new_id}")).into_response())
+    // The same use case as `POST /api/v1/runs/{id}/replay`.
+    let outcome = state
+        .triggers()
+        .replay(&id)
+        .await
+        .map_err(crate::http::ApiError::from)?;
+    let (TriggerOutcome::Created(run) | TriggerOutcome::Replayed(run)) = outcome;
+    Ok(Redirect::to(&format!("/ui/runs/{}", run.id)).into_response())
 }
 
-/// Replay until the shared use case exists: a new run of the workflow's
-/// latest version with the same input and connection, answered like a trigger.
-async fn replay_fallback(state: &AppState, id: String) -> Result<String, crate::http::ApiError> {
-    use crate::http::ApiError;
-    use crate::store::{NewRun, TriggerOutcome};
-    let old = state.store.get_run(id).await?;
-    let (row, _) = state.catalog.head(&old.workflow_id).await?;
-    if row.status != "active" {
-        return Err(ApiError::InvalidStatus(format!(
-            "Workflow must be active to run. Current status: {}",
-            row.status
-        )));
-    }
-    let outcome = state
-        .store
-        .create_run(NewRun {
-            id: crate::ids::run_id(),
-            workflow_id: row.id,
-            workflow_version: row.latest_version,
-            input: old.input,
-            idempotency_key: None,
-            connection_id: old.connection_id,
-            created_at: crate::time::now_ms(),
-            idempotency_ttl_ms: 0,
-        })
-        .await?;
-    state.events.run_queued();
-    Ok(match outcome {
-        TriggerOutcome::Created(r) | TriggerOutcome::Replayed(r) => r.id,
-    })
-}

@@ -137,3 +137,19 @@ pub async fn not_found_fallback() -> ApiError {
 pub async fn method_not_allowed_fallback() -> ApiError {
     ApiError::MethodNotAllowed
 }
+
+impl From<crate::trigger::TriggerError> for ApiError {
+    fn from(e: crate::trigger::TriggerError) -> Self {
+        use crate::trigger::TriggerError as T;
+        match e {
+            T::InvalidStatus(_) => ApiError::InvalidStatus(e.to_string()),
+            T::Validation(details) => ApiError::Validation {
+                message: "Input validation failed".into(),
+                details,
+            },
+            T::ConnectionRequired(m) => ApiError::ConnectionRequired(m),
+            T::InvalidConnection(m) => ApiError::InvalidConnection(m),
+            T::Store(s) => s.into(),
+        }
+    }
+}

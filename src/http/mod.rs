@@ -65,6 +65,17 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The trigger use case over this state's store, catalog and signals.
+    pub fn triggers(&self) -> crate::trigger::Triggers {
+        crate::trigger::Triggers {
+            store: self.store.clone(),
+            catalog: self.catalog.clone(),
+            events: self.events.clone(),
+        }
+    }
+}
+
 pub struct Limits {
     pub body_bytes: usize,
 }
@@ -83,6 +94,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::show))
         .route("/runs/{id}/cancel", post(runs::cancel))
+        .route("/runs/{id}/replay", post(runs::replay))
         .route(
             "/connections",
             get(connections::list).post(connections::create),

@@ -1,4 +1,5 @@
-//! Run routes: trigger (the seed's endpoint), status with long-poll, list, cancel.
+//! Run routes: trigger (the seed's endpoint), replay, status with long-poll,
+//! list, cancel. Triggering itself is the use case in `crate::trigger`.
 
 use super::auth::Principal;
 use super::body::JsonBody;
@@ -6,19 +7,17 @@ use super::error::ApiError;
 use super::params::{Path, QueryMap, limit, parse_query, wait};
 use super::views::run_view;
 use super::{AppState, ok, ok_list};
-use crate::api::{ErrorDetail, ListMeta, TriggerResponse};
-use crate::engine::{ConnectionRef, ResolveError, RunStatus, check_trigger};
-use crate::store::ConnectionRow;
-use crate::store::{NewRun, RunFilter, RunRow, TriggerOutcome};
+use crate::api::{ListMeta, TriggerResponse};
+use crate::engine::RunStatus;
+use crate::store::{RunFilter, RunRow, TriggerOutcome};
 use crate::time::now_ms;
-use crate::workflow::{CompiledWorkflow, StepKind};
+use crate::trigger::{TriggerError, TriggerRequest};
+use crate::workflow::TriggerType;
 use axum::extract::{Extension, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::Value;
 use std::time::{Duration, Instant};
-
-const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// The trigger body, checked field by field for precise messages.
 struct TriggerBody {
@@ -81,55 +80,47 @@ pub async fn trigger(
     let accepted_from = Instant::now();
     let q = parse_query(q.as_deref())?;
     let wait_for = wait(&q)?;
-    let (row, wf) = state.catalog.head(&id).await?;
+    // An unknown or inactive workflow is reported before the body's mistakes.
+    let (row, _) = state.catalog.head(&id).await?;
     if row.status != "active" {
-        return Err(ApiError::InvalidStatus(format!(
-            "Workflow must be active to run. Current status: {}",
-            row.status
-        )));
+        return Err(TriggerError::InvalidStatus(row.status).into());
     }
     let body = trigger_body(body)?;
-    let input = match &wf.input_schema {
-        None => body.input,
-        Some(schema) => schema
-            .apply(body.input)
-            .map_err(|violations| ApiError::Validation {
-                message: "Input validation failed".into(),
-                details: violations
-                    .into_iter()
-                    .map(|v| ErrorDetail {
-                        path: v.path,
-                        message: v.message,
-                    })
-                    .collect(),
-            })?,
-    };
-    check_connections(&state, &wf, body.connection_id.as_deref()).await?;
-    let outcome = state
-        .store
-        .create_run(NewRun {
-            id: crate::ids::run_id(),
-            workflow_id: row.id.clone(),
-            workflow_version: row.latest_version,
-            input,
-            idempotency_key: body.idempotency_key,
-            connection_id: body.connection_id,
-            created_at: now_ms(),
-            idempotency_ttl_ms: IDEMPOTENCY_TTL_MS,
-        })
-        .await?;
+    let mut req = TriggerRequest::new(row.id, body.input, TriggerType::Api);
+    req.connection_id = body.connection_id;
+    req.idempotency_key = body.idempotency_key;
+    let outcome = state.triggers().trigger_run(req).await?;
     state
         .metrics
         .observe_trigger(accepted_from.elapsed().as_secs_f64());
+    trigger_answer(&state, outcome, wait_for).await
+}
+
+/// `POST /api/v1/runs/{id}/replay`: the same input and connection, a new run
+/// on the workflow's latest version; answered like a trigger.
+pub async fn replay(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    who.require(&["workflows:execute"])?;
+    let outcome = state.triggers().replay(&id).await?;
+    trigger_answer(&state, outcome, None).await
+}
+
+/// `202` with the new run, or `200` + `Idempotent-Replayed` for an existing one;
+/// with `?wait=`, once it finished or the time is up.
+async fn trigger_answer(
+    state: &AppState,
+    outcome: TriggerOutcome,
+    wait_for: Option<Duration>,
+) -> Result<axum::response::Response, ApiError> {
     let (mut run, replayed) = match outcome {
-        TriggerOutcome::Created(run) => {
-            state.events.run_queued();
-            (run, false)
-        }
+        TriggerOutcome::Created(run) => (run, false),
         TriggerOutcome::Replayed(run) => (run, true),
     };
     if let Some(max) = wait_for {
-        run = wait_until_finished(&state, &run.id, max).await?;
+        run = wait_until_finished(state, &run.id, max).await?;
     }
     let finished = wait_for.is_some() && run.is_finished();
     let data = TriggerResponse {
@@ -151,30 +142,6 @@ pub async fn trigger(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(resp)
-}
-
-/// SPEC §4: a run that could not get its connections is never queued.
-async fn check_connections(
-    state: &AppState,
-    wf: &CompiledWorkflow,
-    run_connection: Option<&str>,
-) -> Result<(), ApiError> {
-    let needs_any = run_connection.is_some()
-        || wf
-            .steps
-            .iter()
-            .any(|s| matches!(s.kind, StepKind::Action(_)));
-    if !needs_any {
-        return Ok(());
-    }
-    let all = state.store.list_connections().await?;
-    let refs: Vec<ConnectionRef> = all.iter().map(ConnectionRow::as_ref).collect();
-    check_trigger(wf, run_connection, &refs).map_err(|e| match e {
-        ResolveError::Invalid(m) => ApiError::InvalidConnection(m),
-        ResolveError::Required { provider, step_id } => ApiError::ConnectionRequired(format!(
-            "Step '{step_id}' needs an active {provider} connection: create one (flowctl connections create --provider {provider} …) or pass connectionId"
-        )),
-    })
 }
 
 /// Long-poll: register for the finish signal, then read, so no finish is missed.
@@ -233,9 +200,19 @@ fn run_filter(q: &QueryMap) -> Result<RunFilter, ApiError> {
             ApiError::InvalidRequest("cursor is not one this server returned".into())
         })?),
     };
+    let trigger_type = q.get("triggerType").cloned();
+    if let Some(t) = &trigger_type
+        && TriggerType::parse(t).is_none()
+    {
+        return Err(ApiError::InvalidRequest(format!(
+            "triggerType must be one of {}",
+            TriggerType::ALL.join(", ")
+        )));
+    }
     Ok(RunFilter {
         workflow_id: q.get("workflowId").cloned(),
         status,
+        trigger_type,
         before_seq,
         limit: limit(q)?,
     })

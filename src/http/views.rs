@@ -63,6 +63,7 @@ pub fn run_view(run: RunRow, wf: Option<&CompiledWorkflow>, with_steps: bool) ->
         error: run.error,
         idempotency_key: run.idempotency_key,
         connection_id: run.connection_id,
+        trigger_type: run.trigger_type,
         created_at: rfc3339(run.created_at),
         started_at: run.started_at.map(rfc3339),
         completed_at: run.completed_at.map(rfc3339),

@@ -255,7 +255,6 @@ impl Store {
     }
 }
 
-/// Runs record how they were triggered once trigger types exist; until then
-/// every run came through the API.
-const TRIGGER_TYPE_COLUMN: &str = "'api'";
-const TRIGGER_TYPE_CLAUSE: &str = "'api' = ?";
+/// How each run started (`runs_by_trigger` serves the filter in order).
+const TRIGGER_TYPE_COLUMN: &str = "trigger_type";
+const TRIGGER_TYPE_CLAUSE: &str = "trigger_type = ?";

@@ -1,16 +1,19 @@
 //! Embedded, numbered migrations tracked by `PRAGMA user_version`, applied in
 //! one transaction. A file written by a newer flowctl is refused untouched.
+//! Each migration carries its own number (numbers may have gaps), and
+//! `user_version` is the highest number applied.
 
 use super::StoreError;
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/001_initial.sql"),
-    include_str!("migrations/002_connections.sql"),
-    include_str!("migrations/006_dashboard_sessions.sql"),
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/001_initial.sql")),
+    (2, include_str!("migrations/002_connections.sql")),
+    (5, include_str!("migrations/005_triggers.sql")),
+    (6, include_str!("migrations/006_dashboard_sessions.sql")),
 ];
 
-pub const LATEST: i64 = MIGRATIONS.len() as i64;
+pub const LATEST: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 pub fn check_not_newer(conn: &Connection) -> Result<i64, StoreError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -29,7 +32,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         return Ok(());
     }
     let tx = conn.transaction()?;
-    for sql in &MIGRATIONS[current as usize..] {
+    for (_, sql) in MIGRATIONS.iter().filter(|(n, _)| *n > current) {
         tx.execute_batch(sql)?;
     }
     tx.pragma_update(None, "user_version", LATEST)?;

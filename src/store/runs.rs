@@ -17,6 +17,10 @@ pub struct NewRun {
     pub created_at: i64,
     /// How long the idempotency key is remembered.
     pub idempotency_ttl_ms: i64,
+    /// `api`, `schedule`, `webhook`, `replay` or `batch`.
+    pub trigger_type: &'static str,
+    /// A schedule's occurrence (ms): recorded in the same transaction, once.
+    pub scheduled_at: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +45,7 @@ pub struct RunRow {
     pub started_at: Option<i64>,
     pub completed_at: Option<i64>,
     pub cancel_requested: bool,
+    pub trigger_type: String,
     pub steps: Vec<StepRecord>,
 }
 
@@ -57,12 +62,13 @@ impl RunRow {
 pub struct RunFilter {
     pub workflow_id: Option<String>,
     pub status: Option<String>,
+    pub trigger_type: Option<String>,
     pub before_seq: Option<i64>,
     pub limit: usize,
 }
 
 pub(super) const RUN_COLUMNS: &str = "seq, id, workflow_id, workflow_version, status, input, output, error, \
-     idempotency_key, connection_id, created_at, started_at, completed_at, cancel_requested";
+     idempotency_key, connection_id, created_at, started_at, completed_at, cancel_requested, trigger_type";
 
 pub(super) fn row_to_run(r: &rusqlite::Row) -> rusqlite::Result<(RunRow, [Option<String>; 3])> {
     Ok((
@@ -81,6 +87,7 @@ pub(super) fn row_to_run(r: &rusqlite::Row) -> rusqlite::Result<(RunRow, [Option
             started_at: r.get(11)?,
             completed_at: r.get(12)?,
             cancel_requested: r.get::<_, i64>(13)? != 0,
+            trigger_type: r.get(14)?,
             steps: vec![],
         },
         [r.get(5)?, r.get(6)?, r.get(7)?],
@@ -152,6 +159,41 @@ fn run_by_id(c: &Connection, id: &str, with_steps: bool) -> Result<Option<RunRow
     Ok(Some(run))
 }
 
+/// Record a schedule's occurrence for `run_id`, or find the run that already
+/// has it. An occurrence that was waiting (overlap `queue`, no run yet) is
+/// taken by the first run that claims it.
+fn claim_occurrence(
+    c: &Connection,
+    workflow_id: &str,
+    scheduled_at: i64,
+    run_id: &str,
+    now: i64,
+) -> Result<Option<RunRow>> {
+    let claimed = c
+        .prepare_cached(
+            "INSERT INTO schedule_fires (workflow_id, scheduled_at, run_id, fired_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (workflow_id, scheduled_at) DO UPDATE SET run_id = excluded.run_id, fired_at = excluded.fired_at \
+             WHERE schedule_fires.run_id IS NULL",
+        )?
+        .execute(params![workflow_id, scheduled_at, run_id, now])?;
+    if claimed == 1 {
+        return Ok(None);
+    }
+    let existing: Option<String> = c
+        .prepare_cached(
+            "SELECT run_id FROM schedule_fires WHERE workflow_id = ?1 AND scheduled_at = ?2",
+        )?
+        .query_row(params![workflow_id, scheduled_at], |r| r.get(0))?;
+    match existing {
+        Some(id) => run_by_id(c, &id, false)?
+            .map(Some)
+            .ok_or(StoreError::NotFound("run")),
+        None => Err(StoreError::Corrupt(
+            "schedule occurrence without a run".into(),
+        )),
+    }
+}
+
 pub(super) fn opt_json(v: &Value) -> Option<String> {
     (!v.is_null()).then(|| to_json(v))
 }
@@ -162,6 +204,11 @@ impl Store {
     pub async fn create_run(&self, new: NewRun) -> Result<TriggerOutcome> {
         let input_json = to_json(&new.input);
         self.write(move |c| {
+            if let Some(at) = new.scheduled_at
+                && let Some(run) = claim_occurrence(c, &new.workflow_id, at, &new.id, new.created_at)?
+            {
+                return Ok(TriggerOutcome::Replayed(run));
+            }
             if let Some(key) = &new.idempotency_key {
                 let existing: Option<String> = c
                     .prepare_cached(
@@ -180,8 +227,8 @@ impl Store {
                 .execute(params![new.workflow_id, key, new.id, new.created_at + new.idempotency_ttl_ms])?;
             }
             c.prepare_cached(
-                "INSERT INTO runs (id, workflow_id, workflow_version, status, input, idempotency_key, connection_id, created_at, not_before) \
-                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?7)",
+                "INSERT INTO runs (id, workflow_id, workflow_version, status, input, idempotency_key, connection_id, created_at, not_before, trigger_type) \
+                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?7, ?8)",
             )?
             .execute(params![
                 new.id,
@@ -190,7 +237,8 @@ impl Store {
                 input_json,
                 new.idempotency_key,
                 new.connection_id,
-                new.created_at
+                new.created_at,
+                new.trigger_type
             ])?;
             Ok(TriggerOutcome::Created(RunRow {
                 seq: c.last_insert_rowid(),
@@ -207,6 +255,7 @@ impl Store {
                 started_at: None,
                 completed_at: None,
                 cancel_requested: false,
+                trigger_type: new.trigger_type.into(),
                 steps: vec![],
             }))
         })
@@ -223,10 +272,10 @@ impl Store {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR workflow_id = ?1) AND (?2 IS NULL OR status = ?2) \
-                 AND (?3 IS NULL OR seq < ?3) ORDER BY seq DESC LIMIT ?4"
+                 AND (?3 IS NULL OR seq < ?3) AND (?5 IS NULL OR trigger_type = ?5) ORDER BY seq DESC LIMIT ?4"
             ))?;
             let rows = stmt.query_map(
-                params![f.workflow_id, f.status, f.before_seq, f.limit as i64],
+                params![f.workflow_id, f.status, f.before_seq, f.limit as i64, f.trigger_type],
                 row_to_run,
             )?;
             rows.map(|r| decode(r?)).collect()

@@ -6,9 +6,11 @@ mod compile;
 mod definition;
 mod schema;
 mod steps;
+mod trigger;
 
 pub use compile::{Issue, compile, derive_id};
 pub use definition::{
     CompiledStep, CompiledWorkflow, ErrorHandling, RetryConfig, StepKind, WorkflowStatus,
 };
 pub use schema::{InputSchema, InputViolation};
+pub use trigger::TriggerType;

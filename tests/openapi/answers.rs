@@ -20,6 +20,7 @@ const TRIGGER: Op = ("POST", "/api/v1/workflows/{id}/run");
 const RUN: Op = ("GET", "/api/v1/runs/{id}");
 const RUNS: Op = ("GET", "/api/v1/runs");
 const CANCEL: Op = ("POST", "/api/v1/runs/{id}/cancel");
+const REPLAY: Op = ("POST", "/api/v1/runs/{id}/replay");
 const CREATE_CONN: Op = ("POST", "/api/v1/connections");
 const CONNS: Op = ("GET", "/api/v1/connections");
 const CONN: Op = ("GET", "/api/v1/connections/{id}");
@@ -152,6 +153,18 @@ async fn real_answers_match_their_documented_schemas() {
     api.expect(CANCEL, &format!("{run_path}/cancel"), None, 200)
         .await;
     api.expect(CANCEL, "/api/v1/runs/run_nope/cancel", None, 404)
+        .await;
+    let (v, _) = api
+        .expect(REPLAY, &format!("{run_path}/replay"), None, 202)
+        .await;
+    assert_ne!(v["data"]["runId"], run_id.as_str(), "{v}");
+    api.expect(REPLAY, "/api/v1/runs/run_nope/replay", None, 404)
+        .await;
+    let (v, _) = api
+        .expect(RUNS, "/api/v1/runs?triggerType=replay", None, 200)
+        .await;
+    assert_eq!(v["data"][0]["triggerType"], "replay", "{v}");
+    api.expect(RUNS, "/api/v1/runs?triggerType=bogus", None, 400)
         .await;
 
     api.expect(PAUSE, &format!("{wf_path}/pause"), None, 200)

@@ -4,6 +4,7 @@
 use super::{reference, schema};
 use crate::api::codes;
 use crate::engine::RunStatus;
+use crate::workflow::TriggerType;
 use serde_json::{Value, json};
 
 pub(super) fn all() -> Value {
@@ -105,7 +106,7 @@ fn schemas() -> Value {
         "Run": {
             "type": "object",
             "required": ["id", "status", "workflowId", "workflowVersion", "input", "output",
-                "error", "idempotencyKey", "connectionId", "createdAt", "startedAt",
+                "error", "idempotencyKey", "connectionId", "triggerType", "createdAt", "startedAt",
                 "completedAt", "durationMs"],
             "properties": {
                 "id": {"type": "string"},
@@ -117,6 +118,8 @@ fn schemas() -> Value {
                 "error": {"description": "null, or {code, message, stepId?} when the run failed"},
                 "idempotencyKey": {"type": ["string", "null"]},
                 "connectionId": {"type": ["string", "null"]},
+                "triggerType": {"type": "string", "enum": TriggerType::ALL,
+                    "description": "How the run started"},
                 "createdAt": timestamp(),
                 "startedAt": nullable_timestamp(),
                 "completedAt": nullable_timestamp(),
@@ -260,7 +263,10 @@ fn parameters() -> Value {
             "description": "Only runs of this workflow", "schema": {"type": "string"}},
         "RunStatusFilter": {"name": "status", "in": "query", "required": false,
             "description": "Only runs in this status",
-            "schema": {"type": "string", "enum": RunStatus::ALL}}
+            "schema": {"type": "string", "enum": RunStatus::ALL}},
+        "TriggerTypeFilter": {"name": "triggerType", "in": "query", "required": false,
+            "description": "Only runs started this way",
+            "schema": {"type": "string", "enum": TriggerType::ALL}}
     })
 }
 

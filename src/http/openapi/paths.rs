@@ -29,6 +29,8 @@ pub(super) fn runs() -> Value {
     replayed["headers"]["Idempotent-Replayed"] =
         json!({"$ref": "#/components/headers/Idempotent-Replayed"});
     replayed["links"] = run_links();
+    let mut replay_created = success("The new run was queued", schema("TriggerResponse"));
+    replay_created["links"] = run_links();
     json!({
         "/api/v1/workflows/{id}/run": {
             "parameters": [param("WorkflowId")],
@@ -56,8 +58,8 @@ pub(super) fn runs() -> Value {
                 tag: "runs",
                 summary: "List runs, newest first",
                 scopes: Some(RUNS_READ),
-                params: vec![param("WorkflowIdFilter"), param("RunStatusFilter"), param("Limit"),
-                    param("Cursor")],
+                params: vec![param("WorkflowIdFilter"), param("RunStatusFilter"),
+                    param("TriggerTypeFilter"), param("Limit"), param("Cursor")],
                 body: None,
                 ok: vec![("200", success_list("One page of runs (without steps)", schema("Run")))],
                 errors: &[400, 401, 403, 429, 500],
@@ -73,6 +75,20 @@ pub(super) fn runs() -> Value {
                 params: vec![param("Wait")],
                 body: None,
                 ok: vec![("200", success("The run", schema("Run")))],
+                errors: &[400, 401, 403, 404, 429, 500],
+            }.build()
+        },
+        "/api/v1/runs/{id}/replay": {
+            "parameters": [param("RunId")],
+            "post": Op {
+                id: "replayRun",
+                tag: "runs",
+                summary: "Start a new run of the same workflow (latest version, which must be active) \
+                    with the same input and connection",
+                scopes: Some(EXECUTE),
+                params: vec![],
+                body: None,
+                ok: vec![("202", replay_created)],
                 errors: &[400, 401, 403, 404, 429, 500],
             }.build()
         },

@@ -1,0 +1,142 @@
+//! The trigger use case: every way a run starts (the API, a schedule, a
+//! webhook, a replay) goes through `trigger_run`, so status, input-schema and
+//! connection checks and the durable insert are the same for all of them.
+//! Depends on `store`, `catalog`, `engine`, `workflow`; knows nothing of HTTP.
+
+use crate::api::ErrorDetail;
+use crate::catalog::Catalog;
+use crate::engine::{ConnectionRef, ResolveError, check_trigger};
+use crate::events::Events;
+use crate::store::{ConnectionRow, NewRun, Store, StoreError, TriggerOutcome};
+use crate::time::now_ms;
+use crate::workflow::{CompiledWorkflow, StepKind, TriggerType};
+use serde_json::Value;
+
+const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// What a trigger needs: the store, compiled definitions, and the signal
+/// that wakes the workers.
+#[derive(Clone)]
+pub struct Triggers {
+    pub store: Store,
+    pub catalog: Catalog,
+    pub events: Events,
+}
+
+#[derive(Debug, Clone)]
+pub struct TriggerRequest {
+    pub workflow_id: String,
+    pub input: Value,
+    pub connection_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub trigger_type: TriggerType,
+    /// A schedule's occurrence, recorded with the run in one transaction.
+    pub scheduled_at: Option<i64>,
+}
+
+impl TriggerRequest {
+    pub fn new(workflow_id: impl Into<String>, input: Value, trigger_type: TriggerType) -> Self {
+        TriggerRequest {
+            workflow_id: workflow_id.into(),
+            input,
+            connection_id: None,
+            idempotency_key: None,
+            trigger_type,
+            scheduled_at: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TriggerError {
+    #[error("Workflow must be active to run. Current status: {0}")]
+    InvalidStatus(String),
+    #[error("Input validation failed")]
+    Validation(Vec<ErrorDetail>),
+    #[error("{0}")]
+    ConnectionRequired(String),
+    #[error("{0}")]
+    InvalidConnection(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Triggers {
+    /// Check and durably queue one run. `Replayed` means an idempotency key
+    /// (or a schedule occurrence) already named a run: nothing new started.
+    pub async fn trigger_run(&self, req: TriggerRequest) -> Result<TriggerOutcome, TriggerError> {
+        let (row, wf) = self.catalog.head(&req.workflow_id).await?;
+        if row.status != "active" {
+            return Err(TriggerError::InvalidStatus(row.status));
+        }
+        let input = match &wf.input_schema {
+            None => req.input,
+            Some(schema) => schema.apply(req.input).map_err(|violations| {
+                TriggerError::Validation(
+                    violations
+                        .into_iter()
+                        .map(|v| ErrorDetail {
+                            path: v.path,
+                            message: v.message,
+                        })
+                        .collect(),
+                )
+            })?,
+        };
+        self.check_connections(&wf, req.connection_id.as_deref())
+            .await?;
+        let outcome = self
+            .store
+            .create_run(NewRun {
+                id: crate::ids::run_id(),
+                workflow_id: row.id.clone(),
+                workflow_version: row.latest_version,
+                input,
+                idempotency_key: req.idempotency_key,
+                connection_id: req.connection_id,
+                created_at: now_ms(),
+                idempotency_ttl_ms: IDEMPOTENCY_TTL_MS,
+                trigger_type: req.trigger_type.as_str(),
+                scheduled_at: req.scheduled_at,
+            })
+            .await?;
+        if matches!(outcome, TriggerOutcome::Created(_)) {
+            self.events.run_queued();
+        }
+        Ok(outcome)
+    }
+
+    /// A new run of the same workflow (its latest active version) with the
+    /// same input and connection as `run_id`.
+    pub async fn replay(&self, run_id: &str) -> Result<TriggerOutcome, TriggerError> {
+        let original = self.store.get_run(run_id.to_string()).await?;
+        let mut req =
+            TriggerRequest::new(original.workflow_id, original.input, TriggerType::Replay);
+        req.connection_id = original.connection_id;
+        self.trigger_run(req).await
+    }
+
+    /// A run that could not get its connections is never queued.
+    async fn check_connections(
+        &self,
+        wf: &CompiledWorkflow,
+        run_connection: Option<&str>,
+    ) -> Result<(), TriggerError> {
+        let needs_any = run_connection.is_some()
+            || wf
+                .steps
+                .iter()
+                .any(|s| matches!(s.kind, StepKind::Action(_)));
+        if !needs_any {
+            return Ok(());
+        }
+        let all = self.store.list_connections().await?;
+        let refs: Vec<ConnectionRef> = all.iter().map(ConnectionRow::as_ref).collect();
+        check_trigger(wf, run_connection, &refs).map_err(|e| match e {
+            ResolveError::Invalid(m) => TriggerError::InvalidConnection(m),
+            ResolveError::Required { provider, step_id } => TriggerError::ConnectionRequired(format!(
+                "Step '{step_id}' needs an active {provider} connection: create one (flowctl connections create --provider {provider} …) or pass connectionId"
+            )),
+        })
+    }
+}
