@@ -152,7 +152,10 @@ pub fn json_block(label: &str, v: &Value) -> Markup {
 
 /// `code: message` of an error object, for one-line displays.
 pub fn error_line(e: &Value) -> String {
-    match (e.get("code").and_then(Value::as_str), e.get("message").and_then(Value::as_str)) {
+    match (
+        e.get("code").and_then(Value::as_str),
+        e.get("message").and_then(Value::as_str),
+    ) {
         (Some(c), Some(m)) => format!("{c}: {m}"),
         (Some(c), None) => c.to_string(),
         (None, Some(m)) => m.to_string(),

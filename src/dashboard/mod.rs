@@ -52,11 +52,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
+    h.insert("content-security-policy", HeaderValue::from_static(CSP));
     h.insert(
-        "content-security-policy",
-        HeaderValue::from_static(CSP),
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
     );
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     // Not `no-referrer`: with it Chromium sends `Origin: null` on form posts,
     // which the same-origin check would (rightly) refuse.
     h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
@@ -97,7 +97,12 @@ static ASSETS: LazyLock<[Asset; 3]> = LazyLock::new(|| {
             include_bytes!("assets/app.js"),
             "text/javascript; charset=utf-8",
         ),
-        asset_entry("icon", "svg", include_bytes!("assets/icon.svg"), "image/svg+xml"),
+        asset_entry(
+            "icon",
+            "svg",
+            include_bytes!("assets/icon.svg"),
+            "image/svg+xml",
+        ),
     ]
 });
 

@@ -19,8 +19,10 @@ pub async fn show(State(state): State<AppState>, session: Session) -> Result<Pag
     let mut minutes = [[0i64; 4]; 60];
     let mut totals = [0i64; 4];
     for (m, status, n) in &o.per_minute {
-        if let (Ok(m), Some(i)) = (usize::try_from(*m), FINISHED.iter().position(|s| s == status))
-            && m < 60
+        if let (Ok(m), Some(i)) = (
+            usize::try_from(*m),
+            FINISHED.iter().position(|s| s == status),
+        ) && m < 60
         {
             minutes[m][i] += n;
             totals[i] += n;
@@ -68,17 +70,27 @@ pub async fn show(State(state): State<AppState>, session: Session) -> Result<Pag
             }
         }
     };
-    Ok(Page::ok(layout::page(&Shell::new("Overview", "overview", &session), body)))
+    Ok(Page::ok(layout::page(
+        &Shell::new("Overview", "overview", &session),
+        body,
+    )))
 }
 
 fn chart(minutes: &[[i64; 4]; 60]) -> Markup {
     const W: i64 = 960;
     const H: i64 = 200;
     const LEFT: i64 = 40;
-    let max = minutes.iter().map(|m| m.iter().sum::<i64>()).max().unwrap_or(0).max(1);
+    let max = minutes
+        .iter()
+        .map(|m| m.iter().sum::<i64>())
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let bar_w = (W - LEFT) / 60;
     let total: i64 = minutes.iter().flatten().sum();
-    let label = format!("Stacked bar chart: {total} runs finished in the last hour, at most {max} in one minute");
+    let label = format!(
+        "Stacked bar chart: {total} runs finished in the last hour, at most {max} in one minute"
+    );
     html! {
         svg.chart viewBox={ "0 0 " (W) " " (H + 24) } role="img" aria-label=(label) {
             title { (label) }

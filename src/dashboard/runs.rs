@@ -22,7 +22,9 @@ const TRIGGER_TYPES: [&str; 5] = TriggerType::ALL;
 const LIVE_MS: u32 = 1000;
 
 fn pick(q: &HashMap<String, String>, name: &str) -> Option<String> {
-    q.get(name).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    q.get(name)
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 fn search_from(q: &HashMap<String, String>) -> Result<RunSearch, PageError> {
@@ -31,13 +33,19 @@ fn search_from(q: &HashMap<String, String>) -> Result<RunSearch, PageError> {
     if let Some(s) = &status
         && !RunStatus::ALL.contains(&s.as_str())
     {
-        return Err(bad(format!("status must be one of {}", RunStatus::ALL.join(", "))));
+        return Err(bad(format!(
+            "status must be one of {}",
+            RunStatus::ALL.join(", ")
+        )));
     }
     let trigger_type = pick(q, "triggerType");
     if let Some(t) = &trigger_type
         && !TRIGGER_TYPES.contains(&t.as_str())
     {
-        return Err(bad(format!("triggerType must be one of {}", TRIGGER_TYPES.join(", "))));
+        return Err(bad(format!(
+            "triggerType must be one of {}",
+            TRIGGER_TYPES.join(", ")
+        )));
     }
     let before_seq = match pick(q, "cursor") {
         None => None,
@@ -151,7 +159,10 @@ pub async fn list(
             }
         }
     };
-    Ok(Page::ok(layout::page(&Shell::new("Runs", "runs", &session), body)))
+    Ok(Page::ok(layout::page(
+        &Shell::new("Runs", "runs", &session),
+        body,
+    )))
 }
 
 fn runs_table(rows: &[RunSummary]) -> Markup {
@@ -195,7 +206,9 @@ pub async fn show(
     session: Session,
     PathId(id): PathId,
 ) -> Result<Page, PageError> {
-    session.principal.require(&["runs:read", "workflows:execute"])?;
+    session
+        .principal
+        .require(&["runs:read", "workflows:execute"])?;
     let run = state.store.get_run(id).await?;
     let wf = state
         .catalog
@@ -284,7 +297,10 @@ pub async fn show(
         }
     };
     let title = format!("Run {}", view.id);
-    Ok(Page::ok(layout::page(&Shell::new(&title, "runs", &session), body)))
+    Ok(Page::ok(layout::page(
+        &Shell::new(&title, "runs", &session),
+        body,
+    )))
 }
 
 pub async fn cancel(
@@ -318,4 +334,3 @@ pub async fn replay(
     let (TriggerOutcome::Created(run) | TriggerOutcome::Replayed(run)) = outcome;
     Ok(Redirect::to(&format!("/ui/runs/{}", run.id)).into_response())
 }
-

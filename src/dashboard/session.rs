@@ -120,9 +120,7 @@ pub fn check_same_origin(headers: &HeaderMap) -> Result<(), PageError> {
             &format!("Cross-site request refused: {why}"),
         ))
     };
-    let site = headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok());
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
     if let Some(site) = site
         && site != "same-origin"
     {
@@ -272,9 +270,7 @@ pub async fn logout(
     let mut resp = Redirect::to("/ui/login").into_response();
     resp.headers_mut().insert(
         SET_COOKIE,
-        HeaderValue::from_static(
-            "flowctl_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
-        ),
+        HeaderValue::from_static("flowctl_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
     );
     Ok(resp)
 }
@@ -293,13 +289,21 @@ mod tests {
 
     #[test]
     fn same_origin_rules() {
-        let ok = headers(&[("host", "127.0.0.1:3000"), ("origin", "http://127.0.0.1:3000"), ("sec-fetch-site", "same-origin")]);
+        let ok = headers(&[
+            ("host", "127.0.0.1:3000"),
+            ("origin", "http://127.0.0.1:3000"),
+            ("sec-fetch-site", "same-origin"),
+        ]);
         assert!(check_same_origin(&ok).is_ok());
         let no_fetch_meta = headers(&[("host", "a:1"), ("origin", "http://a:1")]);
         assert!(check_same_origin(&no_fetch_meta).is_ok());
         for bad in [
             headers(&[("host", "a:1"), ("origin", "http://evil:1")]),
-            headers(&[("host", "a:1"), ("origin", "http://a:1"), ("sec-fetch-site", "cross-site")]),
+            headers(&[
+                ("host", "a:1"),
+                ("origin", "http://a:1"),
+                ("sec-fetch-site", "cross-site"),
+            ]),
             headers(&[("host", "a:1"), ("sec-fetch-site", "same-site")]),
             headers(&[("host", "a:1")]),
         ] {
@@ -309,7 +313,10 @@ mod tests {
 
     #[test]
     fn next_stays_on_the_dashboard() {
-        assert_eq!(safe_next(Some(&"/ui/runs?status=failed".into())), "/ui/runs?status=failed");
+        assert_eq!(
+            safe_next(Some(&"/ui/runs?status=failed".into())),
+            "/ui/runs?status=failed"
+        );
         assert_eq!(safe_next(Some(&"//evil.example/ui/".into())), "/ui/runs");
         assert_eq!(safe_next(Some(&"https://evil.example".into())), "/ui/runs");
         assert_eq!(safe_next(None), "/ui/runs");

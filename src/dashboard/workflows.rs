@@ -20,7 +20,11 @@ fn trigger_text(def: &Value) -> String {
     match kind {
         "schedule" => match (t["cron"].as_str(), t.get("interval")) {
             (Some(c), _) => format!("schedule (cron {c})"),
-            (None, Some(i)) => format!("schedule (every {} {})", i["value"], i["unit"].as_str().unwrap_or("")),
+            (None, Some(i)) => format!(
+                "schedule (every {} {})",
+                i["value"],
+                i["unit"].as_str().unwrap_or("")
+            ),
             _ => "schedule".into(),
         },
         "webhook" => format!("webhook (/webhooks/{})", t["path"].as_str().unwrap_or("?")),
@@ -67,7 +71,10 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Result<Pag
             }
         }
     };
-    Ok(Page::ok(layout::page(&Shell::new("Workflows", "workflows", &session), body)))
+    Ok(Page::ok(layout::page(
+        &Shell::new("Workflows", "workflows", &session),
+        body,
+    )))
 }
 
 /// Only schedule triggers have a next occurrence.
@@ -81,7 +88,11 @@ fn next_schedule(def: &Value) -> Markup {
     }
 }
 
-fn version_param(q: &std::collections::HashMap<String, String>, name: &str, latest: i64) -> Result<Option<i64>, PageError> {
+fn version_param(
+    q: &std::collections::HashMap<String, String>,
+    name: &str,
+    latest: i64,
+) -> Result<Option<i64>, PageError> {
     match q.get(name).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => match v.trim_start_matches('v').parse::<i64>() {
@@ -177,7 +188,10 @@ pub async fn show(
             (json_block(&format!("Definition v{shown}"), &def))
         }
     };
-    Ok(Page::ok(layout::page(&Shell::new(&row.name, "workflows", &session), body)))
+    Ok(Page::ok(layout::page(
+        &Shell::new(&row.name, "workflows", &session),
+        body,
+    )))
 }
 
 /// A unified line diff of the two definitions, pretty-printed; each changed

@@ -257,7 +257,15 @@ test("Replay starts a new run with the same input", { skip }, async () => {
   const replayed = (await api("GET", `/api/v1/runs/${newId}`)).body.data;
   assert.deepEqual(replayed.input, { name: "Ada" });
   assert.equal(replayed.workflowId, "wf_greet");
+  assert.equal(replayed.triggerType, "replay");
   await shot("run-replayed");
+  // The trigger-type filter finds exactly the replay.
+  await page.goto(url + "/ui/runs");
+  await page.getByLabel("Trigger type").selectOption("replay");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.waitForURL(/triggerType=replay/);
+  assert.equal(await page.locator("tbody tr").count(), 1);
+  assert.match(await page.locator("tbody").innerText(), new RegExp(newId));
 });
 
 test("workflows and overview pages", { skip }, async () => {
