@@ -43,6 +43,35 @@ pub struct RunSearch {
     pub q: Option<String>,
     pub before_seq: Option<i64>,
     pub limit: usize,
+    /// How long to keep searching for matches no index finds in order.
+    pub budget: std::time::Duration,
+}
+
+/// One page of the run list. `resume_before` is set when the time budget
+/// ran out before the page was full: older matches may exist before that `seq`.
+#[derive(Debug, Clone, Default)]
+pub struct RunPage {
+    pub runs: Vec<RunSummary>,
+    pub resume_before: Option<i64>,
+}
+
+fn summary_row(r: &rusqlite::Row) -> rusqlite::Result<(RunSummary, Option<String>)> {
+    Ok((
+        RunSummary {
+            seq: r.get(0)?,
+            id: r.get(1)?,
+            workflow_id: r.get(2)?,
+            workflow_version: r.get(3)?,
+            status: r.get(4)?,
+            error: Value::Null,
+            idempotency_key: r.get(6)?,
+            created_at: r.get(7)?,
+            started_at: r.get(8)?,
+            completed_at: r.get(9)?,
+            trigger_type: r.get(10)?,
+        },
+        r.get(5)?,
+    ))
 }
 
 /// The overview's figures for the hour up to `now`.
@@ -122,11 +151,15 @@ impl Store {
     }
 
     /// Newest first, keyset-paged on `seq`. The SQL names only the filters
-    /// given, so SQLite can walk the matching index in order and stop at the limit.
-    pub async fn search_runs(&self, f: RunSearch) -> Result<Vec<RunSummary>> {
+    /// given, so SQLite walks the matching index in order. Filters no single
+    /// index covers (say a workflow, a status and a trigger type at once) are
+    /// searched in growing windows of `seq` until the page is full or the time
+    /// budget is spent; then `resume_before` says where the next page goes on.
+    pub async fn search_runs(&self, f: RunSearch) -> Result<RunPage> {
         self.read(move |c| {
             let mut clauses: Vec<&str> = Vec::new();
             let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+            let point_lookup = f.q.is_some();
             if let Some(q) = f.q {
                 // Two point lookups (unique id, indexed key) instead of an OR the
                 // planner might answer with a backwards scan of all runs.
@@ -136,28 +169,18 @@ impl Store {
                 );
                 args.push(Box::new(q));
             }
-            let mut push = |clause: &'static str, v: Option<Box<dyn ToSql>>| {
-                if let Some(v) = v {
+            for (clause, value) in [
+                ("status = ?", f.status),
+                ("workflow_id = ?", f.workflow_id),
+                (TRIGGER_TYPE_CLAUSE, f.trigger_type),
+            ] {
+                if let Some(v) = value {
                     clauses.push(clause);
-                    args.push(v);
+                    args.push(Box::new(v));
                 }
-            };
-            push(
-                "status = ?",
-                f.status.map(|s| Box::new(s) as Box<dyn ToSql>),
-            );
-            push(
-                "workflow_id = ?",
-                f.workflow_id.map(|s| Box::new(s) as Box<dyn ToSql>),
-            );
-            push(
-                TRIGGER_TYPE_CLAUSE,
-                f.trigger_type.map(|s| Box::new(s) as Box<dyn ToSql>),
-            );
-            push(
-                "seq < ?",
-                f.before_seq.map(|s| Box::new(s) as Box<dyn ToSql>),
-            );
+            }
+            clauses.push("seq < ?");
+            clauses.push("seq >= ?");
             let mut sql = String::from(
                 "SELECT seq, id, workflow_id, workflow_version, status, error, idempotency_key, \
                  created_at, started_at, completed_at, ",
@@ -169,33 +192,44 @@ impl Store {
                 // Each clause has one parameter (used once or twice): number it.
                 sql.push_str(&clause.replace('?', &format!("?{}", i + 1)));
             }
-            sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", args.len() + 1));
-            args.push(Box::new(f.limit as i64));
+            sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", clauses.len() + 1));
             let mut stmt = c.prepare_cached(&sql)?;
-            let refs: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
-            let rows = stmt.query_map(refs.as_slice(), |r| {
-                Ok((
-                    RunSummary {
-                        seq: r.get(0)?,
-                        id: r.get(1)?,
-                        workflow_id: r.get(2)?,
-                        workflow_version: r.get(3)?,
-                        status: r.get(4)?,
-                        error: Value::Null,
-                        idempotency_key: r.get(6)?,
-                        created_at: r.get(7)?,
-                        started_at: r.get(8)?,
-                        completed_at: r.get(9)?,
-                        trigger_type: r.get(10)?,
-                    },
-                    r.get::<_, Option<String>>(5)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (mut run, error) = row?;
-                run.error = from_json(error)?;
-                out.push(run);
+            // Two statements: SQLite answers a lone MIN or MAX from the end of
+            // the primary key, but scans the table for both in one.
+            let oldest: Option<i64> = c
+                .prepare_cached("SELECT MIN(seq) FROM runs")?
+                .query_row([], |r| r.get(0))?;
+            let newest: Option<i64> = c
+                .prepare_cached("SELECT MAX(seq) FROM runs")?
+                .query_row([], |r| r.get(0))?;
+            let (Some(oldest), Some(newest)) = (oldest, newest) else {
+                return Ok(RunPage::default());
+            };
+            let started = std::time::Instant::now();
+            let mut hi = f.before_seq.unwrap_or(i64::MAX).min(newest + 1);
+            let mut window: i64 = 4096;
+            let mut out = RunPage::default();
+            while hi > oldest && out.runs.len() < f.limit {
+                let lo = if point_lookup {
+                    i64::MIN
+                } else {
+                    hi.saturating_sub(window)
+                };
+                let mut bound: Vec<&dyn ToSql> = args.iter().map(|b| b.as_ref()).collect();
+                let want = (f.limit - out.runs.len()) as i64;
+                bound.extend([&hi as &dyn ToSql, &lo, &want]);
+                let rows = stmt.query_map(bound.as_slice(), summary_row)?;
+                for row in rows {
+                    let (mut run, error) = row?;
+                    run.error = from_json(error)?;
+                    out.runs.push(run);
+                }
+                hi = lo;
+                window = window.saturating_mul(2);
+                if out.runs.len() < f.limit && hi > oldest && started.elapsed() >= f.budget {
+                    out.resume_before = Some(hi);
+                    break;
+                }
             }
             Ok(out)
         })

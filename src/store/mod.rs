@@ -12,7 +12,7 @@ mod runs;
 mod workflows;
 
 pub use connections::{ConnectionRow, ConnectionWrite};
-pub use dashboard::{Overview, RunSearch, RunSummary, UiSession};
+pub use dashboard::{Overview, RunPage, RunSearch, RunSummary, UiSession};
 pub use keys::ApiKeyRow;
 pub use queue::RunUpdate;
 pub use runs::{NewRun, RunFilter, RunRow, StepRecord, TriggerOutcome};
