@@ -292,3 +292,111 @@ impl Store {
 /// How each run started (`runs_by_trigger` serves the filter in order).
 const TRIGGER_TYPE_COLUMN: &str = "trigger_type";
 const TRIGGER_TYPE_CLAUSE: &str = "trigger_type = ?";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// 10 000 runs; every 7th is `failed`, every 3rd of those also `webhook`.
+    async fn store_with_runs() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("f.db")).unwrap();
+        store
+            .write(|c| {
+                c.execute_batch(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)
+                     INSERT INTO runs (seq, id, workflow_id, workflow_version, status, input, idempotency_key,
+                                       created_at, ready, trigger_type)
+                     SELECT i, printf('run_%06d', i), 'wf', 1,
+                            CASE WHEN i % 7 = 0 THEN 'failed' ELSE 'completed' END, '{}',
+                            CASE WHEN i % 10 = 0 THEN 'k' || i END, i, 0,
+                            CASE WHEN i % 21 = 0 THEN 'webhook' ELSE 'api' END FROM n",
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    fn search(limit: usize) -> RunSearch {
+        RunSearch {
+            limit,
+            budget: Duration::from_secs(5),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn filters_page_newest_first_without_gaps_or_repeats() {
+        let (_dir, store) = store_with_runs().await;
+        let mut f = search(20);
+        f.status = Some("failed".into());
+        f.trigger_type = Some("webhook".into());
+        // A zero budget stops after every window: paging must still find each match once.
+        f.budget = Duration::ZERO;
+        let mut seen = vec![];
+        loop {
+            let page = store.search_runs(f.clone()).await.unwrap();
+            seen.extend(page.runs.iter().map(|r| r.seq));
+            let next = match (page.runs.len() == f.limit, page.resume_before) {
+                (true, _) => page.runs.last().map(|r| r.seq),
+                (false, resume) => resume,
+            };
+            match next {
+                Some(seq) => f.before_seq = Some(seq),
+                None => break,
+            }
+        }
+        let expected: Vec<i64> = (1..=10000).rev().filter(|i| i % 21 == 0).collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[tokio::test]
+    async fn search_finds_a_run_by_id_or_by_idempotency_key() {
+        let (_dir, store) = store_with_runs().await;
+        for (q, seq) in [("run_000123", 123), ("k4560", 4560)] {
+            let mut f = search(5);
+            f.q = Some(q.into());
+            let page = store.search_runs(f).await.unwrap();
+            assert_eq!(page.runs.iter().map(|r| r.seq).collect::<Vec<_>>(), [seq]);
+        }
+        let mut f = search(5);
+        f.q = Some("nothing".into());
+        assert!(store.search_runs(f).await.unwrap().runs.is_empty());
+    }
+
+    #[tokio::test]
+    async fn sessions_end_with_their_key() {
+        let (_dir, store) = store_with_runs().await;
+        store
+            .create_api_key(
+                "key_1".into(),
+                "k".into(),
+                "h".into(),
+                vec!["runs:read".into()],
+                0,
+            )
+            .await
+            .unwrap();
+        store
+            .create_ui_session("s".into(), "key_1".into(), "t".into(), 0, 100)
+            .await
+            .unwrap();
+        let found = store.ui_session("s".into(), 50).await.unwrap().unwrap();
+        assert_eq!(
+            (found.scopes, found.csrf_token),
+            (vec!["runs:read".to_string()], "t".into())
+        );
+        assert!(
+            store.ui_session("s".into(), 100).await.unwrap().is_none(),
+            "expired"
+        );
+        store.revoke_api_key("key_1".into(), 60).await.unwrap();
+        assert!(
+            store.ui_session("s".into(), 70).await.unwrap().is_none(),
+            "revoked"
+        );
+    }
+}
