@@ -122,6 +122,9 @@ pub struct WorkflowView {
     pub versions: Vec<i64>,
     pub created_at: String,
     pub updated_at: String,
+    /// The schedule's next occurrence; null when the workflow has no live schedule.
+    #[serde(default)]
+    pub next_run_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub definition: Option<Value>,
 }

@@ -1,6 +1,6 @@
 //! Composition root: opens the store (holding the data dir's lock), recovers
-//! runs left in flight, binds the listener, and runs the API, the worker and
-//! retention under one shutdown signal.
+//! runs left in flight, binds the listener, and runs the API, the worker, the
+//! schedule loop and retention under one shutdown signal.
 
 use crate::catalog::Catalog;
 use crate::config::{Credentials, ServeSettings};
@@ -85,6 +85,9 @@ impl App {
             self.settings.workers,
         );
         let worker_task = tokio::spawn(worker.run(stop_rx.clone(), self.settings.shutdown_grace));
+        let scheduler = tokio::spawn(
+            crate::schedule::Scheduler::new(self.state.triggers()).run(stop_rx.clone()),
+        );
         let retention = tokio::spawn(retention_loop(
             self.store.clone(),
             self.settings.retention_days,
@@ -108,6 +111,7 @@ impl App {
             })
             .await?;
         let _ = stop_tx.send(true);
+        let _ = scheduler.await;
         let _ = worker_task.await;
         retention.abort();
         self.store.close();

@@ -15,6 +15,7 @@ pub mod events;
 pub mod http;
 pub mod ids;
 pub mod metrics;
+pub mod schedule;
 pub mod secrets;
 pub mod store;
 pub mod template;

@@ -32,6 +32,8 @@ pub struct TriggerRequest {
     pub trigger_type: TriggerType,
     /// A schedule's occurrence, recorded with the run in one transaction.
     pub scheduled_at: Option<i64>,
+    /// Start the run no sooner than this many milliseconds from now.
+    pub delay_ms: u64,
 }
 
 impl TriggerRequest {
@@ -43,6 +45,7 @@ impl TriggerRequest {
             idempotency_key: None,
             trigger_type,
             scheduled_at: None,
+            delay_ms: 0,
         }
     }
 }
@@ -85,6 +88,7 @@ impl Triggers {
         };
         self.check_connections(&wf, req.connection_id.as_deref())
             .await?;
+        let now = now_ms();
         let outcome = self
             .store
             .create_run(NewRun {
@@ -94,10 +98,11 @@ impl Triggers {
                 input,
                 idempotency_key: req.idempotency_key,
                 connection_id: req.connection_id,
-                created_at: now_ms(),
+                created_at: now,
                 idempotency_ttl_ms: IDEMPOTENCY_TTL_MS,
                 trigger_type: req.trigger_type.as_str(),
                 scheduled_at: req.scheduled_at,
+                not_before: now + i64::try_from(req.delay_ms).unwrap_or(0),
             })
             .await?;
         if matches!(outcome, TriggerOutcome::Created(_)) {

@@ -21,8 +21,12 @@ pub async fn workflows(client: &Client, cmd: &WorkflowsCommand, json: bool) -> C
             let resp = client.get("/api/v1/workflows?limit=100").await?;
             if !json {
                 for w in resp.data.as_array().into_iter().flatten() {
+                    let next = match w["nextRunAt"].as_str() {
+                        Some(at) => format!("  next run {at}"),
+                        None => String::new(),
+                    };
                     println!(
-                        "{}  {:<8} v{}  {}",
+                        "{}  {:<8} v{}  {}{next}",
                         text(w, "id"),
                         text(w, "status"),
                         w["version"],

@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use std::collections::HashMap;
+use subtle::ConstantTimeEq;
 
 pub const COOKIE_NAME: &str = "flowctl_session";
 /// Sessions last 12 hours; revoking the key ends them at once.
@@ -152,17 +153,13 @@ pub fn check_csrf(
 ) -> Result<(), PageError> {
     check_same_origin(headers)?;
     let given = form.get("csrf").map(String::as_str).unwrap_or("");
-    if !constant_time_eq(given.as_bytes(), session.csrf_token.as_bytes()) {
+    if !bool::from(given.as_bytes().ct_eq(session.csrf_token.as_bytes())) {
         return Err(PageError::new(
             StatusCode::FORBIDDEN,
             "Missing or wrong CSRF token: reload the page and try again",
         ));
     }
     Ok(())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub async fn login_page(Query(q): Query<HashMap<String, String>>) -> Page {

@@ -43,7 +43,8 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Result<Pag
             .await
             .map(|(d, _)| d)
             .unwrap_or(Value::Null);
-        items.push((row, def));
+        let next = crate::http::workflows::next_run_at(&state, &row).await;
+        items.push((row, def, next));
     }
     let body = html! {
         h1 { "Workflows" }
@@ -57,13 +58,13 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Result<Pag
                     th scope="col" { "Trigger" } th scope="col" { "Next schedule" } th scope="col" { "Updated" }
                 } }
                 tbody {
-                    @for (w, def) in &items {
+                    @for (w, def, next) in &items {
                         tr {
                             td { a href={ "/ui/workflows/" (w.id) } { (w.name) } br; span.mono.muted { (w.id) } }
                             td { (badge(&w.status)) }
                             td { "v" (w.latest_version) }
                             td { (trigger_text(def)) }
-                            td { (next_schedule(def)) }
+                            td { (next_schedule(*next)) }
                             td { (layout::time(w.updated_at)) }
                         }
                     }
@@ -77,14 +78,11 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Result<Pag
     )))
 }
 
-/// Only schedule triggers have a next occurrence.
-fn next_schedule(def: &Value) -> Markup {
-    html! {
-        @if def["trigger"]["type"].as_str() == Some("schedule") {
-            span.muted { "not computed by this server" }
-        } @else {
-            span.muted { "—" }
-        }
+/// Only a live schedule has a next occurrence (the API's `nextRunAt`).
+fn next_schedule(next: Option<i64>) -> Markup {
+    match next {
+        Some(at) => layout::time(at),
+        None => html! { span.muted { "—" } },
     }
 }
 
@@ -127,6 +125,7 @@ pub async fn show(
         None
     };
     let can_write = session.can("workflows:write");
+    let next = crate::http::workflows::next_run_at(&state, &row).await;
     let body = html! {
         header.run-head {
             h1 { (row.name) " " span.mono.muted { (row.id) } }
@@ -143,7 +142,7 @@ pub async fn show(
         dl.facts {
             dt { "Latest version" } dd { "v" (latest) }
             dt { "Trigger" } dd { (trigger_text(&def)) }
-            dt { "Next schedule" } dd { (next_schedule(&def)) }
+            dt { "Next schedule" } dd { (next_schedule(next)) }
             dt { "Created" } dd { (layout::time(row.created_at)) }
             dt { "Updated" } dd { (layout::time(row.updated_at)) }
             dt { "Runs" } dd { a href={ "/ui/runs?workflowId=" (super::session::urlencode(&row.id)) } { "Runs of this workflow" } }

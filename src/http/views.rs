@@ -75,7 +75,11 @@ pub fn run_view(run: RunRow, wf: Option<&CompiledWorkflow>, with_steps: bool) ->
     }
 }
 
-pub fn workflow_view(row: &WorkflowRow, definition: Option<Value>) -> WorkflowView {
+pub fn workflow_view(
+    row: &WorkflowRow,
+    definition: Option<Value>,
+    next_run_at: Option<i64>,
+) -> WorkflowView {
     WorkflowView {
         id: row.id.clone(),
         name: row.name.clone(),
@@ -84,6 +88,7 @@ pub fn workflow_view(row: &WorkflowRow, definition: Option<Value>) -> WorkflowVi
         versions: (1..=row.latest_version).collect(),
         created_at: rfc3339(row.created_at),
         updated_at: rfc3339(row.updated_at),
+        next_run_at: next_run_at.map(rfc3339),
         definition,
     }
 }

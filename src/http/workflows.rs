@@ -7,6 +7,7 @@ use super::params::{Path, limit, parse_query};
 use super::views::workflow_view;
 use super::{AppState, ok, ok_list};
 use crate::api::{ApplyResponse, ErrorDetail, ListMeta};
+use crate::store::WorkflowRow;
 use crate::time::now_ms;
 use crate::workflow::{Issue, WorkflowStatus, compile};
 use axum::extract::{Extension, RawQuery, State};
@@ -82,7 +83,10 @@ pub async fn list(
     let cursor = has_more
         .then(|| rows.last().map(|r| r.id.clone()))
         .flatten();
-    let views: Vec<_> = rows.iter().map(|r| workflow_view(r, None)).collect();
+    let mut views = Vec::with_capacity(rows.len());
+    for r in &rows {
+        views.push(workflow_view(r, None, next_run_at(&state, r).await));
+    }
     Ok(ok_list(views, ListMeta { cursor, has_more }))
 }
 
@@ -94,7 +98,18 @@ pub async fn show(
     who.require(&["workflows:read"])?;
     let row = state.store.get_workflow(id.clone()).await?;
     let (definition, _) = state.store.workflow_version(id, row.latest_version).await?;
-    Ok(ok(workflow_view(&row, Some(definition))))
+    let next = next_run_at(&state, &row).await;
+    Ok(ok(workflow_view(&row, Some(definition), next)))
+}
+
+/// The schedule's next occurrence, if the workflow has a live schedule.
+pub(crate) async fn next_run_at(state: &AppState, row: &WorkflowRow) -> Option<i64> {
+    let wf = state
+        .catalog
+        .version(&row.id, row.latest_version)
+        .await
+        .ok()?;
+    crate::schedule::next_run_at(&row.status, &wf.trigger, now_ms())
 }
 
 pub async fn version(
@@ -123,7 +138,8 @@ async fn set_status(
 ) -> Result<impl IntoResponse, ApiError> {
     who.require(&["workflows:write"])?;
     let row = set_workflow_status(&state, id, status).await?;
-    Ok(ok(workflow_view(&row, None)))
+    let next = next_run_at(&state, &row).await;
+    Ok(ok(workflow_view(&row, None, next)))
 }
 
 /// A status change as a use case, shared by the API and the dashboard.

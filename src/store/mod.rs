@@ -9,6 +9,7 @@ mod keys;
 mod migrations;
 mod queue;
 mod runs;
+mod schedules;
 mod workflows;
 
 pub use connections::{ConnectionRow, ConnectionWrite};
@@ -16,6 +17,7 @@ pub use dashboard::{Overview, RunPage, RunSearch, RunSummary, UiSession};
 pub use keys::ApiKeyRow;
 pub use queue::RunUpdate;
 pub use runs::{NewRun, RunFilter, RunRow, StepRecord, TriggerOutcome};
+pub use schedules::{ScheduleRow, ScheduleState};
 pub use workflows::{ApplyOutcome, WorkflowRow};
 
 use rusqlite::{Connection, OpenFlags};

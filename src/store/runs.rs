@@ -21,6 +21,8 @@ pub struct NewRun {
     pub trigger_type: &'static str,
     /// A schedule's occurrence (ms): recorded in the same transaction, once.
     pub scheduled_at: Option<i64>,
+    /// No worker starts the run before this (a schedule's jitter).
+    pub not_before: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -228,7 +230,7 @@ impl Store {
             }
             c.prepare_cached(
                 "INSERT INTO runs (id, workflow_id, workflow_version, status, input, idempotency_key, connection_id, created_at, not_before, trigger_type) \
-                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?7, ?8)",
+                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?9, ?8)",
             )?
             .execute(params![
                 new.id,
@@ -238,7 +240,8 @@ impl Store {
                 new.idempotency_key,
                 new.connection_id,
                 new.created_at,
-                new.trigger_type
+                new.trigger_type,
+                new.not_before
             ])?;
             Ok(TriggerOutcome::Created(RunRow {
                 seq: c.last_insert_rowid(),
@@ -315,6 +318,12 @@ impl Store {
                 "DELETE FROM idempotency_keys WHERE (workflow_id, key) IN \
                  (SELECT workflow_id, key FROM idempotency_keys WHERE expires_at <= ?1 LIMIT ?2)",
                 params![now, batch as i64],
+            )?;
+            // Handled occurrences lie behind their schedule's next one for good.
+            c.execute(
+                "DELETE FROM schedule_fires WHERE (workflow_id, scheduled_at) IN \
+                 (SELECT workflow_id, scheduled_at FROM schedule_fires WHERE fired_at < ?1 LIMIT ?2)",
+                params![cutoff, batch as i64],
             )?;
             Ok(c.execute(
                 "DELETE FROM runs WHERE seq IN (SELECT seq FROM runs WHERE completed_at IS NOT NULL AND completed_at < ?1 LIMIT ?2)",

@@ -172,21 +172,7 @@ pub fn compile(def: &Value) -> Result<CompiledWorkflow, Vec<Issue>> {
             None
         }
     };
-    match obj.get("trigger") {
-        Some(Value::Object(t)) if t.get("type") == Some(&json!("api")) => {}
-        Some(Value::Object(t)) => ck.add(
-            vec![json!("trigger"), json!("type")],
-            format!(
-                "unsupported trigger type {}; expected \"api\"",
-                t.get("type").unwrap_or(&Value::Null)
-            ),
-        ),
-        None => {}
-        Some(_) => ck.add(
-            vec![json!("trigger")],
-            "must be an object like {\"type\": \"api\"}",
-        ),
-    }
+    let trigger = super::trigger::parse_trigger(&mut ck, obj.get("trigger"));
     let input_schema = match obj.get("inputSchema") {
         None | Some(Value::Null) => None,
         Some(raw) => match InputSchema::compile(raw) {
@@ -255,6 +241,7 @@ pub fn compile(def: &Value) -> Result<CompiledWorkflow, Vec<Issue>> {
         variables,
         input_schema,
         timeout_ms,
+        trigger,
     })
 }
 

@@ -110,6 +110,7 @@ pub struct CompiledWorkflow {
     pub variables: Value,
     pub input_schema: Option<InputSchema>,
     pub timeout_ms: Option<u64>,
+    pub trigger: super::trigger::TriggerDef,
 }
 
 impl CompiledWorkflow {

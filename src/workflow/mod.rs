@@ -6,11 +6,11 @@ mod compile;
 mod definition;
 mod schema;
 mod steps;
-mod trigger;
+pub mod trigger;
 
 pub use compile::{Issue, compile, derive_id};
 pub use definition::{
     CompiledStep, CompiledWorkflow, ErrorHandling, RetryConfig, StepKind, WorkflowStatus,
 };
 pub use schema::{InputSchema, InputViolation};
-pub use trigger::TriggerType;
+pub use trigger::{TriggerDef, TriggerType};

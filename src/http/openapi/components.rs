@@ -160,7 +160,8 @@ fn schemas() -> Value {
         },
         "Workflow": {
             "type": "object",
-            "required": ["id", "name", "status", "version", "versions", "createdAt", "updatedAt"],
+            "required": ["id", "name", "status", "version", "versions", "createdAt", "updatedAt",
+                "nextRunAt"],
             "properties": {
                 "id": {"type": "string"},
                 "name": {"type": "string"},
@@ -169,6 +170,7 @@ fn schemas() -> Value {
                 "versions": {"type": "array", "items": {"type": "integer", "minimum": 1}},
                 "createdAt": timestamp(),
                 "updatedAt": timestamp(),
+                "nextRunAt": nullable_timestamp(),
                 "definition": {"type": "object",
                     "description": "The latest definition; only on GET /api/v1/workflows/{id}"}
             }
