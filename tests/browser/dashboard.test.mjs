@@ -117,6 +117,9 @@ before(async () => {
       { id: "calc", type: "transform", config: { mapping: { double: "{{ input.price | times: 2 }}" } } },
       { id: "after", type: "transform", config: { mapping: { x: "1" } } },
     ] },
+    { id: "wf_nightly", name: "Nightly report", trigger: { type: "schedule", cron: "0 3 1 1 *" }, steps: [
+      { id: "report", type: "transform", config: { mapping: { ok: "yes" } } },
+    ] },
     { id: "wf_slow", name: "Slow", steps: [
       { id: "start", type: "transform", config: { mapping: { ok: "yes" } } },
       { id: "nap", name: "Long nap", type: "wait", config: { durationMs: 120000 } },
@@ -230,7 +233,16 @@ test("Cancel stops a running run and the page shows it", { skip }, async () => {
   // Live: the page follows the run from pending to running without a reload.
   await page.locator("#step-nap .badge", { hasText: "waiting" }).waitFor();
   await shot("run-live");
-  await page.getByRole("button", { name: "Cancel" }).click();
+  // By keyboard: Tab reaches the button, its focus is visible, Enter presses it.
+  let focused = "";
+  for (let i = 0; i < 40 && focused !== "cancel-run"; i++) {
+    await page.keyboard.press("Tab");
+    focused = await page.evaluate(() => document.activeElement?.id || "");
+  }
+  assert.equal(focused, "cancel-run", "Cancel is reachable with Tab");
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert.notEqual(outline, "none", "focus is visible");
+  await page.keyboard.press("Enter");
   await page.locator(".run-status .badge", { hasText: "cancelled" }).waitFor();
   assert.equal((await api("GET", `/api/v1/runs/${id}`)).body.data.status, "cancelled");
   assert.equal(await page.getByRole("button", { name: "Cancel" }).count(), 0);
@@ -271,6 +283,7 @@ test("Replay starts a new run with the same input", { skip }, async () => {
 test("workflows and overview pages", { skip }, async () => {
   await page.goto(url + "/ui/workflows");
   assert.match(await page.locator("tr", { hasText: "Greeting" }).innerText(), /v2/);
+  assert.match(await page.locator("tr", { hasText: "Nightly report" }).innerText(), /schedule \(cron 0 3 1 1 \*\)\s+\d{4}-01-01 03:00:00 UTC/);
   await shot("workflows");
   await page.getByRole("link", { name: "Greeting" }).click();
   await page.waitForURL(/\/ui\/workflows\/wf_greet$/);
