@@ -29,7 +29,7 @@ pub fn render(steps: &[StepView], t0: i64, t1: i64) -> Markup {
                 @let x = LABEL_W + plot_w * i / 4;
                 line.tick x1=(x) x2=(x) y1=(AXIS_H - 6) y2=(height) {}
                 text.axis x=(x) y=(AXIS_H - 10) text-anchor=(if i == 0 { "start" } else if i == 4 { "end" } else { "middle" }) {
-                    "+" (super::layout::duration(span * i / 4))
+                    "+" (tick_label(span, i))
                 }
             }
             @for (i, s) in steps.iter().enumerate() {
@@ -66,5 +66,15 @@ fn truncate(s: &str, max: usize) -> String {
         let mut t: String = s.chars().take(max - 1).collect();
         t.push('…');
         t
+    }
+}
+
+/// Tick labels keep a decimal on very short runs, so they do not all read "+0 ms".
+fn tick_label(span: i64, i: i64) -> String {
+    let ms = span as f64 * i as f64 / 4.0;
+    if span < 20 {
+        format!("{ms:.1} ms")
+    } else {
+        super::layout::duration(ms as i64)
     }
 }
