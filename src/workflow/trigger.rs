@@ -61,7 +61,7 @@ pub enum IntervalUnit {
 #[derive(Debug, Clone)]
 pub enum Recurrence {
     /// A 5-field cron pattern, evaluated in the schedule's time zone.
-    Cron(croner::Cron),
+    Cron(Box<croner::Cron>),
     Interval {
         value: u32,
         unit: IntervalUnit,
@@ -344,7 +344,7 @@ fn parse_cron(ck: &mut Checker, v: &Value, path: Vec<Value>) -> Option<Recurrenc
         .seconds(croner::parser::Seconds::Disallowed)
         .build();
     match parser.parse(text) {
-        Ok(c) => Some(Recurrence::Cron(c)),
+        Ok(c) => Some(Recurrence::Cron(Box::new(c))),
         Err(e) => {
             ck.add(path, format!("not a valid cron pattern: {e}"));
             None
