@@ -22,9 +22,15 @@
       headers: { "x-flowctl-live": "1" },
       cache: "no-store"
     }).then(function (resp) {
-      if (resp.redirected || !resp.ok) throw new Error("status " + resp.status);
+      if (resp.redirected) {
+        // The session ended (logout elsewhere, key revoked): stop asking.
+        region.removeAttribute("data-live-interval");
+        return null;
+      }
+      if (!resp.ok) throw new Error("status " + resp.status);
       return resp.text();
     }).then(function (text) {
+      if (text === null) return;
       var doc = new DOMParser().parseFromString(text, "text/html");
       var fresh = doc.getElementById("live");
       if (!fresh) return;
