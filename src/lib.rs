@@ -10,6 +10,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod credentials;
+pub mod dashboard;
 pub mod engine;
 pub mod events;
 pub mod http;

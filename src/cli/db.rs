@@ -13,13 +13,16 @@ pub enum DbCommand {
     /// Full integrity check of every page (exit 0 sound, 1 corrupt); reads the
     /// whole file, so it takes a while on a large database
     Check {
+        /// The SQLite database file (default: the server's)
         #[arg(long, env = "FLOWCTL_DB")]
         db: Option<PathBuf>,
     },
     /// Write a consistent copy of the database to DEST (a new file, mode 0600)
     /// while the server keeps running
     Backup {
+        /// Where to write the copy (must not exist yet)
         dest: PathBuf,
+        /// The SQLite database file (default: the server's)
         #[arg(long, env = "FLOWCTL_DB")]
         db: Option<PathBuf>,
     },

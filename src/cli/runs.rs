@@ -40,7 +40,10 @@ pub enum RunsCommand {
         run_id: String,
     },
     /// Start a new run with the same input and connection (latest active version)
-    Replay { run_id: String },
+    Replay {
+        /// The run whose input the new run takes
+        run_id: String,
+    },
 }
 
 pub async fn runs(client: &Client, cmd: &RunsCommand, json: bool) -> CmdResult {

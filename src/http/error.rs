@@ -40,7 +40,8 @@ pub enum ApiError {
 const STORAGE_RETRY_AFTER_SECS: u64 = 5;
 
 impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str, String) {
+    /// Status, code and the message a caller may see (the dashboard renders these too).
+    pub(crate) fn parts(&self) -> (StatusCode, &'static str, String) {
         use ApiError::*;
         match self {
             Unauthorized(m) => (StatusCode::UNAUTHORIZED, codes::UNAUTHORIZED, m.clone()),

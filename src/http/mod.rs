@@ -2,19 +2,19 @@
 //! answer, including unknown routes, wrong methods and panics, is the JSON
 //! envelope; the error mapping lives in `error.rs`.
 
-mod auth;
+pub(crate) mod auth;
 mod body;
 mod connections;
-mod error;
+pub(crate) mod error;
 mod health;
 mod openapi;
-mod params;
+pub(crate) mod params;
 pub mod ratelimit;
-mod runs;
+pub(crate) mod runs;
 pub mod server;
-mod views;
+pub(crate) mod views;
 mod webhooks;
-mod workflows;
+pub(crate) mod workflows;
 
 pub use auth::SCOPES;
 pub use error::ApiError;
@@ -116,6 +116,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     }
     Router::new()
         .nest("/api/v1", api)
+        // The dashboard's pages: cookie sessions, never API keys (and the API never the cookie).
+        .merge(crate::dashboard::routes(state.clone()))
         .route("/healthz", get(health::healthz))
         .merge(metrics)
         .route("/api/v1/openapi.json", get(openapi::document))

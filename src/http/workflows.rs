@@ -103,7 +103,7 @@ pub async fn show(
 }
 
 /// The schedule's next occurrence, if the workflow has a live schedule.
-async fn next_run_at(state: &AppState, row: &WorkflowRow) -> Option<i64> {
+pub(crate) async fn next_run_at(state: &AppState, row: &WorkflowRow) -> Option<i64> {
     let wf = state
         .catalog
         .version(&row.id, row.latest_version)
@@ -137,13 +137,23 @@ async fn set_status(
     status: WorkflowStatus,
 ) -> Result<impl IntoResponse, ApiError> {
     who.require(&["workflows:write"])?;
+    let row = set_workflow_status(&state, id, status).await?;
+    let next = next_run_at(&state, &row).await;
+    Ok(ok(workflow_view(&row, None, next)))
+}
+
+/// A status change as a use case, shared by the API and the dashboard.
+pub(crate) async fn set_workflow_status(
+    state: &AppState,
+    id: String,
+    status: WorkflowStatus,
+) -> Result<crate::store::WorkflowRow, ApiError> {
     let row = state
         .store
         .set_workflow_status(id.clone(), status.as_str())
         .await?;
     state.catalog.forget_head(&id);
-    let next = next_run_at(&state, &row).await;
-    Ok(ok(workflow_view(&row, None, next)))
+    Ok(row)
 }
 
 pub async fn activate(

@@ -12,8 +12,8 @@ mod sqlite;
 pub use postgres::redact as redact_url;
 
 pub use ports::{
-    Backend, Claim, ClaimRef, CommitOutcome, Health, HeartbeatReport, RateState, Registry,
-    RunQueue, RunWrite, Runs, Schedules,
+    Backend, Claim, ClaimRef, CommitOutcome, Dashboard, Health, HeartbeatReport, RateState,
+    Registry, RunQueue, RunWrite, Runs, Schedules,
 };
 pub use records::*;
 
@@ -56,6 +56,9 @@ pub enum StoreError {
     /// Another server holds this database file.
     #[error("{0}")]
     InUse(String),
+    /// This store does not offer the feature (yet); the message says which.
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 impl StoreError {

@@ -206,8 +206,30 @@ pub trait Schedules: Send + Sync {
     -> BoxFuture<'_, Result<()>>;
 }
 
-pub trait Backend: RunQueue + Runs + Registry + Health + Schedules {}
-impl<T: RunQueue + Runs + Registry + Health + Schedules> Backend for T {}
+/// What only the web dashboard reads and writes: its sessions (stored as
+/// hashes, alive while their API key is), the filtered, keyset-paged run
+/// list and the overview's figures.
+pub trait Dashboard: Send + Sync {
+    /// Store a new session (its id only as a hash); expired ones are removed on the way.
+    fn create_ui_session(
+        &self,
+        id_hash: String,
+        key_id: String,
+        csrf_token: String,
+        now: i64,
+        expires_at: i64,
+    ) -> BoxFuture<'_, Result<()>>;
+    /// The live session with this hash: unexpired, and its key not revoked.
+    fn ui_session(&self, id_hash: String, now: i64) -> BoxFuture<'_, Result<Option<UiSession>>>;
+    fn delete_ui_session(&self, id_hash: String) -> BoxFuture<'_, Result<()>>;
+    /// Newest first, keyset-paged on `seq`, within the search's time budget.
+    fn search_runs(&self, search: RunSearch) -> BoxFuture<'_, Result<RunPage>>;
+    /// The figures of the hour up to `now`.
+    fn overview(&self, now: i64) -> BoxFuture<'_, Result<Overview>>;
+}
+
+pub trait Backend: RunQueue + Runs + Registry + Health + Schedules + Dashboard {}
+impl<T: RunQueue + Runs + Registry + Health + Schedules + Dashboard> Backend for T {}
 
 /// Shared by implementations: a store error is unavailable storage when the
 /// request may be retried unchanged once the cause is gone.

@@ -197,3 +197,63 @@ pub struct ScheduleState {
     /// An occurrence waiting for that run (overlap `queue`).
     pub queued: Option<i64>,
 }
+
+/// A dashboard session as found by its hash, with its key's current scopes.
+#[derive(Debug, Clone)]
+pub struct UiSession {
+    pub key_id: String,
+    pub key_name: String,
+    pub scopes: Vec<String>,
+    pub csrf_token: String,
+}
+
+/// What the run list shows of a run (no input or output: they can be large).
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub seq: i64,
+    pub id: String,
+    pub workflow_id: String,
+    pub workflow_version: i64,
+    pub status: String,
+    pub trigger_type: Option<String>,
+    pub error: Value,
+    pub idempotency_key: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub completed_at: Option<i64>,
+}
+
+/// Filters of the run list; every one is optional. `q` is a run id or an
+/// idempotency key.
+#[derive(Debug, Clone, Default)]
+pub struct RunSearch {
+    pub status: Option<String>,
+    pub workflow_id: Option<String>,
+    pub trigger_type: Option<String>,
+    pub q: Option<String>,
+    pub before_seq: Option<i64>,
+    pub limit: usize,
+    /// How long to keep searching for matches no index finds in order.
+    pub budget: std::time::Duration,
+}
+
+/// One page of the run list. `resume_before` is set when the time budget
+/// ran out before the page was full: older matches may exist before that `seq`.
+#[derive(Debug, Clone, Default)]
+pub struct RunPage {
+    pub runs: Vec<RunSummary>,
+    pub resume_before: Option<i64>,
+}
+
+/// The overview's figures for the hour up to `now`.
+#[derive(Debug, Clone, Default)]
+pub struct Overview {
+    pub since: i64,
+    /// (minute index 0..60, status, runs finished in that minute)
+    pub per_minute: Vec<(i64, String, i64)>,
+    /// Runs not finished yet, by status (pending, running).
+    pub in_flight: Vec<(String, i64)>,
+    pub queue_depth: i64,
+    pub p50_ms: Option<i64>,
+    pub p99_ms: Option<i64>,
+}

@@ -3,7 +3,7 @@
 
 use super::PgStore;
 use crate::engine::RunStatus;
-use crate::store::ports::{BoxFuture, Health, Registry, RunQueue, Runs, Schedules};
+use crate::store::ports::{BoxFuture, Dashboard, Health, Registry, RunQueue, Runs, Schedules};
 use crate::store::*;
 use serde_json::Value;
 
@@ -161,5 +161,35 @@ impl Schedules for PgStore {
         scheduled_at: i64,
     ) -> BoxFuture<'_, Result<()>> {
         Box::pin(PgStore::queue_occurrence(self, workflow_id, scheduled_at))
+    }
+}
+
+/// The dashboard's queries exist for SQLite only so far: on PostgreSQL its
+/// pages answer with this error (the API and the CLI work as usual).
+const NO_DASHBOARD: &str = "the web dashboard is not available on PostgreSQL yet \
+     (the API and the CLI are); serve from a SQLite file to use it";
+
+impl Dashboard for PgStore {
+    fn create_ui_session(
+        &self,
+        _id_hash: String,
+        _key_id: String,
+        _csrf_token: String,
+        _now: i64,
+        _expires_at: i64,
+    ) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Err(StoreError::Unsupported(NO_DASHBOARD)) })
+    }
+    fn ui_session(&self, _id_hash: String, _now: i64) -> BoxFuture<'_, Result<Option<UiSession>>> {
+        Box::pin(async { Err(StoreError::Unsupported(NO_DASHBOARD)) })
+    }
+    fn delete_ui_session(&self, _id_hash: String) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Err(StoreError::Unsupported(NO_DASHBOARD)) })
+    }
+    fn search_runs(&self, _search: RunSearch) -> BoxFuture<'_, Result<RunPage>> {
+        Box::pin(async { Err(StoreError::Unsupported(NO_DASHBOARD)) })
+    }
+    fn overview(&self, _now: i64) -> BoxFuture<'_, Result<Overview>> {
+        Box::pin(async { Err(StoreError::Unsupported(NO_DASHBOARD)) })
     }
 }

@@ -5,6 +5,7 @@
 //! async runtime. A job that fails or panics fails alone (its own savepoint).
 
 mod connections;
+mod dashboard;
 mod errors;
 mod keys;
 mod lock;

@@ -3,7 +3,7 @@
 
 use super::SqliteStore;
 use crate::engine::RunStatus;
-use crate::store::ports::{BoxFuture, Health, Registry, RunQueue, Runs, Schedules};
+use crate::store::ports::{BoxFuture, Dashboard, Health, Registry, RunQueue, Runs, Schedules};
 use crate::store::*;
 use serde_json::Value;
 
@@ -144,5 +144,32 @@ impl Schedules for SqliteStore {
             workflow_id,
             scheduled_at,
         ))
+    }
+}
+
+impl Dashboard for SqliteStore {
+    fn create_ui_session(
+        &self,
+        id_hash: String,
+        key_id: String,
+        csrf_token: String,
+        now: i64,
+        expires_at: i64,
+    ) -> BoxFuture<'_, Result<()>> {
+        Box::pin(SqliteStore::create_ui_session(
+            self, id_hash, key_id, csrf_token, now, expires_at,
+        ))
+    }
+    fn ui_session(&self, id_hash: String, now: i64) -> BoxFuture<'_, Result<Option<UiSession>>> {
+        Box::pin(SqliteStore::ui_session(self, id_hash, now))
+    }
+    fn delete_ui_session(&self, id_hash: String) -> BoxFuture<'_, Result<()>> {
+        Box::pin(SqliteStore::delete_ui_session(self, id_hash))
+    }
+    fn search_runs(&self, search: RunSearch) -> BoxFuture<'_, Result<RunPage>> {
+        Box::pin(SqliteStore::search_runs(self, search))
+    }
+    fn overview(&self, now: i64) -> BoxFuture<'_, Result<Overview>> {
+        Box::pin(SqliteStore::overview(self, now))
     }
 }

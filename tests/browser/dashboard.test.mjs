@@ -1,0 +1,361 @@
+// Browser tests of the dashboard: a real `flowctl serve` (port 0, temp
+// store) driven through Debian's Chromium with playwright-core (no browser
+// download) and checked with axe-core. Screenshots of every page go to
+// target/screenshots/. Outside CI a missing Chromium or flowctl binary skips
+// the tests with a message; with CI=true it fails them.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, readFileSync, existsSync, rmSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { join, dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, "../..");
+const BIN = process.env.FLOWCTL_BIN || join(repo, "target/debug/flowctl");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const SHOTS = join(repo, "target/screenshots");
+const require = createRequire(import.meta.url);
+
+const missing = [
+  [existsSync(CHROMIUM), `Chromium at ${CHROMIUM} (apt-get install chromium)`],
+  [existsSync(BIN), `the flowctl binary at ${BIN} (cargo build)`],
+  [existsSync(join(here, "node_modules/playwright-core")), "playwright-core (npm ci --prefix tests/browser)"],
+].filter(([ok]) => !ok).map(([, what]) => what);
+if (missing.length && process.env.CI === "true") {
+  throw new Error(`browser tests need ${missing.join(", ")}`);
+}
+const skip = missing.length ? `missing ${missing.join(", ")}` : false;
+if (skip) console.log(`# skipping dashboard browser tests: ${skip}`);
+
+let server, home, url, adminKey, readKey, browser, context, page, evil;
+const consoleErrors = [];
+const runs = {};
+
+async function api(method, path, body, key = adminKey) {
+  const resp = await fetch(url + path, {
+    method,
+    headers: { "x-api-key": key, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: resp.status, body: await resp.json() };
+}
+
+async function trigger(workflow, input, extra = {}) {
+  const r = await api("POST", `/api/v1/workflows/${workflow}/run`, { input, ...extra });
+  assert.ok(r.status === 202, JSON.stringify(r.body));
+  return r.body.data.runId;
+}
+
+async function waitFinished(id) {
+  const r = await api("GET", `/api/v1/runs/${id}?wait=20`);
+  return r.body.data;
+}
+
+function startServer() {
+  home = mkdtempSync(join(tmpdir(), "flowctl-ui-"));
+  const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, "config"), XDG_DATA_HOME: join(home, "data") };
+  delete env.FLOWCTL_API_KEY; delete env.FLOWCTL_URL; delete env.RUST_LOG;
+  server = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", "--db", join(home, "f.db")], { env, stdio: ["ignore", "ignore", "pipe"] });
+  return new Promise((ok, fail) => {
+    let buf = "";
+    const timer = setTimeout(() => fail(new Error("server did not start:\n" + buf)), 30000);
+    server.stderr.on("data", (d) => {
+      buf += d;
+      const m = buf.match(/flowctl listening on (\S+)/);
+      if (m && !url) {
+        url = m[1];
+        clearTimeout(timer);
+        ok();
+      }
+    });
+    server.on("exit", (code) => fail(new Error(`server exited ${code}:\n${buf}`)));
+  }).then(() => {
+    adminKey = JSON.parse(readFileSync(join(home, "config/flowctl/credentials.json"), "utf8")).apiKey;
+    const out = spawnSync(BIN, ["keys", "create", "--name", "read-only", "--scopes", "runs:read", "--db", join(home, "f.db")], { env, encoding: "utf8" });
+    assert.equal(out.status, 0, out.stderr);
+    readKey = out.stdout.trim();
+  });
+}
+
+async function shot(name) {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** axe-core on the current page: no serious or critical violation. */
+async function axe(label) {
+  // evaluate() is not subject to the page's CSP, unlike an injected <script>.
+  await page.evaluate(readFileSync(require.resolve("axe-core/axe.min.js"), "utf8"));
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target).join(" ")})`), [], `axe on ${label}`);
+}
+
+/** Drop console errors since `mark` that a deliberately refused request logged. */
+function forgive(mark, status) {
+  const kept = consoleErrors.slice(mark).filter((e) => !e.includes(`status of ${status}`));
+  consoleErrors.splice(mark, consoleErrors.length - mark, ...kept);
+}
+
+async function statusText() {
+  return (await page.locator(".run-status .badge").innerText()).replace(/^\W+/, "").trim();
+}
+
+before(async () => {
+  if (skip) return;
+  mkdirSync(SHOTS, { recursive: true });
+  await startServer();
+  for (const def of [
+    { id: "wf_greet", name: "Greeting", steps: [
+      { id: "hello", name: "Say hello", type: "transform", config: { mapping: { greeting: "Hello {{ input.name }}" } } },
+      { id: "shout", type: "transform", config: { mapping: { loud: "{{ steps.hello.output.greeting | upcase }}" } } },
+    ] },
+    { id: "wf_price", name: "Price", steps: [
+      { id: "calc", type: "transform", config: { mapping: { double: "{{ input.price | times: 2 }}" } } },
+      { id: "after", type: "transform", config: { mapping: { x: "1" } } },
+    ] },
+    { id: "wf_nightly", name: "Nightly report", trigger: { type: "schedule", cron: "0 3 1 1 *" }, steps: [
+      { id: "report", type: "transform", config: { mapping: { ok: "yes" } } },
+    ] },
+    { id: "wf_slow", name: "Slow", steps: [
+      { id: "start", type: "transform", config: { mapping: { ok: "yes" } } },
+      { id: "nap", name: "Long nap", type: "wait", config: { durationMs: 120000 } },
+    ] },
+  ]) {
+    const r = await api("POST", "/api/v1/workflows", def);
+    assert.ok(r.status < 300, JSON.stringify(r.body));
+  }
+  // A second version, so the workflow page has a diff to show.
+  await api("POST", "/api/v1/workflows", { id: "wf_greet", name: "Greeting", steps: [
+    { id: "hello", name: "Say hello", type: "transform", config: { mapping: { greeting: "Hello, {{ input.name }}!" } } },
+    { id: "shout", type: "transform", config: { mapping: { loud: "{{ steps.hello.output.greeting | upcase }}" } } },
+  ] });
+  runs.ok = await trigger("wf_greet", { name: "Ada" }, { idempotencyKey: "order-42" });
+  runs.failed = await trigger("wf_price", { price: "abc" });
+  assert.equal((await waitFinished(runs.ok)).status, "completed");
+  assert.equal((await waitFinished(runs.failed)).status, "failed");
+
+  const { chromium } = await import("playwright-core");
+  context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "flowctl-chromium-")), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+      "--disable-sync", "--disable-quic", "--no-first-run"],
+    viewport: { width: 1280, height: 900 },
+    timezoneId: "UTC",
+  });
+  page = context.pages()[0] || (await context.newPage());
+  page.setDefaultTimeout(5000);
+  page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(`${page.url()}: ${m.text()}`); });
+  page.on("pageerror", (e) => consoleErrors.push(`${page.url()}: ${e.message}`));
+});
+
+after(async () => {
+  await context?.close();
+  evil?.close();
+  server?.kill("SIGTERM");
+  if (home) rmSync(home, { recursive: true, force: true });
+});
+
+test("log in with a pasted API key (a bad key is refused)", { skip }, async () => {
+  await page.goto(url + "/");
+  assert.match(page.url(), /\/ui\/login/);
+  await shot("login");
+  const mark = consoleErrors.length;
+  await page.getByLabel("API key").fill("wfk_not_a_real_key");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("alert").filter({ hasText: "Invalid or revoked API key" }).waitFor();
+  forgive(mark, 401);
+  await page.getByLabel("API key").fill(adminKey);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.waitForURL(/\/ui\/runs$/);
+  const cookies = await context.cookies(url);
+  const session = cookies.find((c) => c.name === "flowctl_session");
+  assert.ok(session && session.httpOnly && session.sameSite === "Strict", JSON.stringify(cookies));
+});
+
+test("the runs page shows a completed and a failed run", { skip }, async () => {
+  await page.goto(url + "/ui/runs");
+  const ok = page.locator("tr", { hasText: runs.ok });
+  const failed = page.locator("tr", { hasText: runs.failed });
+  assert.match(await ok.innerText(), /completed/);
+  assert.match(await failed.innerText(), /failed/);
+  assert.match(await failed.innerText(), /STEP_ERROR/);
+  await shot("runs");
+  await axe("runs page");
+});
+
+test("filters and search are links", { skip }, async () => {
+  await page.goto(url + "/ui/runs");
+  await page.getByLabel("Status").selectOption("failed");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.waitForURL(/status=failed/);
+  assert.equal(await page.locator("tbody tr").count(), 1);
+  assert.match(await page.locator("tbody").innerText(), new RegExp(runs.failed));
+  await shot("runs-filtered");
+  await page.goto(url + "/ui/runs");
+  await page.getByLabel("Run id or idempotency key").fill("order-42");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.waitForURL(/q=order-42/);
+  assert.equal(await page.locator("tbody tr").count(), 1);
+  assert.match(await page.locator("tbody").innerText(), new RegExp(runs.ok));
+  await page.goto(url + `/ui/runs?workflowId=wf_price`);
+  assert.equal(await page.locator("tbody tr").count(), 1);
+});
+
+test("a run page shows each step's output, and a failed run its error", { skip }, async () => {
+  await page.goto(url + "/ui/runs");
+  await page.getByRole("link", { name: runs.ok }).click();
+  await page.waitForURL(new RegExp(`/ui/runs/${runs.ok}$`));
+  assert.equal(await statusText(), "completed");
+  const hello = page.locator("#step-hello");
+  assert.match(await hello.innerText(), /Say hello/);
+  assert.match(await hello.locator("pre").innerText(), /"greeting": "Hello, Ada!"/);
+  assert.match(await page.locator("#step-shout pre").innerText(), /"loud": "HELLO, ADA!"/);
+  assert.equal(await page.locator("svg.timeline .bar").count(), 2);
+  await shot("run-completed");
+  await axe("run page");
+  await page.goto(url + `/ui/runs/${runs.failed}`);
+  assert.equal(await statusText(), "failed");
+  assert.match(await page.locator(".run-error").innerText(), /STEP_ERROR/);
+  assert.match(await page.locator("#step-calc").innerText(), /TEMPLATE_ERROR/);
+  assert.match(await page.locator("#step-after").innerText(), /skipped/);
+  await shot("run-failed");
+  await axe("failed run page");
+});
+
+test("Cancel stops a running run and the page shows it", { skip }, async () => {
+  const id = await trigger("wf_slow", {});
+  await page.goto(url + `/ui/runs/${id}`);
+  // Live: the page follows the run from pending to running without a reload.
+  await page.locator("#step-nap .badge", { hasText: "waiting" }).waitFor();
+  await shot("run-live");
+  // By keyboard: Tab reaches the button, its focus is visible, Enter presses it.
+  let focused = "";
+  for (let i = 0; i < 40 && focused !== "cancel-run"; i++) {
+    await page.keyboard.press("Tab");
+    focused = await page.evaluate(() => document.activeElement?.id || "");
+  }
+  assert.equal(focused, "cancel-run", "Cancel is reachable with Tab");
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert.notEqual(outline, "none", "focus is visible");
+  await page.keyboard.press("Enter");
+  await page.locator(".run-status .badge", { hasText: "cancelled" }).waitFor();
+  assert.equal((await api("GET", `/api/v1/runs/${id}`)).body.data.status, "cancelled");
+  assert.equal(await page.getByRole("button", { name: "Cancel" }).count(), 0);
+});
+
+test("the run page updates live when the run changes elsewhere", { skip }, async () => {
+  const id = await trigger("wf_slow", {});
+  await page.goto(url + `/ui/runs/${id}`);
+  await page.evaluate(() => { window.notReloaded = true; });
+  const cancel = await api("POST", `/api/v1/runs/${id}/cancel`);
+  assert.equal(cancel.status, 200);
+  const started = Date.now();
+  await page.locator(".run-status .badge", { hasText: "cancelled" }).waitFor({ timeout: 5000 });
+  assert.ok(Date.now() - started < 3000, "within the 2 s polling promise (+ slack)");
+  assert.equal(await page.evaluate(() => window.notReloaded), true);
+});
+
+test("Replay starts a new run with the same input", { skip }, async () => {
+  await page.goto(url + `/ui/runs/${runs.ok}`);
+  await page.getByRole("button", { name: "Replay" }).click();
+  await page.waitForURL((u) => /\/ui\/runs\/run_/.test(u.pathname) && !u.pathname.endsWith(runs.ok));
+  const newId = page.url().split("/").pop();
+  await page.locator(".run-status .badge", { hasText: "completed" }).waitFor();
+  const replayed = (await api("GET", `/api/v1/runs/${newId}`)).body.data;
+  assert.deepEqual(replayed.input, { name: "Ada" });
+  assert.equal(replayed.workflowId, "wf_greet");
+  assert.equal(replayed.triggerType, "replay");
+  await shot("run-replayed");
+  // The trigger-type filter finds exactly the replay.
+  await page.goto(url + "/ui/runs");
+  await page.getByLabel("Trigger type").selectOption("replay");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.waitForURL(/triggerType=replay/);
+  assert.equal(await page.locator("tbody tr").count(), 1);
+  assert.match(await page.locator("tbody").innerText(), new RegExp(newId));
+});
+
+test("workflows and overview pages", { skip }, async () => {
+  await page.goto(url + "/ui/workflows");
+  assert.match(await page.locator("tr", { hasText: "Greeting" }).innerText(), /v2/);
+  assert.match(await page.locator("tr", { hasText: "Nightly report" }).innerText(), /schedule \(cron 0 3 1 1 \*\)\s+\d{4}-01-01 03:00:00 UTC/);
+  await shot("workflows");
+  await page.getByRole("link", { name: "Greeting" }).click();
+  await page.waitForURL(/\/ui\/workflows\/wf_greet$/);
+  assert.match(await page.locator("#diff-title").innerText(), /v1 → v2/);
+  assert.match(await page.locator("pre.diff .ins").first().innerText(), /^\+ .*Hello, /);
+  await shot("workflow");
+  await axe("workflow page");
+  await page.getByRole("button", { name: "Pause" }).click();
+  await page.locator(".run-status .badge", { hasText: "paused" }).waitFor();
+  await page.getByRole("button", { name: "Activate" }).click();
+  await page.locator(".run-status .badge", { hasText: "active" }).waitFor();
+  await page.goto(url + "/ui/overview");
+  const stats = await page.locator("ul.stats").innerText();
+  assert.match(stats, /Completed\s+[1-9]/);
+  assert.match(stats, /Failures \(failed or timed out\)\s+1/);
+  assert.ok(await page.locator("svg.chart .bar").count() >= 2);
+  await shot("overview");
+  await axe("overview page");
+});
+
+test("a forged cross-site request is refused", { skip }, async () => {
+  const id = await trigger("wf_slow", {});
+  const mark = consoleErrors.length;
+  // Another origin on the same host (same site, so even SameSite cookies go
+  // along): only the Origin / Sec-Fetch-Site check and the token stop it.
+  evil = createServer((req, res) => {
+    res.setHeader("content-type", "text/html");
+    res.end(`<!doctype html><title>evil</title><form id="f" method="post" action="${url}/ui/runs/${id}/cancel">
+      <input name="csrf" value="guess"></form><script>document.getElementById("f").submit()</script>`);
+  });
+  await new Promise((ok) => evil.listen(0, "127.0.0.1", ok));
+  const resp = page.waitForResponse((r) => r.url().endsWith(`/ui/runs/${id}/cancel`));
+  await page.goto(`http://127.0.0.1:${evil.address().port}/`);
+  assert.equal((await resp).status(), 403);
+  await page.getByText("Cross-site request refused").waitFor();
+  assert.notEqual((await api("GET", `/api/v1/runs/${id}`)).body.data.status, "cancelled");
+  runs.slow = id;
+  forgive(mark, 403);
+});
+
+test("a runs:read key sees no Cancel and the server refuses it", { skip }, async () => {
+  await page.goto(url + "/ui/runs");
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.waitForURL(/\/ui\/login/);
+  const afterLogout = await page.goto(url + "/ui/runs");
+  assert.match(afterLogout.url(), /\/ui\/login/);
+  await page.getByLabel("API key").fill(readKey);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.waitForURL(/\/ui\/runs/);
+  assert.equal(await page.getByRole("link", { name: "Workflows" }).count(), 0);
+  await page.goto(url + `/ui/runs/${runs.slow}`);
+  await page.locator(".run-status .badge").waitFor();
+  assert.equal(await page.getByRole("button", { name: "Cancel" }).count(), 0);
+  assert.equal(await page.getByRole("button", { name: "Replay" }).count(), 0);
+  await shot("run-read-only");
+  // The same request the button would send, with this session's valid token.
+  const mark = consoleErrors.length;
+  const status = await page.evaluate(async (id) => {
+    const csrf = document.querySelector("form.logout input[name=csrf]").value;
+    const r = await fetch(`/ui/runs/${id}/cancel`, { method: "POST", body: new URLSearchParams({ csrf }) });
+    return r.status;
+  }, runs.slow);
+  assert.equal(status, 403);
+  assert.equal((await api("POST", `/api/v1/runs/${runs.slow}/cancel`, undefined, readKey)).status, 403);
+  assert.notEqual((await api("GET", `/api/v1/runs/${runs.slow}`)).body.data.status, "cancelled");
+  forgive(mark, 403);
+});
+
+test("no console errors (CSP violations included) on any page", { skip }, async () => {
+  for (const path of ["/ui/runs", `/ui/runs/${runs.ok}`, "/ui/overview"]) {
+    await page.goto(url + path);
+    await page.waitForLoadState("networkidle");
+  }
+  assert.deepEqual(consoleErrors, []);
+});
