@@ -67,7 +67,7 @@ impl FromRequestParts<AppState> for Session {
                 .store
                 .ui_session(crate::ids::hash_api_key(&id), now_ms())
                 .await
-                .map_err(|e| PageError::from(crate::http::ApiError::from(e)).into_response())?,
+                .map_err(|e| PageError::from(e).into_response())?,
             None => None,
         };
         match found {
