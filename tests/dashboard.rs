@@ -44,29 +44,6 @@ async fn login(s: &Server, key: &str) -> String {
     value.to_string()
 }
 
-/// On PostgreSQL the dashboard is not there yet: a login (and any page
-/// behind a session cookie) answers 501 with a page saying so, never a panic.
-async fn not_on_postgres(s: &Server) {
-    let resp = client()
-        .post(format!("{}/ui/login", s.url))
-        .headers(same_origin(s))
-        .form(&[("key", s.key.as_str()), ("next", "/ui/runs")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 501);
-    assert!(
-        resp.text()
-            .await
-            .unwrap()
-            .contains("not available on PostgreSQL yet")
-    );
-    let (status, body) = page(s, "whatever", "/ui/runs").await;
-    assert_eq!(status, 501, "{body}");
-    assert!(body.contains("not available on PostgreSQL yet"), "{body}");
-    assert!(s.get("/healthz").await.0 == 200, "the server is still up");
-}
-
 async fn page(s: &Server, cookie: &str, path: &str) -> (u16, String) {
     let resp = client()
         .get(format!("{}{path}", s.url))
@@ -111,9 +88,6 @@ async fn slow_run(s: &Server) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn login_cookie_is_strict_and_httponly_and_stored_only_hashed() {
     let s = Server::start();
-    if s.on_postgres() {
-        return not_on_postgres(&s).await;
-    }
     let resp = client()
         .get(format!("{}/ui/login", s.url))
         .send()
@@ -154,6 +128,9 @@ async fn login_cookie_is_strict_and_httponly_and_stored_only_hashed() {
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("<h1>Runs</h1>") && !html.contains("style=\""));
 
+    if s.on_postgres() {
+        return; // the session table is looked at on the SQLite run of the suite
+    }
     let db = rusqlite::Connection::open(&s.db).unwrap();
     let stored: Vec<String> = db
         .prepare("SELECT id_hash FROM ui_sessions")
@@ -169,9 +146,6 @@ async fn login_cookie_is_strict_and_httponly_and_stored_only_hashed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_api_never_accepts_the_session_cookie() {
     let s = Server::start();
-    if s.on_postgres() {
-        return not_on_postgres(&s).await;
-    }
     let cookie = login(&s, &s.key).await;
     let resp = client()
         .get(format!("{}/api/v1/runs", s.url))
@@ -187,9 +161,6 @@ async fn the_api_never_accepts_the_session_cookie() {
 #[tokio::test(flavor = "multi_thread")]
 async fn actions_need_the_csrf_token_and_a_same_origin_request() {
     let s = Server::start();
-    if s.on_postgres() {
-        return not_on_postgres(&s).await;
-    }
     let run = slow_run(&s).await;
     let cookie = login(&s, &s.key).await;
     let (_, html) = page(&s, &cookie, &format!("/ui/runs/{run}")).await;
@@ -222,9 +193,6 @@ async fn actions_need_the_csrf_token_and_a_same_origin_request() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_keys_scopes_decide_what_is_shown_and_allowed() {
     let s = Server::start();
-    if s.on_postgres() {
-        return not_on_postgres(&s).await;
-    }
     let run = slow_run(&s).await;
     let reader = s.create_key("reader", "runs:read");
     let cookie = login(&s, &reader).await;
@@ -253,9 +221,6 @@ async fn the_keys_scopes_decide_what_is_shown_and_allowed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn logout_and_key_revocation_end_the_session() {
     let s = Server::start();
-    if s.on_postgres() {
-        return not_on_postgres(&s).await;
-    }
     let cookie = login(&s, &s.key).await;
     let (_, html) = page(&s, &cookie, "/ui/runs").await;
     let csrf = csrf_of(&html);
@@ -269,8 +234,9 @@ async fn logout_and_key_revocation_end_the_session() {
     let other = s.create_key("temp", "runs:read");
     let cookie = login(&s, &other).await;
     assert_eq!(page(&s, &cookie, "/ui/runs").await.0, 200);
-    let db = s.db.to_str().unwrap().to_string();
-    let list = s.cli(&["keys", "list", "--json", "--db", &db]);
+    let store = s.store_args();
+    let store: Vec<&str> = store.iter().map(String::as_str).collect();
+    let list = s.cli(&[&["keys", "list", "--json"][..], &store].concat());
     let keys: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     let id = keys["data"]
         .as_array()
@@ -282,7 +248,7 @@ async fn logout_and_key_revocation_end_the_session() {
         .as_str()
         .unwrap()
         .to_string();
-    let out = s.cli(&["keys", "revoke", &id, "--db", &db]);
+    let out = s.cli(&[&["keys", "revoke", &id][..], &store].concat());
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert_eq!(page(&s, &cookie, "/ui/runs").await.0, 303);
 }
@@ -290,9 +256,6 @@ async fn logout_and_key_revocation_end_the_session() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_filters_and_unknown_pages_are_pages_with_a_reason() {
     let s = Server::start();
-    if s.on_postgres() {
-        return not_on_postgres(&s).await;
-    }
     let cookie = login(&s, &s.key).await;
     let (status, html) = page(&s, &cookie, "/ui/runs?status=done").await;
     assert_eq!(status, 400);
@@ -303,4 +266,29 @@ async fn bad_filters_and_unknown_pages_are_pages_with_a_reason() {
     assert_eq!(page(&s, &cookie, "/ui/nothing-here").await.0, 404);
     let (status, to) = page(&s, &cookie, "/").await;
     assert_eq!((status, to.as_str()), (303, "/ui/runs"));
+}
+
+/// The run list's filters, search and the overview answer on either store
+/// (the suite also runs on PostgreSQL).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_run_list_filters_search_and_overview_answer() {
+    let s = Server::start();
+    let run = slow_run(&s).await;
+    let cookie = login(&s, &s.key).await;
+    let (status, html) = page(&s, &cookie, "/ui/runs").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains(&run), "{html}");
+    for query in [
+        format!("q={run}"),
+        "workflowId=wf_slow&triggerType=api".to_string(),
+        "status=pending&workflowId=wf_slow".to_string(),
+    ] {
+        let (status, html) = page(&s, &cookie, &format!("/ui/runs?{query}")).await;
+        assert_eq!(status, 200, "{query}: {html}");
+    }
+    let (status, html) = page(&s, &cookie, "/ui/runs?q=nothing").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(!html.contains(&run), "{html}");
+    let (status, html) = page(&s, &cookie, "/ui/overview").await;
+    assert_eq!(status, 200, "{html}");
 }

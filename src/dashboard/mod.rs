@@ -188,10 +188,6 @@ impl From<ApiError> for PageError {
 
 impl From<crate::store::StoreError> for PageError {
     fn from(e: crate::store::StoreError) -> PageError {
-        if let crate::store::StoreError::Unsupported(message) = e {
-            // A store without the dashboard's queries (PostgreSQL, so far).
-            return PageError::new(StatusCode::NOT_IMPLEMENTED, message);
-        }
         PageError::from(ApiError::from(e))
     }
 }

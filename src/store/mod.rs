@@ -56,9 +56,6 @@ pub enum StoreError {
     /// Another server holds this database file.
     #[error("{0}")]
     InUse(String),
-    /// This store does not offer the feature (yet); the message says which.
-    #[error("{0}")]
-    Unsupported(&'static str),
 }
 
 impl StoreError {

@@ -10,6 +10,7 @@ use tokio_postgres::Client;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_initial.sql"),
     include_str!("migrations/002_triggers.sql"),
+    include_str!("migrations/003_dashboard.sql"),
 ];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;

@@ -7,6 +7,7 @@
 //! stays as the backstop. Concurrent commits of many backends share WAL
 //! flushes in PostgreSQL itself (its group commit).
 
+mod dashboard;
 mod errors;
 mod migrations;
 mod notify;

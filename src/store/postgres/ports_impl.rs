@@ -164,32 +164,29 @@ impl Schedules for PgStore {
     }
 }
 
-/// The dashboard's queries exist for SQLite only so far: on PostgreSQL its
-/// pages answer with this error (the API and the CLI work as usual).
-const NO_DASHBOARD: &str = "the web dashboard is not available on PostgreSQL yet \
-     (the API and the CLI are); serve from a SQLite file to use it";
-
 impl Dashboard for PgStore {
     fn create_ui_session(
         &self,
-        _id_hash: String,
-        _key_id: String,
-        _csrf_token: String,
-        _now: i64,
-        _expires_at: i64,
+        id_hash: String,
+        key_id: String,
+        csrf_token: String,
+        now: i64,
+        expires_at: i64,
     ) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async { Err(StoreError::Unsupported(NO_DASHBOARD)) })
+        Box::pin(PgStore::create_ui_session(
+            self, id_hash, key_id, csrf_token, now, expires_at,
+        ))
     }
-    fn ui_session(&self, _id_hash: String, _now: i64) -> BoxFuture<'_, Result<Option<UiSession>>> {
-        Box::pin(async { Err(StoreError::Unsupported(NO_DASHBOARD)) })
+    fn ui_session(&self, id_hash: String, now: i64) -> BoxFuture<'_, Result<Option<UiSession>>> {
+        Box::pin(PgStore::ui_session(self, id_hash, now))
     }
-    fn delete_ui_session(&self, _id_hash: String) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async { Err(StoreError::Unsupported(NO_DASHBOARD)) })
+    fn delete_ui_session(&self, id_hash: String) -> BoxFuture<'_, Result<()>> {
+        Box::pin(PgStore::delete_ui_session(self, id_hash))
     }
-    fn search_runs(&self, _search: RunSearch) -> BoxFuture<'_, Result<RunPage>> {
-        Box::pin(async { Err(StoreError::Unsupported(NO_DASHBOARD)) })
+    fn search_runs(&self, search: RunSearch) -> BoxFuture<'_, Result<RunPage>> {
+        Box::pin(PgStore::search_runs(self, search))
     }
-    fn overview(&self, _now: i64) -> BoxFuture<'_, Result<Overview>> {
-        Box::pin(async { Err(StoreError::Unsupported(NO_DASHBOARD)) })
+    fn overview(&self, now: i64) -> BoxFuture<'_, Result<Overview>> {
+        Box::pin(PgStore::overview(self, now))
     }
 }
