@@ -13,14 +13,17 @@ pub enum DbCommand {
     /// Full integrity check of every page (exit 0 sound, 1 corrupt); reads the
     /// whole file, so it takes a while on a large database
     Check {
-        #[arg(long, env = "FLOWCTL_DB")]
+        /// SQLite database file of the server [default: <user data dir>/flowctl/flowctl.db]
+        #[arg(long, env = "FLOWCTL_DB", value_name = "PATH")]
         db: Option<PathBuf>,
     },
     /// Write a consistent copy of the database to DEST (a new file, mode 0600)
     /// while the server keeps running
     Backup {
+        /// The copy to write: a new file (never overwritten)
         dest: PathBuf,
-        #[arg(long, env = "FLOWCTL_DB")]
+        /// SQLite database file of the server [default: <user data dir>/flowctl/flowctl.db]
+        #[arg(long, env = "FLOWCTL_DB", value_name = "PATH")]
         db: Option<PathBuf>,
     },
 }
