@@ -15,7 +15,14 @@ use chrono_tz::Tz;
 
 /// How far a wall-clock time can sit from its instant's naive UTC-offset
 /// rendering around a transition; searches start this far out.
-const DST_MARGIN: Duration = Duration::hours(3);
+const DST_MARGIN: Duration = match Duration::new(3 * 3600, 0) {
+    Some(d) => d,
+    None => Duration::zero(),
+};
+const MINUTE: Duration = match Duration::new(60, 0) {
+    Some(d) => d,
+    None => Duration::zero(),
+};
 /// Bound on search steps, so a pattern that never matches cannot spin.
 const MAX_STEPS: usize = 100_000;
 
@@ -35,9 +42,10 @@ pub fn resolve(tz: Tz, naive: NaiveDateTime) -> i64 {
             LocalResult::Single(d) => return d.timestamp_millis(),
             LocalResult::Ambiguous(earlier, _) => return earlier.timestamp_millis(),
             LocalResult::None => {
-                n = (n + Duration::minutes(1))
-                    .with_second(0)
-                    .unwrap_or(n + Duration::minutes(1))
+                let Some(next) = n.checked_add_signed(MINUTE) else {
+                    break;
+                };
+                n = next.with_second(0).unwrap_or(next)
             }
         }
     }
@@ -71,7 +79,9 @@ impl Wall<'_> {
                     } else {
                         *every
                     };
-                (*anchor + Duration::days(k)).and_hms_opt(0, 0, 0)
+                anchor
+                    .checked_add_signed(Duration::try_days(k)?)?
+                    .and_hms_opt(0, 0, 0)
             }
         }
     }
@@ -82,7 +92,9 @@ impl Wall<'_> {
             Wall::Days { n: every, anchor } => {
                 let day = (n.date() - *anchor).num_days();
                 let k = day.div_euclid(*every) * every;
-                (*anchor + Duration::days(k)).and_hms_opt(0, 0, 0)
+                anchor
+                    .checked_add_signed(Duration::try_days(k)?)?
+                    .and_hms_opt(0, 0, 0)
             }
         }
     }
@@ -160,7 +172,7 @@ pub fn latest_at_or_before(def: &ScheduleDef, at: i64) -> Option<i64> {
         if instant <= at {
             return Some(instant);
         }
-        n = w.at_or_before(n - Duration::seconds(1))?;
+        n = w.at_or_before(n.checked_sub_signed(Duration::try_seconds(1)?)?)?;
     }
     None
 }
