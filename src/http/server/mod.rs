@@ -260,13 +260,19 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > config.body_limit as u64) {
-        // The body stays unread, so hyper closes the connection after this answer.
-        return Ok(ApiError::PayloadTooLarge(format!(
+        // The body stays unread, so hyper closes the connection after this
+        // answer; `Connection: close` tells the client not to reuse it.
+        let mut answer = ApiError::PayloadTooLarge(format!(
             "Request body is too large: Content-Length {} is over the limit of {} bytes",
             declared.unwrap_or_default(),
             config.body_limit
         ))
-        .into_response());
+        .into_response();
+        answer.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+        return Ok(answer);
     }
     let mut req = req;
     req.extensions_mut()
