@@ -22,8 +22,8 @@ pub enum RunsCommand {
         /// Only runs in this status
         #[arg(long, value_parser = ["pending", "running", "completed", "failed", "cancelled", "timed_out"])]
         status: Option<String>,
-        /// Only runs started this way
-        #[arg(long, value_name = "TYPE", value_parser = ["api", "schedule", "webhook", "replay", "batch"])]
+        /// Only runs started this way: api, schedule, webhook, replay or batch
+        #[arg(long, value_name = "TYPE")]
         trigger: Option<String>,
         /// How many runs to show, 1 to 100
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100))]
