@@ -593,7 +593,11 @@ stop_server() {
   wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=""
 }
-api_key() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["apiKey"])' "$CREDS"; }
+api_key() { # the key of the server at $URL (the file holds one entry per server)
+  python3 -c 'import json,sys
+f = json.load(open(sys.argv[1])); url = sys.argv[2].rstrip("/")
+print(next(e["apiKey"] for e in f["servers"] if e["url"].rstrip("/") == url))' "$CREDS" "$URL"
+}
 apply_workflow() { # KEY
   curl -sf -X POST "$URL/api/v1/workflows" -H "x-api-key: $1" -H 'Content-Type: application/json' \
     --data-binary @"$TMP/workflow.json" >"$TMP/apply.json" || die "applying the workflow failed: $(cat "$TMP/apply.json")"
