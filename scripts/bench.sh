@@ -5,6 +5,7 @@
 #
 #   scripts/bench.sh            # full run (about 6-8 minutes after the build)
 #   scripts/bench.sh --smoke    # every phase for a few seconds (CI); asserts no targets
+#   scripts/bench.sh --postgres [URL]   # SQLite and PostgreSQL with 1, 2, 3 nodes (scripts/bench-pg.sh)
 #
 # Knobs (environment): BENCH_SECONDS (10) per trigger/lookup repetition, REPS (3),
 # E2E_SECONDS (60), E2E_RATE (5250 offered triggers/s: the 5000 target + 5%), E2E_CONNS (64),
@@ -16,10 +17,18 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 SMOKE=0
+PG_MODE=0 PG_URL="" # --postgres [URL]: the PostgreSQL mode (scripts/bench-pg.sh) instead of the phases below
+prev=""
 for arg in "$@"; do
+  if [ "$prev" = --postgres ] && [[ "$arg" == postgres://* || "$arg" == postgresql://* ]]; then
+    PG_URL=$arg; prev=""; continue
+  fi
+  prev=$arg
   case "$arg" in
+    --postgres) PG_MODE=1 ;;
+    --postgres=*) PG_MODE=1 PG_URL=${arg#--postgres=} ;;
     --smoke) SMOKE=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -602,6 +611,13 @@ apply_workflow() { # KEY
   curl -sf -X POST "$URL/api/v1/workflows" -H "x-api-key: $1" -H 'Content-Type: application/json' \
     --data-binary @"$TMP/workflow.json" >"$TMP/apply.json" || die "applying the workflow failed: $(cat "$TMP/apply.json")"
 }
+
+# ---------------------------------------------------------------- PostgreSQL mode (its own file)
+if [ "$PG_MODE" = 1 ]; then
+  # shellcheck source=scripts/bench-pg.sh
+  . "$ROOT/scripts/bench-pg.sh"
+  exit 0
+fi
 
 # ---------------------------------------------------------------- phase 1: triggers, end to end, memory
 log "phase 1: fresh database, rate limits $([ "$HAVE_RL" = 1 ] && echo 'off (0)' || echo 'absent in this build')"

@@ -4,8 +4,9 @@
 //! LOCKED`, fenced by a token on every write, with every time decision on
 //! the database clock. One dedicated connection per node listens for
 //! wake-ups, finishes and cancels from other nodes (`notify.rs`); a slow poll
-//! stays as the backstop. Concurrent commits of many backends share WAL
-//! flushes in PostgreSQL itself (its group commit).
+//! stays as the backstop. Trigger inserts and run commits go through the
+//! node's writer (`writer.rs`), which commits every write waiting at that
+//! moment in one transaction: one WAL flush for many runs.
 
 mod dashboard;
 mod errors;
@@ -18,6 +19,9 @@ mod registry;
 mod runs;
 mod schedules;
 mod tls;
+mod writer;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use errors::{pg, pool};
 
@@ -27,6 +31,9 @@ use std::sync::{Arc, Mutex};
 
 /// Connections per node in the pool (the listener has one more of its own).
 pub const POOL_SIZE: usize = 10;
+
+/// Writer tasks per node (`writer.rs`): each commits one batch at a time.
+const WRITER_TASKS: usize = 2;
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -38,6 +45,7 @@ struct Inner {
     config: tokio_postgres::Config,
     tls: tls::Tls,
     notifier: notify::Notifier,
+    writer: writer::Writer,
     /// When a write last failed for want of the database (for `/healthz`).
     last_unavailable: Mutex<Option<(std::time::Instant, String)>>,
 }
@@ -92,12 +100,14 @@ impl PgStore {
             migrations::migrate(&mut client).await?;
         }
         let notifier = notify::Notifier::start(pool.clone());
+        let writer = writer::Writer::start(pool.clone(), WRITER_TASKS);
         Ok(PgStore {
             inner: Arc::new(Inner {
                 pool,
                 config,
                 tls,
                 notifier,
+                writer,
                 last_unavailable: Mutex::new(None),
             }),
         })
@@ -128,6 +138,10 @@ impl PgStore {
             self.note_failure(e);
         }
         r
+    }
+
+    pub(crate) fn writer(&self) -> &writer::Writer {
+        &self.inner.writer
     }
 
     pub(crate) fn notifier(&self) -> &notify::Notifier {

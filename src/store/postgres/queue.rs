@@ -10,11 +10,51 @@ use super::runs::{RUN_COLUMNS, StepRow, run_from_row, steps_for};
 use super::{Db, PgStore, opt_json, pg};
 use crate::engine::RunStatus;
 use crate::store::{Claim, ClaimRef, CommitOutcome, HeartbeatReport, Result, RunWrite};
+use super::writer::{CommitCmd, Pending, in_order};
 use std::collections::HashMap;
+use std::sync::LazyLock;
+use tokio_postgres::types::ToSql;
 
 /// Claims of capped workflows are serialised on this transaction-scoped
 /// advisory lock, so two nodes never both take the last free slot.
 const CAP_LOCK: i64 = 0x0066_6c6f_7763_6170;
+
+/// A commit's statement by what happens to the queue row: the run ended
+/// (row deleted), parked (queued again) or runs on (row kept). `$1` seq,
+/// `$2` token, `$3..$7` the run's columns, `$8` a cancel is being
+/// finished, `$9` park until, `$10..$18` the changed step records.
+static COMMIT_SQL: LazyLock<[String; 3]> = LazyLock::new(|| {
+    let fence = "seq = $1 AND lease_token = $2 AND lease_until IS NOT NULL AND (NOT cancel_requested OR $8)";
+    [
+        format!("DELETE FROM run_queue WHERE {fence} AND $9::BIGINT = $9::BIGINT RETURNING seq"),
+        format!(
+            "UPDATE run_queue SET lease_until = NULL, lease_owner = NULL, not_before = $9 \
+             WHERE {fence} RETURNING seq"
+        ),
+        format!(
+            "UPDATE run_queue SET lease_token = lease_token WHERE {fence} AND $9::BIGINT = $9::BIGINT \
+             RETURNING seq"
+        ),
+    ]
+    .map(|queue_change| {
+        format!(
+            "WITH q AS ({queue_change}), \
+             r AS (UPDATE runs SET status = $3, started_at = COALESCE(runs.started_at, $4), \
+               completed_at = $5, output = $6, error = $7 FROM q WHERE runs.seq = q.seq \
+               RETURNING runs.seq, runs.id), \
+             s AS (INSERT INTO steps (run_seq, idx, step_id, status, output, error, warnings, attempts, started_at, completed_at) \
+               SELECT r.seq, u.* FROM r, UNNEST($10::INT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::TEXT[], \
+                 $15::TEXT[], $16::BIGINT[], $17::BIGINT[], $18::BIGINT[]) \
+                 AS u(idx, step_id, status, output, error, warnings, attempts, started_at, completed_at) \
+               ON CONFLICT (run_seq, idx) DO UPDATE SET step_id = EXCLUDED.step_id, status = EXCLUDED.status, \
+               output = EXCLUDED.output, error = EXCLUDED.error, warnings = EXCLUDED.warnings, \
+               attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at) \
+             SELECT id FROM r"
+        )
+    })
+});
+
+static CLAIM_SQL: LazyLock<String> = LazyLock::new(claim_sql);
 
 fn claim_sql() -> String {
     let cols = RUN_COLUMNS
@@ -51,21 +91,40 @@ impl PgStore {
     }
 
     async fn claim_inner(&self, owner: String, limit: usize, lease_ms: i64) -> Result<Vec<Claim>> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(pg)?;
-        // Taken before the claim's snapshot, so the counts it reads include
-        // every claim committed by the node that held the lock before.
-        tx.execute(
-            "SELECT pg_advisory_xact_lock($1) FROM workflows WHERE concurrency IS NOT NULL LIMIT 1",
-            &[&CAP_LOCK],
-        )
-        .await
-        .map_err(pg)?;
-        let stmt = tx.prepare_cached(&claim_sql()).await.map_err(pg)?;
-        let rows = tx
-            .query(&stmt, &[&owner, &(limit as i64), &lease_ms])
+        let c = self.client().await?;
+        let claim = c.prepare_cached(&CLAIM_SQL).await.map_err(pg)?;
+        let lock = c
+            .prepare_cached(
+                "SELECT pg_advisory_xact_lock($1) FROM workflows WHERE concurrency IS NOT NULL LIMIT 1",
+            )
             .await
             .map_err(pg)?;
+        let limit = limit as i64;
+        let client: &tokio_postgres::Client = &c;
+        let lock_params: [&(dyn ToSql + Sync); 1] = [&CAP_LOCK];
+        let claim_params: [&(dyn ToSql + Sync); 3] = [&owner, &limit, &lease_ms];
+        // One round trip: the whole transaction is sent before its answers
+        // come back. The advisory lock is taken before the claim's snapshot,
+        // so the counts it reads include every claim committed by the node
+        // that held the lock before.
+        let mut tx: Vec<Pending<'_>> = vec![];
+        tx.push(Box::pin(async move {
+            client.batch_execute("BEGIN").await.map(|_| vec![])
+        }));
+        tx.push(Box::pin(client.query(&lock, &lock_params)));
+        tx.push(Box::pin(client.query(&claim, &claim_params)));
+        tx.push(Box::pin(async move {
+            client.batch_execute("COMMIT").await.map(|_| vec![])
+        }));
+        let answers = in_order(tx).await;
+        let mut rows = vec![];
+        for (i, a) in answers.into_iter().enumerate() {
+            // After a failed statement the server answers COMMIT with a rollback.
+            let a = a.map_err(pg)?;
+            if i == 2 {
+                rows = a;
+            }
+        }
         let n = RUN_COLUMNS.split(", ").count();
         let mut claims = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -82,14 +141,14 @@ impl PgStore {
             .map(|c| c.run.seq)
             .collect();
         if !started.is_empty() {
-            let mut steps = steps_for(&Db::Tx(&tx), &started).await?;
+            // Read after the claim committed: the lease keeps other writers out.
+            let mut steps = steps_for(&Db::Client(&c), &started).await?;
             for claim in &mut claims {
                 if let Some(s) = steps.remove(&claim.run.seq) {
                     claim.run.steps = s;
                 }
             }
         }
-        tx.commit().await.map_err(pg)?;
         claims.sort_by_key(|c| c.run.seq);
         Ok(claims)
     }
@@ -103,81 +162,44 @@ impl PgStore {
         self.seen(r)
     }
 
-    /// One statement (so one round trip and one atomic commit): the queue
-    /// row fenced by the token, the run, and the changed step records.
+    /// One statement through the node's writer (which commits it together
+    /// with the other writes waiting at that moment): the queue row fenced
+    /// by the token, the run, and the changed step records.
     async fn commit_inner(&self, claim: ClaimRef, w: RunWrite) -> Result<CommitOutcome> {
         let rows: Vec<StepRow> = w.steps.iter().map(StepRow::from).collect();
-        let output = opt_json(&w.output);
-        let error = super::runs::encode_error(&w.error);
-        let status = w.status.as_str();
-        let cancelling = w.status == RunStatus::Cancelled;
         // One mapping from the engine's state to the queue row: gone when the
         // run ends, queued again when it parks, kept while it runs.
-        let queue_change = if w.status.is_terminal() {
-            "DELETE FROM run_queue WHERE seq = $1 AND lease_token = $2 AND lease_until IS NOT NULL \
-             AND (NOT cancel_requested OR $8) AND $9::BIGINT = $9::BIGINT RETURNING seq"
+        let sql = &COMMIT_SQL[if w.status.is_terminal() {
+            0
         } else if w.park_until.is_some() {
-            "UPDATE run_queue SET lease_until = NULL, lease_owner = NULL, not_before = $9 \
-             WHERE seq = $1 AND lease_token = $2 AND lease_until IS NOT NULL \
-             AND (NOT cancel_requested OR $8) RETURNING seq"
+            1
         } else {
-            "UPDATE run_queue SET lease_token = lease_token WHERE seq = $1 AND lease_token = $2 \
-             AND lease_until IS NOT NULL AND (NOT cancel_requested OR $8) AND $9::BIGINT = $9::BIGINT \
-             RETURNING seq"
-        };
-        let sql = format!(
-            "WITH q AS ({queue_change}), \
-             r AS (UPDATE runs SET status = $3, started_at = COALESCE(runs.started_at, $4), \
-               completed_at = $5, output = $6, error = $7 FROM q WHERE runs.seq = q.seq \
-               RETURNING runs.seq, runs.id), \
-             s AS (INSERT INTO steps (run_seq, idx, step_id, status, output, error, warnings, attempts, started_at, completed_at) \
-               SELECT r.seq, u.* FROM r, UNNEST($10::INT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], $14::TEXT[], \
-                 $15::TEXT[], $16::BIGINT[], $17::BIGINT[], $18::BIGINT[]) \
-                 AS u(idx, step_id, status, output, error, warnings, attempts, started_at, completed_at) \
-               ON CONFLICT (run_seq, idx) DO UPDATE SET step_id = EXCLUDED.step_id, status = EXCLUDED.status, \
-               output = EXCLUDED.output, error = EXCLUDED.error, warnings = EXCLUDED.warnings, \
-               attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at) \
-             SELECT id FROM r"
-        );
-        let park = w.park_until.unwrap_or(0);
-        let idx: Vec<i32> = rows.iter().map(|r| r.idx).collect();
-        let step_id: Vec<&str> = rows.iter().map(|r| r.step_id.as_str()).collect();
-        let step_status: Vec<&str> = rows.iter().map(|r| r.status).collect();
-        let step_output: Vec<Option<&str>> = rows.iter().map(|r| r.output.as_deref()).collect();
-        let step_error: Vec<Option<&str>> = rows.iter().map(|r| r.error.as_deref()).collect();
-        let warnings: Vec<Option<&str>> = rows.iter().map(|r| r.warnings.as_deref()).collect();
-        let attempts: Vec<i64> = rows.iter().map(|r| r.attempts).collect();
-        let started: Vec<Option<i64>> = rows.iter().map(|r| r.started_at).collect();
-        let completed: Vec<Option<i64>> = rows.iter().map(|r| r.completed_at).collect();
-        let c = self.client().await?;
-        let stmt = c.prepare_cached(&sql).await.map_err(pg)?;
-        let updated = c
-            .query_opt(
-                &stmt,
-                &[
-                    &claim.seq,
-                    &claim.token,
-                    &status,
-                    &w.started_at,
-                    &w.completed_at,
-                    &output,
-                    &error,
-                    &cancelling,
-                    &park,
-                    &idx,
-                    &step_id,
-                    &step_status,
-                    &step_output,
-                    &step_error,
-                    &warnings,
-                    &attempts,
-                    &started,
-                    &completed,
-                ],
-            )
-            .await
-            .map_err(pg)?;
+            2
+        }];
+        let params: Vec<Box<dyn ToSql + Send + Sync>> = vec![
+            Box::new(claim.seq),
+            Box::new(claim.token),
+            Box::new(w.status.as_str()),
+            Box::new(w.started_at),
+            Box::new(w.completed_at),
+            Box::new(opt_json(&w.output)),
+            Box::new(super::runs::encode_error(&w.error)),
+            Box::new(w.status == RunStatus::Cancelled),
+            Box::new(w.park_until.unwrap_or(0)),
+            Box::new(rows.iter().map(|r| r.idx).collect::<Vec<i32>>()),
+            Box::new(rows.iter().map(|r| r.step_id.clone()).collect::<Vec<String>>()),
+            Box::new(rows.iter().map(|r| r.status).collect::<Vec<&'static str>>()),
+            Box::new(rows.iter().map(|r| r.output.clone()).collect::<Vec<Option<String>>>()),
+            Box::new(rows.iter().map(|r| r.error.clone()).collect::<Vec<Option<String>>>()),
+            Box::new(rows.iter().map(|r| r.warnings.clone()).collect::<Vec<Option<String>>>()),
+            Box::new(rows.iter().map(|r| r.attempts).collect::<Vec<i64>>()),
+            Box::new(rows.iter().map(|r| r.started_at).collect::<Vec<Option<i64>>>()),
+            Box::new(rows.iter().map(|r| r.completed_at).collect::<Vec<Option<i64>>>()),
+        ];
+        let updated = self.writer().commit(CommitCmd { sql, params }).await?;
         let Some(updated) = updated else {
+            // Refused by the fence: find out why (rare, so a round trip of its own).
+            let c = self.client().await?;
             let now = c
                 .query_opt(
                     "SELECT lease_token, lease_until IS NOT NULL, cancel_requested FROM run_queue WHERE seq = $1",
@@ -197,7 +219,7 @@ impl PgStore {
             });
         };
         if w.status.is_terminal() {
-            self.notifier().send(Note::Finished(updated.get(0)));
+            self.notifier().send(Note::Finished(updated));
             // A slot of a capped workflow may have come free on any node.
             self.notifier().send(Note::Queued);
         }

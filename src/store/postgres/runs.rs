@@ -3,6 +3,7 @@
 //! primary key and `ON CONFLICT`, never a check-then-insert.
 
 use super::notify::Note;
+use super::writer::InsertCmd;
 use super::{Db, PgStore, from_json, opt_json, pg};
 use crate::engine::{RunError, RunStatus, StepRecord, StepStatus};
 use crate::store::{NewRun, Result, RunFilter, RunRow, StoreError, TriggerOutcome, TriggerType};
@@ -165,9 +166,24 @@ impl PgStore {
 
     async fn create_run_inner(&self, new: NewRun) -> Result<TriggerOutcome> {
         let input = new.input.to_string();
+        if new.idempotency_key.is_none() && new.scheduled_at.is_none() {
+            // The common trigger: through the node's writer, batched.
+            let (seq, created_at) = self
+                .writer()
+                .insert(InsertCmd {
+                    id: new.id.clone(),
+                    workflow_id: new.workflow_id.clone(),
+                    workflow_version: new.workflow_version,
+                    input,
+                    connection_id: new.connection_id.clone(),
+                    trigger_type: new.trigger_type.as_str(),
+                    delay_ms: new.delay_ms,
+                })
+                .await?;
+            return Ok(created(new, seq, created_at));
+        }
         let mut c = self.client().await?;
         let (seq, created_at) = match &new.idempotency_key {
-            None if new.scheduled_at.is_none() => insert_run(&Db::Client(&c), &new, &input).await?,
             None => {
                 let tx = c.transaction().await.map_err(pg)?;
                 if let Some(run) = super::schedules::claim_occurrence(&tx, &new).await? {
@@ -223,7 +239,12 @@ impl PgStore {
                 ids
             }
         };
-        Ok(TriggerOutcome::Created(RunRow {
+        Ok(created(new, seq, created_at))
+    }
+}
+
+fn created(new: NewRun, seq: i64, created_at: i64) -> TriggerOutcome {
+    TriggerOutcome::Created(RunRow {
             seq,
             id: new.id,
             workflow_id: new.workflow_id,
@@ -240,9 +261,10 @@ impl PgStore {
             cancel_requested: false,
             trigger_type: new.trigger_type,
             steps: vec![],
-        }))
-    }
+        })
+}
 
+impl PgStore {
     pub async fn get_run(&self, id: String) -> Result<RunRow> {
         let c = self.client().await?;
         let r = run_by_id(&Db::Client(&c), &id, true).await;

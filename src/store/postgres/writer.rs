@@ -1,0 +1,327 @@
+//! The node's write path on PostgreSQL: group commit. Keyless trigger
+//! inserts and fenced run commits are queued to a writer task, which takes
+//! every command waiting (up to `MAX_BATCH`), sends them pipelined on one
+//! connection inside one transaction (`BEGIN`, one multi-row insert for all
+//! the triggers, one fenced statement per commit, `COMMIT`: one round trip
+//! and one WAL flush for the whole batch) and answers each caller once the
+//! transaction committed. A stale fencing token is not an error: that
+//! command's statement matches nothing and only its caller hears so. A
+//! statement that fails aborts the transaction, so the batch is then run
+//! again one command per transaction, and only the failing command fails.
+//! Durability is unchanged: nobody is answered before `COMMIT` returned.
+
+use super::{Result, StoreError, pg};
+use deadpool_postgres::{Object, Pool};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+/// Commands in one transaction at most.
+const MAX_BATCH: usize = 256;
+
+/// A trigger without idempotency key or schedule occurrence: its run and
+/// queue row.
+pub(super) struct InsertCmd {
+    pub id: String,
+    pub workflow_id: String,
+    pub workflow_version: i64,
+    pub input: String,
+    pub connection_id: Option<String>,
+    pub trigger_type: &'static str,
+    pub delay_ms: i64,
+}
+
+/// A claimed run's new state; `sql` is one of `queue::COMMIT_SQL`, chosen by
+/// what happens to the queue row, and the parameters are its `$1…$18`.
+pub(super) struct CommitCmd {
+    pub sql: &'static str,
+    pub params: Vec<Box<dyn ToSql + Send + Sync>>,
+}
+
+enum Cmd {
+    /// Answered with the run's `(seq, created_at)`.
+    Insert(InsertCmd, oneshot::Sender<Result<(i64, i64)>>),
+    /// Answered with the run id when saved, `None` when the fence refused it.
+    Commit(CommitCmd, oneshot::Sender<Result<Option<String>>>),
+}
+
+const INSERT_SQL: &str = "WITH u AS (SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], \
+       $5::TEXT[], $6::TEXT[], $7::BIGINT[]) WITH ORDINALITY \
+       AS u(id, workflow_id, workflow_version, input, connection_id, trigger_type, delay_ms, n)), \
+     r AS (INSERT INTO runs (id, workflow_id, workflow_version, status, input, connection_id, created_at, trigger_type) \
+       SELECT id, workflow_id, workflow_version, 'pending', input, connection_id, flowctl_now_ms(), trigger_type \
+       FROM u ORDER BY n RETURNING seq, id, workflow_id, created_at), \
+     q AS (INSERT INTO run_queue (seq, workflow_id, not_before) \
+       SELECT r.seq, r.workflow_id, r.created_at + u.delay_ms FROM r JOIN u ON u.id = r.id) \
+     SELECT id, seq, created_at FROM r";
+
+#[derive(Clone)]
+pub(super) struct Writer {
+    tx: mpsc::UnboundedSender<Cmd>,
+    /// Batches written so far (the tests check that writes share them).
+    batches: Arc<AtomicU64>,
+}
+
+impl Writer {
+    /// Start `tasks` writer tasks sharing one queue (each runs one batch at
+    /// a time, so at most `tasks` pool connections are writing).
+    pub fn start(pool: Pool, tasks: usize) -> Writer {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let rx = Arc::new(Mutex::new(rx));
+        let batches = Arc::new(AtomicU64::new(0));
+        for _ in 0..tasks.max(1) {
+            tokio::spawn(write_loop(pool.clone(), rx.clone(), batches.clone()));
+        }
+        Writer { tx, batches }
+    }
+
+    #[cfg(test)]
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    pub async fn insert(&self, cmd: InsertCmd) -> Result<(i64, i64)> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Insert(cmd, tx))
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    pub async fn commit(&self, cmd: CommitCmd) -> Result<Option<String>> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Commit(cmd, tx))
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+async fn write_loop(
+    pool: Pool,
+    rx: Arc<Mutex<mpsc::UnboundedReceiver<Cmd>>>,
+    batches: Arc<AtomicU64>,
+) {
+    loop {
+        let mut batch = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            match rx.recv().await {
+                Some(cmd) => batch.push(cmd),
+                None => return,
+            }
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(cmd) => batch.push(cmd),
+                    Err(_) => break,
+                }
+            }
+        }
+        let client = match pool.get().await {
+            Ok(c) => c,
+            Err(e) => {
+                let e = super::pool(e);
+                for cmd in batch {
+                    answer_err(cmd, &e);
+                }
+                continue;
+            }
+        };
+        batches.fetch_add(1, Ordering::Relaxed);
+        write_batch(&client, batch).await;
+    }
+}
+
+/// Write the batch in one transaction, or (when a statement failed) each
+/// command in a transaction of its own.
+async fn write_batch(client: &Object, batch: Vec<Cmd>) {
+    let mut inserts = vec![];
+    let mut commits = vec![];
+    for cmd in batch {
+        match cmd {
+            Cmd::Insert(c, reply) => inserts.push((c, reply)),
+            Cmd::Commit(c, reply) => commits.push((c, reply)),
+        }
+    }
+    let ins: Vec<&InsertCmd> = inserts.iter().map(|(c, _)| c).collect();
+    let com: Vec<&CommitCmd> = commits.iter().map(|(c, _)| c).collect();
+    match run(client, &ins, &com).await {
+        Ok((inserted, committed)) => {
+            for ((_, reply), ids) in inserts.into_iter().zip(inserted) {
+                let _ = reply.send(Ok(ids));
+            }
+            for ((_, reply), id) in commits.into_iter().zip(committed) {
+                let _ = reply.send(Ok(id));
+            }
+        }
+        Err(e) if ins.len() + com.len() == 1 || matches!(e, StoreError::Unavailable(_)) => {
+            // Alone already, or the database is gone: nothing to isolate.
+            for (_, reply) in inserts {
+                let _ = reply.send(Err(dup(&e)));
+            }
+            for (_, reply) in commits {
+                let _ = reply.send(Err(dup(&e)));
+            }
+        }
+        Err(_) => {
+            for (c, reply) in inserts {
+                let r = run(client, &[&c], &[]).await.map(|(mut i, _)| i.remove(0));
+                let _ = reply.send(r);
+            }
+            for (c, reply) in commits {
+                let r = run(client, &[], &[&c]).await.map(|(_, mut c)| c.remove(0));
+                let _ = reply.send(r);
+            }
+        }
+    }
+}
+
+pub(super) type Rows = std::result::Result<Vec<Row>, tokio_postgres::Error>;
+pub(super) type Pending<'a> = Pin<Box<dyn Future<Output = Rows> + Send + 'a>>;
+
+/// One transaction: the inserts as one statement, each commit as one, all
+/// sent before the first answer comes back. A single statement needs no
+/// `BEGIN`/`COMMIT` (it is atomic on its own).
+async fn run(
+    client: &Object,
+    inserts: &[&InsertCmd],
+    commits: &[&CommitCmd],
+) -> Result<(Vec<(i64, i64)>, Vec<Option<String>>)> {
+    // Prepared (and cached on the connection) before the pipeline starts,
+    // so nothing in it waits for an answer before sending the next message.
+    let insert_stmt = match inserts.is_empty() {
+        true => None,
+        false => Some(client.prepare_cached(INSERT_SQL).await.map_err(pg)?),
+    };
+    let mut commit_stmts = Vec::with_capacity(commits.len());
+    for c in commits {
+        commit_stmts.push(client.prepare_cached(c.sql).await.map_err(pg)?);
+    }
+    let ids: Vec<&str> = inserts.iter().map(|c| c.id.as_str()).collect();
+    let wfs: Vec<&str> = inserts.iter().map(|c| c.workflow_id.as_str()).collect();
+    let versions: Vec<i64> = inserts.iter().map(|c| c.workflow_version).collect();
+    let inputs: Vec<&str> = inserts.iter().map(|c| c.input.as_str()).collect();
+    let conns: Vec<Option<&str>> = inserts.iter().map(|c| c.connection_id.as_deref()).collect();
+    let types: Vec<&str> = inserts.iter().map(|c| c.trigger_type).collect();
+    let delays: Vec<i64> = inserts.iter().map(|c| c.delay_ms).collect();
+    let insert_params: [&(dyn ToSql + Sync); 7] =
+        [&ids, &wfs, &versions, &inputs, &conns, &types, &delays];
+    let commit_params: Vec<Vec<&(dyn ToSql + Sync)>> = commits
+        .iter()
+        .map(|c| {
+            c.params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect()
+        })
+        .collect();
+
+    let wrapped = usize::from(insert_stmt.is_some()) + commits.len() > 1;
+    let c: &tokio_postgres::Client = client;
+    let mut pipeline: Vec<Pending<'_>> = vec![];
+    if wrapped {
+        pipeline.push(Box::pin(async move { c.batch_execute("BEGIN").await.map(|_| vec![]) }));
+    }
+    if let Some(s) = &insert_stmt {
+        pipeline.push(Box::pin(c.query(s, &insert_params)));
+    }
+    for (s, p) in commit_stmts.iter().zip(&commit_params) {
+        pipeline.push(Box::pin(c.query(s, p)));
+    }
+    if wrapped {
+        pipeline.push(Box::pin(async move { c.batch_execute("COMMIT").await.map(|_| vec![]) }));
+    }
+    let mut answers = in_order(pipeline).await.into_iter();
+    // After a failed statement the server answers `COMMIT` with a rollback,
+    // so every answer is checked before the batch counts as written.
+    let mut first_error = None;
+    let mut results: Vec<Vec<Row>> = vec![];
+    if wrapped {
+        if let Some(Err(e)) = answers.next() {
+            first_error.get_or_insert(e);
+        }
+    }
+    let body = usize::from(insert_stmt.is_some()) + commits.len();
+    for a in answers.by_ref().take(body) {
+        match a {
+            Ok(rows) => results.push(rows),
+            Err(e) => {
+                first_error.get_or_insert(e);
+                results.push(vec![]);
+            }
+        }
+    }
+    if let Some(Err(e)) = answers.next() {
+        first_error.get_or_insert(e);
+    }
+    if let Some(e) = first_error {
+        return Err(pg(e));
+    }
+    let mut results = results.into_iter();
+    let mut inserted = Vec::with_capacity(inserts.len());
+    if insert_stmt.is_some() {
+        let rows = results.next().unwrap_or_default();
+        let by_id: std::collections::HashMap<String, (i64, i64)> = rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), (r.get(1), r.get(2))))
+            .collect();
+        for c in inserts {
+            let ids = by_id
+                .get(&c.id)
+                .copied()
+                .ok_or_else(|| StoreError::Sqlite(format!("run {} was not inserted", c.id)))?;
+            inserted.push(ids);
+        }
+    }
+    let committed = results
+        .map(|rows| rows.first().map(|r| r.get::<_, String>(0)))
+        .collect();
+    Ok((inserted, committed))
+}
+
+/// Drive the futures together, polling them in their order, so each sends
+/// its messages on the connection in that order (tokio-postgres sends a
+/// request when its future is first polled).
+pub(super) async fn in_order(mut futs: Vec<Pending<'_>>) -> Vec<Rows> {
+    let mut out: Vec<Option<Rows>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in futs.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *slot = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { Poll::Pending } else { Poll::Ready(()) }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}
+
+fn answer_err(cmd: Cmd, e: &StoreError) {
+    match cmd {
+        Cmd::Insert(_, reply) => {
+            let _ = reply.send(Err(dup(e)));
+        }
+        Cmd::Commit(_, reply) => {
+            let _ = reply.send(Err(dup(e)));
+        }
+    }
+}
+
+/// The same failure for each caller of a batch.
+fn dup(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(s) => StoreError::Unavailable(s.clone()),
+        StoreError::Busy(s) => StoreError::Busy(s.clone()),
+        StoreError::Closed => StoreError::Closed,
+        other => StoreError::Sqlite(other.to_string()),
+    }
+}
