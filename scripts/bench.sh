@@ -59,8 +59,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-log "building the release binary"
-scripts/build-release.sh # static, at target/release/flowctl
+if [ "$PG_MODE" = 1 ] && [ -n "${PG_BIN:-}" ]; then
+  log "measuring $PG_BIN (PG_BIN): no build"
+else
+  log "building the release binary"
+  scripts/build-release.sh # static, at target/release/flowctl
+fi
 BIN=$ROOT/target/release/flowctl
 
 # ---------------------------------------------------------------- cleanup

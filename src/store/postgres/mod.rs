@@ -18,10 +18,10 @@ mod ratelimit;
 mod registry;
 mod runs;
 mod schedules;
-mod tls;
-mod writer;
 #[cfg(test)]
 mod tests;
+mod tls;
+mod writer;
 
 pub(crate) use errors::{pg, pool};
 
@@ -140,7 +140,7 @@ impl PgStore {
         r
     }
 
-    pub(crate) fn writer(&self) -> &writer::Writer {
+    fn writer(&self) -> &writer::Writer {
         &self.inner.writer
     }
 

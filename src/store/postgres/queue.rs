@@ -7,10 +7,10 @@
 
 use super::notify::Note;
 use super::runs::{RUN_COLUMNS, StepRow, run_from_row, steps_for};
+use super::writer::{CommitCmd, Pending, in_order};
 use super::{Db, PgStore, opt_json, pg};
 use crate::engine::RunStatus;
 use crate::store::{Claim, ClaimRef, CommitOutcome, HeartbeatReport, Result, RunWrite};
-use super::writer::{CommitCmd, Pending, in_order};
 use std::collections::HashMap;
 use std::sync::LazyLock;
 use tokio_postgres::types::ToSql;
@@ -187,14 +187,38 @@ impl PgStore {
             Box::new(w.status == RunStatus::Cancelled),
             Box::new(w.park_until.unwrap_or(0)),
             Box::new(rows.iter().map(|r| r.idx).collect::<Vec<i32>>()),
-            Box::new(rows.iter().map(|r| r.step_id.clone()).collect::<Vec<String>>()),
+            Box::new(
+                rows.iter()
+                    .map(|r| r.step_id.clone())
+                    .collect::<Vec<String>>(),
+            ),
             Box::new(rows.iter().map(|r| r.status).collect::<Vec<&'static str>>()),
-            Box::new(rows.iter().map(|r| r.output.clone()).collect::<Vec<Option<String>>>()),
-            Box::new(rows.iter().map(|r| r.error.clone()).collect::<Vec<Option<String>>>()),
-            Box::new(rows.iter().map(|r| r.warnings.clone()).collect::<Vec<Option<String>>>()),
+            Box::new(
+                rows.iter()
+                    .map(|r| r.output.clone())
+                    .collect::<Vec<Option<String>>>(),
+            ),
+            Box::new(
+                rows.iter()
+                    .map(|r| r.error.clone())
+                    .collect::<Vec<Option<String>>>(),
+            ),
+            Box::new(
+                rows.iter()
+                    .map(|r| r.warnings.clone())
+                    .collect::<Vec<Option<String>>>(),
+            ),
             Box::new(rows.iter().map(|r| r.attempts).collect::<Vec<i64>>()),
-            Box::new(rows.iter().map(|r| r.started_at).collect::<Vec<Option<i64>>>()),
-            Box::new(rows.iter().map(|r| r.completed_at).collect::<Vec<Option<i64>>>()),
+            Box::new(
+                rows.iter()
+                    .map(|r| r.started_at)
+                    .collect::<Vec<Option<i64>>>(),
+            ),
+            Box::new(
+                rows.iter()
+                    .map(|r| r.completed_at)
+                    .collect::<Vec<Option<i64>>>(),
+            ),
         ];
         let updated = self.writer().commit(CommitCmd { sql, params }).await?;
         let Some(updated) = updated else {

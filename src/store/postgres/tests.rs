@@ -19,7 +19,9 @@ async fn store(test: &str) -> Option<PgStore> {
             std::env::var("CI").is_err(),
             "{test}: FLOWCTL_TEST_PG_URL is not set (CI starts a cluster with scripts/pg-cluster.sh)"
         );
-        eprintln!("skipping {test}: set FLOWCTL_TEST_PG_URL (scripts/pg-cluster.sh start DIR PORT)");
+        eprintln!(
+            "skipping {test}: set FLOWCTL_TEST_PG_URL (scripts/pg-cluster.sh start DIR PORT)"
+        );
         return None;
     };
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -40,13 +42,23 @@ async fn store(test: &str) -> Option<PgStore> {
     drop(client);
     let _ = conn.await;
     let (url, query) = base.split_once('?').unwrap_or((base.as_str(), ""));
-    let slash = url.rfind('/').filter(|&i| i > url.find("://").unwrap_or(0) + 2);
+    let slash = url
+        .rfind('/')
+        .filter(|&i| i > url.find("://").unwrap_or(0) + 2);
     let url = match slash {
         Some(i) => format!("{}/{name}", &url[..i]),
         None => format!("{url}/{name}"),
     };
-    let url = if query.is_empty() { url } else { format!("{url}?{query}") };
-    Some(PgStore::connect(&url).await.expect("open the PostgreSQL store"))
+    let url = if query.is_empty() {
+        url
+    } else {
+        format!("{url}?{query}")
+    };
+    Some(
+        PgStore::connect(&url)
+            .await
+            .expect("open the PostgreSQL store"),
+    )
 }
 
 fn new_run(id: String) -> NewRun {
@@ -103,7 +115,10 @@ async fn concurrent_triggers_share_transactions() {
     assert_eq!(seqs.len(), 60);
     assert_eq!(s.queue_depth().await.unwrap(), 60);
     let batches = s.writer().batches() - before;
-    assert!(batches <= 20, "60 concurrent triggers took {batches} transactions");
+    assert!(
+        batches <= 20,
+        "60 concurrent triggers took {batches} transactions"
+    );
 }
 
 #[tokio::test]
@@ -116,7 +131,11 @@ async fn a_failing_command_fails_alone_in_its_batch() {
         .map(|i| {
             let s = s.clone();
             // Two triggers with one run id: the unique index refuses the second.
-            let id = if i < 2 { dup.clone() } else { crate::ids::run_id() };
+            let id = if i < 2 {
+                dup.clone()
+            } else {
+                crate::ids::run_id()
+            };
             tokio::spawn(async move { s.create_run(new_run(id)).await })
         })
         .collect();

@@ -64,6 +64,7 @@ const INSERT_SQL: &str = "WITH u AS (SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[]
 pub(super) struct Writer {
     tx: mpsc::UnboundedSender<Cmd>,
     /// Batches written so far (the tests check that writes share them).
+    #[cfg_attr(not(test), allow(dead_code))]
     batches: Arc<AtomicU64>,
 }
 
@@ -225,7 +226,9 @@ async fn run(
     let c: &tokio_postgres::Client = client;
     let mut pipeline: Vec<Pending<'_>> = vec![];
     if wrapped {
-        pipeline.push(Box::pin(async move { c.batch_execute("BEGIN").await.map(|_| vec![]) }));
+        pipeline.push(Box::pin(async move {
+            c.batch_execute("BEGIN").await.map(|_| vec![])
+        }));
     }
     if let Some(s) = &insert_stmt {
         pipeline.push(Box::pin(c.query(s, &insert_params)));
@@ -234,7 +237,9 @@ async fn run(
         pipeline.push(Box::pin(c.query(s, p)));
     }
     if wrapped {
-        pipeline.push(Box::pin(async move { c.batch_execute("COMMIT").await.map(|_| vec![]) }));
+        pipeline.push(Box::pin(async move {
+            c.batch_execute("COMMIT").await.map(|_| vec![])
+        }));
     }
     let mut answers = in_order(pipeline).await.into_iter();
     // After a failed statement the server answers `COMMIT` with a rollback,
@@ -299,7 +304,11 @@ pub(super) async fn in_order(mut futs: Vec<Pending<'_>>) -> Vec<Rows> {
                 }
             }
         }
-        if pending { Poll::Pending } else { Poll::Ready(()) }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
     })
     .await;
     out.into_iter().flatten().collect()
