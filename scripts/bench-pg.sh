@@ -260,6 +260,7 @@ for n in $PG_NODES; do
 done
 {
   echo "flowctl benchmark, PostgreSQL mode — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+dirty')"
+  echo "binary: $BIN"
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), PostgreSQL $(psql "$PG_URL" -qAtc 'SHOW server_version')"
   echo "load average at the end (other work on the machine): $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "settings: PG_SECONDS=$PG_SECONDS PG_REPS=$PG_REPS PG_CONNS=$PG_CONNS PG_NODES=\"$PG_NODES\" DRAIN_MAX=$DRAIN_MAX$([ "$SMOKE" = 1 ] && echo ' (smoke: figures are not meaningful)')"

@@ -246,10 +246,8 @@ async fn run(
     // so every answer is checked before the batch counts as written.
     let mut first_error = None;
     let mut results: Vec<Vec<Row>> = vec![];
-    if wrapped {
-        if let Some(Err(e)) = answers.next() {
-            first_error.get_or_insert(e);
-        }
+    if wrapped && let Some(Err(e)) = answers.next() {
+        first_error.get_or_insert(e);
     }
     let body = usize::from(insert_stmt.is_some()) + commits.len();
     for a in answers.by_ref().take(body) {
