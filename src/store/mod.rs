@@ -3,6 +3,7 @@
 //! process, one file: the default) and `postgres/` (many nodes, one
 //! database) implement them. Nothing outside this module knows which one it has.
 
+pub mod copy;
 pub mod maintenance;
 pub mod ports;
 mod postgres;
@@ -10,6 +11,7 @@ mod records;
 mod sqlite;
 
 pub use postgres::redact as redact_url;
+pub(crate) use postgres::inspect::check as check_postgres;
 
 pub use ports::{
     Backend, Claim, ClaimRef, CommitOutcome, Dashboard, Health, HeartbeatReport, RateState,
