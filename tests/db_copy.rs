@@ -26,7 +26,11 @@ struct Upstream {
     open: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
-async fn hit(State(u): State<Upstream>, Path(name): Path<String>, h: HeaderMap) -> axum::response::Response {
+async fn hit(
+    State(u): State<Upstream>,
+    Path(name): Path<String>,
+    h: HeaderMap,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     let auth = h
         .get("authorization")
@@ -39,7 +43,11 @@ async fn hit(State(u): State<Upstream>, Path(name): Path<String>, h: HeaderMap) 
         let _ = rx.wait_for(|open| *open).await;
     }
     if name == "bad" {
-        return (axum::http::StatusCode::BAD_REQUEST, axum::Json(json!({"no": 1}))).into_response();
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            axum::Json(json!({"no": 1})),
+        )
+            .into_response();
     }
     axum::Json(json!({"ok": true})).into_response()
 }
@@ -60,7 +68,11 @@ impl Upstream {
     }
     fn calls(&self, name: &str) -> Vec<String> {
         let calls = self.calls.lock().unwrap();
-        calls.iter().filter(|(n, _)| n == name).map(|(_, a)| a.clone()).collect()
+        calls
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, a)| a.clone())
+            .collect()
     }
 }
 
@@ -90,31 +102,51 @@ async fn a_sqlite_deployment_copied_to_postgres_keeps_everything_and_finishes_it
     let mut s = Server::start_at(home.clone(), db.clone(), &[], &[]);
 
     let (status, conn) = s
-        .post("/api/v1/connections", json!({"provider": "http", "name": "upstream",
-            "config": {"baseUrl": up.url}, "secret": "s3cret-token", "default": true}))
+        .post(
+            "/api/v1/connections",
+            json!({"provider": "http", "name": "upstream",
+            "config": {"baseUrl": up.url}, "secret": "s3cret-token", "default": true}),
+        )
         .await;
     assert_eq!(status, 201, "{conn}");
-    s.apply(json!({"name": "Copy Me", "steps": [call("first", "/one")]})).await;
+    s.apply(json!({"name": "Copy Me", "steps": [call("first", "/one")]}))
+        .await;
     s.apply(json!({"name": "Copy Me", "steps": [call("first", "/one"), call("second", "/two")]}))
         .await;
-    s.apply(json!({"name": "Copy Fail", "steps": [call("bad", "/bad")]})).await;
+    s.apply(json!({"name": "Copy Fail", "steps": [call("bad", "/bad")]}))
+        .await;
     s.apply(json!({"name": "Copy Slow", "concurrency": 1, "steps": [call("slow", "/slow"), call("after", "/after")]}))
         .await;
 
     let (st, v) = s
-        .post("/api/v1/workflows/wf_copy_me/run", json!({"input": {}, "idempotencyKey": "order-1"}))
+        .post(
+            "/api/v1/workflows/wf_copy_me/run",
+            json!({"input": {}, "idempotencyKey": "order-1"}),
+        )
         .await;
     assert_eq!(st, 202, "{v}");
     let done = v["data"]["runId"].as_str().unwrap().to_string();
-    assert_eq!(s.wait_for_run(&done, Duration::from_secs(20)).await["status"], "completed");
+    assert_eq!(
+        s.wait_for_run(&done, Duration::from_secs(20)).await["status"],
+        "completed"
+    );
     let failed = s.trigger("wf_copy_fail", json!({})).await;
-    assert_eq!(s.wait_for_run(&failed, Duration::from_secs(20)).await["status"], "failed");
+    assert_eq!(
+        s.wait_for_run(&failed, Duration::from_secs(20)).await["status"],
+        "failed"
+    );
     let extra_key = s.create_key("extra reader", "runs:read");
     // One run in flight (its step waits upstream), one queued behind the cap.
     let in_flight = s.trigger("wf_copy_slow", json!({})).await;
-    eventually(Duration::from_secs(10), || async { (!up.calls("slow").is_empty()).then_some(()) }).await;
+    eventually(Duration::from_secs(10), || async {
+        (!up.calls("slow").is_empty()).then_some(())
+    })
+    .await;
     let pending = s.trigger("wf_copy_slow", json!({})).await;
-    assert_eq!(s.get(&format!("/api/v1/runs/{pending}")).await.1["data"]["status"], "pending");
+    assert_eq!(
+        s.get(&format!("/api/v1/runs/{pending}")).await.1["data"]["status"],
+        "pending"
+    );
     assert_eq!(up.calls("one"), vec!["Bearer s3cret-token".to_string()]);
     s.kill();
 
@@ -149,29 +181,58 @@ async fn a_sqlite_deployment_copied_to_postgres_keeps_everything_and_finishes_it
     assert_eq!(st, 200, "{v1}");
     let old = node.get(&format!("/api/v1/runs/{done}")).await.1;
     assert_eq!(old["data"]["status"], "completed", "{old}");
-    assert_eq!(node.get(&format!("/api/v1/runs/{failed}")).await.1["data"]["status"], "failed");
+    assert_eq!(
+        node.get(&format!("/api/v1/runs/{failed}")).await.1["data"]["status"],
+        "failed"
+    );
     // The idempotency key still names the old run.
     let (st, again) = node
-        .post("/api/v1/workflows/wf_copy_me/run", json!({"input": {}, "idempotencyKey": "order-1"}))
+        .post(
+            "/api/v1/workflows/wf_copy_me/run",
+            json!({"input": {}, "idempotencyKey": "order-1"}),
+        )
         .await;
     assert!(st == 200 || st == 202, "{again}");
     assert_eq!(again["data"]["runId"], done.as_str(), "{again}");
     // The runs that were in flight and queued finish on the new store.
-    assert_eq!(node.wait_for_run(&in_flight, Duration::from_secs(30)).await["status"], "completed");
-    assert_eq!(node.wait_for_run(&pending, Duration::from_secs(30)).await["status"], "completed");
+    assert_eq!(
+        node.wait_for_run(&in_flight, Duration::from_secs(30)).await["status"],
+        "completed"
+    );
+    assert_eq!(
+        node.wait_for_run(&pending, Duration::from_secs(30)).await["status"],
+        "completed"
+    );
     assert_eq!(up.calls("after").len(), 2);
     // The secret still decrypts: a new run sends it upstream.
     let fresh = node.trigger("wf_copy_me", json!({})).await;
-    assert_eq!(node.wait_for_run(&fresh, Duration::from_secs(20)).await["status"], "completed");
-    assert!(up.calls("two").iter().all(|a| a == "Bearer s3cret-token"), "{:?}", up.calls("two"));
+    assert_eq!(
+        node.wait_for_run(&fresh, Duration::from_secs(20)).await["status"],
+        "completed"
+    );
+    assert!(
+        up.calls("two").iter().all(|a| a == "Bearer s3cret-token"),
+        "{:?}",
+        up.calls("two")
+    );
     assert_eq!(up.calls("two").len(), 2);
     // The extra key made on SQLite is accepted, with its scopes.
     let (st, _, _) = node
-        .request_with_key(reqwest::Method::GET, &format!("/api/v1/runs/{done}"), None, Some(&extra_key))
+        .request_with_key(
+            reqwest::Method::GET,
+            &format!("/api/v1/runs/{done}"),
+            None,
+            Some(&extra_key),
+        )
         .await;
     assert_eq!(st, 200);
     let (st, _, _) = node
-        .request_with_key(reqwest::Method::POST, "/api/v1/workflows/wf_copy_me/run", Some(json!({})), Some(&extra_key))
+        .request_with_key(
+            reqwest::Method::POST,
+            "/api/v1/workflows/wf_copy_me/run",
+            Some(json!({})),
+            Some(&extra_key),
+        )
         .await;
     assert_eq!(st, 403);
     // New runs get fresh sequence numbers after the copied ones.
@@ -194,7 +255,11 @@ async fn a_sqlite_deployment_copied_to_postgres_keeps_everything_and_finishes_it
     // A second copy is refused: the target holds data now.
     let out = copy(&db, &target, &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("already holds flowctl data"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("already holds flowctl data"),
+        "{}",
+        stderr(&out)
+    );
     // A key that does not open the secrets is refused before anything is written.
     let other = pg::create_database(&base);
     let wrong = "00".repeat(32);
@@ -202,7 +267,11 @@ async fn a_sqlite_deployment_copied_to_postgres_keeps_everything_and_finishes_it
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("does not open"), "{}", stderr(&out));
     let out = copy(&db, &other, &[]);
-    assert!(out.status.success(), "the failed copy left rows behind: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "the failed copy left rows behind: {}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -216,7 +285,11 @@ fn db_copy_names_a_missing_source_and_an_unreachable_target() {
     std::fs::write(&file, b"").unwrap();
     let out = copy(&file, "postgres://flowctl@127.0.0.1:1/flowctl", &[]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("cannot reach PostgreSQL"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot reach PostgreSQL"),
+        "{}",
+        stderr(&out)
+    );
     let out = copy(&file, "mysql://x@127.0.0.1/db", &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
@@ -228,10 +301,20 @@ fn db_backup_on_postgres_names_pg_dump() {
     let mut cmd = Command::new(BIN);
     common::env_for(&mut cmd, home.path());
     let out = cmd
-        .args(["db", "backup", "/tmp/x.dump", "--database-url", "postgres://u:pw@127.0.0.1:1/db"])
+        .args([
+            "db",
+            "backup",
+            "/tmp/x.dump",
+            "--database-url",
+            "postgres://u:pw@127.0.0.1:1/db",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("pg_dump"), "{}", stderr(&out));
-    assert!(!stderr(&out).contains("pw@"), "the password is shown: {}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("pw@"),
+        "the password is shown: {}",
+        stderr(&out)
+    );
 }

@@ -43,8 +43,10 @@ pub async fn copy(to: &str, db: Option<PathBuf>, json: bool) -> CmdResult {
             .iter()
             .map(|(t, n)| (t.to_string(), json!(n)))
             .collect();
-        print_json(&json!({"from": path, "to": redact_url(&url), "tables": tables,
-            "secretKeyCheckStored": report.key_check_stored, "seconds": secs}));
+        print_json(
+            &json!({"from": path, "to": redact_url(&url), "tables": tables,
+            "secretKeyCheckStored": report.key_check_stored, "seconds": secs}),
+        );
         return Ok(Exit::Ok);
     }
     for (table, n) in &report.tables {

@@ -79,10 +79,7 @@ pub fn source_key(db: &Path) -> Result<Option<SecretBox>, CopyError> {
             .map(Some)
             .map_err(|e| CopyError::SecretKey(format!("FLOWCTL_SECRET_KEY: {e}")));
     }
-    let path = db
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("secret.key");
+    let path = db.parent().unwrap_or(Path::new(".")).join("secret.key");
     match std::fs::read_to_string(&path) {
         Ok(text) => SecretBox::from_key_text(&text)
             .map(Some)

@@ -10,8 +10,8 @@ mod postgres;
 mod records;
 mod sqlite;
 
-pub use postgres::redact as redact_url;
 pub(crate) use postgres::inspect::check as check_postgres;
+pub use postgres::redact as redact_url;
 
 pub use ports::{
     Backend, Claim, ClaimRef, CommitOutcome, Dashboard, Health, HeartbeatReport, RateState,

@@ -21,7 +21,10 @@ const COLUMNS: &[(&str, &str)] = &[
         "workflows",
         "id, name, status, latest_version, created_at, updated_at, concurrency",
     ),
-    ("workflow_versions", "workflow_id, version, definition, created_at"),
+    (
+        "workflow_versions",
+        "workflow_id, version, definition, created_at",
+    ),
     (
         "runs",
         "seq, id, workflow_id, workflow_version, status, input, output, error, idempotency_key, \
@@ -36,14 +39,23 @@ const COLUMNS: &[(&str, &str)] = &[
         "run_seq, idx, step_id, status, output, error, warnings, attempts, started_at, completed_at",
     ),
     ("idempotency_keys", "workflow_id, key, run_id, expires_at"),
-    ("api_keys", "id, name, key_hash, scopes, created_at, revoked_at"),
+    (
+        "api_keys",
+        "id, name, key_hash, scopes, created_at, revoked_at",
+    ),
     (
         "connections",
         "id, provider, name, status, is_default, config, secret, created_at, updated_at",
     ),
     ("schedules", "workflow_id, version, next_at, updated_at"),
-    ("schedule_fires", "workflow_id, scheduled_at, run_id, fired_at"),
-    ("ui_sessions", "id_hash, key_id, csrf_token, created_at, expires_at"),
+    (
+        "schedule_fires",
+        "workflow_id, scheduled_at, run_id, fired_at",
+    ),
+    (
+        "ui_sessions",
+        "id_hash, key_id, csrf_token, created_at, expires_at",
+    ),
 ];
 
 /// An open copy: a connection inside its transaction.
@@ -59,7 +71,8 @@ pub(crate) async fn connect(url: &str) -> Result<Client, CopyError> {
         url: redact(url),
         reason,
     };
-    let mut config: tokio_postgres::Config = url.parse().map_err(|e| unreachable(format!("{e}")))?;
+    let mut config: tokio_postgres::Config =
+        url.parse().map_err(|e| unreachable(format!("{e}")))?;
     config.application_name("flowctl db");
     config.connect_timeout(std::time::Duration::from_secs(10));
     let tls = tls::prepare(&mut config).map_err(unreachable)?;
@@ -73,10 +86,17 @@ pub(crate) async fn connect(url: &str) -> Result<Client, CopyError> {
 
 /// PostgreSQL's own message when it sent one, else the client's.
 pub(crate) fn db_text(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => db.message().to_string(),
-        None => e.to_string(),
+    if let Some(db) = e.as_db_error() {
+        return db.message().to_string();
     }
+    // "error connecting to server" alone hides the cause (refused, timed out).
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
 }
 
 impl Target {
@@ -88,7 +108,10 @@ impl Target {
             cause,
         };
         migrations::migrate(&mut client).await.map_err(fail)?;
-        client.batch_execute("BEGIN").await.map_err(|e| fail(pg(e)))?;
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| fail(pg(e)))?;
         let tables: Vec<&str> = COLUMNS.iter().map(|(t, _)| *t).collect();
         // Nodes starting meanwhile wait for the copy rather than write
         // their first API key between the check and the copy.

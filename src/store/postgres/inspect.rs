@@ -124,13 +124,11 @@ pub async fn check(url: &str, key: Option<&SecretBox>) -> Result<PgCheck, CopyEr
             "differs"
         }
     };
-    let row = one(
-        "SELECT (SELECT COUNT(*) FROM runs), \
+    let row = one("SELECT (SELECT COUNT(*) FROM runs), \
                 COUNT(*) FILTER (WHERE lease_until IS NULL), \
                 COUNT(*) FILTER (WHERE lease_until IS NOT NULL), \
                 COUNT(*) FILTER (WHERE lease_until < flowctl_now_ms() - 60000) \
-         FROM run_queue",
-    )
+         FROM run_queue")
     .await
     .map_err(fail)?;
     report.runs = Some(row.get(0));
