@@ -64,6 +64,14 @@ pub async fn copy(to: &str, db: Option<PathBuf>, json: bool) -> CmdResult {
             "no secrets were stored, any key will do"
         }
     );
+    if report.source_served {
+        eprintln!(
+            "note: a flowctl serve still runs on {}: what it writes from now on is not in the \
+             copy, and runs it has pending or running would run on both; stop it before \
+             starting the nodes",
+            path.display()
+        );
+    }
     Ok(Exit::Ok)
 }
 

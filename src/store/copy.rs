@@ -39,6 +39,8 @@ pub struct CopyReport {
     pub tables: Vec<(&'static str, u64)>,
     /// Whether the secret key's check value was stored on the target.
     pub key_check_stored: bool,
+    /// A server was still running on the SQLite file during the copy.
+    pub source_served: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +108,10 @@ pub async fn sqlite_to_postgres(
     let reader = tokio::task::spawn_blocking(move || {
         super::sqlite::export::export(&path, BATCH, |chunk| tx.blocking_send(chunk).is_ok())
     });
-    let mut report = CopyReport::default();
+    let mut report = CopyReport {
+        source_served: super::sqlite::export::in_use(db),
+        ..CopyReport::default()
+    };
     let mut current: Option<&'static str> = None;
     let written = async {
         while let Some(chunk) = rx.recv().await {

@@ -126,3 +126,11 @@ pub fn export(path: &Path, batch: usize, mut send: impl FnMut(Chunk) -> bool) ->
     conn.execute_batch("COMMIT")?;
     Ok(())
 }
+
+/// Whether a `flowctl serve` holds the file (its exclusive lock, `lock.rs`).
+pub fn in_use(path: &Path) -> bool {
+    match std::fs::File::open(path) {
+        Ok(f) => matches!(f.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
+}
