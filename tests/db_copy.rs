@@ -151,9 +151,19 @@ async fn a_sqlite_deployment_copied_to_postgres_keeps_everything_and_finishes_it
     // A copy while the server runs reads one snapshot, and says the server runs.
     let live = pg::create_database(&base);
     let out = copy(&db, &live, &[]);
-    assert!(out.status.success(), "db copy of a served file failed: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "db copy of a served file failed: {}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("still runs"), "{}", stderr(&out));
-    assert!(stdout(&out).lines().any(|l| l.split_whitespace().eq(["runs", "4"])), "{}", stdout(&out));
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.split_whitespace().eq(["runs", "4"])),
+        "{}",
+        stdout(&out)
+    );
     s.kill();
 
     let target = pg::create_database(&base);

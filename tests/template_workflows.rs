@@ -155,7 +155,10 @@ async fn key_order_is_kept_in_output_and_is_not_a_new_version() {
             "zeta": "{{ input.obj | json }}", "alpha": "{{ input.obj.b }}"}}}]});
     s.apply(def).await;
     let run_id = s
-        .trigger("wf_ordered", json!({"obj": {"z": 1, "b": 2, "m": {"y": 1, "a": 2}}}))
+        .trigger(
+            "wf_ordered",
+            json!({"obj": {"z": 1, "b": 2, "m": {"y": 1, "a": 2}}}),
+        )
         .await;
     let run = s.wait_for_run(&run_id, Duration::from_secs(10)).await;
     assert_eq!(run["status"], "completed", "{run}");

@@ -4,12 +4,12 @@
 //! new version is numbered, and `(workflow_id, version)` is the primary key.
 
 use super::{PgStore, from_json, pg};
+use crate::store::records::same_definition;
 use crate::store::{
     ApiKeyRow, ApplyOutcome, ConnectionRow, ConnectionWrite, NewApiKey, Result, StoreError,
     WorkflowApply, WorkflowRow,
 };
 use serde_json::Value;
-use crate::store::records::same_definition;
 use tokio_postgres::Row;
 
 const WF_COLUMNS: &str = "id, name, status, latest_version, created_at, updated_at";

@@ -1,8 +1,8 @@
 //! Workflows and their immutable versions.
 
 use super::{SqliteStore, from_json};
-use crate::store::{ApplyOutcome, Result, StoreError, WorkflowApply, WorkflowRow};
 use crate::store::records::same_definition;
+use crate::store::{ApplyOutcome, Result, StoreError, WorkflowApply, WorkflowRow};
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
