@@ -157,7 +157,8 @@ for c in clients:
 # Kill at random moments while triggers arrive and while runs execute.
 kills = 0
 while kills < KILLS and time.time() < DEADLINE and (any(c.is_alive() for c in clients) or unfinished() > 0):
-    time.sleep(random.uniform(0.3, 2.0))
+    # Shorter gaps for a short soak (the smoke), so its kill lands while runs are in flight.
+    time.sleep(random.uniform(0.2, min(2.0, 0.3 + RUNS / 5000)))
     victim = random.choice(nodes)
     victim.kill(); kills += 1
     victim.start()
