@@ -243,7 +243,10 @@ async fn run(
     }
     let mut answers = in_order(pipeline).await.into_iter();
     // After a failed statement the server answers `COMMIT` with a rollback,
-    // so every answer is checked before the batch counts as written.
+    // so every answer is checked before the batch counts as written. (A
+    // statement that fails before it is sent, on encoding its parameters,
+    // would not abort the transaction; the parameter types are fixed by
+    // the statements above, so that cannot happen at run time.)
     let mut first_error = None;
     let mut results: Vec<Vec<Row>> = vec![];
     if wrapped && let Some(Err(e)) = answers.next() {
