@@ -3,7 +3,9 @@
 //! process, one file: the default) and `postgres/` (many nodes, one
 //! database) implement them. Nothing outside this module knows which one it has.
 
+mod columns;
 pub mod copy;
+mod forward;
 pub mod maintenance;
 pub mod ports;
 mod postgres;

@@ -208,16 +208,7 @@ fn pool_error_text(e: deadpool_postgres::PoolError) -> String {
 }
 
 /// JSON column helpers (text columns, as in the SQLite store).
-pub(crate) fn opt_json(v: &serde_json::Value) -> Option<String> {
-    (!v.is_null()).then(|| v.to_string())
-}
-
-pub(crate) fn from_json(s: Option<String>) -> Result<serde_json::Value> {
-    match s {
-        None => Ok(serde_json::Value::Null),
-        Some(s) => Ok(serde_json::from_str(&s)?),
-    }
-}
+pub(crate) use crate::store::columns::{from_json, opt_json};
 
 /// A pooled connection or an open transaction: every statement goes
 /// through the connection's prepared-statement cache.

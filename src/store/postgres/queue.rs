@@ -186,7 +186,7 @@ impl PgStore {
             Box::new(super::runs::encode_error(&w.error)),
             Box::new(w.status == RunStatus::Cancelled),
             Box::new(w.park_until.unwrap_or(0)),
-            Box::new(rows.iter().map(|r| r.idx).collect::<Vec<i32>>()),
+            Box::new(rows.iter().map(|r| r.idx as i32).collect::<Vec<i32>>()),
             Box::new(
                 rows.iter()
                     .map(|r| r.step_id.clone())

@@ -4,7 +4,7 @@
 
 use super::notify::Note;
 use super::writer::InsertCmd;
-use super::{Db, PgStore, from_json, opt_json, pg};
+use super::{Db, PgStore, from_json, pg};
 use crate::engine::{RunError, RunStatus, StepRecord, StepStatus};
 use crate::store::{NewRun, Result, RunFilter, RunRow, StoreError, TriggerOutcome, TriggerType};
 use std::collections::HashMap;
@@ -36,46 +36,8 @@ pub(super) fn run_from_row(r: &Row) -> Result<RunRow> {
     })
 }
 
-fn decode_error(text: Option<String>) -> Result<Option<RunError>> {
-    match text {
-        None => Ok(None),
-        Some(t) => Ok(Some(serde_json::from_str(&t)?)),
-    }
-}
-
-pub(super) fn encode_error(e: &Option<RunError>) -> Option<String> {
-    e.as_ref().and_then(|e| serde_json::to_string(e).ok())
-}
-
-/// A step record as its columns.
-pub(super) struct StepRow {
-    pub idx: i32,
-    pub step_id: String,
-    pub status: &'static str,
-    pub output: Option<String>,
-    pub error: Option<String>,
-    pub warnings: Option<String>,
-    pub attempts: i64,
-    pub started_at: Option<i64>,
-    pub completed_at: Option<i64>,
-}
-
-impl From<&StepRecord> for StepRow {
-    fn from(s: &StepRecord) -> StepRow {
-        StepRow {
-            idx: s.idx as i32,
-            step_id: s.step_id.clone(),
-            status: s.status.as_str(),
-            output: opt_json(&s.output),
-            error: encode_error(&s.error),
-            warnings: (!s.warnings.is_empty())
-                .then(|| serde_json::to_string(&s.warnings).unwrap_or_default()),
-            attempts: s.attempts,
-            started_at: s.started_at,
-            completed_at: s.completed_at,
-        }
-    }
-}
+use crate::store::columns::decode_error;
+pub(super) use crate::store::columns::{StepColumns as StepRow, encode_error};
 
 /// Step records of these runs, in order.
 pub(super) async fn steps_for(

@@ -385,12 +385,7 @@ pub(crate) fn to_json(v: &serde_json::Value) -> String {
     v.to_string()
 }
 
-pub(crate) fn from_json(s: Option<String>) -> Result<serde_json::Value> {
-    match s {
-        None => Ok(serde_json::Value::Null),
-        Some(s) => Ok(serde_json::from_str(&s)?),
-    }
-}
+pub(crate) use crate::store::columns::from_json;
 
 #[cfg(test)]
 mod tests;

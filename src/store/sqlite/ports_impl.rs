@@ -1,5 +1,5 @@
 //! The SQLite store behind the ports: each port method is the inherent
-//! method of the same name, boxed.
+//! method of the same name, boxed (see `store/forward.rs`).
 
 use super::SqliteStore;
 use crate::engine::RunStatus;
@@ -7,110 +7,7 @@ use crate::store::ports::{BoxFuture, Dashboard, Health, Registry, RunQueue, Runs
 use crate::store::*;
 use serde_json::Value;
 
-impl RunQueue for SqliteStore {
-    fn claim(&self, owner: &str, limit: usize, lease_ms: i64) -> BoxFuture<'_, Result<Vec<Claim>>> {
-        Box::pin(SqliteStore::claim(self, owner.to_string(), limit, lease_ms))
-    }
-    fn commit(&self, claim: ClaimRef, write: RunWrite) -> BoxFuture<'_, Result<CommitOutcome>> {
-        Box::pin(SqliteStore::commit(self, claim, write))
-    }
-    fn heartbeat(
-        &self,
-        owner: &str,
-        claims: Vec<ClaimRef>,
-        lease_ms: i64,
-    ) -> BoxFuture<'_, Result<HeartbeatReport>> {
-        Box::pin(SqliteStore::heartbeat(
-            self,
-            owner.to_string(),
-            claims,
-            lease_ms,
-        ))
-    }
-    fn release(&self, claims: Vec<ClaimRef>) -> BoxFuture<'_, Result<()>> {
-        Box::pin(SqliteStore::release(self, claims))
-    }
-    fn sweep_expired(&self) -> BoxFuture<'_, Result<usize>> {
-        Box::pin(SqliteStore::sweep_expired(self))
-    }
-    fn next_due(&self) -> BoxFuture<'_, Result<Option<i64>>> {
-        Box::pin(SqliteStore::next_due(self))
-    }
-    fn queue_depth(&self) -> BoxFuture<'_, Result<i64>> {
-        Box::pin(SqliteStore::queue_depth(self))
-    }
-}
-
-impl Runs for SqliteStore {
-    fn create_run(&self, new: NewRun) -> BoxFuture<'_, Result<TriggerOutcome>> {
-        Box::pin(SqliteStore::create_run(self, new))
-    }
-    fn get_run(&self, id: String) -> BoxFuture<'_, Result<RunRow>> {
-        Box::pin(SqliteStore::get_run(self, id))
-    }
-    fn list_runs(&self, filter: RunFilter) -> BoxFuture<'_, Result<Vec<RunRow>>> {
-        Box::pin(SqliteStore::list_runs(self, filter))
-    }
-    fn cancel_run(&self, id: String) -> BoxFuture<'_, Result<RunRow>> {
-        Box::pin(SqliteStore::cancel_run(self, id))
-    }
-    fn purge(&self, cutoff: i64, batch: usize) -> BoxFuture<'_, Result<usize>> {
-        Box::pin(SqliteStore::purge(self, cutoff, batch))
-    }
-    fn count_runs_by_status(&self) -> BoxFuture<'_, Result<Vec<(RunStatus, i64)>>> {
-        Box::pin(SqliteStore::count_runs_by_status(self))
-    }
-}
-
-impl Registry for SqliteStore {
-    fn apply_workflow(&self, apply: WorkflowApply) -> BoxFuture<'_, Result<ApplyOutcome>> {
-        Box::pin(SqliteStore::apply_workflow(self, apply))
-    }
-    fn get_workflow(&self, id: String) -> BoxFuture<'_, Result<WorkflowRow>> {
-        Box::pin(SqliteStore::get_workflow(self, id))
-    }
-    fn list_workflows(
-        &self,
-        after: Option<String>,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<WorkflowRow>>> {
-        Box::pin(SqliteStore::list_workflows(self, after, limit))
-    }
-    fn workflow_version(&self, id: String, version: i64) -> BoxFuture<'_, Result<(Value, i64)>> {
-        Box::pin(SqliteStore::workflow_version(self, id, version))
-    }
-    fn set_workflow_status(
-        &self,
-        id: String,
-        status: &'static str,
-    ) -> BoxFuture<'_, Result<WorkflowRow>> {
-        Box::pin(SqliteStore::set_workflow_status(self, id, status))
-    }
-    fn create_api_key(&self, key: NewApiKey) -> BoxFuture<'_, Result<()>> {
-        Box::pin(SqliteStore::create_api_key(self, key))
-    }
-    fn api_key_by_hash(&self, hash: String) -> BoxFuture<'_, Result<Option<ApiKeyRow>>> {
-        Box::pin(SqliteStore::api_key_by_hash(self, hash))
-    }
-    fn list_api_keys(&self) -> BoxFuture<'_, Result<Vec<ApiKeyRow>>> {
-        Box::pin(SqliteStore::list_api_keys(self))
-    }
-    fn revoke_api_key(&self, id: String) -> BoxFuture<'_, Result<()>> {
-        Box::pin(SqliteStore::revoke_api_key(self, id))
-    }
-    fn put_connection(&self, w: ConnectionWrite) -> BoxFuture<'_, Result<(ConnectionRow, bool)>> {
-        Box::pin(SqliteStore::put_connection(self, w))
-    }
-    fn list_connections(&self) -> BoxFuture<'_, Result<Vec<ConnectionRow>>> {
-        Box::pin(SqliteStore::list_connections(self))
-    }
-    fn get_connection(&self, id: String) -> BoxFuture<'_, Result<ConnectionRow>> {
-        Box::pin(SqliteStore::get_connection(self, id))
-    }
-    fn delete_connection(&self, id: String) -> BoxFuture<'_, Result<()>> {
-        Box::pin(SqliteStore::delete_connection(self, id))
-    }
-}
+crate::store::forward::forward_ports!(SqliteStore);
 
 impl Health for SqliteStore {
     fn check(&self) -> BoxFuture<'_, Result<()>> {
@@ -118,58 +15,5 @@ impl Health for SqliteStore {
     }
     fn close(&self) {
         SqliteStore::close(self)
-    }
-}
-
-impl Schedules for SqliteStore {
-    fn list_schedules(&self) -> BoxFuture<'_, Result<Vec<ScheduleRow>>> {
-        Box::pin(SqliteStore::list_schedules(self))
-    }
-    fn put_schedule(&self, row: ScheduleRow) -> BoxFuture<'_, Result<()>> {
-        Box::pin(SqliteStore::put_schedule(self, row))
-    }
-    fn delete_schedule(&self, workflow_id: String) -> BoxFuture<'_, Result<()>> {
-        Box::pin(SqliteStore::delete_schedule(self, workflow_id))
-    }
-    fn schedule_state(&self, workflow_id: String) -> BoxFuture<'_, Result<ScheduleState>> {
-        Box::pin(SqliteStore::schedule_state(self, workflow_id))
-    }
-    fn queue_occurrence(
-        &self,
-        workflow_id: String,
-        scheduled_at: i64,
-    ) -> BoxFuture<'_, Result<()>> {
-        Box::pin(SqliteStore::queue_occurrence(
-            self,
-            workflow_id,
-            scheduled_at,
-        ))
-    }
-}
-
-impl Dashboard for SqliteStore {
-    fn create_ui_session(
-        &self,
-        id_hash: String,
-        key_id: String,
-        csrf_token: String,
-        now: i64,
-        expires_at: i64,
-    ) -> BoxFuture<'_, Result<()>> {
-        Box::pin(SqliteStore::create_ui_session(
-            self, id_hash, key_id, csrf_token, now, expires_at,
-        ))
-    }
-    fn ui_session(&self, id_hash: String, now: i64) -> BoxFuture<'_, Result<Option<UiSession>>> {
-        Box::pin(SqliteStore::ui_session(self, id_hash, now))
-    }
-    fn delete_ui_session(&self, id_hash: String) -> BoxFuture<'_, Result<()>> {
-        Box::pin(SqliteStore::delete_ui_session(self, id_hash))
-    }
-    fn search_runs(&self, search: RunSearch) -> BoxFuture<'_, Result<RunPage>> {
-        Box::pin(SqliteStore::search_runs(self, search))
-    }
-    fn overview(&self, now: i64) -> BoxFuture<'_, Result<Overview>> {
-        Box::pin(SqliteStore::overview(self, now))
     }
 }

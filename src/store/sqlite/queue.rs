@@ -5,41 +5,12 @@
 //! `lease_token`, which grows on each claim, expiry and release.
 
 use super::SqliteStore;
-use super::runs::{RUN_COLUMNS, RawRun, decode, encode_error, load_steps, opt_json, row_to_run};
-use crate::engine::{RunStatus, StepRecord};
+use super::runs::{RUN_COLUMNS, RawRun, decode, load_steps, row_to_run};
+use crate::engine::RunStatus;
+use crate::store::columns::{StepColumns as StepRow, encode_error, opt_json};
 use crate::store::{Claim, ClaimRef, CommitOutcome, HeartbeatReport, Result, RunWrite};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
-
-/// A step record as its columns, serialized before it reaches the writer.
-struct StepRow {
-    idx: i64,
-    step_id: String,
-    status: &'static str,
-    output: Option<String>,
-    error: Option<String>,
-    warnings: Option<String>,
-    attempts: i64,
-    started_at: Option<i64>,
-    completed_at: Option<i64>,
-}
-
-impl From<&StepRecord> for StepRow {
-    fn from(s: &StepRecord) -> StepRow {
-        StepRow {
-            idx: s.idx as i64,
-            step_id: s.step_id.clone(),
-            status: s.status.as_str(),
-            output: opt_json(&s.output),
-            error: encode_error(&s.error),
-            warnings: (!s.warnings.is_empty())
-                .then(|| serde_json::to_string(&s.warnings).unwrap_or_default()),
-            attempts: s.attempts,
-            started_at: s.started_at,
-            completed_at: s.completed_at,
-        }
-    }
-}
 
 /// Workflows whose `concurrency` cap is reached: their queued runs wait.
 /// Parked runs are `ready = 1`, so they never count.

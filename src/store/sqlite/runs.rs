@@ -48,16 +48,7 @@ pub(super) fn decode((mut run, status, [input, output, error]): RawRun) -> Resul
     Ok(run)
 }
 
-pub(super) fn decode_error(text: Option<String>) -> Result<Option<RunError>> {
-    match text {
-        None => Ok(None),
-        Some(t) => Ok(Some(serde_json::from_str(&t)?)),
-    }
-}
-
-pub(super) fn encode_error(e: &Option<RunError>) -> Option<String> {
-    e.as_ref().and_then(|e| serde_json::to_string(e).ok())
-}
+pub(super) use crate::store::columns::{decode_error, encode_error};
 
 pub(super) fn load_steps(c: &Connection, seq: i64) -> Result<Vec<StepRecord>> {
     let mut stmt = c.prepare_cached(
@@ -113,10 +104,6 @@ pub(super) fn run_by_id(c: &Connection, id: &str, with_steps: bool) -> Result<Op
         run.steps = load_steps(c, run.seq)?;
     }
     Ok(Some(run))
-}
-
-pub(super) fn opt_json(v: &Value) -> Option<String> {
-    (!v.is_null()).then(|| to_json(v))
 }
 
 impl SqliteStore {
