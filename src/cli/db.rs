@@ -71,6 +71,19 @@ fn failure(e: StoreError) -> Failure {
 }
 
 /// `--database-url`, when it names PostgreSQL (anything else is a usage error).
+/// A blocking file operation, run off the async runtime.
+async fn off_runtime<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Failure {
+            exit: Exit::Server,
+            message: e.to_string(),
+        })?
+        .map_err(failure)
+}
+
 fn postgres_url(url: Option<String>) -> Result<Option<String>, Failure> {
     match crate::store::Location::choose(url, PathBuf::new()).map_err(Failure::usage)? {
         crate::store::Location::Postgres(u) => Ok(Some(u)),
@@ -99,13 +112,7 @@ pub async fn db(cmd: DbCommand, json: bool) -> CmdResult {
 async fn check_sqlite(db: Option<PathBuf>, json: bool) -> CmdResult {
     let path = db_path(db)?;
     let shown = path.display().to_string();
-    let report = tokio::task::spawn_blocking(move || maintenance::integrity_check(&path))
-        .await
-        .map_err(|e| Failure {
-            exit: Exit::Server,
-            message: e.to_string(),
-        })?
-        .map_err(failure)?;
+    let report = off_runtime(move || maintenance::integrity_check(&path)).await?;
     let ok = report.problems.is_empty();
     if json {
         print_json(&json!({"database": shown, "ok": ok,
@@ -132,13 +139,7 @@ async fn check_sqlite(db: Option<PathBuf>, json: bool) -> CmdResult {
 async fn backup_sqlite(dest: PathBuf, db: Option<PathBuf>, json: bool) -> CmdResult {
     let path = db_path(db)?;
     let (from, to) = (path.clone(), dest.clone());
-    let bytes = tokio::task::spawn_blocking(move || maintenance::backup(&from, &to))
-        .await
-        .map_err(|e| Failure {
-            exit: Exit::Server,
-            message: e.to_string(),
-        })?
-        .map_err(failure)?;
+    let bytes = off_runtime(move || maintenance::backup(&from, &to)).await?;
     if json {
         print_json(&json!({"database": path, "backup": dest, "bytes": bytes}));
     } else {

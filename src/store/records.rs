@@ -57,6 +57,30 @@ pub struct NewRun {
     pub delay_ms: i64,
 }
 
+impl NewRun {
+    /// The record of this run once inserted: pending, no steps yet.
+    pub fn into_pending(self, seq: i64, created_at: i64) -> RunRow {
+        RunRow {
+            seq,
+            id: self.id,
+            workflow_id: self.workflow_id,
+            workflow_version: self.workflow_version,
+            status: RunStatus::Pending,
+            input: self.input,
+            output: Value::Null,
+            error: None,
+            idempotency_key: self.idempotency_key,
+            connection_id: self.connection_id,
+            created_at,
+            started_at: None,
+            completed_at: None,
+            cancel_requested: false,
+            trigger_type: self.trigger_type,
+            steps: vec![],
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum TriggerOutcome {
     Created(RunRow),

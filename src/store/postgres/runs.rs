@@ -206,24 +206,7 @@ impl PgStore {
 }
 
 fn created(new: NewRun, seq: i64, created_at: i64) -> TriggerOutcome {
-    TriggerOutcome::Created(RunRow {
-        seq,
-        id: new.id,
-        workflow_id: new.workflow_id,
-        workflow_version: new.workflow_version,
-        status: RunStatus::Pending,
-        input: new.input,
-        output: serde_json::Value::Null,
-        error: None,
-        idempotency_key: new.idempotency_key,
-        connection_id: new.connection_id,
-        created_at,
-        started_at: None,
-        completed_at: None,
-        cancel_requested: false,
-        trigger_type: new.trigger_type,
-        steps: vec![],
-    })
+    TriggerOutcome::Created(new.into_pending(seq, created_at))
 }
 
 impl PgStore {

@@ -150,24 +150,7 @@ impl SqliteStore {
                 new.trigger_type.as_str(),
                 created_at + new.delay_ms
             ])?;
-            Ok(TriggerOutcome::Created(RunRow {
-                seq: c.last_insert_rowid(),
-                id: new.id,
-                workflow_id: new.workflow_id,
-                workflow_version: new.workflow_version,
-                status: RunStatus::Pending,
-                input: new.input,
-                output: Value::Null,
-                error: None,
-                idempotency_key: new.idempotency_key,
-                connection_id: new.connection_id,
-                created_at,
-                started_at: None,
-                completed_at: None,
-                cancel_requested: false,
-                trigger_type: new.trigger_type,
-                steps: vec![],
-            }))
+            Ok(TriggerOutcome::Created(new.into_pending(c.last_insert_rowid(), created_at)))
         })
         .await
     }
