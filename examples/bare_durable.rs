@@ -62,7 +62,8 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<(Job, Done)>) {
             .map(|(job, done)| {
                 let r = begun.as_ref().map_err(|e| e.to_string()).and_then(|_| {
                     // A failing job must not undo its neighbours.
-                    conn.execute_batch("SAVEPOINT j").map_err(|e| e.to_string())?;
+                    conn.execute_batch("SAVEPOINT j")
+                        .map_err(|e| e.to_string())?;
                     let r = job(&conn).map_err(|e| e.to_string());
                     if r.is_err() {
                         let _ = conn.execute_batch("ROLLBACK TO j");
@@ -167,24 +168,39 @@ async fn trigger(
         return (StatusCode::BAD_REQUEST, Json(json!({"error": "input"})));
     };
     let id = format!("run_{:x}{:08x}", now_ms(), rand::random::<u32>());
-    let (seq_tx, seq_rx) = std::sync::mpsc::channel();
+    // The insert and the steps run in a task of their own: a client that
+    // hangs up after the commit must not leave its run unexecuted.
+    let (ack_tx, ack_rx) = oneshot::channel::<Result<(), String>>();
     let (rid, text) = (id.clone(), input.to_string());
-    let job: Job = Box::new(move |c| {
-        c.prepare_cached(
-            "INSERT INTO runs (id, status, input, created_at) VALUES (?1, 'pending', ?2, ?3)",
-        )?
-        .execute(params![rid, text, now_ms()])?;
-        let _ = seq_tx.send(c.last_insert_rowid());
-        Ok(())
+    let worker = app.clone();
+    tokio::spawn(async move {
+        let (seq_tx, seq_rx) = oneshot::channel();
+        let job: Job = Box::new(move |c| {
+            c.prepare_cached(
+                "INSERT INTO runs (id, status, input, created_at) VALUES (?1, 'pending', ?2, ?3)",
+            )?
+            .execute(params![rid, text, now_ms()])?;
+            let _ = seq_tx.send(c.last_insert_rowid());
+            Ok(())
+        });
+        let written = worker.write(job).await;
+        let ok = written.is_ok();
+        let _ = ack_tx.send(written);
+        if let (true, Ok(seq)) = (ok, seq_rx.await) {
+            execute(worker, seq, input).await;
+        }
     });
-    if let Err(e) = app.write(job).await {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": e})));
+    match ack_rx.await {
+        Ok(Ok(())) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"id": id, "status": "pending"})),
+        ),
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": e}))),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": "lost"})),
+        ),
     }
-    let Ok(seq) = seq_rx.recv() else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "seq"})));
-    };
-    tokio::spawn(execute(app.clone(), seq, input));
-    (StatusCode::ACCEPTED, Json(json!({"id": id, "status": "pending"})))
 }
 
 fn open(path: &str) -> rusqlite::Result<Connection> {
@@ -213,7 +229,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .prepare("SELECT seq, input FROM runs WHERE status IN ('pending', 'running')")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    conn.execute_batch("DELETE FROM steps WHERE run_seq IN (SELECT seq FROM runs WHERE status <> 'completed')")?;
+    conn.execute_batch(
+        "DELETE FROM steps WHERE run_seq IN (SELECT seq FROM runs WHERE status <> 'completed')",
+    )?;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || writer_loop(conn, rx));
     let app = Arc::new(App { writer: tx, key });
@@ -223,7 +241,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let router = Router::new()
         .route("/run", post(trigger))
         // A fast local target for the benchmark's http.request workflow.
-        .route("/item", get(|| async { Json(json!({"sku": "W-1", "price": 19.99, "stock": 42})) }))
+        .route(
+            "/item",
+            get(|| async { Json(json!({"sku": "W-1", "price": 19.99, "stock": 42})) }),
+        )
         .with_state(app);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     eprintln!("bare listening on http://{}", listener.local_addr()?);
