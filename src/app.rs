@@ -210,15 +210,10 @@ fn load_secret_key(db: &std::path::Path) -> anyhow::Result<(SecretBox, Option<Pa
 /// key cannot open it refuses to start (instead of writing secrets no other
 /// node can read).
 async fn check_secret_key(store: &Store, secrets: &SecretBox) -> anyhow::Result<()> {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mine = b64.encode(secrets.encrypt(SECRET_CHECK));
-    let stored = store.meta_init("secret_key_check", mine).await?;
-    let opens = b64
-        .decode(stored.as_bytes())
-        .ok()
-        .and_then(|blob| secrets.decrypt(&blob).ok());
-    if opens.as_deref() != Some(SECRET_CHECK) {
+    let stored = store
+        .meta_init("secret_key_check", secrets.check_value())
+        .await?;
+    if !secrets.opens_check(&stored) {
         return Err(anyhow::Error::new(Misconfigured(
             "this node's secret key differs from the one the database's other nodes use \
              (connection secrets would not decrypt); give every node the same FLOWCTL_SECRET_KEY \
@@ -228,8 +223,6 @@ async fn check_secret_key(store: &Store, secrets: &SecretBox) -> anyhow::Result<
     }
     Ok(())
 }
-
-const SECRET_CHECK: &str = "flowctl secret key check";
 
 /// Lease timing: 30 s by default; `FLOWCTL_LEASE_MS` shortens it (tests
 /// that exercise expiry, or operators who want faster rescue).

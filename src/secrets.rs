@@ -48,6 +48,8 @@ impl fmt::Debug for SecretBox {
     }
 }
 
+const KEY_CHECK: &str = "flowctl secret key check";
+
 impl SecretBox {
     /// A `FLOWCTL_SECRET_KEY`-style value: 32 bytes as 64 hex characters or base64.
     pub fn from_key_text(s: &str) -> Result<SecretBox, SecretError> {
@@ -117,6 +119,22 @@ impl SecretBox {
             path: path.display().to_string(),
             reason: e.to_string(),
         })
+    }
+
+    /// A value sealed with this key that a store keeps, so every process
+    /// sharing the store can tell whether its key is the same (base64).
+    pub fn check_value(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.encrypt(KEY_CHECK))
+    }
+
+    /// Whether `stored` (a `check_value`) was sealed with this key.
+    pub fn opens_check(&self, stored: &str) -> bool {
+        base64::engine::general_purpose::STANDARD
+            .decode(stored.as_bytes())
+            .ok()
+            .and_then(|blob| self.decrypt(&blob).ok())
+            .as_deref()
+            == Some(KEY_CHECK)
     }
 
     /// Encrypt: random nonce || ciphertext (with tag).

@@ -19,12 +19,15 @@ async fn execute_limit_is_per_key_with_headers() {
     let url = format!("{}/api/v1/workflows/wf_tiny/run", s.url);
     let started = std::time::Instant::now();
     let mut tasks = vec![];
-    let per_task = 520 / 20;
+    // Until the first 429: a loaded machine that is slower than the refill
+    // (one per 120 ms) still reaches the end of the burst.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for _ in 0..20 {
         let (http, url, key) = (s.http.clone(), url.clone(), s.key.clone());
+        let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
             let mut seen = vec![];
-            for _ in 0..per_task {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && seen.len() < 200 {
                 let r = http
                     .post(&url)
                     .header("x-api-key", &key)
@@ -35,12 +38,16 @@ async fn execute_limit_is_per_key_with_headers() {
                 let h = r.headers().clone();
                 let status = r.status().as_u16();
                 let body: serde_json::Value = r.json().await.unwrap();
+                if status == 429 {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 seen.push((status, h, body));
             }
             seen
         }));
     }
     let mut accepted = 0;
+    let mut rejected_seen = 0;
     let mut limited = None;
     for t in tasks {
         for (status, h, body) in t.await.unwrap() {
@@ -52,7 +59,10 @@ async fn execute_limit_is_per_key_with_headers() {
             assert_eq!(h["x-ratelimit-limit"], "500");
             match status {
                 202 => accepted += 1,
-                429 => limited = Some((h, body)),
+                429 => {
+                    rejected_seen += 1;
+                    limited = Some((h, body));
+                }
                 other => panic!("unexpected {other}: {body}"),
             }
         }
@@ -62,7 +72,7 @@ async fn execute_limit_is_per_key_with_headers() {
     let earned = (started.elapsed().as_secs_f64() * 500.0 / 60.0).ceil() as usize;
     assert!(
         (495..=505 + earned).contains(&accepted),
-        "{accepted} of 520 accepted in {:?}; the limit is 500 per minute",
+        "{accepted} accepted in {:?}; the limit is 500 per minute",
         started.elapsed()
     );
     let (h, body) = limited.expect("some requests were limited");
@@ -104,7 +114,7 @@ async fn execute_limit_is_per_key_with_headers() {
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(rejected as usize, 520 - accepted, "{metrics}");
+    assert_eq!(rejected as usize, rejected_seen, "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -111,7 +111,7 @@ async fn python_and_node_snippets_work_unchanged() {
     let text = stdout(&out);
     assert!(text.contains("Run ID: run_"), "{text}");
     assert!(
-        text.contains(r#"Output: {"amount":9900,"currency":"usd","customer":"cus_xxx"}"#),
+        text.contains(r#"Output: {"customer":"cus_xxx","amount":9900,"currency":"usd"}"#),
         "{text}"
     );
 }

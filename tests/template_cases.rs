@@ -323,19 +323,20 @@ fn compile_collects_every_error_with_its_path() {
     assert_eq!(
         found,
         vec![
+            ("to".to_string(), TemplateErrorKind::UnknownFilter),
+            ("items[1]".to_string(), TemplateErrorKind::Syntax),
             ("amount".to_string(), TemplateErrorKind::FilterArity),
             ("body.html".to_string(), TemplateErrorKind::Expression),
             ("body.text".to_string(), TemplateErrorKind::Syntax),
-            ("items[1]".to_string(), TemplateErrorKind::Syntax),
-            ("to".to_string(), TemplateErrorKind::UnknownFilter),
-        ]
+        ],
+        "in the order of the document"
     );
     assert_eq!(
-        errors[3].0,
+        errors[1].0,
         vec![PathSeg::Key("items".into()), PathSeg::Index(1)]
     );
     assert_eq!(
-        serde_json::to_value(&errors[3].0).expect("serializes"),
+        serde_json::to_value(&errors[1].0).expect("serializes"),
         json!(["items", 1])
     );
 }
@@ -357,8 +358,8 @@ fn compiled_value_step_refs_and_warning_paths() {
         refs,
         vec![
             ("amount".to_string(), "calculate-total".to_string()),
-            ("nested[0].x".to_string(), "later".to_string()),
             ("subject".to_string(), "create-invoice".to_string()),
+            ("nested[0].x".to_string(), "later".to_string()),
         ]
     );
     let owned = seed_ctx();
@@ -367,8 +368,8 @@ fn compiled_value_step_refs_and_warning_paths() {
     assert_eq!(
         r.warnings,
         vec![
-            "nested[0].x: unresolved path 'steps.later.output'".to_string(),
             "subject: unresolved path 'input.customerEmail'".to_string(),
+            "nested[0].x: unresolved path 'steps.later.output'".to_string(),
         ]
     );
 }

@@ -146,3 +146,33 @@ async fn roots_warnings_and_conditions() {
         json!({"prev": 8, "skippedStatus": "skipped"})
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn key_order_is_kept_in_output_and_is_not_a_new_version() {
+    let s = Server::start();
+    let def = json!({"name": "Ordered", "steps": [
+        {"id": "shape", "type": "transform", "config": {"mapping": {
+            "zeta": "{{ input.obj | json }}", "alpha": "{{ input.obj.b }}"}}}]});
+    s.apply(def).await;
+    let run_id = s
+        .trigger(
+            "wf_ordered",
+            json!({"obj": {"z": 1, "b": 2, "m": {"y": 1, "a": 2}}}),
+        )
+        .await;
+    let run = s.wait_for_run(&run_id, Duration::from_secs(10)).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    let output = &run["steps"][0]["output"];
+    assert_eq!(output["zeta"], r#"{"z":1,"b":2,"m":{"y":1,"a":2}}"#);
+    let keys: Vec<&String> = output.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["zeta", "alpha"], "the mapping's order: {output}");
+
+    // The same definition with its keys in another order is the same version.
+    let reordered = json!({"steps": [
+        {"config": {"mapping": {"alpha": "{{ input.obj.b }}", "zeta": "{{ input.obj | json }}"}},
+         "type": "transform", "id": "shape"}], "name": "Ordered"});
+    let (status, v) = s.post("/api/v1/workflows", reordered).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["result"], "unchanged", "{v}");
+    assert_eq!(v["data"]["version"], 1, "{v}");
+}

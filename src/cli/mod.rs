@@ -5,6 +5,7 @@ mod apply;
 mod batch;
 mod connections;
 mod db;
+mod db_pg;
 mod exit;
 mod keys;
 mod run;
@@ -69,7 +70,7 @@ pub enum Command {
     /// Manage API keys directly on the database file (run it on the server host)
     #[command(subcommand)]
     Keys(keys::KeysCommand),
-    /// Check the database file's integrity, or back it up while the server runs
+    /// Check the database, back it up, or copy a SQLite deployment to PostgreSQL
     #[command(subcommand)]
     Db(db::DbCommand),
 }

@@ -3,12 +3,14 @@
 //! process, one file: the default) and `postgres/` (many nodes, one
 //! database) implement them. Nothing outside this module knows which one it has.
 
+pub mod copy;
 pub mod maintenance;
 pub mod ports;
 mod postgres;
 mod records;
 mod sqlite;
 
+pub(crate) use postgres::inspect::check as check_postgres;
 pub use postgres::redact as redact_url;
 
 pub use ports::{

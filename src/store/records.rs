@@ -257,3 +257,11 @@ pub struct Overview {
     pub p50_ms: Option<i64>,
     pub p99_ms: Option<i64>,
 }
+
+/// Whether a stored definition (its JSON text) says the same as a new one.
+/// Definitions keep the author's key order (so a transform's output keeps the
+/// order of its mapping), and that order is not content: two files that differ
+/// only in key order are one version. `serde_json::Map` equality ignores order.
+pub fn same_definition(stored: &str, new: &Value) -> bool {
+    serde_json::from_str::<Value>(stored).is_ok_and(|old| &old == new)
+}

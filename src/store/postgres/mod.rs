@@ -9,6 +9,8 @@
 
 mod dashboard;
 mod errors;
+pub(crate) mod import;
+pub(crate) mod inspect;
 mod migrations;
 mod notify;
 mod ports_impl;

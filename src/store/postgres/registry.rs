@@ -4,6 +4,7 @@
 //! new version is numbered, and `(workflow_id, version)` is the primary key.
 
 use super::{PgStore, from_json, pg};
+use crate::store::records::same_definition;
 use crate::store::{
     ApiKeyRow, ApplyOutcome, ConnectionRow, ConnectionWrite, NewApiKey, Result, StoreError,
     WorkflowApply, WorkflowRow,
@@ -57,7 +58,7 @@ fn api_key(r: &Row) -> ApiKeyRow {
 }
 
 impl PgStore {
-    /// Store a new version when the canonical definition differs from the
+    /// Store a new version when the definition differs (key order aside) from the
     /// latest; a status given in the file is applied without a new version.
     pub async fn apply_workflow(&self, apply: WorkflowApply) -> Result<ApplyOutcome> {
         let WorkflowApply {
@@ -67,7 +68,7 @@ impl PgStore {
             status,
             concurrency,
         } = apply;
-        let canonical = definition.to_string();
+        let text = definition.to_string();
         let concurrency = concurrency.map(|n| n as i32);
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
@@ -84,7 +85,7 @@ impl PgStore {
             tx.execute(
                 "INSERT INTO workflow_versions (workflow_id, version, definition, created_at) \
                  VALUES ($1, 1, $2, flowctl_now_ms())",
-                &[&id, &canonical],
+                &[&id, &text],
             )
             .await
             .map_err(pg)?;
@@ -107,13 +108,13 @@ impl PgStore {
         let (latest, old_status, latest_def): (i64, String, String) =
             (head.get(0), head.get(1), head.get(2));
         let new_status = status.map(String::from).unwrap_or(old_status.clone());
-        let content_changed = latest_def != canonical;
+        let content_changed = !same_definition(&latest_def, &definition);
         let version = if content_changed { latest + 1 } else { latest };
         if content_changed {
             tx.execute(
                 "INSERT INTO workflow_versions (workflow_id, version, definition, created_at) \
                  VALUES ($1, $2, $3, flowctl_now_ms())",
-                &[&id, &version, &canonical],
+                &[&id, &version, &text],
             )
             .await
             .map_err(pg)?;

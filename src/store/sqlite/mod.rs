@@ -7,6 +7,7 @@
 mod connections;
 mod dashboard;
 mod errors;
+pub(crate) mod export;
 mod keys;
 mod lock;
 mod migrations;

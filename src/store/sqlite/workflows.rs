@@ -1,6 +1,7 @@
 //! Workflows and their immutable versions.
 
 use super::{SqliteStore, from_json};
+use crate::store::records::same_definition;
 use crate::store::{ApplyOutcome, Result, StoreError, WorkflowApply, WorkflowRow};
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
@@ -19,7 +20,7 @@ fn row_to_workflow(r: &rusqlite::Row) -> rusqlite::Result<WorkflowRow> {
 }
 
 impl SqliteStore {
-    /// Store a new version when the canonical definition differs from the
+    /// Store a new version when the definition differs (key order aside) from the
     /// latest; a status given in the file is applied without a new version.
     pub async fn apply_workflow(&self, apply: WorkflowApply) -> Result<ApplyOutcome> {
         let WorkflowApply {
@@ -30,7 +31,7 @@ impl SqliteStore {
             concurrency,
         } = apply;
         let now = crate::time::now_ms();
-        let canonical = definition.to_string();
+        let text = definition.to_string();
         self.write(move |c| {
             let existing: Option<(i64, String)> = c
                 .query_row(
@@ -47,7 +48,7 @@ impl SqliteStore {
                 )?;
                 c.execute(
                     "INSERT INTO workflow_versions (workflow_id, version, definition, created_at) VALUES (?1, 1, ?2, ?3)",
-                    params![id, canonical, now],
+                    params![id, text, now],
                 )?;
                 return Ok(ApplyOutcome { version: 1, status: status.into(), result: "created" });
             };
@@ -57,12 +58,12 @@ impl SqliteStore {
                 |r| r.get(0),
             )?;
             let new_status = status.map(String::from).unwrap_or(old_status.clone());
-            let content_changed = latest_def != canonical;
+            let content_changed = !same_definition(&latest_def, &definition);
             let version = if content_changed { latest + 1 } else { latest };
             if content_changed {
                 c.execute(
                     "INSERT INTO workflow_versions (workflow_id, version, definition, created_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![id, version, canonical, now],
+                    params![id, version, text, now],
                 )?;
             }
             if content_changed || new_status != old_status {
