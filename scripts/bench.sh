@@ -63,9 +63,10 @@ if [ "$PG_MODE" = 1 ] && [ -n "${PG_BIN:-}" ]; then
   log "measuring $PG_BIN (PG_BIN): no build"
 else
   log "building the release binary"
-  scripts/build-release.sh # static, at target/release/flowctl
+  scripts/build-release.sh --bin flowctl --example bare_durable # static, at target/release/flowctl
 fi
 BIN=$ROOT/target/release/flowctl
+BARE=$ROOT/target/$(rustc -vV | sed -n 's/^host: //p')/release/examples/bare_durable
 
 # ---------------------------------------------------------------- cleanup
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/flowctl-bench.XXXXXX")
@@ -661,6 +662,174 @@ py counts "$DB" >"$TMP/main-counts.json"
 log "runs in the main database: $(cat "$TMP/main-counts.json")"
 stop_server
 
+# ---------------------------------------------------------------- flowctl against the bare program
+# examples/bare_durable.rs does the same durable work as a three-step run with
+# nothing else: axum, one SQLite writer thread with group commit (WAL,
+# synchronous=FULL), an insert per trigger and three durable step updates.
+# Both programs get the same wrk load in the same sitting, alternating per
+# repetition on fresh databases, so the ratios hold even on a busy machine.
+CMP_PY=$TMP/bench_cmp.py
+cat >"$CMP_PY" <<'PYEOF'
+"""flowctl against the bare program: runs completed end to end, triggers accepted."""
+import json, os, sys, time
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench as B
+
+def cmd_e2e(a):
+    """e2e NAME REP CONNS SECS SCRIPT URL PID DB DRAIN_MAX [EXTRA_PID]: wrk for SECS, then wait
+    for the backlog to drain. Records the load (NAME) and NAME-e2e: runs completed per second
+    over load + drain, server CPU per run and by thread (EXTRA_PID: a helper server's CPU)."""
+    name, rep, conns, secs, script, url, pid, db, maxs = a[:9]
+    extra = int(a[9]) if len(a) > 9 else None
+    pid = int(pid)
+    t0 = time.monotonic(); c0 = B.db_counts(db); p0 = B.snap(None, pid)
+    x0 = B.proc(extra)["cpu_s"] if extra else 0
+    B.cmd_load([name, rep, conns, secs, script, url, str(pid), db, "0"])
+    c = B.db_counts(db)
+    while c["pending"] + c["running"] > 0 and time.monotonic() - t0 < float(secs) + float(maxs):
+        time.sleep(0.05)
+        c = B.db_counts(db)
+    dt = time.monotonic() - t0
+    p1 = B.snap(None, pid)
+    done = c["completed"] - c0["completed"]
+    res = {"name": name + "-e2e", "rep": int(rep), "seconds": dt, "completed": done,
+           "created": c["total"] - c0["total"], "failed": c["failed"] - c0["failed"],
+           "left": c["pending"] + c["running"], "completed_per_s": done / dt if dt else 0,
+           "cpu_s": p1["cpu_s"] - p0["cpu_s"], "cpu_ms_per_run": 1000 * (p1["cpu_s"] - p0["cpu_s"]) / max(done, 1),
+           "write_kib_per_run": (p1["wchar"] - p0["wchar"]) / 1024 / max(done, 1),
+           "rss_mib": p1["rss_mib"],
+           "threads": {k: round(v - p0["threads"].get(k, 0), 2) for k, v in p1["threads"].items()
+                       if v - p0["threads"].get(k, 0) > 0.005}}
+    if extra:
+        res["helper_cpu_s"] = B.proc(extra)["cpu_s"] - x0
+    B.record(res)
+    print(f"{name} end to end #{rep}: {done} completed in {dt:.1f} s ({res['completed_per_s']:.0f}/s), "
+          f"{res['failed']} failed, {res['left']} left, cpu/run {res['cpu_ms_per_run']:.3f} ms, "
+          f"{res['write_kib_per_run']:.1f} KiB written/run", file=sys.stderr)
+
+def cmd_report(a):
+    rows = [json.loads(l) for l in open(os.environ["RESULTS"]) if l.strip()]
+    by = {}
+    for r in rows: by.setdefault(r["name"], []).append(r)
+    m = lambda name, key: B.med([r.get(key) for r in by.get(name, [])])
+    n = lambda name: len(by.get(name, []))
+    figs = [("runs completed/s end to end (32 conns, wrk + drain)", "e2e", "completed_per_s", 0, True),
+            ("triggers accepted/s, 32 conns (runs executing meanwhile)", "", "ok_rps", 0, True),
+            ("  trigger p50, 32 conns (ms)", "", "p50_ms", 2, False),
+            ("  trigger p99, 32 conns (ms)", "", "p99_ms", 2, False),
+            ("server CPU per completed run (ms)", "e2e", "cpu_ms_per_run", 3, False),
+            ("bytes written per run (KiB)", "e2e", "write_kib_per_run", 1, False),
+            ("RSS after the run (MiB)", "e2e", "rss_mib", 1, False)]
+    print(f"\nflowctl against the bare program (examples/bare_durable.rs), same sitting, median of "
+          f"{n('cmp-flowctl')} / {n('cmp-bare')} repetitions")
+    print(f"{'figure':<58}  {'flowctl':>10}  {'bare':>10}  {'ratio':>6}  target")
+    print("-" * 102)
+    for label, suffix, key, d, ratio_target in figs:
+        f, b = (m(f"cmp-{p}" + (f"-{suffix}" if suffix else ""), key) for p in ("flowctl", "bare"))
+        ratio = f / b if f is not None and b else None
+        target, verdict = "", ""
+        if ratio_target:
+            target = "≥ 0.5× bare"; verdict = "met" if ratio is not None and ratio >= 0.5 else "NOT met"
+        if key == "p99_ms":
+            target = "flowctl ≤ 10 ms"; verdict = "met" if f is not None and f <= 10 else "NOT met"
+        fmt = lambda v: "-" if v is None else f"{v:,.{d}f}"
+        print(f"{label:<58}  {fmt(f):>10}  {fmt(b):>10}  {'-' if ratio is None else f'{ratio:.2f}':>6}  {target} {verdict}")
+    h = by.get("http-flowctl-e2e", [])
+    if h:
+        r = h[-1]
+        busy = sorted(r["threads"].items(), key=lambda kv: -kv[1])[:5]
+        print(f"\nhttp.request workflow (transform → GET a local axum server → transform), 32 conns: "
+              f"{m('http-flowctl-e2e', 'completed_per_s'):,.0f} runs/s end to end "
+              f"({sum(x['failed'] for x in h)} failed), triggers {m('http-flowctl', 'ok_rps'):,.0f}/s "
+              f"p99 {m('http-flowctl', 'p99_ms'):.2f} ms, flowctl CPU/run {m('http-flowctl-e2e', 'cpu_ms_per_run'):.3f} ms, "
+              f"target server CPU/run {1000 * r.get('helper_cpu_s', 0) / max(r['completed'], 1):.3f} ms; "
+              f"flowctl CPU by thread: " + ", ".join(f"{k} {v:.1f}s" for k, v in busy))
+    print()
+
+if __name__ == "__main__":
+    globals()["cmd_" + sys.argv[1]](sys.argv[2:])
+PYEOF
+cmp_py() { python3 "$CMP_PY" "$@" & local p=$!; PIDS+=("$p"); wait "$p"; }
+
+BARE_PID=""
+BARE_URL=""
+start_bare() { # DB LOG
+  "$BARE" "$1" bare-key 2>"$2" &
+  BARE_PID=$!
+  PIDS+=("$BARE_PID")
+  BARE_URL=""
+  for _ in $(seq 1 600); do
+    BARE_URL=$(sed -n 's/^bare listening on \(http:[^ ]*\).*/\1/p' "$2" | tail -n1)
+    [ -n "$BARE_URL" ] && break
+    kill -0 "$BARE_PID" 2>/dev/null || { cat "$2" >&2; die "the bare program exited"; }
+    sleep 0.05
+  done
+  [ -n "$BARE_URL" ] || die "the bare program did not report its address (see $2)"
+}
+stop_bare() {
+  [ -n "$BARE_PID" ] || return 0
+  kill -TERM "$BARE_PID" 2>/dev/null || true
+  wait "$BARE_PID" 2>/dev/null || true
+  BARE_PID=""
+}
+
+bare_comparison() {
+  log "flowctl against the bare program: $REPS × (wrk 32 conns ${BENCH_SECONDS} s + drain), alternating, fresh databases"
+  local rep
+  for rep in $(seq 1 "$REPS"); do
+    start_server "$TMP/cmp-flowctl-$rep.db" "$TMP/server-cmp-$rep.log" "${RL_OFF[@]}"
+    KEY=$(api_key)
+    apply_workflow "$KEY"
+    write_trigger_lua "$TMP/trigger-cmp.lua" "$KEY"
+    cmp_py e2e cmp-flowctl "$rep" 32 "$BENCH_SECONDS" "$TMP/trigger-cmp.lua" "$URL" "$SERVER_PID" \
+      "$TMP/cmp-flowctl-$rep.db" "$DRAIN_MAX"
+    stop_server
+    start_bare "$TMP/cmp-bare-$rep.db" "$TMP/bare-$rep.log"
+    write_trigger_lua "$TMP/trigger-bare.lua" bare-key
+    sed -i "s#^wrk.path = .*#wrk.path = \"/run\"#" "$TMP/trigger-bare.lua"
+    cmp_py e2e cmp-bare "$rep" 32 "$BENCH_SECONDS" "$TMP/trigger-bare.lua" "$BARE_URL" "$BARE_PID" \
+      "$TMP/cmp-bare-$rep.db" "$DRAIN_MAX"
+    stop_bare
+  done
+}
+
+# A workflow closer to real use: a transform, an http.request to a fast local
+# server (the bare program's GET /item), a transform of its answer.
+http_workflow_phase() {
+  log "http.request workflow: wrk 32 conns ${BENCH_SECONDS} s + drain"
+  start_bare "$TMP/http-target.db" "$TMP/http-target.log"
+  start_server "$TMP/http.db" "$TMP/server-http.log" "${RL_OFF[@]}"
+  KEY=$(api_key)
+  sed -e "s#\"wf_bench_order\"#\"wf_bench_http\"#" "$TMP/workflow.json" | python3 -c '
+import json, sys
+wf = json.load(sys.stdin)
+wf["name"] = "Bench HTTP"
+wf["steps"] = [wf["steps"][0], {
+    "id": "lookup", "type": "action", "action": "http.request",
+    "config": {"url": sys.argv[1] + "/item", "query": {"n": "{{input.items | size}}"}, "timeoutMs": 5000}},
+  {"id": "price", "type": "transform", "config": {"mapping": {
+    "price": "{{steps.lookup.output.body.price}}",
+    "due": "{{steps.calculate-total.output.total | times: 0.9 | round: 2}}",
+    "stock": "{{steps.lookup.output.body.stock}}"}}}]
+wf["output"] = {"due": "{{steps.price.output.due}}"}
+json.dump(wf, sys.stdout)' "$BARE_URL" >"$TMP/workflow-http.json"
+  curl -sf -X POST "$URL/api/v1/workflows" -H "x-api-key: $KEY" -H 'Content-Type: application/json' \
+    --data-binary @"$TMP/workflow-http.json" >"$TMP/apply-http.json" \
+    || die "applying the http workflow failed: $(cat "$TMP/apply-http.json")"
+  curl -sf -X POST "$URL/api/v1/workflows/wf_bench_http/run?wait=10" -H "x-api-key: $KEY" \
+    -H 'Content-Type: application/json' --data-binary "$INPUT" >"$TMP/first-http.json" \
+    || die "first http run failed: $(cat "$TMP/first-http.json")"
+  grep -q '"status":"completed"' "$TMP/first-http.json" || die "the http workflow did not complete: $(cat "$TMP/first-http.json")"
+  write_trigger_lua "$TMP/trigger-http.lua" "$KEY"
+  sed -i "s#/workflows/$WF_ID/run#/workflows/wf_bench_http/run#" "$TMP/trigger-http.lua"
+  cmp_py e2e http-flowctl 1 32 "$BENCH_SECONDS" "$TMP/trigger-http.lua" "$URL" "$SERVER_PID" \
+    "$TMP/http.db" "$DRAIN_MAX" "$BARE_PID"
+  stop_server
+  stop_bare
+}
+bare_comparison
+http_workflow_phase
+
 # ---------------------------------------------------------------- phase 2: rate limits on
 if [ "$HAVE_RL" = 1 ]; then
   log "phase 2: default rate limits on (expect mostly 429)"
@@ -702,6 +871,7 @@ stop_server
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -h | awk '/^Mem:/{print $2}') RAM, kernel $(uname -r)"
   echo "settings: BENCH_SECONDS=$BENCH_SECONDS REPS=$REPS E2E_SECONDS=$E2E_SECONDS E2E_RATE=$E2E_RATE E2E_CONNS=$E2E_CONNS ROWS=$ROWS$([ "$SMOKE" = 1 ] && echo ' (smoke: figures are not meaningful)')"
   py report
+  cmp_py report
 }
 cp "$RESULTS" "$ROOT/target/bench-last.jsonl" 2>/dev/null || true
 log "raw results: target/bench-last.jsonl"

@@ -52,7 +52,9 @@ impl Principal {
     }
 }
 
-/// Key hash → who it is (None: unknown or revoked), and when that was read.
+/// The presented key → who it is (None: unknown or revoked), and when that
+/// was read. Keyed by the key itself, compared exactly, so a cached caller
+/// costs no SHA-256; the hash is computed only for the store lookup.
 type KeyEntries = HashMap<String, (Option<Principal>, Instant)>;
 
 #[derive(Clone, Default)]
@@ -106,16 +108,18 @@ pub async fn authenticate(
             "Missing API key: send it in the x-api-key header".into(),
         ));
     };
-    let hash = crate::ids::hash_api_key(key);
     let cached = state.keys.entries.lock().ok().and_then(|m| {
-        m.get(&hash)
+        m.get(key)
             .filter(|(_, at)| at.elapsed() < CACHE_TTL)
             .map(|(p, _)| p.clone())
     });
     let principal = match cached {
         Some(p) => p,
         None => {
-            let found = state.store.api_key_by_hash(hash.clone()).await?;
+            let found = state
+                .store
+                .api_key_by_hash(crate::ids::hash_api_key(key))
+                .await?;
             let p = found.map(|row| Principal {
                 key_id: row.id,
                 scopes: row.scopes,
@@ -124,7 +128,7 @@ pub async fn authenticate(
                 if m.len() > 10_000 {
                     m.clear();
                 }
-                m.insert(hash, (p.clone(), Instant::now()));
+                m.insert(key.to_string(), (p.clone(), Instant::now()));
             }
             p
         }

@@ -69,14 +69,18 @@ impl SqliteStore {
         let claimed = self
             .write(move |c| {
                 let picked = pick(c, now, limit)?;
+                // No `RETURNING`: SQLite buffers returned rows in an ephemeral
+                // table, opened and closed per claimed run (it showed in profiles).
                 let mut mark = c.prepare_cached(
                     "UPDATE runs SET ready = 0, lease_owner = ?2, lease_until = ?3, \
-                     lease_token = lease_token + 1 WHERE seq = ?1 RETURNING lease_token",
+                     lease_token = lease_token + 1 WHERE seq = ?1",
                 )?;
+                let mut token_of =
+                    c.prepare_cached("SELECT lease_token FROM runs WHERE seq = ?1")?;
                 let mut out = Vec::with_capacity(picked.len());
                 for (mut run, status, json) in picked {
-                    let token: i64 =
-                        mark.query_row(params![run.seq, owner, lease_until], |r| r.get(0))?;
+                    mark.execute(params![run.seq, owner, lease_until])?;
+                    let token: i64 = token_of.query_row([run.seq], |r| r.get(0))?;
                     // Only a run that started before can have step results to resume from.
                     if run.started_at.is_some() {
                         run.steps = load_steps(c, run.seq)?;
