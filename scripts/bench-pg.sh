@@ -189,15 +189,9 @@ PG_NODE_PORTS=()
 pg_start_node() { # DATABASE_URL LOG
   : >"$2" # exists before the loop below reads it
   "$BIN" serve --listen 127.0.0.1:0 --database-url "$1" "${RL_OFF[@]}" 2>"$2" &
-  local pid=$! url=""
+  local pid=$! url
   PIDS+=("$pid")
-  for _ in $(seq 1 600); do
-    url=$(sed -n 's/^flowctl listening on \(http:[^ ]*\).*/\1/p' "$2" | tail -n1)
-    [ -n "$url" ] && break
-    kill -0 "$pid" 2>/dev/null || { cat "$2" >&2; die "flowctl serve exited"; }
-    sleep 0.05
-  done
-  [ -n "$url" ] || die "flowctl serve did not report its address (see $2)"
+  url=$(listening_url "$pid" "$2" "flowctl listening on" "flowctl serve")
   PG_NODE_PIDS+=("$pid")
   PG_NODE_PORTS+=("${url##*:}")
   URL=$url

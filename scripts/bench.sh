@@ -584,19 +584,22 @@ EOF
 
 SERVER_PID=""
 URL=""
+listening_url() { # PID LOG PREFIX NAME: the URL a server prints on its "PREFIX http://..." line
+  local pid=$1 logf=$2 prefix=$3 name=$4 url=""
+  for _ in $(seq 1 600); do
+    url=$(sed -n "s/^$prefix \\(http:[^ ]*\\).*/\\1/p" "$logf" | tail -n1)
+    [ -n "$url" ] && { echo "$url"; return 0; }
+    kill -0 "$pid" 2>/dev/null || { cat "$logf" >&2; die "$name exited"; }
+    sleep 0.05
+  done
+  die "$name did not report its address (see $logf)"
+}
 start_server() { # DB LOG [extra serve flags...]
   local db=$1 logf=$2; shift 2
   "$BIN" serve --listen 127.0.0.1:0 --db "$db" "$@" 2>"$logf" &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
-  URL=""
-  for _ in $(seq 1 600); do
-    URL=$(sed -n 's/^flowctl listening on \(http:[^ ]*\).*/\1/p' "$logf" | tail -n1)
-    [ -n "$URL" ] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$logf" >&2; die "flowctl serve exited"; }
-    sleep 0.05
-  done
-  [ -n "$URL" ] || die "flowctl serve did not report its address (see $logf)"
+  URL=$(listening_url "$SERVER_PID" "$logf" "flowctl listening on" "flowctl serve")
   curl -sf "$URL/healthz" >/dev/null || die "$URL/healthz is not healthy"
 }
 stop_server() {
@@ -757,14 +760,7 @@ start_bare() { # DB LOG
   "$BARE" "$1" bare-key 2>"$2" &
   BARE_PID=$!
   PIDS+=("$BARE_PID")
-  BARE_URL=""
-  for _ in $(seq 1 600); do
-    BARE_URL=$(sed -n 's/^bare listening on \(http:[^ ]*\).*/\1/p' "$2" | tail -n1)
-    [ -n "$BARE_URL" ] && break
-    kill -0 "$BARE_PID" 2>/dev/null || { cat "$2" >&2; die "the bare program exited"; }
-    sleep 0.05
-  done
-  [ -n "$BARE_URL" ] || die "the bare program did not report its address (see $2)"
+  BARE_URL=$(listening_url "$BARE_PID" "$2" "bare listening on" "the bare program")
 }
 stop_bare() {
   [ -n "$BARE_PID" ] || return 0
