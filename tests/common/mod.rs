@@ -97,23 +97,7 @@ impl Server {
     pub fn start_node(database_url: &str, env: &[(&str, &str)], args: &[&str]) -> Server {
         let home = Arc::new(tempfile::tempdir().expect("temp dir"));
         let db = home.path().join("flowctl.db");
-        let mut s = Server {
-            child: None,
-            url: String::new(),
-            key: String::new(),
-            home,
-            db,
-            logs: Default::default(),
-            http: reqwest::Client::new(),
-            extra_args: args.iter().map(|s| s.to_string()).collect(),
-            extra_env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            database_url: Some(database_url.to_string()),
-        };
-        s.launch();
-        s
+        Server::start_on(home, db, args, env, Some(database_url.to_string()))
     }
 
     /// The flags that name this server's store, for CLI commands.
