@@ -166,16 +166,7 @@ async fn every_endpoint_is_in_api_md() {
         gaps.is_empty(),
         "endpoints missing from docs/api.md: {gaps:?}"
     );
-    for scope in [
-        "workflows:read",
-        "workflows:write",
-        "workflows:execute",
-        "runs:read",
-        "runs:write",
-        "connections:read",
-        "connections:write",
-        "admin",
-    ] {
+    for scope in flowctl::http::SCOPES {
         assert!(
             text.contains(&format!("`{scope}`")),
             "scope {scope} missing from docs/api.md"
