@@ -114,6 +114,10 @@ pub struct StepView {
     pub attempts: i64,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub warnings: Vec<String>,
+    /// Why a skipped step did not run: `{condition, branch}` (the branch the condition
+    /// took), `{stop}` or `{if}`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub skip_reason: Option<Value>,
     pub started_at: Option<String>,
     pub completed_at: Option<String>,
 }
@@ -127,6 +131,10 @@ pub struct ApplyResponse {
     pub changed: bool,
     /// `created`, `updated` or `unchanged`
     pub result: String,
+    /// What `flowctl validate --strict` would refuse, e.g. a reference a condition may
+    /// leave unset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<ErrorDetail>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -215,13 +215,19 @@ fn current_step(run: &RunView) -> String {
     format!("{}/{} {}", current + 1, steps.len(), id)
 }
 
-/// Output on stdout when completed; the error on stderr otherwise.
+/// Output on stdout when completed; the error on stderr otherwise. The branches taken
+/// and the steps skipped go to stderr, beside the output, not in it.
 fn report(run: &RunView, json: bool) -> Exit {
     let completed = run.status == "completed";
     if json {
         print_json(run);
-    } else if completed {
-        print_json(&run.output);
+    } else {
+        for line in control_flow_lines(run) {
+            eprintln!("{line}");
+        }
+        if completed {
+            print_json(&run.output);
+        }
     }
     if completed {
         return Exit::Ok;
@@ -237,6 +243,43 @@ fn report(run: &RunView, json: bool) -> Exit {
         eprintln!("  failed step: {step}");
     }
     Exit::RunFailed
+}
+
+/// `check-amount: took then` for each condition that ran, and `skipped request-approval
+/// (check-amount took else)` for each step skipped by a condition, a stop or its `if`.
+pub(super) fn control_flow_lines(run: &RunView) -> Vec<String> {
+    let mut out = vec![];
+    for s in &run.steps {
+        if s.step_type == "condition"
+            && let Some(branch) = s.output.get("branch").and_then(Value::as_str)
+        {
+            out.push(format!("{}: took {branch}", s.id));
+        }
+        if s.step_type == "stop" && s.status == "completed" {
+            out.push(format!("{}: stopped the run", s.id));
+        }
+        if let Some(reason) = &s.skip_reason {
+            out.push(format!("skipped {} ({})", s.id, skip_text(reason)));
+        }
+    }
+    out
+}
+
+/// A skip reason in words.
+pub(super) fn skip_text(reason: &Value) -> String {
+    if let Some(c) = reason.get("condition").and_then(Value::as_str) {
+        return match reason.get("branch").and_then(Value::as_str) {
+            Some(b) => format!("{c} took {b}"),
+            None => format!("{c} did not run"),
+        };
+    }
+    if let Some(stop) = reason.get("stop").and_then(Value::as_str) {
+        return format!("{stop} stopped the run");
+    }
+    if let Some(t) = reason.get("if").and_then(Value::as_str) {
+        return format!("if {t} was false");
+    }
+    reason.to_string()
 }
 
 /// `Value` helper for the batch summary.

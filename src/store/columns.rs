@@ -3,7 +3,7 @@
 //! their JSON text. Plain functions, no SQL.
 
 use super::Result;
-use crate::engine::{RunError, StepRecord};
+use crate::engine::{RunError, SkipReason, StepRecord, StepStatus};
 use serde_json::Value;
 
 pub(crate) fn opt_json(v: &Value) -> Option<String> {
@@ -47,7 +47,12 @@ impl From<&StepRecord> for StepColumns {
             idx: s.idx as i64,
             step_id: s.step_id.clone(),
             status: s.status.as_str(),
-            output: opt_json(&s.output),
+            output: match (&s.skip_reason, s.status) {
+                (Some(reason), StepStatus::Skipped) => {
+                    Some(serde_json::json!({ SKIP_REASON: reason }).to_string())
+                }
+                _ => opt_json(&s.output),
+            },
             error: encode_error(&s.error),
             warnings: (!s.warnings.is_empty())
                 .then(|| serde_json::to_string(&s.warnings).unwrap_or_default()),
@@ -56,4 +61,23 @@ impl From<&StepRecord> for StepColumns {
             completed_at: s.completed_at,
         }
     }
+}
+
+/// A skipped step has no output, so its output column carries why it was skipped
+/// (`{"skipReason": …}`), which saves both stores a column and a migration.
+const SKIP_REASON: &str = "skipReason";
+
+/// A step's output and skip reason from its status and output column.
+pub(crate) fn decode_output(
+    status: StepStatus,
+    text: Option<String>,
+) -> Result<(Value, Option<SkipReason>)> {
+    let value = from_json(text)?;
+    if status == StepStatus::Skipped
+        && let Some(reason) = value.get(SKIP_REASON)
+    {
+        let reason = serde_json::from_value(reason.clone())?;
+        return Ok((Value::Null, Some(reason)));
+    }
+    Ok((value, None))
 }

@@ -92,6 +92,12 @@ pub struct Context<'a> {
     pub now: &'a str,
 }
 
+/// A value as it reads inside text: strings raw, numbers canonical, null empty, arrays and
+/// objects as compact JSON.
+pub fn value_text(v: &Value) -> String {
+    eval::to_text(v)
+}
+
 /// `false`, `null`, `""` and `0` are falsy (a step's `if`); everything else is truthy.
 pub fn is_truthy(v: &Value) -> bool {
     match v {

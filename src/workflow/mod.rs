@@ -3,6 +3,7 @@
 //! Depends only on `template`.
 
 mod compile;
+pub mod control;
 mod definition;
 pub mod fields;
 mod schema;
@@ -12,7 +13,8 @@ mod webhook_trigger;
 
 pub use compile::{Issue, compile, derive_id};
 pub use definition::{
-    CompiledStep, CompiledWorkflow, ErrorHandling, RetryConfig, StepKind, WorkflowStatus,
+    Branch, CompiledStep, CompiledWorkflow, ErrorHandling, Guard, RetryConfig, StepKind,
+    WorkflowStatus,
 };
 pub use schema::{InputSchema, InputViolation};
 pub use trigger::TriggerDef;
