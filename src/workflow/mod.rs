@@ -4,6 +4,8 @@
 
 mod compile;
 pub mod control;
+#[cfg(test)]
+mod control_tests;
 mod definition;
 pub mod fields;
 mod schema;
