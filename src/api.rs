@@ -122,6 +122,34 @@ pub struct StepView {
     pub completed_at: Option<String>,
 }
 
+impl StepView {
+    /// The branch a `condition` step took (`then` / `else`), once it ran.
+    pub fn branch_taken(&self) -> Option<&str> {
+        if self.step_type != "condition" || self.status != "completed" {
+            return None;
+        }
+        self.output.get("branch").and_then(Value::as_str)
+    }
+
+    /// Why the step was skipped, in words (`check-amount took else`), for people.
+    pub fn skip_text(&self) -> Option<String> {
+        let reason = self.skip_reason.as_ref()?;
+        let text = |k: &str| reason.get(k).and_then(Value::as_str);
+        Some(if let Some(c) = text("condition") {
+            match text("branch") {
+                Some(b) => format!("{c} took {b}"),
+                None => format!("{c} did not run"),
+            }
+        } else if let Some(stop) = text("stop") {
+            format!("{stop} stopped the run")
+        } else if let Some(t) = text("if") {
+            format!("if {t} was false")
+        } else {
+            reason.to_string()
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyResponse {

@@ -250,36 +250,17 @@ fn report(run: &RunView, json: bool) -> Exit {
 pub(super) fn control_flow_lines(run: &RunView) -> Vec<String> {
     let mut out = vec![];
     for s in &run.steps {
-        if s.step_type == "condition"
-            && let Some(branch) = s.output.get("branch").and_then(Value::as_str)
-        {
+        if let Some(branch) = s.branch_taken() {
             out.push(format!("{}: took {branch}", s.id));
         }
         if s.step_type == "stop" && s.status == "completed" {
             out.push(format!("{}: stopped the run", s.id));
         }
-        if let Some(reason) = &s.skip_reason {
-            out.push(format!("skipped {} ({})", s.id, skip_text(reason)));
+        if let Some(why) = s.skip_text() {
+            out.push(format!("skipped {} ({why})", s.id));
         }
     }
     out
-}
-
-/// A skip reason in words.
-pub(super) fn skip_text(reason: &Value) -> String {
-    if let Some(c) = reason.get("condition").and_then(Value::as_str) {
-        return match reason.get("branch").and_then(Value::as_str) {
-            Some(b) => format!("{c} took {b}"),
-            None => format!("{c} did not run"),
-        };
-    }
-    if let Some(stop) = reason.get("stop").and_then(Value::as_str) {
-        return format!("{stop} stopped the run");
-    }
-    if let Some(t) = reason.get("if").and_then(Value::as_str) {
-        return format!("if {t} was false");
-    }
-    reason.to_string()
 }
 
 /// `Value` helper for the batch summary.

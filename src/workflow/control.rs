@@ -210,11 +210,7 @@ pub(super) fn check_stop(ck: &mut Checker, at: &[Value], cfg: &Map<String, Value
                     let at = push(at, "error");
                     fields::check(ck, &at, e, &["code", "message"]);
                     for k in ["code", "message"] {
-                        if !e
-                            .get(k)
-                            .and_then(Value::as_str)
-                            .is_some_and(|s| !s.is_empty())
-                        {
+                        if e.get(k).and_then(Value::as_str).is_none_or(str::is_empty) {
                             ck.add(push(&at, k), "required: a non-empty string");
                         }
                     }
