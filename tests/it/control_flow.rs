@@ -2,9 +2,8 @@
 //! skipped (API and CLI), a stop that completes or fails the run, apply-time refusals and
 //! warnings, and a crash after a condition committed that does not evaluate it again.
 
-mod common;
-use common::target::Target;
-use common::*;
+use crate::common::target::Target;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::time::Duration;
 
