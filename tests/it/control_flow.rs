@@ -296,3 +296,57 @@ async fn a_condition_committed_before_a_crash_is_not_evaluated_again() {
         "the call in flight runs again (at least once)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_invoice_by_amount_example_branches_on_amount_as_documented() {
+    let s = Server::start();
+    let out = s.cli(&["apply", "workflows/invoice_by_amount.json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("warning"),
+        "the example has no definedness warning: {}",
+        stderr(&out)
+    );
+    let out = s.cli(&[
+        "run",
+        "wf_invoice_by_amount",
+        "--input",
+        "@workflows/invoice_by_amount.input.json",
+        "--wait",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("check-amount: took then"), "{err}");
+    assert!(
+        err.contains("skipped invoice-direct (check-amount took then)"),
+        "{err}"
+    );
+    let output: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        output,
+        json!({"branch": "then", "net": "12250.50", "vat": "2327.60",
+               "approver": "finance@example.com", "invoice": "pending approval"})
+    );
+    let small = s
+        .trigger(
+            "wf_invoice_by_amount",
+            json!({"customerId": "cus_1", "items": [{"quantity": 2, "price": 10}]}),
+        )
+        .await;
+    let run = s.wait_for_run(&small, Duration::from_secs(20)).await;
+    assert_eq!(run["output"]["branch"], "else", "{run}");
+    assert_eq!(run["output"]["approver"], "not needed");
+    assert_eq!(run["output"]["vat"], "0.00");
+    let empty = s
+        .trigger(
+            "wf_invoice_by_amount",
+            json!({"customerId": "cus_1", "items": []}),
+        )
+        .await;
+    let run = s.wait_for_run(&empty, Duration::from_secs(20)).await;
+    assert_eq!(run["output"], json!({"invoiced": false}), "{run}");
+    assert_eq!(
+        step(&run, "check-amount")["skipReason"],
+        json!({"stop": "nothing-to-invoice"})
+    );
+}
