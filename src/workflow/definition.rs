@@ -86,11 +86,6 @@ impl StepKind {
             StepKind::Stop => "stop",
         }
     }
-
-    /// Whether the engine settles the step itself (no side effect, nothing to retry).
-    pub fn is_pure(&self) -> bool {
-        !matches!(self, StepKind::Action(_))
-    }
 }
 
 /// A branch of a `condition`.
