@@ -81,3 +81,58 @@ pub(crate) fn decode_output(
     }
     Ok((value, None))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn skipped(reason: Option<SkipReason>) -> StepRecord {
+        StepRecord {
+            status: StepStatus::Skipped,
+            skip_reason: reason,
+            ..StepRecord::blank(2, "lo")
+        }
+    }
+
+    #[test]
+    fn a_skip_reason_round_trips_through_the_output_column() {
+        let reason = SkipReason::Condition {
+            condition: "check-amount".into(),
+            branch: Some("then".into()),
+        };
+        let cols = StepColumns::from(&skipped(Some(reason.clone())));
+        assert_eq!(
+            cols.output.as_deref(),
+            Some(r#"{"skipReason":{"condition":"check-amount","branch":"then"}}"#)
+        );
+        let (output, back) = decode_output(StepStatus::Skipped, cols.output).unwrap();
+        assert_eq!((output, back), (Value::Null, Some(reason)));
+        for reason in [
+            SkipReason::Stop {
+                stop: "halt".into(),
+            },
+            SkipReason::If {
+                template: "{{ false }}".into(),
+            },
+            SkipReason::Condition {
+                condition: "c".into(),
+                branch: None,
+            },
+        ] {
+            let cols = StepColumns::from(&skipped(Some(reason.clone())));
+            let (_, back) = decode_output(StepStatus::Skipped, cols.output).unwrap();
+            assert_eq!(back, Some(reason));
+        }
+    }
+
+    #[test]
+    fn outputs_of_other_steps_are_left_alone() {
+        let cols = StepColumns::from(&skipped(None));
+        assert_eq!(cols.output, None);
+        // A completed step whose output happens to carry the key keeps it.
+        let text = Some(r#"{"skipReason":"mine"}"#.to_string());
+        let (output, reason) = decode_output(StepStatus::Completed, text).unwrap();
+        assert_eq!(output, serde_json::json!({"skipReason": "mine"}));
+        assert_eq!(reason, None);
+    }
+}
