@@ -90,12 +90,26 @@ pub struct RunView {
     pub error: Value,
     pub idempotency_key: Option<String>,
     pub connection_id: Option<String>,
-    /// How the run started: `api`, `schedule`, `webhook`, `replay` or `batch`.
+    /// How the run started: `api`, `schedule`, `webhook`, `replay`, `batch` or `workflow`.
     pub trigger_type: String,
     pub created_at: String,
     pub started_at: Option<String>,
     pub completed_at: Option<String>,
     pub duration_ms: Option<i64>,
+    /// The run whose `workflow` step started this one (`null` for a run started from outside).
+    #[serde(default)]
+    pub parent_run_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_step_id: Option<String>,
+    /// The top of this run's tree (itself when it has no parent).
+    #[serde(default)]
+    pub root_run_id: String,
+    /// 0 for a run started from outside; a child is one deeper than its parent.
+    #[serde(default)]
+    pub depth: i64,
+    /// `{total, completed, failed, running}` of its child runs (on one run, not in lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub children: Option<Value>,
     /// Left out of run lists.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepView>,

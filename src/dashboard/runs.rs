@@ -19,7 +19,7 @@ const PAGE_SIZE: usize = 50;
 /// Filters no index serves in order stop searching after this long (the page
 /// then says so and links on), so the list answers fast on any history.
 const SEARCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(25);
-const TRIGGER_TYPES: [&str; 5] = TriggerType::ALL;
+const TRIGGER_TYPES: [&str; 6] = TriggerType::ALL;
 /// How often a live region asks for fresh content (SPEC: within 2 s).
 const LIVE_MS: u32 = 1000;
 

@@ -31,6 +31,10 @@ pub struct RunState {
     pub park_until: Option<i64>,
     /// A cancel recorded in the store before this claim.
     pub cancel_requested: bool,
+    /// 0 for a run started from outside; a child run is one deeper than its parent.
+    pub depth: i64,
+    /// The latest deadline a parent allows this child run (ms), if any.
+    pub deadline_at: Option<i64>,
 }
 
 impl RunState {
@@ -71,13 +75,22 @@ impl RunState {
             error: None,
             park_until: None,
             cancel_requested,
+            depth: 0,
+            deadline_at: None,
         }
     }
 
     /// When the run's `timeoutMs` runs out, once it has started.
+    /// A child run's deadline is never later than its parent's.
     pub fn deadline(&self, wf: &CompiledWorkflow) -> Option<i64> {
-        let limit = i64::try_from(wf.timeout_ms?).unwrap_or(i64::MAX);
-        Some(self.started_at?.saturating_add(limit))
+        let own = wf.timeout_ms.and_then(|t| {
+            let limit = i64::try_from(t).unwrap_or(i64::MAX);
+            Some(self.started_at?.saturating_add(limit))
+        });
+        match (own, self.deadline_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -134,6 +147,38 @@ pub enum Effect {
     Park { until: i64 },
     /// Commit the final state; the run is over.
     Finish { status: RunStatus },
+    /// Commit the state together with a child run of `workflow_id` (created
+    /// once: `child_run_id` is derived from the parent, step and key). With
+    /// `wait`, the commit also suspends the run until the child's finish
+    /// queues it again; without, report `StepSucceeded` with `{runId}`.
+    Spawn(Spawn),
+}
+
+/// A child run to create, as the engine decided it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spawn {
+    pub idx: usize,
+    pub step_id: String,
+    pub key: String,
+    pub child_run_id: String,
+    pub workflow_id: String,
+    pub version: Option<i64>,
+    pub input: Value,
+    pub wait: bool,
+    pub depth: i64,
+    /// The parent's deadline: the child's may not be later.
+    pub deadline_at: Option<i64>,
+}
+
+/// Sub-workflow chains are at most this deep.
+pub const MAX_DEPTH: i64 = 25;
+
+/// The id of the child run of `(parent, step, key)`: the same on every
+/// attempt, so a spawn repeated after a crash finds the child it created.
+pub fn child_run_id(parent_run_id: &str, step_id: &str, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{parent_run_id}\n{step_id}\n{key}").as_bytes());
+    format!("run_{}", &crate::ids::hex(&digest)[..24])
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -341,6 +386,11 @@ fn drive(wf: &CompiledWorkflow, mut s: RunState, now: i64, deadline: Option<i64>
                     }
                     // Handled above, where the scope is still at hand.
                     StepKind::Stop => {}
+                    StepKind::Workflow => {
+                        if let Some(t) = workflow_step(wf, &mut s, i, config, now, deadline) {
+                            return t;
+                        }
+                    }
                     StepKind::Wait => {
                         if let Some(until) = wait_step(rec, &config, now) {
                             // A parked run still times out on time.
@@ -416,6 +466,82 @@ fn stop_run(
         }
         Err(error) => finish(wf, s, RunStatus::Failed, Some(error), now),
     }
+}
+
+/// A `workflow` step: settle it from its child's recorded finish, or spawn
+/// (again: the spawn is idempotent) the child. `None`: settled, go on.
+fn workflow_step(
+    wf: &CompiledWorkflow,
+    s: &mut RunState,
+    i: usize,
+    config: Value,
+    now: i64,
+    deadline: Option<i64>,
+) -> Option<Transition> {
+    let step = &wf.steps[i];
+    let wait = config.get("wait").and_then(Value::as_bool).unwrap_or(true);
+    let child_id = child_run_id(&s.run_id, &step.id, "0");
+    let depth = s.depth + 1;
+    let rec = &mut s.steps[i];
+    if rec.status == StepStatus::Waiting
+        && let Some(child) = rec.output.get("child").cloned()
+    {
+        // The child's finish was recorded on this step in the commit that ended it.
+        rec.completed_at = Some(now);
+        let status = child.get("status").and_then(Value::as_str).unwrap_or("");
+        if status == "completed" {
+            rec.status = StepStatus::Completed;
+            rec.output = child.get("output").cloned().unwrap_or(Value::Null);
+        } else {
+            let cause = child.get("error").cloned().unwrap_or(Value::Null);
+            rec.status = StepStatus::Failed;
+            let mut error = RunError::child_failed(&step.id, &child_id, status, cause.clone());
+            error.path = None;
+            rec.output = json!({"runId": child_id, "status": status, "error": cause});
+            rec.error = Some(error);
+        }
+        return None;
+    }
+    if depth > MAX_DEPTH {
+        rec.attempts += 1;
+        rec.status = StepStatus::Failed;
+        rec.error = Some(RunError::max_depth(&step.id, MAX_DEPTH));
+        rec.completed_at = Some(now);
+        return None;
+    }
+    if rec.status != StepStatus::Waiting && rec.status != StepStatus::Running {
+        rec.attempts += 1;
+    }
+    rec.error = None;
+    if wait {
+        rec.status = StepStatus::Waiting;
+        rec.output = json!({
+            "waitingFor": "children",
+            "runId": child_id,
+            "progress": {"total": 1, "running": 1, "completed": 0, "failed": 0},
+        });
+    } else {
+        rec.status = StepStatus::Running;
+    }
+    let spawn = Spawn {
+        idx: i,
+        step_id: step.id.clone(),
+        key: "0".into(),
+        child_run_id: child_id,
+        workflow_id: config
+            .get("workflowId")
+            .map(crate::template::value_text)
+            .unwrap_or_default(),
+        version: config.get("version").and_then(Value::as_i64),
+        input: config.get("input").cloned().unwrap_or_else(|| json!({})),
+        wait,
+        depth,
+        deadline_at: deadline,
+    };
+    Some(Transition {
+        state: s.clone(),
+        effect: Effect::Spawn(spawn),
+    })
 }
 
 /// A wait step: settle it when due (`None`), else mark it waiting and

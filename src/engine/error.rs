@@ -96,6 +96,32 @@ impl RunError {
         }
     }
 
+    /// A `workflow` step whose child run did not complete: the child's error nested.
+    pub fn child_failed(step_id: &str, child_run_id: &str, status: &str, cause: Value) -> RunError {
+        RunError {
+            code: "CHILD_FAILED".into(),
+            message: format!(
+                "step '{step_id}': child run {child_run_id} ended {status}: {}",
+                cause
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no error recorded")
+            ),
+            step_id: Some(step_id.into()),
+            path: None,
+        }
+    }
+
+    /// A chain of sub-workflows deeper than the limit.
+    pub fn max_depth(step_id: &str, limit: i64) -> RunError {
+        RunError {
+            code: "MAX_DEPTH".into(),
+            message: format!("step '{step_id}': sub-workflows may nest at most {limit} deep"),
+            step_id: Some(step_id.into()),
+            path: None,
+        }
+    }
+
     /// The wire shape (`null` when there is no error).
     pub fn to_value(this: &Option<RunError>) -> Value {
         match this {

@@ -12,7 +12,10 @@ mod error;
 mod retry;
 mod status;
 
-pub use advance::{Effect, Event, RunState, Transition, advance, placeholder_workflow};
+pub use advance::{
+    Effect, Event, MAX_DEPTH, RunState, Spawn, Transition, advance, child_run_id,
+    placeholder_workflow,
+};
 pub use connections::{ConnectionRef, ResolveError, check_trigger, resolve};
 pub use control::{SkipReason, compare_op};
 pub use error::RunError;

@@ -224,6 +224,9 @@ fn run_filter(q: &QueryMap) -> Result<RunFilter, ApiError> {
         trigger_type,
         before_seq,
         limit: limit(q)?,
+        // Sub-workflow children are listed anyway; `includeChildren` is accepted
+        // for the loop and parallel children that are hidden by default.
+        parent_run_id: q.get("parentRunId").cloned(),
     })
 }
 

@@ -55,7 +55,15 @@ pub fn run_view(run: RunRow, wf: Option<&CompiledWorkflow>, with_steps: bool) ->
             .collect(),
         _ => vec![],
     };
+    let family = run.family;
     RunView {
+        root_run_id: family.root_run_id.unwrap_or_else(|| run.id.clone()),
+        parent_run_id: family.parent_run_id,
+        parent_step_id: family.parent_step_id,
+        depth: family.depth,
+        children: family.children.map(|n| {
+            serde_json::json!({"total": n.total, "completed": n.completed, "failed": n.failed, "running": n.running})
+        }),
         id: run.id,
         status: run.status.as_str().into(),
         workflow_id: run.workflow_id,

@@ -54,6 +54,12 @@ pub struct RunWrite {
     pub park_until: Option<i64>,
     /// Only the step records that changed.
     pub steps: Vec<StepRecord>,
+    /// A child run created in this commit (once: its id is fixed by the
+    /// parent, step and key, so a repeat after a crash creates nothing).
+    pub spawn: Option<ChildSpawn>,
+    /// Not finished and not parked: out of the queue, holding no worker,
+    /// until a child's finish queues it again.
+    pub suspend: bool,
 }
 
 /// How a commit for a claimed run ended.
@@ -155,6 +161,10 @@ pub trait Health: Send + Sync {
     fn check(&self) -> BoxFuture<'_, Result<()>>;
     /// Stop accepting writes and flush what is pending.
     fn close(&self);
+    /// Whether this store can create child runs (`RunWrite::spawn`).
+    fn child_runs(&self) -> bool {
+        true
+    }
     /// Deliver what other nodes sharing this store signal (a run queued,
     /// finished or cancelled) to this node's events. A store only one
     /// process opens has nothing to deliver.

@@ -13,10 +13,13 @@ pub enum TriggerType {
     Webhook,
     Replay,
     Batch,
+    /// A child run started by a `workflow` step.
+    Workflow,
 }
 
 impl TriggerType {
-    pub const ALL: [&'static str; 5] = ["api", "schedule", "webhook", "replay", "batch"];
+    pub const ALL: [&'static str; 6] =
+        ["api", "schedule", "webhook", "replay", "batch", "workflow"];
 
     pub fn parse(s: &str) -> Option<TriggerType> {
         Some(match s {
@@ -25,6 +28,7 @@ impl TriggerType {
             "webhook" => TriggerType::Webhook,
             "replay" => TriggerType::Replay,
             "batch" => TriggerType::Batch,
+            "workflow" => TriggerType::Workflow,
             _ => return None,
         })
     }
@@ -36,6 +40,7 @@ impl TriggerType {
             TriggerType::Webhook => "webhook",
             TriggerType::Replay => "replay",
             TriggerType::Batch => "batch",
+            TriggerType::Workflow => "workflow",
         }
     }
 }
@@ -77,6 +82,7 @@ impl NewRun {
             cancel_requested: false,
             trigger_type: self.trigger_type,
             steps: vec![],
+            family: Family::default(),
         }
     }
 }
@@ -105,6 +111,48 @@ pub struct RunRow {
     pub cancel_requested: bool,
     pub trigger_type: TriggerType,
     pub steps: Vec<StepRecord>,
+    /// Where the run sits in a tree of child runs.
+    pub family: Family,
+}
+
+/// A run's place among child runs: empty for a run started from outside.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Family {
+    pub parent_run_id: Option<String>,
+    pub parent_step_id: Option<String>,
+    pub root_run_id: Option<String>,
+    pub depth: i64,
+    pub key: Option<String>,
+    /// A parent's deadline this run may not outlive (ms).
+    pub deadline_at: Option<i64>,
+    /// Its children by status (filled when one run is read).
+    pub children: Option<ChildCounts>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChildCounts {
+    pub total: i64,
+    pub completed: i64,
+    pub failed: i64,
+    pub running: i64,
+}
+
+/// A child run to create in the same commit as its parent's new state.
+#[derive(Debug, Clone)]
+pub struct ChildSpawn {
+    pub id: String,
+    pub workflow_id: String,
+    pub workflow_version: i64,
+    pub input: Value,
+    pub connection_id: Option<String>,
+    pub parent_step_id: String,
+    pub key: String,
+    pub root_run_id: String,
+    pub depth: i64,
+    /// The parent waits: the child's finish is recorded on the parent's step
+    /// and queues the parent again.
+    pub wait: bool,
+    pub deadline_at: Option<i64>,
 }
 
 impl RunRow {
@@ -120,6 +168,8 @@ pub struct RunFilter {
     pub trigger_type: Option<TriggerType>,
     pub before_seq: Option<i64>,
     pub limit: usize,
+    /// Only the children of this run.
+    pub parent_run_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -8,9 +8,10 @@ use super::Worker;
 use super::lease::Held;
 use super::steps::{RunRef, StepError, run_action};
 use crate::engine::{self, Effect, Event, RunState, StepRecord, Transition};
-use crate::store::{Claim, CommitOutcome, RunWrite};
+use crate::store::{ChildSpawn, Claim, CommitOutcome, RunWrite, StoreError};
 use crate::time::now_ms;
 use crate::workflow::{CompiledWorkflow, StepKind};
+use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -79,11 +80,37 @@ impl Worker {
             run.cancel_requested,
             run.steps,
         );
+        state.depth = run.family.depth;
+        state.deadline_at = run.family.deadline_at;
+        let root_run_id = run
+            .family
+            .root_run_id
+            .clone()
+            .unwrap_or_else(|| run.id.clone());
+        let has_parent = run.family.parent_run_id.is_some();
         let mut lost = held.lost.subscribe();
         loop {
             let t = engine::advance(&wf, &state, event, now_ms(), rand::random());
             self.observe_settled(&wf, &state, &t);
-            match self.commit(held, write_for(&state, &t)).await? {
+            let mut write = write_for(&state, &t);
+            // The worker performs a spawn the engine decided: it checks the
+            // target, and the child is created in the parent's commit.
+            let mut spawn_failed = None;
+            if let Effect::Spawn(sp) = &t.effect {
+                match self
+                    .child_for(sp, &root_run_id, run.connection_id.clone())
+                    .await
+                {
+                    Ok(child) => {
+                        write.suspend = sp.wait;
+                        write.spawn = Some(child);
+                    }
+                    Err(Err(e)) if e.is_unavailable() => return Err(Stop::StoreFailing),
+                    Err(Err(e)) => spawn_failed = Some(engine::RunError::internal(e.to_string())),
+                    Err(Ok(error)) => spawn_failed = Some(error),
+                }
+            }
+            match self.commit(held, write).await? {
                 CommitOutcome::Saved => {}
                 CommitOutcome::Cancelled => {
                     state = t.state;
@@ -96,7 +123,32 @@ impl Worker {
             let (idx, config, timeout_ms) = match t.effect {
                 Effect::Finish { .. } => {
                     self.events.run_finished(&state.run_id);
+                    if has_parent {
+                        // The commit may have queued a waiting parent.
+                        self.events.run_queued();
+                    }
                     return Ok(());
+                }
+                Effect::Spawn(sp) => {
+                    if let Some(error) = spawn_failed {
+                        event = Event::StepFailed {
+                            idx: sp.idx,
+                            error,
+                            retryable: false,
+                            retry_after_ms: None,
+                        };
+                        continue;
+                    }
+                    self.events.run_queued();
+                    if sp.wait {
+                        // Suspended: the child's finish queues the run again.
+                        return Ok(());
+                    }
+                    event = Event::StepSucceeded {
+                        idx: sp.idx,
+                        output: serde_json::json!({"runId": sp.child_run_id}),
+                    };
+                    continue;
                 }
                 Effect::Park { .. } => {
                     self.events.run_queued();
@@ -198,6 +250,98 @@ fn write_for(before: &RunState, t: &Transition) -> RunWrite {
         error: s.error.clone(),
         park_until: s.park_until,
         steps,
+        spawn: None,
+        suspend: false,
+    }
+}
+
+impl Worker {
+    /// The child run a `workflow` step asked for: its target is active, the
+    /// version exists and the input fits the target's schema. `Err(Ok(_))`
+    /// fails the step with that error; `Err(Err(_))` is the store's.
+    async fn child_for(
+        &self,
+        sp: &engine::Spawn,
+        root_run_id: &str,
+        connection_id: Option<String>,
+    ) -> Result<ChildSpawn, Result<engine::RunError, StoreError>> {
+        let fail = |code: &str, message: String| {
+            let mut e = engine::RunError::step(code, message);
+            e.step_id = Some(sp.step_id.clone());
+            Err(Ok(e))
+        };
+        if !self.store.child_runs() {
+            return fail(
+                "UNSUPPORTED",
+                "sub-workflows are not available on this store yet".into(),
+            );
+        }
+        let (row, head) = match self.catalog.head(&sp.workflow_id).await {
+            Ok(found) => found,
+            Err(StoreError::NotFound(_)) => {
+                return fail(
+                    "NOT_FOUND",
+                    format!("workflow '{}' does not exist", sp.workflow_id),
+                );
+            }
+            Err(e) => return Err(Err(e)),
+        };
+        if row.status != "active" {
+            return fail(
+                "INVALID_STATUS",
+                format!(
+                    "workflow '{}' is {}, not active",
+                    sp.workflow_id, row.status
+                ),
+            );
+        }
+        let version = sp.version.unwrap_or(row.latest_version);
+        let wf = if version == row.latest_version {
+            head
+        } else if version < 1 || version > row.latest_version {
+            return fail(
+                "NOT_FOUND",
+                format!("workflow '{}' has no version {version}", sp.workflow_id),
+            );
+        } else {
+            self.catalog
+                .version(&sp.workflow_id, version)
+                .await
+                .map_err(Err)?
+        };
+        let input = match &wf.input_schema {
+            None => sp.input.clone(),
+            Some(schema) => match schema.apply(sp.input.clone()) {
+                Ok(v) => v,
+                Err(violations) => {
+                    let details: Vec<String> = violations
+                        .into_iter()
+                        .map(|v| format!("{}: {}", Value::from(v.path), v.message))
+                        .collect();
+                    return fail(
+                        "VALIDATION_ERROR",
+                        format!(
+                            "input for workflow '{}' does not fit its inputSchema: {}",
+                            sp.workflow_id,
+                            details.join("; ")
+                        ),
+                    );
+                }
+            },
+        };
+        Ok(ChildSpawn {
+            id: sp.child_run_id.clone(),
+            workflow_id: sp.workflow_id.clone(),
+            workflow_version: version,
+            input,
+            connection_id,
+            parent_step_id: sp.step_id.clone(),
+            key: sp.key.clone(),
+            root_run_id: root_run_id.to_string(),
+            depth: sp.depth,
+            wait: sp.wait,
+            deadline_at: sp.deadline_at,
+        })
     }
 }
 

@@ -73,6 +73,8 @@ pub enum StepKind {
     Condition,
     /// Ends the run `completed` or `failed`; later steps are skipped.
     Stop,
+    /// Runs another workflow as a child run (`config.workflowId`).
+    Workflow,
 }
 
 impl StepKind {
@@ -84,6 +86,7 @@ impl StepKind {
             StepKind::Action(_) => "action",
             StepKind::Condition => "condition",
             StepKind::Stop => "stop",
+            StepKind::Workflow => "workflow",
         }
     }
 }

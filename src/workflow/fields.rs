@@ -83,6 +83,7 @@ pub fn config_fields(kind: &super::StepKind) -> Option<&'static [&'static str]> 
         super::StepKind::Action(_) => None,
         super::StepKind::Condition => Some(&["conditions", "then", "else"]),
         super::StepKind::Stop => Some(&["status", "output", "error"]),
+        super::StepKind::Workflow => Some(&["workflowId", "input", "version", "wait"]),
     }
 }
 

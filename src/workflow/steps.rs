@@ -12,7 +12,15 @@ use serde_json::{Value, json};
 const DEFAULT_STEP_TIMEOUT_MS: u64 = 30_000;
 
 /// The step types this version runs.
-const STEP_TYPES: &[&str] = &["transform", "action", "email", "wait", "condition", "stop"];
+const STEP_TYPES: &[&str] = &[
+    "transform",
+    "action",
+    "email",
+    "wait",
+    "condition",
+    "stop",
+    "workflow",
+];
 
 fn at_config(i: usize, field: &str) -> Vec<Value> {
     vec![json!("steps"), json!(i), json!("config"), json!(field)]
@@ -111,6 +119,33 @@ pub(super) fn compile_step(
                 control::check_stop(ck, &at("config"), cfg);
             }
             StepKind::Stop
+        }
+        "workflow" => {
+            match config_raw.get("workflowId") {
+                Some(Value::String(id)) if !id.is_empty() => {}
+                _ => ck.add(
+                    at("config"),
+                    "a workflow step needs `workflowId`: the id of the workflow to run",
+                ),
+            }
+            match config_raw.get("wait") {
+                None | Some(Value::Bool(_)) => {}
+                Some(_) => {
+                    let mut p = at("config");
+                    p.push(json!("wait"));
+                    ck.add(p, "must be true or false");
+                }
+            }
+            match config_raw.get("version") {
+                None => {}
+                Some(v) if v.as_i64().is_some_and(|n| n >= 1) => {}
+                Some(_) => {
+                    let mut p = at("config");
+                    p.push(json!("version"));
+                    ck.add(p, "must be a version number (1 or more)");
+                }
+            }
+            StepKind::Workflow
         }
         "" => {
             ck.add(

@@ -32,6 +32,7 @@ mod schedules;
 mod seed_example;
 mod seed_snippets;
 mod static_binary;
+mod sub_workflows;
 mod template_cases;
 mod template_props;
 mod template_workflows;

@@ -16,6 +16,9 @@ impl Health for PgStore {
     fn close(&self) {
         PgStore::close(self)
     }
+    fn child_runs(&self) -> bool {
+        false
+    }
     fn attach_events(&self, events: &crate::events::Events) {
         PgStore::attach_events(self, events.clone())
     }

@@ -78,6 +78,8 @@ fn new_run(id: String) -> NewRun {
 
 fn completed() -> RunWrite {
     RunWrite {
+        spawn: None,
+        suspend: false,
         status: RunStatus::Completed,
         started_at: Some(1),
         completed_at: Some(2),

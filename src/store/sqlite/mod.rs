@@ -4,6 +4,7 @@
 //! triggers), and a small pool of read connections serves queries off the
 //! async runtime. A job that fails or panics fails alone (its own savepoint).
 
+mod children;
 mod connections;
 mod dashboard;
 mod errors;

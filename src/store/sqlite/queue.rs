@@ -110,11 +110,13 @@ impl SqliteStore {
         let status = w.status.as_str();
         let terminal = w.status.is_terminal();
         let cancelling = w.status == RunStatus::Cancelled;
+        let now = crate::time::now_ms();
         self.write(move |c| {
             // One mapping from the engine's state to the queue columns.
             let (ready, not_before_park, keep_lease) = match (terminal, w.park_until) {
                 (true, _) => (0, None, false),
                 (false, Some(at)) => (1, Some(at), false),
+                (false, None) if w.suspend => (0, None, false),
                 (false, None) => (0, None, true),
             };
             let n = c
@@ -172,6 +174,12 @@ impl SqliteStore {
                     r.started_at,
                     r.completed_at
                 ])?;
+            }
+            if let Some(sp) = &w.spawn {
+                super::children::spawn(c, claim.seq, sp, now)?;
+            }
+            if terminal {
+                super::children::on_finished(c, claim.seq)?;
             }
             Ok(CommitOutcome::Saved)
         })

@@ -9,7 +9,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 pub(super) const RUN_COLUMNS: &str = "seq, id, workflow_id, workflow_version, status, input, output, error, \
-     idempotency_key, connection_id, created_at, started_at, completed_at, cancel_requested, trigger_type";
+     idempotency_key, connection_id, created_at, started_at, completed_at, cancel_requested, trigger_type, \
+     parent_run_id, parent_step_id, root_run_id, depth, child_key, deadline_at";
 
 /// A run row with its undecoded text columns (status, input, output,
 /// error): decoding happens off the writer thread.
@@ -34,6 +35,15 @@ pub(super) fn row_to_run(r: &rusqlite::Row) -> rusqlite::Result<RawRun> {
             cancel_requested: r.get::<_, i64>(13)? != 0,
             trigger_type: TriggerType::parse(&r.get::<_, String>(14)?).unwrap_or_default(),
             steps: vec![],
+            family: crate::store::Family {
+                parent_run_id: r.get(15)?,
+                parent_step_id: r.get(16)?,
+                root_run_id: r.get(17)?,
+                depth: r.get(18)?,
+                key: r.get(19)?,
+                deadline_at: r.get(20)?,
+                children: None,
+            },
         },
         r.get(4)?,
         [r.get(5)?, r.get(6)?, r.get(7)?],
@@ -105,6 +115,7 @@ pub(super) fn run_by_id(c: &Connection, id: &str, with_steps: bool) -> Result<Op
     let mut run = decode(found)?;
     if with_steps {
         run.steps = load_steps(c, run.seq)?;
+        run.family.children = super::children::counts(c, &run.id)?;
     }
     Ok(Some(run))
 }
@@ -169,10 +180,11 @@ impl SqliteStore {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR workflow_id = ?1) AND (?2 IS NULL OR status = ?2) \
-                 AND (?3 IS NULL OR seq < ?3) AND (?5 IS NULL OR trigger_type = ?5) ORDER BY seq DESC LIMIT ?4"
+                 AND (?3 IS NULL OR seq < ?3) AND (?5 IS NULL OR trigger_type = ?5) \
+                 AND (?6 IS NULL OR parent_run_id = ?6) ORDER BY seq DESC LIMIT ?4"
             ))?;
             let rows = stmt.query_map(
-                params![f.workflow_id, status, f.before_seq, f.limit as i64, f.trigger_type.map(TriggerType::as_str)],
+                params![f.workflow_id, status, f.before_seq, f.limit as i64, f.trigger_type.map(TriggerType::as_str), f.parent_run_id],
                 row_to_run,
             )?;
             rows.map(|r| decode(r?)).collect()
@@ -193,7 +205,7 @@ impl SqliteStore {
                 let ended = c.execute(
                     "UPDATE runs SET status = 'cancelled', error = ?2, completed_at = ?3, ready = 0, \
                      lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
-                     WHERE seq = ?1 AND (ready = 1 OR status = 'pending')",
+                     WHERE seq = ?1 AND (ready = 1 OR status = 'pending' OR lease_until IS NULL)",
                     params![run.seq, error, now],
                 )?;
                 if ended > 0 {
@@ -202,12 +214,14 @@ impl SqliteStore {
                          AND status NOT IN ('completed', 'failed', 'skipped')",
                         [run.seq],
                     )?;
+                    super::children::on_finished(c, run.seq)?;
                 } else {
                     c.execute(
                         "UPDATE runs SET cancel_requested = 1 WHERE seq = ?1 AND status = 'running'",
                         params![run.seq],
                     )?;
                 }
+                super::children::cancel_children(c, &id, now, &error)?;
             }
             run_by_id(c, &id, true)?.ok_or(StoreError::NotFound("run"))
         })

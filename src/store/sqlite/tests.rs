@@ -49,6 +49,8 @@ async fn run(s: &SqliteStore, wf: &str) -> RunRow {
 
 fn progress(status: RunStatus) -> RunWrite {
     RunWrite {
+        spawn: None,
+        suspend: false,
         status,
         started_at: Some(1),
         completed_at: status.is_terminal().then_some(2),

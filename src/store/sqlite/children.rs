@@ -1,0 +1,159 @@
+//! Child runs in SQL: created once per `(parent, step, key)` in the commit of
+//! the parent's new state; a waited-for child's finish is recorded on the
+//! parent's step and queues the parent in the commit that finishes the child;
+//! a cancel reaches every descendant.
+
+use crate::store::{ChildCounts, ChildSpawn, Result};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Insert the child of the parent `parent_seq` unless it exists already (a
+/// spawn repeated after a crash). If that child has finished meanwhile, its
+/// finish is recorded on the parent again: the parent's own write may have
+/// just replaced the step record that held it.
+pub(super) fn spawn(c: &Connection, parent_seq: i64, sp: &ChildSpawn, now: i64) -> Result<()> {
+    let parent_id: String = c
+        .prepare_cached("SELECT id FROM runs WHERE seq = ?1")?
+        .query_row([parent_seq], |r| r.get(0))?;
+    c.prepare_cached(
+        "INSERT OR IGNORE INTO runs (id, workflow_id, workflow_version, status, input, connection_id, \
+         created_at, not_before, trigger_type, parent_run_id, parent_step_id, root_run_id, depth, child_key, \
+         parent_waits, deadline_at) \
+         VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?6, 'workflow', ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        sp.id,
+        sp.workflow_id,
+        sp.workflow_version,
+        sp.input.to_string(),
+        sp.connection_id,
+        now,
+        parent_id,
+        sp.parent_step_id,
+        sp.root_run_id,
+        sp.depth,
+        sp.key,
+        sp.wait as i64,
+        sp.deadline_at
+    ])?;
+    let child: Option<i64> = c
+        .prepare_cached(
+            "SELECT seq FROM runs WHERE parent_run_id = ?1 AND parent_step_id = ?2 AND child_key = ?3",
+        )?
+        .query_row(params![parent_id, sp.parent_step_id, sp.key], |r| r.get(0))
+        .optional()?;
+    if let Some(seq) = child {
+        on_finished(c, seq)?;
+    }
+    Ok(())
+}
+
+/// When run `seq` has finished and its parent waits for it: put the child's
+/// status, output and error on the parent's waiting step and queue the
+/// parent, which the engine then settles. Nothing for a run still going.
+pub(super) fn on_finished(c: &Connection, seq: i64) -> Result<()> {
+    type Row = (
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        i64,
+    );
+    let row: Option<Row> = c
+        .prepare_cached(
+            "SELECT id, status, output, error, parent_run_id, parent_step_id, parent_waits FROM runs WHERE seq = ?1",
+        )?
+        .query_row([seq], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+        })
+        .optional()?;
+    let Some((id, status, output, error, Some(parent), Some(step), 1)) = row else {
+        return Ok(());
+    };
+    if !matches!(
+        status.as_str(),
+        "completed" | "failed" | "cancelled" | "timed_out"
+    ) {
+        return Ok(());
+    }
+    let child = serde_json::json!({
+        "runId": id,
+        "status": status,
+        "output": crate::store::columns::from_json(output)?,
+        "error": crate::store::columns::from_json(error)?,
+    });
+    let recorded = c
+        .prepare_cached(
+            "UPDATE steps SET output = json_set(COALESCE(output, '{}'), '$.child', json(?3)) \
+             WHERE run_seq = (SELECT seq FROM runs WHERE id = ?1) AND step_id = ?2 AND status = 'waiting'",
+        )?
+        .execute(params![parent, step, child.to_string()])?;
+    if recorded > 0 {
+        // A suspended parent goes back to the queue; one that is claimed
+        // right now sees the record when its next spawn commit repeats this.
+        c.prepare_cached(
+            "UPDATE runs SET ready = 1, not_before = 0 WHERE id = ?1 AND ready = 0 \
+             AND lease_until IS NULL AND status IN ('pending', 'running')",
+        )?
+        .execute([parent])?;
+    }
+    Ok(())
+}
+
+/// Cancel every unfinished descendant of `parent_id`: one no worker holds
+/// ends now, a claimed one is flagged and stops at its holder's next write.
+pub(super) fn cancel_children(
+    c: &Connection,
+    parent_id: &str,
+    now: i64,
+    error: &Option<String>,
+) -> Result<()> {
+    let kids: Vec<(i64, String)> = c
+        .prepare_cached(
+            "SELECT seq, id FROM runs WHERE parent_run_id = ?1 AND status IN ('pending', 'running')",
+        )?
+        .query_map([parent_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (seq, id) in kids {
+        let ended = c.execute(
+            "UPDATE runs SET status = 'cancelled', error = ?2, completed_at = ?3, ready = 0, \
+             lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
+             WHERE seq = ?1 AND (ready = 1 OR status = 'pending' OR lease_until IS NULL)",
+            params![seq, error, now],
+        )?;
+        if ended > 0 {
+            c.execute(
+                "UPDATE steps SET status = 'skipped' WHERE run_seq = ?1 \
+                 AND status NOT IN ('completed', 'failed', 'skipped')",
+                [seq],
+            )?;
+        } else {
+            c.execute(
+                "UPDATE runs SET cancel_requested = 1 WHERE seq = ?1 AND status = 'running'",
+                [seq],
+            )?;
+        }
+        cancel_children(c, &id, now, error)?;
+    }
+    Ok(())
+}
+
+/// A run's children by status.
+pub(super) fn counts(c: &Connection, id: &str) -> Result<Option<ChildCounts>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT status, COUNT(*) FROM runs WHERE parent_run_id = ?1 GROUP BY status",
+    )?;
+    let rows = stmt.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut n = ChildCounts::default();
+    for row in rows {
+        let (status, k) = row?;
+        n.total += k;
+        match status.as_str() {
+            "completed" => n.completed += k,
+            "failed" | "cancelled" | "timed_out" => n.failed += k,
+            _ => n.running += k,
+        }
+    }
+    Ok(Some(n))
+}
