@@ -1140,3 +1140,111 @@ fn a_stop_sets_the_output_or_error_and_names_itself_on_skipped_steps() {
     assert_eq!(e.step_id.as_deref(), Some("halt"));
     assert_eq!(t.state.output, Value::Null);
 }
+
+fn calls(wait: bool) -> CompiledWorkflow {
+    wf(
+        json!({"timeoutMs": 60000}),
+        json!([{"id": "call", "type": "workflow",
+                "config": {"workflowId": "wf_child", "input": {"n": "{{ input.n }}"}, "wait": wait}},
+               transform("after")]),
+    )
+}
+
+#[test]
+fn a_workflow_step_spawns_its_child_once_and_suspends() {
+    let w = calls(true);
+    let s = with_input(&w, json!({"n": 3}));
+    let t = advance(&w, &s, Event::Claimed, T0, 0.5);
+    let Effect::Spawn(sp) = &t.effect else {
+        panic!("expected a spawn: {:?}", t.effect)
+    };
+    assert_eq!(sp.child_run_id, child_run_id("run_1", "call", "0"));
+    assert_eq!(sp.workflow_id, "wf_child");
+    assert_eq!(sp.input, json!({"n": 3}));
+    assert!(sp.wait);
+    assert_eq!(sp.depth, 1);
+    assert_eq!(
+        sp.deadline_at,
+        Some(T0 + 60000),
+        "the child may not outlive the parent"
+    );
+    assert_eq!(t.state.steps[0].status, StepStatus::Waiting);
+    assert_eq!(t.state.steps[0].output["waitingFor"], "children");
+    // Claimed again before the child finished (a restart): the same child, not a new one.
+    let again = advance(&w, &t.state, Event::Claimed, T0 + 5, 0.5);
+    let Effect::Spawn(sp2) = &again.effect else {
+        panic!("expected the same spawn: {:?}", again.effect)
+    };
+    assert_eq!(sp2.child_run_id, sp.child_run_id);
+    assert_eq!(again.state.steps[0].attempts, 1);
+}
+
+#[test]
+fn a_child_finish_settles_the_waiting_step() {
+    let w = calls(true);
+    let s = with_input(&w, json!({"n": 3}));
+    let waiting = advance(&w, &s, Event::Claimed, T0, 0.5).state;
+    let mut done = waiting.clone();
+    done.steps[0].output["child"] =
+        json!({"runId": "run_c", "status": "completed", "output": {"x": 1}});
+    let t = advance(&w, &done, Event::Claimed, T0 + 10, 0.5);
+    assert_eq!(
+        t.effect,
+        Effect::Finish {
+            status: RunStatus::Completed
+        }
+    );
+    assert_eq!(t.state.steps[0].output, json!({"x": 1}));
+    assert_eq!(t.state.steps[1].output, json!({"from": "after"}));
+
+    let mut failed = waiting;
+    failed.steps[0].output["child"] = json!({"runId": "run_c", "status": "failed",
+        "error": {"code": "REFUSED", "message": "no"}});
+    let t = advance(&w, &failed, Event::Claimed, T0 + 10, 0.5);
+    assert_eq!(
+        t.effect,
+        Effect::Finish {
+            status: RunStatus::Failed
+        }
+    );
+    let err = t.state.steps[0].error.as_ref().unwrap();
+    assert_eq!(err.code, "CHILD_FAILED");
+    assert!(err.message.contains("no"), "{err:?}");
+    assert_eq!(t.state.steps[0].output["error"]["code"], "REFUSED");
+    assert_eq!(t.state.steps[1].status, StepStatus::Skipped);
+}
+
+#[test]
+fn max_depth_and_wait_false_and_the_parents_deadline() {
+    let w = calls(true);
+    let mut deep = with_input(&w, json!({}));
+    deep.depth = MAX_DEPTH;
+    let t = advance(&w, &deep, Event::Claimed, T0, 0.5);
+    assert_eq!(
+        t.effect,
+        Effect::Finish {
+            status: RunStatus::Failed
+        }
+    );
+    assert_eq!(t.state.steps[0].error.as_ref().unwrap().code, "MAX_DEPTH");
+
+    let w = calls(false);
+    let t = advance(&w, &with_input(&w, json!({})), Event::Claimed, T0, 0.5);
+    let Effect::Spawn(sp) = &t.effect else {
+        panic!()
+    };
+    assert!(!sp.wait);
+    assert_eq!(t.state.steps[0].status, StepStatus::Running);
+
+    // A child whose parent's deadline is sooner than its own times out then.
+    let plain = wf(json!({"timeoutMs": 60000}), json!([transform("a")]));
+    let mut child = fresh(&plain);
+    child.deadline_at = Some(T0 + 10);
+    let t = advance(&plain, &child, Event::Claimed, T0 + 20, 0.5);
+    assert_eq!(
+        t.effect,
+        Effect::Finish {
+            status: RunStatus::TimedOut
+        }
+    );
+}
