@@ -107,6 +107,9 @@ pub struct RunView {
     /// 0 for a run started from outside; a child is one deeper than its parent.
     #[serde(default)]
     pub depth: i64,
+    /// How often the run was continued with redrive.
+    #[serde(default)]
+    pub redrive_count: i64,
     /// `{total, completed, failed, running}` of its child runs (on one run, not in lists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub children: Option<Value>,

@@ -158,6 +158,11 @@ impl Client {
         Ok(self.call(Method::POST, &path, &[], None).await?.data)
     }
 
+    pub async fn redrive(&self, run_id: &str) -> Result<RunView, ClientError> {
+        let path = format!("/api/v1/runs/{}/redrive", seg(run_id));
+        Ok(self.call(Method::POST, &path, &[], None).await?.data)
+    }
+
     pub async fn apply(&self, definition: &Value) -> Result<ApplyResponse, ClientError> {
         Ok(self
             .call(Method::POST, "/api/v1/workflows", &[], Some(definition))

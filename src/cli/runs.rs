@@ -1,4 +1,4 @@
-//! `flowctl runs list|show|cancel|replay`
+//! `flowctl runs list|show|cancel|replay|redrive`
 
 use super::{ClientOpts, CmdResult, Exit, print_json};
 use crate::client::{Client, RunFilter};
@@ -36,6 +36,12 @@ pub enum RunsCommand {
     },
     /// Cancel a run: a pending run never starts, a running one stops before its next step
     Cancel {
+        /// Run id (run_…)
+        run_id: String,
+    },
+    /// Continue a failed, timed-out or cancelled run as the same run: completed steps are
+    /// kept, the others run again
+    Redrive {
         /// Run id (run_…)
         run_id: String,
     },
@@ -93,6 +99,14 @@ pub async fn runs(client: &Client, cmd: &RunsCommand, json: bool) -> CmdResult {
                 print_json(&run);
             } else {
                 println!("{} {}", run.id, run.status);
+            }
+        }
+        RunsCommand::Redrive { run_id } => {
+            let run = client.redrive(run_id).await?;
+            if json {
+                print_json(&run);
+            } else {
+                println!("{} {} (redrive {})", run.id, run.status, run.redrive_count);
             }
         }
         RunsCommand::Replay { run_id } => {

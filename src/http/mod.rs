@@ -100,6 +100,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::show))
         .route("/runs/{id}/cancel", post(runs::cancel))
+        .route("/runs/{id}/redrive", post(runs::redrive))
         .route("/runs/{id}/replay", post(runs::replay))
         .route(
             "/connections",

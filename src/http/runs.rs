@@ -264,6 +264,35 @@ pub async fn cancel(
     Ok(ok(run_view(run, wf.as_deref(), true)))
 }
 
+/// Redrive: continue a failed, timed-out or cancelled run as the same run.
+pub async fn redrive(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    who.require(&["runs:write"])?;
+    if !state.store.child_runs() {
+        return Err(ApiError::InvalidRequest(
+            "redrive is not available on PostgreSQL yet".into(),
+        ));
+    }
+    let Some(run) = state.store.redrive_run(id.clone()).await? else {
+        let run = state.store.get_run(id).await?;
+        return Err(ApiError::InvalidStatus(format!(
+            "run {} is {}; only a failed, timed_out or cancelled run can be redriven",
+            run.id,
+            run.status.as_str()
+        )));
+    };
+    state.events.run_queued();
+    let wf = state
+        .catalog
+        .version(&run.workflow_id, run.workflow_version)
+        .await
+        .ok();
+    Ok(ok(run_view(run, wf.as_deref(), true)))
+}
+
 /// Cancel as a use case (the API route and the dashboard's button both call
 /// it): record it in the store, then wake the run's waiters or its worker.
 pub(crate) async fn cancel_run(state: &AppState, id: String) -> Result<RunRow, ApiError> {

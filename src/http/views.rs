@@ -61,6 +61,7 @@ pub fn run_view(run: RunRow, wf: Option<&CompiledWorkflow>, with_steps: bool) ->
         parent_run_id: family.parent_run_id,
         parent_step_id: family.parent_step_id,
         depth: family.depth,
+        redrive_count: family.redrive_count,
         children: family.children.map(|n| {
             serde_json::json!({"total": n.total, "completed": n.completed, "failed": n.failed, "running": n.running})
         }),

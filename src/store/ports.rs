@@ -238,8 +238,17 @@ pub trait Dashboard: Send + Sync {
     fn overview(&self, now: i64) -> BoxFuture<'_, Result<Overview>>;
 }
 
-pub trait Backend: RunQueue + Runs + Registry + Health + Schedules + Dashboard {}
-impl<T: RunQueue + Runs + Registry + Health + Schedules + Dashboard> Backend for T {}
+/// Continuing a finished run as the same run.
+pub trait Redrives: Send + Sync {
+    /// Put a `failed`, `timed_out` or `cancelled` run back in the queue as the
+    /// same run: completed steps are kept, the others run again, and so do
+    /// its waited-for children that did not complete. `None`: the run is in
+    /// another status and nothing changed.
+    fn redrive_run(&self, id: String) -> BoxFuture<'_, Result<Option<RunRow>>>;
+}
+
+pub trait Backend: RunQueue + Runs + Registry + Health + Schedules + Dashboard + Redrives {}
+impl<T: RunQueue + Runs + Registry + Health + Schedules + Dashboard + Redrives> Backend for T {}
 
 /// Shared by implementations: a store error is unavailable storage when the
 /// request may be retried unchanged once the cause is gone.

@@ -127,6 +127,8 @@ pub struct Family {
     pub deadline_at: Option<i64>,
     /// Its children by status (filled when one run is read).
     pub children: Option<ChildCounts>,
+    /// How often the run was redriven (filled when one run is read).
+    pub redrive_count: i64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -216,3 +216,50 @@ async fn wait_false_answers_the_child_id_and_bad_input_fails_at_spawn() {
     let (_, list) = s.get(&format!("/api/v1/runs?parentRunId={id}")).await;
     assert_eq!(list["data"], json!([]), "no child is created for bad input");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redrive_continues_a_parent_and_its_cancelled_child_as_the_same_runs() {
+    let s = Server::start();
+    s.apply(json!({
+        "name": "Napping Child",
+        "steps": [{"id": "nap", "type": "wait", "config": {"durationMs": 1500}},
+                  {"id": "done", "type": "transform", "config": {"mapping": {"ok": true}}}]
+    }))
+    .await;
+    s.apply(caller("Redriven Parent", "wf_napping_child", json!({}), true))
+        .await;
+    let id = s.trigger("wf_redriven_parent", json!({})).await;
+    let kid = eventually(Duration::from_secs(20), || async {
+        let (_, list) = s.get(&format!("/api/v1/runs?parentRunId={id}")).await;
+        list["data"]
+            .as_array()
+            .and_then(|k| k.first())
+            .and_then(|k| k["id"].as_str().map(String::from))
+    })
+    .await;
+    // Cancelling the child fails the waiting parent's step.
+    let (st, v) = s.post(&format!("/api/v1/runs/{kid}/cancel"), json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    let parent = s.wait_for_run(&id, Duration::from_secs(20)).await;
+    assert_eq!(parent["status"], "failed", "{parent}");
+    assert_eq!(step(&parent, "call")["error"]["code"], "CHILD_FAILED");
+    assert_eq!(parent["redriveCount"], 0);
+
+    let out = s.cli(&["runs", "redrive", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&id), "{}", stdout(&out));
+    let parent = s.wait_for_run(&id, Duration::from_secs(30)).await;
+    assert_eq!(parent["status"], "completed", "{parent}");
+    assert_eq!(parent["redriveCount"], 1);
+    assert_eq!(step(&parent, "call")["output"], json!({"ok": true}));
+    let child = s.wait_for_run(&kid, Duration::from_secs(5)).await;
+    assert_eq!(child["status"], "completed");
+    assert_eq!(child["redriveCount"], 1);
+    let (_, list) = s.get(&format!("/api/v1/runs?parentRunId={id}")).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "still one child");
+
+    // A completed run is not redriven.
+    let (st, v) = s.post(&format!("/api/v1/runs/{id}/redrive"), json!({})).await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(v["error"]["code"], "INVALID_STATUS", "{v}");
+}

@@ -3,7 +3,9 @@
 
 use super::PgStore;
 use crate::engine::RunStatus;
-use crate::store::ports::{BoxFuture, Dashboard, Health, Registry, RunQueue, Runs, Schedules};
+use crate::store::ports::{
+    BoxFuture, Dashboard, Health, Redrives, Registry, RunQueue, Runs, Schedules,
+};
 use crate::store::*;
 use serde_json::Value;
 
@@ -39,5 +41,16 @@ impl Health for PgStore {
             emission_ms,
             burst_ms,
         ))
+    }
+}
+
+impl Redrives for PgStore {
+    /// Not on PostgreSQL yet (`Health::child_runs` says so to callers).
+    fn redrive_run(&self, _id: String) -> BoxFuture<'_, Result<Option<RunRow>>> {
+        Box::pin(async {
+            Err(StoreError::Decode(
+                "redrive is not available on PostgreSQL yet".into(),
+            ))
+        })
     }
 }

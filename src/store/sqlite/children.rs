@@ -157,3 +157,46 @@ pub(super) fn counts(c: &Connection, id: &str) -> Result<Option<ChildCounts>> {
     }
     Ok(Some(n))
 }
+
+/// Redrive run `seq` if it ended `failed`, `timed_out` or `cancelled`: its
+/// non-completed step records go (they run again), the run is queued as new
+/// with `redrive_count` one higher, and its waited-for children that did not
+/// complete are redriven too (their ids are fixed, so the parent's repeated
+/// spawn finds them). Returns whether anything changed.
+pub(super) fn redrive(c: &Connection, seq: i64) -> Result<bool> {
+    let n = c
+        .prepare_cached(
+            "UPDATE runs SET status = 'pending', output = NULL, error = NULL, started_at = NULL, \
+             completed_at = NULL, ready = 1, not_before = 0, cancel_requested = 0, \
+             lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1, \
+             redrive_count = redrive_count + 1 \
+             WHERE seq = ?1 AND status IN ('failed', 'timed_out', 'cancelled')",
+        )?
+        .execute([seq])?;
+    if n == 0 {
+        return Ok(false);
+    }
+    c.prepare_cached("DELETE FROM steps WHERE run_seq = ?1 AND status <> 'completed'")?
+        .execute([seq])?;
+    let kids: Vec<i64> = c
+        .prepare_cached(
+            "SELECT k.seq FROM runs k JOIN runs p ON k.parent_run_id = p.id WHERE p.seq = ?1 \
+             AND k.parent_waits = 1 AND k.status IN ('failed', 'timed_out', 'cancelled')",
+        )?
+        .query_map([seq], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for kid in kids {
+        redrive(c, kid)?;
+    }
+    Ok(true)
+}
+
+/// How often a run was redriven.
+pub(super) fn redrive_count(c: &Connection, id: &str) -> Result<i64> {
+    Ok(
+        c.prepare_cached("SELECT redrive_count FROM runs WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0),
+    )
+}

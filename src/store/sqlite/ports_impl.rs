@@ -3,7 +3,9 @@
 
 use super::SqliteStore;
 use crate::engine::RunStatus;
-use crate::store::ports::{BoxFuture, Dashboard, Health, Registry, RunQueue, Runs, Schedules};
+use crate::store::ports::{
+    BoxFuture, Dashboard, Health, Redrives, Registry, RunQueue, Runs, Schedules,
+};
 use crate::store::*;
 use serde_json::Value;
 
@@ -15,5 +17,11 @@ impl Health for SqliteStore {
     }
     fn close(&self) {
         SqliteStore::close(self)
+    }
+}
+
+impl Redrives for SqliteStore {
+    fn redrive_run(&self, id: String) -> BoxFuture<'_, Result<Option<RunRow>>> {
+        Box::pin(SqliteStore::redrive_run(self, id))
     }
 }

@@ -43,6 +43,7 @@ pub(super) fn row_to_run(r: &rusqlite::Row) -> rusqlite::Result<RawRun> {
                 key: r.get(19)?,
                 deadline_at: r.get(20)?,
                 children: None,
+                redrive_count: 0,
             },
         },
         r.get(4)?,
@@ -116,6 +117,7 @@ pub(super) fn run_by_id(c: &Connection, id: &str, with_steps: bool) -> Result<Op
     if with_steps {
         run.steps = load_steps(c, run.seq)?;
         run.family.children = super::children::counts(c, &run.id)?;
+        run.family.redrive_count = super::children::redrive_count(c, &run.id)?;
     }
     Ok(Some(run))
 }
@@ -224,6 +226,18 @@ impl SqliteStore {
                 super::children::cancel_children(c, &id, now, &error)?;
             }
             run_by_id(c, &id, true)?.ok_or(StoreError::NotFound("run"))
+        })
+        .await
+    }
+
+    /// See `Redrives::redrive_run`.
+    pub async fn redrive_run(&self, id: String) -> Result<Option<RunRow>> {
+        self.write(move |c| {
+            let run = run_by_id(c, &id, false)?.ok_or(StoreError::NotFound("run"))?;
+            if !super::children::redrive(c, run.seq)? {
+                return Ok(None);
+            }
+            run_by_id(c, &id, true)
         })
         .await
     }
