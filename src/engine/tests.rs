@@ -1199,7 +1199,7 @@ fn a_child_finish_settles_the_waiting_step() {
 
     let mut failed = waiting;
     failed.steps[0].output["child"] = json!({"runId": "run_c", "status": "failed",
-        "error": {"code": "REFUSED", "message": "no"}});
+        "error": {"code": "HTTP_STATUS", "message": "no"}});
     let t = advance(&w, &failed, Event::Claimed, T0 + 10, 0.5);
     assert_eq!(
         t.effect,
@@ -1210,7 +1210,7 @@ fn a_child_finish_settles_the_waiting_step() {
     let err = t.state.steps[0].error.as_ref().unwrap();
     assert_eq!(err.code, "CHILD_FAILED");
     assert!(err.message.contains("no"), "{err:?}");
-    assert_eq!(t.state.steps[0].output["error"]["code"], "REFUSED");
+    assert_eq!(t.state.steps[0].output["error"]["code"], "HTTP_STATUS");
     assert_eq!(t.state.steps[1].status, StepStatus::Skipped);
 }
 

@@ -15,12 +15,13 @@ use std::collections::BTreeSet;
 use support::*;
 
 /// Every route of docs/api.md (method, path).
-const KNOWN_ROUTES: [(&str, &str); 20] = [
+const KNOWN_ROUTES: [(&str, &str); 21] = [
     ("POST", "/api/v1/workflows/{id}/run"),
     ("GET", "/api/v1/runs/{id}"),
     ("GET", "/api/v1/runs"),
     ("POST", "/api/v1/runs/{id}/cancel"),
     ("POST", "/api/v1/runs/{id}/replay"),
+    ("POST", "/api/v1/runs/{id}/redrive"),
     ("POST", "/webhooks/{path}"),
     ("POST", "/api/v1/workflows"),
     ("GET", "/api/v1/workflows"),
@@ -216,7 +217,15 @@ async fn the_document_is_structurally_valid_openapi_3_1() {
     assert_eq!(query("get", "/api/v1/runs/{id}"), ["wait"]);
     assert_eq!(
         query("get", "/api/v1/runs"),
-        ["workflowId", "status", "triggerType", "limit", "cursor"]
+        [
+            "workflowId",
+            "status",
+            "triggerType",
+            "parentRunId",
+            "includeChildren",
+            "limit",
+            "cursor"
+        ]
     );
     assert_eq!(query("get", "/api/v1/workflows"), ["limit", "cursor"]);
     let replay = documented_response(&doc, "POST", "/api/v1/workflows/{id}/run", 200);

@@ -226,8 +226,13 @@ async fn redrive_continues_a_parent_and_its_cancelled_child_as_the_same_runs() {
                   {"id": "done", "type": "transform", "config": {"mapping": {"ok": true}}}]
     }))
     .await;
-    s.apply(caller("Redriven Parent", "wf_napping_child", json!({}), true))
-        .await;
+    s.apply(caller(
+        "Redriven Parent",
+        "wf_napping_child",
+        json!({}),
+        true,
+    ))
+    .await;
     let id = s.trigger("wf_redriven_parent", json!({})).await;
     let kid = eventually(Duration::from_secs(20), || async {
         let (_, list) = s.get(&format!("/api/v1/runs?parentRunId={id}")).await;
@@ -238,7 +243,9 @@ async fn redrive_continues_a_parent_and_its_cancelled_child_as_the_same_runs() {
     })
     .await;
     // Cancelling the child fails the waiting parent's step.
-    let (st, v) = s.post(&format!("/api/v1/runs/{kid}/cancel"), json!({})).await;
+    let (st, v) = s
+        .post(&format!("/api/v1/runs/{kid}/cancel"), json!({}))
+        .await;
     assert_eq!(st, 200, "{v}");
     let parent = s.wait_for_run(&id, Duration::from_secs(20)).await;
     assert_eq!(parent["status"], "failed", "{parent}");
@@ -259,7 +266,9 @@ async fn redrive_continues_a_parent_and_its_cancelled_child_as_the_same_runs() {
     assert_eq!(list["data"].as_array().unwrap().len(), 1, "still one child");
 
     // A completed run is not redriven.
-    let (st, v) = s.post(&format!("/api/v1/runs/{id}/redrive"), json!({})).await;
+    let (st, v) = s
+        .post(&format!("/api/v1/runs/{id}/redrive"), json!({}))
+        .await;
     assert_eq!(st, 400, "{v}");
     assert_eq!(v["error"]["code"], "INVALID_STATUS", "{v}");
 }

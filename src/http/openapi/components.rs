@@ -125,6 +125,15 @@ fn schemas() -> Value {
                 "startedAt": nullable_timestamp(),
                 "completedAt": nullable_timestamp(),
                 "durationMs": {"type": ["integer", "null"]},
+                "parentRunId": {"type": ["string", "null"],
+                    "description": "The run whose `workflow` step started this one"},
+                "parentStepId": {"type": "string"},
+                "rootRunId": {"type": "string", "description": "The top of the run's tree (itself without a parent)"},
+                "depth": {"type": "integer", "minimum": 0, "maximum": 25},
+                "redriveCount": {"type": "integer", "minimum": 0},
+                "children": {"type": "object", "description": "Its child runs by status (on one run, not in lists)",
+                    "properties": {"total": {"type": "integer"}, "completed": {"type": "integer"},
+                        "failed": {"type": "integer"}, "running": {"type": "integer"}}},
                 "steps": {"type": "array", "items": schema("Step"),
                     "description": "One entry per step of the definition; left out of run lists"}
             }
@@ -137,7 +146,7 @@ fn schemas() -> Value {
                 "id": {"type": "string"},
                 "name": {"type": ["string", "null"]},
                 "type": {"type": "string",
-                    "enum": ["transform", "action", "email", "wait", "condition", "stop"]},
+                    "enum": ["transform", "action", "email", "wait", "condition", "stop", "workflow"]},
                 "status": {"type": "string", "enum": STEP_STATUSES},
                 "output": {},
                 "error": {},
@@ -290,7 +299,12 @@ fn parameters() -> Value {
             "schema": {"type": "string", "enum": RunStatus::ALL}},
         "TriggerTypeFilter": {"name": "triggerType", "in": "query", "required": false,
             "description": "Only runs started this way",
-            "schema": {"type": "string", "enum": TriggerType::ALL}}
+            "schema": {"type": "string", "enum": TriggerType::ALL}},
+        "ParentRunIdFilter": {"name": "parentRunId", "in": "query", "required": false,
+            "description": "Only the child runs of this run", "schema": {"type": "string"}},
+        "IncludeChildren": {"name": "includeChildren", "in": "query", "required": false,
+            "description": "Also list child runs that are hidden by default (sub-workflow children \
+                are always listed)", "schema": {"type": "boolean"}}
     })
 }
 

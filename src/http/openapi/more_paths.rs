@@ -193,6 +193,19 @@ pub(super) fn definition_schema() -> Value {
                             "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
                             "description": "The run's error (failed)"}
                     }})),
+                step("workflow", json!({"type": "object", "required": ["workflowId"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "workflowId": {"type": "string", "description": "The workflow to run as a \
+                            child run; it must be active"},
+                        "input": {"description": "The child's input (templates allowed), validated \
+                            against its inputSchema when the child is created"},
+                        "version": {"type": "integer", "minimum": 1,
+                            "description": "The target's version (default: its latest)"},
+                        "wait": {"type": "boolean", "default": true, "description": "true: the step's \
+                            output is the child's output (CHILD_FAILED when it does not complete); \
+                            false: the step completes at once with {runId}"}
+                    }})),
                 step("action", json!({"type": "object"})),
                 step("email", json!({"type": "object", "required": ["to", "subject"]})),
             ]}}

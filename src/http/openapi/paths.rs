@@ -59,7 +59,8 @@ pub(super) fn runs() -> Value {
                 summary: "List runs, newest first",
                 scopes: Some(RUNS_READ),
                 params: vec![param("WorkflowIdFilter"), param("RunStatusFilter"),
-                    param("TriggerTypeFilter"), param("Limit"), param("Cursor")],
+                    param("TriggerTypeFilter"), param("ParentRunIdFilter"), param("IncludeChildren"),
+                    param("Limit"), param("Cursor")],
                 body: None,
                 ok: vec![("200", success_list("One page of runs (without steps)", schema("Run")))],
                 errors: &[400, 401, 403, 429, 500],
@@ -102,6 +103,20 @@ pub(super) fn runs() -> Value {
                 params: vec![],
                 body: None,
                 ok: vec![("200", success("The run after the cancel request", schema("Run")))],
+                errors: &[400, 401, 403, 404, 429, 500],
+            }.build()
+        },
+        "/api/v1/runs/{id}/redrive": {
+            "parameters": [param("RunId")],
+            "post": Op {
+                id: "redriveRun",
+                tag: "runs",
+                summary: "Continue a failed, timed_out or cancelled run as the same run: completed \
+                    steps are kept, failed and unfinished ones run again (INVALID_STATUS otherwise)",
+                scopes: Some(RUNS_WRITE),
+                params: vec![],
+                body: None,
+                ok: vec![("200", success("The run, queued again", schema("Run")))],
                 errors: &[400, 401, 403, 404, 429, 500],
             }.build()
         },
