@@ -15,6 +15,7 @@ pub mod engine;
 pub mod events;
 pub mod http;
 pub mod ids;
+pub mod limits;
 pub mod metrics;
 pub mod schedule;
 pub mod secrets;

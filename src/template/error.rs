@@ -15,6 +15,8 @@ pub enum TemplateErrorKind {
     Arithmetic,
     /// A `map` expression that does not parse.
     Expression,
+    /// The result would pass the rendering budget (bytes of JSON per value).
+    TooLarge,
 }
 
 /// A template error. `column` is 1-based and counts characters (not bytes) from the start

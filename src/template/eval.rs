@@ -5,7 +5,7 @@ use super::Context;
 use super::ast::{Expr, Operand, Part, Path, Root, Seg};
 use super::chain::Val;
 use super::decimal::canonical_number;
-use super::error::TemplateError;
+use super::error::{TemplateError, TemplateErrorKind};
 use super::filters::{Apply, Args};
 use serde_json::Value;
 use std::borrow::Cow;
@@ -114,11 +114,13 @@ where
     }
 }
 
-/// Evaluates one `{{ … }}` expression.
+/// Evaluates one `{{ … }}` expression. Every value a filter produces must stay within
+/// `max_bytes` as JSON; filters that can multiply their input check before they allocate.
 pub(crate) fn eval_expr<'a, 'e: 'a>(
     expr: &'e Expr,
     ctx: &Context<'a>,
     warnings: &mut Vec<String>,
+    max_bytes: usize,
 ) -> Result<Cow<'a, Value>, TemplateError> {
     let mut value = Val::Json(eval_operand(&expr.operand, ctx, warnings));
     for call in &expr.filters {
@@ -137,27 +139,58 @@ pub(crate) fn eval_expr<'a, 'e: 'a>(
             kwargs: &kwargs,
             call,
             now: ctx.now,
+            max_bytes,
         };
         value = match call.def.apply {
             Apply::Value(f) => Val::Json(Cow::Owned(f(&value.as_value(), &args)?)),
             Apply::Chain(f) => f(value, &args)?,
         };
+        // What a filter built is measured once; values borrowed from the context are
+        // already run state, bounded where they entered.
+        if let Val::Json(Cow::Owned(v)) = &value
+            && crate::limits::json_len_within(v, max_bytes).is_none()
+        {
+            return Err(too_large(&args, max_bytes));
+        }
     }
     // The one conversion of chain numbers to JSON numbers.
     Ok(value.into_value())
 }
 
-/// Renders a mixed template to one string.
+/// The error of a filter whose result would pass the budget.
+pub(crate) fn too_large(args: &Args<'_>, max_bytes: usize) -> TemplateError {
+    let msg = format!(
+        "filter '{}' would produce more than the limit of {} for one value",
+        args.name(),
+        crate::limits::describe_bytes(max_bytes)
+    );
+    args.error(TemplateErrorKind::TooLarge, msg)
+}
+
+/// Renders a mixed template to one string of at most `max_bytes`.
 pub(crate) fn render_text(
     parts: &[Part],
     ctx: &Context<'_>,
     warnings: &mut Vec<String>,
+    max_bytes: usize,
 ) -> Result<String, TemplateError> {
     let mut out = String::new();
     for part in parts {
         match part {
             Part::Text(t) => out.push_str(t),
-            Part::Expr(e) => push_text(eval_expr(e, ctx, warnings)?.as_ref(), &mut out),
+            Part::Expr(e) => {
+                let v = eval_expr(e, ctx, warnings, max_bytes)?;
+                let room = max_bytes.saturating_sub(out.len());
+                if crate::limits::text_len_within(&v, room).is_none() {
+                    let msg = format!(
+                        "the text would be more than the limit of {} for one value",
+                        crate::limits::describe_bytes(max_bytes)
+                    );
+                    let column = e.filters.first().map_or(1, |f| f.column);
+                    return Err(TemplateError::new(TemplateErrorKind::TooLarge, msg, column));
+                }
+                push_text(v.as_ref(), &mut out)
+            }
         }
     }
     Ok(out)
