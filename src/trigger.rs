@@ -63,6 +63,12 @@ pub enum TriggerError {
     ConnectionRequired(String),
     #[error("{0}")]
     InvalidConnection(String),
+    /// The input nests deeper than run state may (`limits::MAX_JSON_DEPTH`).
+    #[error(
+        "input is nested deeper than {} levels, the limit for run state",
+        crate::limits::MAX_JSON_DEPTH
+    )]
+    TooDeep,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -74,6 +80,10 @@ impl Triggers {
         let (row, wf) = self.catalog.head(&req.workflow_id).await?;
         if row.status != "active" {
             return Err(TriggerError::InvalidStatus(row.status));
+        }
+        // Whatever is stored must be readable back by every reader.
+        if crate::limits::deeper_than(&req.input, crate::limits::MAX_JSON_DEPTH) {
+            return Err(TriggerError::TooDeep);
         }
         let input = match &wf.input_schema {
             None => req.input,

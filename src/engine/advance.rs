@@ -7,8 +7,9 @@
 
 use super::{
     FailureDecision, Next, Prepared, RunError, RunFacts, RunStatus, Scope, StepRecord, StepStatus,
-    next, on_step_error, prepare, run_output, transform_output,
+    check_output, next, on_step_error, prepare, run_output, transform_output,
 };
+use crate::limits::RunLimits;
 use crate::time::{parse_rfc3339, rfc3339};
 use crate::workflow::{CompiledWorkflow, StepKind};
 use serde_json::{Value, json};
@@ -31,6 +32,11 @@ pub struct RunState {
     pub park_until: Option<i64>,
     /// A cancel recorded in the store before this claim.
     pub cancel_requested: bool,
+    /// The budget of values and how often a run may be recovered (the server's settings).
+    pub limits: RunLimits,
+    /// How often the store took this run back from a holder that abandoned its lease
+    /// (crashed, killed or hung while holding it).
+    pub recoveries: u32,
 }
 
 impl RunState {
@@ -71,7 +77,16 @@ impl RunState {
             error: None,
             park_until: None,
             cancel_requested,
+            limits: RunLimits::default(),
+            recoveries: 0,
         }
+    }
+
+    /// The same state under the server's limits, as recovered `recoveries` times.
+    pub fn with_limits(mut self, limits: RunLimits, recoveries: u32) -> RunState {
+        self.limits = limits;
+        self.recoveries = recoveries;
+        self
     }
 
     /// When the run's `timeoutMs` runs out, once it has started.
@@ -183,6 +198,11 @@ pub fn advance(
     let deadline = s.deadline(wf);
     match event {
         Event::Claimed if s.cancel_requested => return finish_cancelled(wf, s, now),
+        Event::Claimed
+            if s.limits.max_recoveries > 0 && s.recoveries >= s.limits.max_recoveries =>
+        {
+            return finish_interrupted(wf, s, now);
+        }
         Event::Claimed => {}
         Event::CancelRequested => return finish_cancelled(wf, s, now),
         Event::DefinitionUnavailable => {
@@ -190,10 +210,20 @@ pub fn advance(
             return finish(wf, s, RunStatus::Failed, Some(error), now);
         }
         Event::StepSucceeded { idx, output } => {
+            let max = s.limits.max_value_bytes;
             if let Some(rec) = s.steps.get_mut(idx) {
-                rec.status = StepStatus::Completed;
-                rec.output = output;
-                rec.error = None;
+                match check_output(&rec.step_id, &output, max) {
+                    // Nothing of an output that cannot be stored is kept.
+                    Some(error) => {
+                        rec.status = StepStatus::Failed;
+                        rec.error = Some(error);
+                    }
+                    None => {
+                        rec.status = StepStatus::Completed;
+                        rec.output = output;
+                        rec.error = None;
+                    }
+                }
                 rec.completed_at = Some(now);
             }
         }
@@ -263,7 +293,7 @@ fn drive(wf: &CompiledWorkflow, mut s: RunState, now: i64, deadline: Option<i64>
         let i = match next(wf, &s.steps) {
             Next::Finish => {
                 let ctx = scope.context(&s.input, &wf.variables, &now_text);
-                return match run_output(wf, &s.steps, &ctx) {
+                return match run_output(wf, &s.steps, &ctx, s.limits.max_value_bytes) {
                     Ok((output, _)) => {
                         s.output = output;
                         finish(wf, s, RunStatus::Completed, None, now)
@@ -278,7 +308,8 @@ fn drive(wf: &CompiledWorkflow, mut s: RunState, now: i64, deadline: Option<i64>
             Next::Step(i) => i,
         };
         let step = &wf.steps[i];
-        let prepared = prepare(step, &scope.context(&s.input, &wf.variables, &now_text));
+        let ctx = scope.context(&s.input, &wf.variables, &now_text);
+        let prepared = prepare(step, &ctx, s.limits.max_value_bytes);
         drop(scope);
         let rec = &mut s.steps[i];
         rec.started_at.get_or_insert(now);
@@ -299,8 +330,17 @@ fn drive(wf: &CompiledWorkflow, mut s: RunState, now: i64, deadline: Option<i64>
                 match &step.kind {
                     StepKind::Transform => {
                         rec.attempts += 1;
-                        rec.status = StepStatus::Completed;
-                        rec.output = transform_output(&config);
+                        let output = transform_output(&config);
+                        match check_output(&rec.step_id, &output, s.limits.max_value_bytes) {
+                            Some(error) => {
+                                rec.status = StepStatus::Failed;
+                                rec.error = Some(error);
+                            }
+                            None => {
+                                rec.status = StepStatus::Completed;
+                                rec.output = output;
+                            }
+                        }
                         rec.completed_at = Some(now);
                     }
                     StepKind::Wait => {
@@ -378,6 +418,28 @@ fn park(mut s: RunState, until: i64) -> Transition {
         state: s,
         effect: Effect::Park { until },
     }
+}
+
+/// Poison-pill protection: the step the run was on (the first unsettled one) fails with
+/// `RUN_INTERRUPTED`, and so does the run, instead of being resumed into the same crash.
+fn finish_interrupted(wf: &CompiledWorkflow, mut s: RunState, now: i64) -> Transition {
+    let times = s.recoveries;
+    let at = match next(wf, &s.steps) {
+        Next::Step(i) => s.steps.get_mut(i),
+        Next::Finish | Next::Fail(_) => None,
+    };
+    let error = match at {
+        Some(rec) => {
+            let error = RunError::interrupted(Some(&rec.step_id), times);
+            rec.status = StepStatus::Failed;
+            rec.error = Some(error.clone());
+            rec.started_at.get_or_insert(now);
+            rec.completed_at = Some(now);
+            error
+        }
+        None => RunError::interrupted(None, times),
+    };
+    finish(wf, s, RunStatus::Failed, Some(error), now)
 }
 
 fn finish_cancelled(wf: &CompiledWorkflow, s: RunState, now: i64) -> Transition {

@@ -162,6 +162,7 @@ impl From<TriggerError> for ApiError {
             },
             TriggerError::ConnectionRequired(m) => ApiError::ConnectionRequired(m),
             TriggerError::InvalidConnection(m) => ApiError::InvalidConnection(m),
+            TriggerError::TooDeep => ApiError::InvalidRequest(e.to_string()),
             TriggerError::Store(s) => s.into(),
         }
     }

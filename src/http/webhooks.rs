@@ -91,6 +91,13 @@ pub async fn receive(
         "headers": visible_headers(&headers, &hidden),
         "query": query.into_iter().map(|(k, v)| (k, Value::String(v))).collect::<Map<String, Value>>(),
     });
+    // The run's input wraps the body one level deeper; all of it must stay readable.
+    if crate::limits::deeper_than(&input, crate::limits::MAX_JSON_DEPTH) {
+        return Err(ApiError::InvalidRequest(format!(
+            "webhook body is nested deeper than {} levels, the limit for run state",
+            crate::limits::MAX_JSON_DEPTH - 1
+        )));
+    }
     let mut started = 0;
     let mut first_error = None;
     for (wf_id, def) in &listeners {

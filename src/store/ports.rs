@@ -56,6 +56,22 @@ pub struct RunWrite {
     pub steps: Vec<StepRecord>,
 }
 
+impl RunWrite {
+    /// Ends a claimed run whose stored state cannot be decoded, leaving its steps as they
+    /// are: the claim fails that one run instead of the batch.
+    pub fn unreadable(error: &StoreError, now: i64) -> RunWrite {
+        RunWrite {
+            status: RunStatus::Failed,
+            started_at: Some(now),
+            completed_at: Some(now),
+            output: Value::Null,
+            error: Some(RunError::unreadable(error)),
+            park_until: None,
+            steps: vec![],
+        }
+    }
+}
+
 /// How a commit for a claimed run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommitOutcome {

@@ -77,6 +77,7 @@ impl NewRun {
             cancel_requested: false,
             trigger_type: self.trigger_type,
             steps: vec![],
+            recoveries: 0,
         }
     }
 }
@@ -105,6 +106,9 @@ pub struct RunRow {
     pub cancel_requested: bool,
     pub trigger_type: TriggerType,
     pub steps: Vec<StepRecord>,
+    /// Set by a claim: how often the run was taken back from a holder that abandoned its
+    /// lease (0 elsewhere).
+    pub recoveries: u32,
 }
 
 impl RunRow {

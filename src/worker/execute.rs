@@ -78,7 +78,8 @@ impl Worker {
             run.started_at,
             run.cancel_requested,
             run.steps,
-        );
+        )
+        .with_limits(self.limits, run.recoveries);
         let mut lost = held.lost.subscribe();
         loop {
             let t = engine::advance(&wf, &state, event, now_ms(), rand::random());

@@ -37,6 +37,8 @@ pub struct Worker {
     owner: String,
     lease: LeaseSettings,
     claims: Claims,
+    /// Value budget and poison-pill count for the runs this worker executes.
+    pub(crate) limits: crate::limits::RunLimits,
 }
 
 impl Worker {
@@ -60,7 +62,14 @@ impl Worker {
             owner: format!("node_{}", crate::ids::run_id().trim_start_matches("run_")),
             lease,
             claims: Claims::default(),
+            limits: crate::limits::RunLimits::default(),
         }
+    }
+
+    /// The server's limits for the runs this worker executes.
+    pub fn with_limits(mut self, limits: crate::limits::RunLimits) -> Worker {
+        self.limits = limits;
+        self
     }
 
     /// Dispatch until `stop` turns true, then wait up to `grace` for runs in flight.

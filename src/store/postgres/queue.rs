@@ -80,7 +80,7 @@ fn claim_sql() -> String {
            lease_token = q.lease_token + 1 \
          FROM ranked, runs r \
          WHERE q.seq = ranked.seq AND (ranked.free IS NULL OR ranked.n <= ranked.free) AND r.seq = q.seq \
-         RETURNING {cols}, q.lease_token, q.lease_until"
+         RETURNING {cols}, q.lease_token, q.lease_until, q.recoveries"
     )
 }
 
@@ -127,12 +127,24 @@ impl PgStore {
         }
         let n = RUN_COLUMNS.split(", ").count();
         let mut claims = Vec::with_capacity(rows.len());
+        // Decoded one run at a time: a row that cannot be read fails that run alone.
+        let mut unreadable = vec![];
         for row in &rows {
-            claims.push(Claim {
-                run: run_from_row(row)?,
+            let key = ClaimRef {
+                seq: row.get(0),
                 token: row.get(n),
-                lease_until: row.get(n + 1),
-            });
+            };
+            match run_from_row(row) {
+                Ok(mut run) => {
+                    run.recoveries = u32::try_from(row.get::<_, i32>(n + 2)).unwrap_or(0);
+                    claims.push(Claim {
+                        run,
+                        token: key.token,
+                        lease_until: row.get(n + 1),
+                    });
+                }
+                Err(e) => unreadable.push((key, e)),
+            }
         }
         // Only a run that started before can have step results to resume from.
         let started: Vec<i64> = claims
@@ -142,11 +154,43 @@ impl PgStore {
             .collect();
         if !started.is_empty() {
             // Read after the claim committed: the lease keeps other writers out.
-            let mut steps = steps_for(&Db::Client(&c), &started).await?;
-            for claim in &mut claims {
-                if let Some(s) = steps.remove(&claim.run.seq) {
-                    claim.run.steps = s;
+            let db = Db::Client(&c);
+            match steps_for(&db, &started).await {
+                Ok(mut steps) => {
+                    for claim in &mut claims {
+                        if let Some(s) = steps.remove(&claim.run.seq) {
+                            claim.run.steps = s;
+                        }
+                    }
                 }
+                Err(e) if e.is_unavailable() => return Err(e),
+                // Some run's steps cannot be read: find which, one run at a time.
+                Err(_) => {
+                    let mut kept = Vec::with_capacity(claims.len());
+                    for mut claim in claims {
+                        if claim.run.started_at.is_none() {
+                            kept.push(claim);
+                            continue;
+                        }
+                        match steps_for(&db, &[claim.run.seq]).await {
+                            Ok(mut s) => {
+                                claim.run.steps = s.remove(&claim.run.seq).unwrap_or_default();
+                                kept.push(claim);
+                            }
+                            Err(e) if e.is_unavailable() => return Err(e),
+                            Err(e) => unreadable.push((claim.key(), e)),
+                        }
+                    }
+                    claims = kept;
+                }
+            }
+        }
+        drop(c);
+        for (key, e) in unreadable {
+            tracing::error!(seq = key.seq, error = %e, "a claimed run cannot be read; failing it");
+            let write = RunWrite::unreadable(&e, crate::time::now_ms());
+            if let Err(e) = self.commit(key, write).await {
+                tracing::error!(seq = key.seq, error = %e, "cannot fail an unreadable run");
             }
         }
         claims.sort_by_key(|c| c.run.seq);
@@ -312,7 +356,8 @@ impl PgStore {
         let c = self.client().await?;
         let stmt = c
             .prepare_cached(
-                "UPDATE run_queue SET lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
+                "UPDATE run_queue SET lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1, \
+                 recoveries = recoveries + 1 \
                  WHERE lease_until IS NOT NULL AND lease_until < flowctl_now_ms()",
             )
             .await

@@ -33,6 +33,7 @@ pub(super) fn run_from_row(r: &Row) -> Result<RunRow> {
         cancel_requested: r.get(13),
         trigger_type: TriggerType::parse(r.get::<_, &str>(14)).unwrap_or_default(),
         steps: vec![],
+        recoveries: 0,
     })
 }
 

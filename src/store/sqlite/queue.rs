@@ -5,7 +5,7 @@
 //! `lease_token`, which grows on each claim, expiry and release.
 
 use super::SqliteStore;
-use super::runs::{RUN_COLUMNS, RawRun, decode, load_steps, row_to_run};
+use super::runs::{RUN_COLUMNS, RawRun, decode, decode_steps, raw_steps, row_to_run};
 use crate::engine::RunStatus;
 use crate::store::columns::{StepColumns as StepRow, encode_error, opt_json};
 use crate::store::{Claim, ClaimRef, CommitOutcome, HeartbeatReport, Result, RunWrite};
@@ -76,31 +76,53 @@ impl SqliteStore {
                      lease_token = lease_token + 1 WHERE seq = ?1",
                 )?;
                 let mut token_of =
-                    c.prepare_cached("SELECT lease_token FROM runs WHERE seq = ?1")?;
+                    c.prepare_cached("SELECT lease_token, recoveries FROM runs WHERE seq = ?1")?;
                 let mut out = Vec::with_capacity(picked.len());
                 for (mut run, status, json) in picked {
                     mark.execute(params![run.seq, owner, lease_until])?;
-                    let token: i64 = token_of.query_row([run.seq], |r| r.get(0))?;
+                    let (token, recoveries): (i64, i64) =
+                        token_of.query_row([run.seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    run.recoveries = u32::try_from(recoveries).unwrap_or(u32::MAX);
                     // Only a run that started before can have step results to resume from.
-                    if run.started_at.is_some() {
-                        run.steps = load_steps(c, run.seq)?;
-                    }
-                    out.push(((run, status, json), token));
+                    let steps = if run.started_at.is_some() {
+                        raw_steps(c, run.seq)?
+                    } else {
+                        vec![]
+                    };
+                    out.push(((run, status, json), steps, token));
                 }
                 Ok(out)
             })
             .await?;
-        // JSON is decoded here, off the single writer thread.
-        claimed
-            .into_iter()
-            .map(|(raw, token)| {
-                Ok(Claim {
-                    run: decode(raw)?,
+        // JSON is decoded here, off the single writer thread and outside the claim's
+        // transaction, one run at a time: a row that cannot be read fails that run alone.
+        let mut claims = Vec::with_capacity(claimed.len());
+        for (raw, steps, token) in claimed {
+            let seq = raw.0.seq;
+            let decoded = decode(raw).and_then(|mut run| {
+                run.steps = decode_steps(steps)?;
+                Ok(run)
+            });
+            match decoded {
+                Ok(run) => claims.push(Claim {
+                    run,
                     token,
                     lease_until,
-                })
-            })
-            .collect()
+                }),
+                Err(e) => self.fail_unreadable(ClaimRef { seq, token }, e).await,
+            }
+        }
+        Ok(claims)
+    }
+
+    /// Fails a claimed run whose stored state cannot be decoded (logged; if even that write
+    /// fails, the lease runs out and the next claim tries again).
+    async fn fail_unreadable(&self, claim: ClaimRef, e: crate::store::StoreError) {
+        tracing::error!(seq = claim.seq, error = %e, "a claimed run cannot be read; failing it");
+        let write = RunWrite::unreadable(&e, crate::time::now_ms());
+        if let Err(e) = self.commit(claim, write).await {
+            tracing::error!(seq = claim.seq, error = %e, "cannot fail an unreadable run");
+        }
     }
 
     pub async fn commit(&self, claim: ClaimRef, w: RunWrite) -> Result<CommitOutcome> {
@@ -230,7 +252,8 @@ impl SqliteStore {
         let now = crate::time::now_ms();
         self.write(move |c| {
             Ok(c.prepare_cached(
-                "UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
+                "UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1, \
+                 recoveries = recoveries + 1 \
                  WHERE ready = 0 AND lease_until IS NOT NULL AND lease_until < ?1 AND status IN ('pending', 'running')",
             )?
             .execute([now])?)
@@ -244,7 +267,8 @@ impl SqliteStore {
     pub async fn requeue_all_claimed(&self) -> Result<usize> {
         self.write(|c| {
             Ok(c.execute(
-                "UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
+                "UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1, \
+                 recoveries = recoveries + 1 \
                  WHERE ready = 0 AND status IN ('pending', 'running')",
                 [],
             )?)

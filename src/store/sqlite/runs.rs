@@ -33,6 +33,7 @@ pub(super) fn row_to_run(r: &rusqlite::Row) -> rusqlite::Result<RawRun> {
             cancel_requested: r.get::<_, i64>(13)? != 0,
             trigger_type: TriggerType::parse(&r.get::<_, String>(14)?).unwrap_or_default(),
             steps: vec![],
+            recoveries: 0,
         },
         r.get(4)?,
         [r.get(5)?, r.get(6)?, r.get(7)?],
@@ -50,7 +51,25 @@ pub(super) fn decode((mut run, status, [input, output, error]): RawRun) -> Resul
 
 pub(super) use crate::store::columns::{decode_error, encode_error};
 
+/// A step row with its undecoded text columns.
+pub(super) type RawStep = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+
 pub(super) fn load_steps(c: &Connection, seq: i64) -> Result<Vec<StepRecord>> {
+    decode_steps(raw_steps(c, seq)?)
+}
+
+/// The step rows of one run, not decoded (a claim decodes them after its transaction).
+pub(super) fn raw_steps(c: &Connection, seq: i64) -> Result<Vec<RawStep>> {
     let mut stmt = c.prepare_cached(
         "SELECT idx, step_id, status, output, error, warnings, attempts, started_at, completed_at \
          FROM steps WHERE run_seq = ?1 ORDER BY idx",
@@ -68,10 +87,14 @@ pub(super) fn load_steps(c: &Connection, seq: i64) -> Result<Vec<StepRecord>> {
             r.get::<_, Option<i64>>(8)?,
         ))
     })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(super) fn decode_steps(rows: Vec<RawStep>) -> Result<Vec<StepRecord>> {
     let mut out = vec![];
     for row in rows {
         let (idx, step_id, status, output, error, warnings, attempts, started_at, completed_at) =
-            row?;
+            row;
         let warnings = match warnings {
             Some(w) => serde_json::from_str(&w)?,
             None => vec![],
