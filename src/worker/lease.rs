@@ -72,7 +72,7 @@ impl Claims {
         }
     }
 
-    fn snapshot(&self) -> Vec<Arc<Held>> {
+    pub(crate) fn snapshot(&self) -> Vec<Arc<Held>> {
         self.held
             .lock()
             .map(|m| m.values().cloned().collect())

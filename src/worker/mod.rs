@@ -157,6 +157,12 @@ impl Worker {
             tracing::warn!(
                 "shutdown grace elapsed with runs in flight; they resume on the next start"
             );
+            // Given back, so a clean stop never counts as an abandoned lease (the
+            // poison-pill count); the new tokens fence any late commit of theirs.
+            let keys: Vec<_> = self.claims.snapshot().iter().map(|h| h.key).collect();
+            if let Err(e) = self.store.release(keys).await {
+                tracing::warn!(error = %e, "runs in flight stay claimed until their lease expires");
+            }
         }
         let _ = leases_stop.send(true);
         let _ = leases.await;
