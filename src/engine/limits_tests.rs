@@ -164,7 +164,7 @@ fn a_run_recovered_too_often_fails_on_the_step_it_was_on() {
 
 #[test]
 fn apply_refuses_a_literal_template_that_would_blow_up() {
-    let chain = " | replace: 'a', 'aaaaaaaaaa'".repeat(9);
+    let chain = format!(" | replace: 'a', '{}'", "a".repeat(10_000)).repeat(3);
     let def = json!({"name": "T", "steps": [
         {"id": "t", "type": "transform", "config": {"mapping": {"x": format!("{{{{ 'aaaaaaaaaa'{chain} }}}}")}}}
     ]});

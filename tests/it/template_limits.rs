@@ -84,10 +84,11 @@ fn map_counts_repeated_fields_as_the_array_grows() {
 
 #[test]
 fn a_literal_chain_that_would_ask_for_gigabytes_fails_fast() {
-    // 10 → 10^10 bytes if nothing stopped it; the default budget (10 MiB) stops it.
+    // 10 → 10^5 → 10^9 bytes if nothing stopped it; the default budget (10 MiB) stops it
+    // before the third string is asked for.
     let src = format!(
         "{{{{ 'aaaaaaaaaa'{} }}}}",
-        " | replace: 'a', 'aaaaaaaaaa'".repeat(9)
+        format!(" | replace: 'a', '{}'", "a".repeat(10_000)).repeat(3)
     );
     let t = Template::parse(&src).unwrap();
     assert!(t.is_constant());
