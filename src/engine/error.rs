@@ -63,6 +63,16 @@ impl RunError {
         }
     }
 
+    /// A `condition` that cannot be decided (`gt` on text, a bad pattern).
+    pub fn condition(step_id: &str, at: &str, message: &str) -> RunError {
+        RunError {
+            code: "CONDITION_ERROR".into(),
+            message: format!("step '{step_id}', {at}: {message}"),
+            step_id: Some(step_id.into()),
+            path: Some(at.into()),
+        }
+    }
+
     /// A step output (of an action or a transform) larger than the budget.
     pub fn output_too_large(step_id: &str, max_bytes: usize) -> RunError {
         RunError {
@@ -71,6 +81,16 @@ impl RunError {
                 "step '{step_id}': its output is larger than the limit of {} (--max-value-bytes)",
                 crate::limits::describe_bytes(max_bytes)
             ),
+            step_id: Some(step_id.into()),
+            path: None,
+        }
+    }
+
+    /// The error a `stop` step with `status: failed` ends its run with.
+    pub fn stopped(step_id: &str, code: &str, message: &str) -> RunError {
+        RunError {
+            code: code.into(),
+            message: message.into(),
             step_id: Some(step_id.into()),
             path: None,
         }

@@ -17,6 +17,10 @@ pub enum TemplateErrorKind {
     Expression,
     /// The result would pass the rendering budget (bytes of JSON per value).
     TooLarge,
+    /// A comparison or logic operator that does not exist (`=`, `&&`, `gt`).
+    UnknownOperator,
+    /// Values that cannot be compared that way (`5 > 'abc'`, `null < 3`).
+    Comparison,
 }
 
 /// A template error. `column` is 1-based and counts characters (not bytes) from the start
