@@ -5,7 +5,6 @@
 
 mod columns;
 pub mod copy;
-mod forward;
 pub mod maintenance;
 pub mod ports;
 mod postgres;
@@ -16,8 +15,8 @@ pub(crate) use postgres::inspect::check as check_postgres;
 pub use postgres::redact as redact_url;
 
 pub use ports::{
-    Backend, Claim, ClaimRef, CommitOutcome, Dashboard, Health, HeartbeatReport, RateState,
-    Registry, RunQueue, RunWrite, Runs, Schedules,
+    ApiKeys, Backend, Claim, ClaimRef, Cluster, CommitOutcome, Connections, Dashboard, Health,
+    HeartbeatReport, RateState, Registry, RunQueue, RunWrite, Runs, Schedules,
 };
 pub use records::*;
 
@@ -84,6 +83,21 @@ pub struct Store {
     backend: Arc<dyn Backend>,
 }
 
+impl Store {
+    /// The narrow ports, for consumers that need only one (the worker sees
+    /// the queue and connections, never dashboard queries).
+    pub fn queue(&self) -> Arc<dyn RunQueue> {
+        self.backend.clone()
+    }
+    pub fn registry(&self) -> Arc<dyn Registry> {
+        self.backend.clone()
+    }
+    pub fn connections(&self) -> Arc<dyn Connections> {
+        self.backend.clone()
+    }
+}
+
+/// The HTTP adapter and the use cases see every port.
 impl std::ops::Deref for Store {
     type Target = dyn Backend;
     fn deref(&self) -> &Self::Target {

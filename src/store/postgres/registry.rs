@@ -9,6 +9,8 @@ use crate::store::{
     ApiKeyRow, ApplyOutcome, ConnectionRow, ConnectionWrite, NewApiKey, Result, StoreError,
     WorkflowApply, WorkflowRow,
 };
+use crate::store::{ApiKeys, Connections, Registry};
+use async_trait::async_trait;
 use serde_json::Value;
 use tokio_postgres::Row;
 
@@ -57,10 +59,11 @@ fn api_key(r: &Row) -> ApiKeyRow {
     }
 }
 
-impl PgStore {
+#[async_trait]
+impl Registry for PgStore {
     /// Store a new version when the definition differs (key order aside) from the
     /// latest; a status given in the file is applied without a new version.
-    pub async fn apply_workflow(&self, apply: WorkflowApply) -> Result<ApplyOutcome> {
+    async fn apply_workflow(&self, apply: WorkflowApply) -> Result<ApplyOutcome> {
         let WorkflowApply {
             id,
             name,
@@ -139,7 +142,7 @@ impl PgStore {
         })
     }
 
-    pub async fn get_workflow(&self, id: String) -> Result<WorkflowRow> {
+    async fn get_workflow(&self, id: String) -> Result<WorkflowRow> {
         let c = self.client().await?;
         let sql = format!("SELECT {WF_COLUMNS} FROM workflows WHERE id = $1");
         let stmt = c.prepare_cached(&sql).await.map_err(pg)?;
@@ -150,7 +153,7 @@ impl PgStore {
             .ok_or(StoreError::NotFound("workflow"))
     }
 
-    pub async fn list_workflows(
+    async fn list_workflows(
         &self,
         after: Option<String>,
         limit: usize,
@@ -168,7 +171,7 @@ impl PgStore {
         Ok(rows.iter().map(workflow).collect())
     }
 
-    pub async fn workflow_version(&self, id: String, version: i64) -> Result<(Value, i64)> {
+    async fn workflow_version(&self, id: String, version: i64) -> Result<(Value, i64)> {
         let c = self.client().await?;
         let row = c
             .query_opt(
@@ -181,11 +184,7 @@ impl PgStore {
         Ok((from_json(Some(row.get(0)))?, row.get(1)))
     }
 
-    pub async fn set_workflow_status(
-        &self,
-        id: String,
-        status: &'static str,
-    ) -> Result<WorkflowRow> {
+    async fn set_workflow_status(&self, id: String, status: &'static str) -> Result<WorkflowRow> {
         let c = self.client().await?;
         c.query_opt(
             &format!(
@@ -198,8 +197,11 @@ impl PgStore {
         .map(|r| workflow(&r))
         .ok_or(StoreError::NotFound("workflow"))
     }
+}
 
-    pub async fn create_api_key(&self, key: NewApiKey) -> Result<()> {
+#[async_trait]
+impl ApiKeys for PgStore {
+    async fn create_api_key(&self, key: NewApiKey) -> Result<()> {
         let c = self.client().await?;
         c.execute(
             "INSERT INTO api_keys (id, name, key_hash, scopes, created_at) VALUES ($1, $2, $3, $4, flowctl_now_ms())",
@@ -210,7 +212,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn api_key_by_hash(&self, hash: String) -> Result<Option<ApiKeyRow>> {
+    async fn api_key_by_hash(&self, hash: String) -> Result<Option<ApiKeyRow>> {
         let c = self.client().await?;
         let sql = format!(
             "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
@@ -220,7 +222,7 @@ impl PgStore {
         Ok(self.seen(r)?.map(|r| api_key(&r)))
     }
 
-    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>> {
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>> {
         let c = self.client().await?;
         let rows = c
             .query(
@@ -232,7 +234,7 @@ impl PgStore {
         Ok(rows.iter().map(api_key).collect())
     }
 
-    pub async fn revoke_api_key(&self, id: String) -> Result<()> {
+    async fn revoke_api_key(&self, id: String) -> Result<()> {
         let c = self.client().await?;
         let n = c
             .execute(
@@ -246,10 +248,13 @@ impl PgStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl Connections for PgStore {
     /// Create or replace (`true` = created); a new default clears the
     /// provider's other default in the same transaction.
-    pub async fn put_connection(&self, w: ConnectionWrite) -> Result<(ConnectionRow, bool)> {
+    async fn put_connection(&self, w: ConnectionWrite) -> Result<(ConnectionRow, bool)> {
         let config = w.config.to_string();
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
@@ -280,7 +285,7 @@ impl PgStore {
         Ok((connection(&row)?, row.get(9)))
     }
 
-    pub async fn list_connections(&self) -> Result<Vec<ConnectionRow>> {
+    async fn list_connections(&self) -> Result<Vec<ConnectionRow>> {
         let c = self.client().await?;
         let rows = c
             .query(
@@ -292,7 +297,7 @@ impl PgStore {
         rows.iter().map(connection).collect()
     }
 
-    pub async fn get_connection(&self, id: String) -> Result<ConnectionRow> {
+    async fn get_connection(&self, id: String) -> Result<ConnectionRow> {
         let c = self.client().await?;
         let row = c
             .query_opt(
@@ -305,7 +310,7 @@ impl PgStore {
         connection(&row)
     }
 
-    pub async fn delete_connection(&self, id: String) -> Result<()> {
+    async fn delete_connection(&self, id: String) -> Result<()> {
         let c = self.client().await?;
         let n = c
             .execute("DELETE FROM connections WHERE id = $1", &[&id])

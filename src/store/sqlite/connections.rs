@@ -2,7 +2,9 @@
 //! by the caller; this module never sees a secret in clear.
 
 use super::{SqliteStore, from_json, to_json};
+use crate::store::Connections;
 use crate::store::{ConnectionRow, ConnectionWrite, Result, StoreError};
+use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
@@ -31,10 +33,11 @@ fn decode((mut c, config): (ConnectionRow, String)) -> Result<ConnectionRow> {
     Ok(c)
 }
 
-impl SqliteStore {
+#[async_trait]
+impl Connections for SqliteStore {
     /// Create, or replace the connection with this id (`true` = created).
     /// Setting `default` clears the provider's other default in the same commit.
-    pub async fn put_connection(&self, w: ConnectionWrite) -> Result<(ConnectionRow, bool)> {
+    async fn put_connection(&self, w: ConnectionWrite) -> Result<(ConnectionRow, bool)> {
         let now = crate::time::now_ms();
         self.write(move |c| {
             let existing: Option<String> = c
@@ -65,7 +68,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn list_connections(&self) -> Result<Vec<ConnectionRow>> {
+    async fn list_connections(&self) -> Result<Vec<ConnectionRow>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM connections ORDER BY provider, id"
@@ -76,7 +79,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn get_connection(&self, id: String) -> Result<ConnectionRow> {
+    async fn get_connection(&self, id: String) -> Result<ConnectionRow> {
         self.read(move |c| {
             let found = c
                 .prepare_cached(&format!("SELECT {COLUMNS} FROM connections WHERE id = ?1"))?
@@ -87,7 +90,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn delete_connection(&self, id: String) -> Result<()> {
+    async fn delete_connection(&self, id: String) -> Result<()> {
         self.write(move |c| {
             if c.execute("DELETE FROM connections WHERE id = ?1", [&id])? == 0 {
                 return Err(StoreError::NotFound("connection"));

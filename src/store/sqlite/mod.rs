@@ -11,7 +11,6 @@ pub(crate) mod export;
 mod keys;
 mod lock;
 mod migrations;
-mod ports_impl;
 mod queue;
 mod runs;
 mod schedules;
@@ -285,6 +284,19 @@ impl SqliteStore {
         }
     }
 }
+
+#[async_trait::async_trait]
+impl crate::store::Health for SqliteStore {
+    async fn check(&self) -> Result<()> {
+        self.check_writable().await
+    }
+    fn close(&self) {
+        SqliteStore::close(self)
+    }
+}
+
+/// One process owns the file: nothing to tell other nodes.
+impl crate::store::Cluster for SqliteStore {}
 
 /// How long `/healthz` reports a storage failure after the last one.
 const UNHEALTHY_AFTER_FAILURE: std::time::Duration = std::time::Duration::from_secs(3);

@@ -8,7 +8,8 @@ use super::SqliteStore;
 use super::runs::{RUN_COLUMNS, RawRun, decode, load_steps, row_to_run};
 use crate::engine::RunStatus;
 use crate::store::columns::{StepColumns as StepRow, encode_error, opt_json};
-use crate::store::{Claim, ClaimRef, CommitOutcome, HeartbeatReport, Result, RunWrite};
+use crate::store::{Claim, ClaimRef, CommitOutcome, HeartbeatReport, Result, RunQueue, RunWrite};
+use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 
@@ -62,8 +63,10 @@ fn pick(c: &Connection, now: i64, limit: usize) -> Result<Vec<RawRun>> {
         .collect())
 }
 
-impl SqliteStore {
-    pub async fn claim(&self, owner: String, limit: usize, lease_ms: i64) -> Result<Vec<Claim>> {
+#[async_trait]
+impl RunQueue for SqliteStore {
+    async fn claim(&self, owner: &str, limit: usize, lease_ms: i64) -> Result<Vec<Claim>> {
+        let owner = owner.to_string();
         let now = crate::time::now_ms();
         let lease_until = now + lease_ms;
         let claimed = self
@@ -103,7 +106,7 @@ impl SqliteStore {
             .collect()
     }
 
-    pub async fn commit(&self, claim: ClaimRef, w: RunWrite) -> Result<CommitOutcome> {
+    async fn commit(&self, claim: ClaimRef, w: RunWrite) -> Result<CommitOutcome> {
         let rows: Vec<StepRow> = w.steps.iter().map(StepRow::from).collect();
         let output = opt_json(&w.output);
         let error = encode_error(&w.error);
@@ -178,12 +181,13 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn heartbeat(
+    async fn heartbeat(
         &self,
-        owner: String,
+        owner: &str,
         claims: Vec<ClaimRef>,
         lease_ms: i64,
     ) -> Result<HeartbeatReport> {
+        let owner = owner.to_string();
         let lease_until = crate::time::now_ms() + lease_ms;
         self.write(move |c| {
             let mut renew = c.prepare_cached(
@@ -212,7 +216,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn release(&self, claims: Vec<ClaimRef>) -> Result<()> {
+    async fn release(&self, claims: Vec<ClaimRef>) -> Result<()> {
         self.write(move |c| {
             let mut stmt = c.prepare_cached(
                 "UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
@@ -226,7 +230,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn sweep_expired(&self) -> Result<usize> {
+    async fn sweep_expired(&self) -> Result<usize> {
         let now = crate::time::now_ms();
         self.write(move |c| {
             Ok(c.prepare_cached(
@@ -238,6 +242,29 @@ impl SqliteStore {
         .await
     }
 
+    async fn next_due(&self) -> Result<Option<i64>> {
+        self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT MIN(not_before) FROM runs WHERE ready = 1")?
+                    .query_row([], |r| r.get(0))?,
+            )
+        })
+        .await
+    }
+
+    async fn queue_depth(&self) -> Result<i64> {
+        let now = crate::time::now_ms();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT COUNT(*) FROM runs WHERE ready = 1 AND not_before <= ?1")?
+                    .query_row([now], |r| r.get(0))?,
+            )
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
     /// Start-up recovery for a server holding the file lock: no other
     /// process can hold a lease, so every claimed run goes back to the queue
     /// at once instead of after its lease.
@@ -248,27 +275,6 @@ impl SqliteStore {
                  WHERE ready = 0 AND status IN ('pending', 'running')",
                 [],
             )?)
-        })
-        .await
-    }
-
-    pub async fn next_due(&self) -> Result<Option<i64>> {
-        self.read(|c| {
-            Ok(
-                c.prepare_cached("SELECT MIN(not_before) FROM runs WHERE ready = 1")?
-                    .query_row([], |r| r.get(0))?,
-            )
-        })
-        .await
-    }
-
-    pub async fn queue_depth(&self) -> Result<i64> {
-        let now = crate::time::now_ms();
-        self.read(move |c| {
-            Ok(
-                c.prepare_cached("SELECT COUNT(*) FROM runs WHERE ready = 1 AND not_before <= ?1")?
-                    .query_row([now], |r| r.get(0))?,
-            )
         })
         .await
     }

@@ -3,7 +3,9 @@
 
 use super::{SqliteStore, from_json, to_json};
 use crate::engine::{RunError, RunStatus, StepRecord, StepStatus};
+use crate::store::Runs;
 use crate::store::{NewRun, Result, RunFilter, RunRow, StoreError, TriggerOutcome, TriggerType};
+use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
@@ -106,10 +108,11 @@ pub(super) fn run_by_id(c: &Connection, id: &str, with_steps: bool) -> Result<Op
     Ok(Some(run))
 }
 
-impl SqliteStore {
+#[async_trait]
+impl Runs for SqliteStore {
     /// Insert a run, or return the run an unexpired idempotency key already
     /// names. Race-free: the check and the insert share one writer transaction.
-    pub async fn create_run(&self, new: NewRun) -> Result<TriggerOutcome> {
+    async fn create_run(&self, new: NewRun) -> Result<TriggerOutcome> {
         let input_json = to_json(&new.input);
         let created_at = crate::time::now_ms();
         self.write(move |c| {
@@ -155,13 +158,13 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn get_run(&self, id: String) -> Result<RunRow> {
+    async fn get_run(&self, id: String) -> Result<RunRow> {
         self.read(move |c| run_by_id(c, &id, true)?.ok_or(StoreError::NotFound("run")))
             .await
     }
 
     /// Newest first; `before_seq` is the cursor of the previous page.
-    pub async fn list_runs(&self, f: RunFilter) -> Result<Vec<RunRow>> {
+    async fn list_runs(&self, f: RunFilter) -> Result<Vec<RunRow>> {
         let status = f.status.map(RunStatus::as_str);
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
@@ -181,7 +184,7 @@ impl SqliteStore {
     /// parked, or claimed but still pending) ends now; a claimed running one
     /// is flagged, and its holder's next commit answers `Cancelled`.
     /// Finished runs are left as they are.
-    pub async fn cancel_run(&self, id: String) -> Result<RunRow> {
+    async fn cancel_run(&self, id: String) -> Result<RunRow> {
         let now = crate::time::now_ms();
         let error = encode_error(&Some(RunError::cancelled()));
         self.write(move |c| {
@@ -214,7 +217,7 @@ impl SqliteStore {
     /// Delete up to `batch` finished runs older than `cutoff` and expired
     /// idempotency keys; returns how many runs went. Small batches keep the
     /// writer free for triggers.
-    pub async fn purge(&self, cutoff: i64, batch: usize) -> Result<usize> {
+    async fn purge(&self, cutoff: i64, batch: usize) -> Result<usize> {
         let now = crate::time::now_ms();
         self.write(move |c| {
             c.execute(
@@ -236,7 +239,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn count_runs_by_status(&self) -> Result<Vec<(RunStatus, i64)>> {
+    async fn count_runs_by_status(&self) -> Result<Vec<(RunStatus, i64)>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached("SELECT status, COUNT(*) FROM runs GROUP BY status")?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;

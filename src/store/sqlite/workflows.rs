@@ -1,8 +1,10 @@
 //! Workflows and their immutable versions.
 
 use super::{SqliteStore, from_json};
+use crate::store::Registry;
 use crate::store::records::same_definition;
 use crate::store::{ApplyOutcome, Result, StoreError, WorkflowApply, WorkflowRow};
+use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
@@ -19,10 +21,11 @@ fn row_to_workflow(r: &rusqlite::Row) -> rusqlite::Result<WorkflowRow> {
     })
 }
 
-impl SqliteStore {
+#[async_trait]
+impl Registry for SqliteStore {
     /// Store a new version when the definition differs (key order aside) from the
     /// latest; a status given in the file is applied without a new version.
-    pub async fn apply_workflow(&self, apply: WorkflowApply) -> Result<ApplyOutcome> {
+    async fn apply_workflow(&self, apply: WorkflowApply) -> Result<ApplyOutcome> {
         let WorkflowApply {
             id,
             name,
@@ -79,7 +82,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn get_workflow(&self, id: String) -> Result<WorkflowRow> {
+    async fn get_workflow(&self, id: String) -> Result<WorkflowRow> {
         self.read(move |c| {
             c.prepare_cached(&format!("SELECT {COLUMNS} FROM workflows WHERE id = ?1"))?
                 .query_row([&id], row_to_workflow)
@@ -90,7 +93,7 @@ impl SqliteStore {
     }
 
     /// Newest first by id order; `after` is the last id of the previous page.
-    pub async fn list_workflows(
+    async fn list_workflows(
         &self,
         after: Option<String>,
         limit: usize,
@@ -105,7 +108,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn workflow_version(&self, id: String, version: i64) -> Result<(Value, i64)> {
+    async fn workflow_version(&self, id: String, version: i64) -> Result<(Value, i64)> {
         self.read(move |c| {
             let row: Option<(String, i64)> = c
                 .prepare_cached(
@@ -119,11 +122,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn set_workflow_status(
-        &self,
-        id: String,
-        status: &'static str,
-    ) -> Result<WorkflowRow> {
+    async fn set_workflow_status(&self, id: String, status: &'static str) -> Result<WorkflowRow> {
         let now = crate::time::now_ms();
         self.write(move |c| {
             let n = c.execute(
