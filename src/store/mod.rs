@@ -25,8 +25,9 @@ use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Any other error of the database (SQLite or PostgreSQL).
     #[error("database error: {0}")]
-    Sqlite(String),
+    Backend(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error(

@@ -388,7 +388,7 @@ fn clone_error(e: &StoreError) -> StoreError {
         StoreError::Busy(m) => StoreError::Busy(m.clone()),
         StoreError::Begin(m) => StoreError::Begin(m.clone()),
         StoreError::Commit(m) => StoreError::Commit(m.clone()),
-        other => StoreError::Sqlite(other.to_string()),
+        other => StoreError::Backend(other.to_string()),
     }
 }
 

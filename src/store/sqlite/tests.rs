@@ -148,18 +148,12 @@ async fn an_expired_lease_is_claimed_again_while_a_live_one_is_not() {
     assert_eq!(s.sweep_expired().await.unwrap(), 0);
     assert!(s.claim("b", 10, 30_000).await.unwrap().is_empty());
     // The heartbeat keeps it; a lost claim is reported.
-    let report = s
-        .heartbeat("a", vec![held[0].key()], -1)
-        .await
-        .unwrap();
+    let report = s.heartbeat("a", vec![held[0].key()], -1).await.unwrap();
     assert!(report.lost.is_empty());
     assert_eq!(s.sweep_expired().await.unwrap(), 1);
     let again = s.claim("b", 10, 30_000).await.unwrap();
     assert_eq!(again.len(), 1);
-    let report = s
-        .heartbeat("a", vec![held[0].key()], 30_000)
-        .await
-        .unwrap();
+    let report = s.heartbeat("a", vec![held[0].key()], 30_000).await.unwrap();
     assert_eq!(report.lost, vec![held[0].key()]);
 }
 
@@ -180,10 +174,7 @@ async fn cancel_is_recorded_in_the_store_and_honoured_at_the_next_write() {
         .unwrap();
     let flagged = s.cancel_run(r.id.clone()).await.unwrap();
     assert_eq!(flagged.status, RunStatus::Running);
-    let report = s
-        .heartbeat("a", vec![claim.key()], 30_000)
-        .await
-        .unwrap();
+    let report = s.heartbeat("a", vec![claim.key()], 30_000).await.unwrap();
     assert_eq!(report.cancelled, vec![claim.key()]);
     assert_eq!(
         s.commit(claim.key(), progress(RunStatus::Running))
