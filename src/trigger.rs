@@ -1,5 +1,5 @@
 //! The trigger use case: every way a run starts (the API, a schedule, a
-//! webhook, a replay; batch later) goes through `Triggers::trigger_run`,
+//! webhook, a replay from `runs.rs`, a batch of the CLI) goes through `Triggers::trigger_run`,
 //! so the status, input-schema (defaults and violations) and connection
 //! checks and the idempotent durable insert are the same for all of them.
 //! Depends on `store` (ports), `catalog`, `engine`, `workflow`; knows
@@ -113,16 +113,6 @@ impl Triggers {
     }
 
     /// A run that could not get its connections is never queued.
-    /// Replay: a new run of the same workflow (its latest version, which must
-    /// be active) with the same input and connection as `run_id`.
-    pub async fn replay(&self, run_id: &str) -> Result<TriggerOutcome, TriggerError> {
-        let original = self.store.get_run(run_id.to_string()).await?;
-        let mut req =
-            TriggerRequest::new(original.workflow_id, original.input, TriggerType::Replay);
-        req.connection_id = original.connection_id;
-        self.trigger_run(req).await
-    }
-
     async fn check_connections(
         &self,
         wf: &CompiledWorkflow,

@@ -102,14 +102,8 @@ pub async fn show(
     Ok(ok(workflow_view(&row, Some(definition), next)))
 }
 
-/// The schedule's next occurrence, if the workflow has a live schedule.
-pub(crate) async fn next_run_at(state: &AppState, row: &WorkflowRow) -> Option<i64> {
-    let wf = state
-        .catalog
-        .version(&row.id, row.latest_version)
-        .await
-        .ok()?;
-    crate::schedule::next_run_at(&row.status, &wf.trigger, now_ms())
+async fn next_run_at(state: &AppState, row: &WorkflowRow) -> Option<i64> {
+    crate::workflows::next_run_at(&state.catalog, row, now_ms()).await
 }
 
 pub async fn version(
@@ -137,23 +131,9 @@ async fn set_status(
     status: WorkflowStatus,
 ) -> Result<impl IntoResponse, ApiError> {
     who.require(&["workflows:write"])?;
-    let row = set_workflow_status(&state, id, status).await?;
+    let row = crate::workflows::set_status(&state.store, &state.catalog, id, status).await?;
     let next = next_run_at(&state, &row).await;
     Ok(ok(workflow_view(&row, None, next)))
-}
-
-/// A status change as a use case, shared by the API and the dashboard.
-pub(crate) async fn set_workflow_status(
-    state: &AppState,
-    id: String,
-    status: WorkflowStatus,
-) -> Result<crate::store::WorkflowRow, ApiError> {
-    let row = state
-        .store
-        .set_workflow_status(id.clone(), status.as_str())
-        .await?;
-    state.catalog.forget_head(&id);
-    Ok(row)
 }
 
 pub async fn activate(
