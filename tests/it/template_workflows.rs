@@ -2,8 +2,7 @@
 //! and column, run-time TEMPLATE_ERROR naming step, config path and filter,
 //! missing-value warnings, every root, and the step-level `if`.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use std::time::Duration;
 

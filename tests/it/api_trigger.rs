@@ -1,8 +1,7 @@
 //! The seed's trigger and status endpoints through the real server: exact
 //! envelopes, codes, statuses and messages.
 
-mod common;
-use common::*;
+use crate::common::*;
 use reqwest::Method;
 use serde_json::json;
 use std::time::Duration;

@@ -4,8 +4,7 @@
 //! the whole file takes seconds. (DST rules are unit tests of the occurrence
 //! computation, on New York's real transitions.)
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
