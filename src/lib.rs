@@ -10,7 +10,6 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod credentials;
-pub mod dashboard;
 pub mod engine;
 pub mod events;
 pub mod http;
