@@ -31,8 +31,19 @@ impl RunStatus {
         }
     }
 
+    /// The one list of finished statuses (the CLI, the dashboard, the tests
+    /// and the stores' SQL all derive from it).
+    pub const TERMINAL: [RunStatus; 4] = [
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+        RunStatus::TimedOut,
+    ];
+    /// Queued, parked or executing.
+    pub const UNFINISHED: [RunStatus; 2] = [RunStatus::Pending, RunStatus::Running];
+
     pub fn is_terminal(self) -> bool {
-        !matches!(self, RunStatus::Pending | RunStatus::Running)
+        Self::TERMINAL.contains(&self)
     }
 }
 
@@ -74,11 +85,14 @@ impl StepStatus {
     }
 
     /// Settled steps are never executed again.
+    pub const SETTLED: [StepStatus; 3] = [
+        StepStatus::Completed,
+        StepStatus::Failed,
+        StepStatus::Skipped,
+    ];
+
     pub fn is_settled(self) -> bool {
-        matches!(
-            self,
-            StepStatus::Completed | StepStatus::Failed | StepStatus::Skipped
-        )
+        Self::SETTLED.contains(&self)
     }
 }
 

@@ -7,6 +7,7 @@ use super::params::{Path, limit, parse_query};
 use super::views::workflow_view;
 use super::{AppState, ok, ok_list};
 use crate::api::{ApplyResponse, ErrorDetail, ListMeta};
+use crate::store::decisions::ApplyResult;
 use crate::store::{WorkflowApply, WorkflowRow};
 use crate::time::now_ms;
 use crate::workflow::{Issue, WorkflowStatus, compile};
@@ -49,7 +50,7 @@ pub async fn apply(
     let id = compiled.id.clone();
     state.catalog.remember(outcome.version, Arc::new(compiled));
     state.catalog.forget_head(&id);
-    let status = if outcome.result == "created" {
+    let status = if outcome.result == ApplyResult::Created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -60,8 +61,8 @@ pub async fn apply(
             id,
             version: outcome.version,
             status: outcome.status,
-            changed: outcome.result != "unchanged",
-            result: outcome.result.into(),
+            changed: outcome.result != ApplyResult::Unchanged,
+            result: outcome.result.as_str().into(),
         }),
     ))
 }

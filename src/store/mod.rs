@@ -5,6 +5,7 @@
 
 mod columns;
 pub mod copy;
+pub mod decisions;
 pub mod maintenance;
 pub mod ports;
 mod postgres;
@@ -87,7 +88,7 @@ pub struct Store {
 impl Store {
     /// The narrow ports, for consumers that need only one (the worker sees
     /// the queue and connections, never dashboard queries).
-    pub fn queue(&self) -> Arc<dyn RunQueue> {
+    pub fn run_queue(&self) -> Arc<dyn RunQueue> {
         self.backend.clone()
     }
     pub fn registry(&self) -> Arc<dyn Registry> {

@@ -147,8 +147,7 @@ pub struct WorkflowApply {
 pub struct ApplyOutcome {
     pub version: i64,
     pub status: String,
-    /// `created`, `updated` or `unchanged`
-    pub result: &'static str,
+    pub result: super::decisions::ApplyResult,
 }
 
 #[derive(Debug, Clone)]

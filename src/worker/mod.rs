@@ -53,7 +53,7 @@ impl Worker {
     ) -> Worker {
         Worker {
             connections: store.connections(),
-            store: store.queue(),
+            store: store.run_queue(),
             catalog,
             events,
             actions: Actions::new(),

@@ -4,7 +4,7 @@
 //! new version is numbered, and `(workflow_id, version)` is the primary key.
 
 use super::{PgStore, from_json, pg};
-use crate::store::records::same_definition;
+use crate::store::decisions::{StoredHead, plan_apply};
 use crate::store::{
     ApiKeyRow, ApplyOutcome, ConnectionRow, ConnectionWrite, NewApiKey, Result, StoreError,
     WorkflowApply, WorkflowRow,
@@ -75,28 +75,28 @@ impl Registry for PgStore {
         let concurrency = concurrency.map(|n| n as i32);
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
-        let first = status.unwrap_or("active");
+        let first = plan_apply(None, &definition, status);
         let created = tx
             .execute(
                 "INSERT INTO workflows (id, name, status, latest_version, created_at, updated_at, concurrency) \
-                 VALUES ($1, $2, $3, 1, flowctl_now_ms(), flowctl_now_ms(), $4) ON CONFLICT (id) DO NOTHING",
-                &[&id, &name, &first, &concurrency],
+                 VALUES ($1, $2, $3, $4, flowctl_now_ms(), flowctl_now_ms(), $5) ON CONFLICT (id) DO NOTHING",
+                &[&id, &name, &first.status, &first.version, &concurrency],
             )
             .await
             .map_err(pg)?;
         if created == 1 {
             tx.execute(
                 "INSERT INTO workflow_versions (workflow_id, version, definition, created_at) \
-                 VALUES ($1, 1, $2, flowctl_now_ms())",
-                &[&id, &text],
+                 VALUES ($1, $2, $3, flowctl_now_ms())",
+                &[&id, &first.version, &text],
             )
             .await
             .map_err(pg)?;
             tx.commit().await.map_err(pg)?;
             return Ok(ApplyOutcome {
-                version: 1,
-                status: first.into(),
-                result: "created",
+                version: first.version,
+                status: first.status,
+                result: first.result,
             });
         }
         let head = tx
@@ -110,35 +110,35 @@ impl Registry for PgStore {
             .map_err(pg)?;
         let (latest, old_status, latest_def): (i64, String, String) =
             (head.get(0), head.get(1), head.get(2));
-        let new_status = status.map(String::from).unwrap_or(old_status.clone());
-        let content_changed = !same_definition(&latest_def, &definition);
-        let version = if content_changed { latest + 1 } else { latest };
-        if content_changed {
+        let head = StoredHead {
+            latest_version: latest,
+            status: &old_status,
+            definition: &latest_def,
+        };
+        let plan = plan_apply(Some(head), &definition, status);
+        if plan.new_version {
             tx.execute(
                 "INSERT INTO workflow_versions (workflow_id, version, definition, created_at) \
                  VALUES ($1, $2, $3, flowctl_now_ms())",
-                &[&id, &version, &text],
+                &[&id, &plan.version, &text],
             )
             .await
             .map_err(pg)?;
         }
-        let result = if content_changed || new_status != old_status {
+        if plan.write_head {
             tx.execute(
                 "UPDATE workflows SET name = $2, status = $3, latest_version = $4, updated_at = flowctl_now_ms(), \
                  concurrency = $5 WHERE id = $1",
-                &[&id, &name, &new_status, &version, &concurrency],
+                &[&id, &name, &plan.status, &plan.version, &concurrency],
             )
             .await
             .map_err(pg)?;
-            "updated"
-        } else {
-            "unchanged"
-        };
+        }
         tx.commit().await.map_err(pg)?;
         Ok(ApplyOutcome {
-            version,
-            status: new_status,
-            result,
+            version: plan.version,
+            status: plan.status,
+            result: plan.result,
         })
     }
 

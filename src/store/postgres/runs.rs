@@ -5,8 +5,9 @@
 use super::notify::Note;
 use super::writer::InsertCmd;
 use super::{Db, PgStore, from_json, pg};
-use crate::engine::{RunError, RunStatus, StepRecord, StepStatus};
+use crate::engine::{RunStatus, StepRecord, StepStatus};
 use crate::store::Runs;
+use crate::store::decisions::{cancel_unheld, settled_steps_sql};
 use crate::store::{NewRun, Result, RunFilter, RunRow, StoreError, TriggerOutcome, TriggerType};
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -252,7 +253,8 @@ impl Runs for PgStore {
     /// is flagged, its holder told through a notification (and its next
     /// heartbeat or commit), wherever it runs.
     async fn cancel_run(&self, id: String) -> Result<RunRow> {
-        let error = encode_error(&Some(RunError::cancelled()));
+        let cancel = cancel_unheld();
+        let error = encode_error(&Some(cancel.error));
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
         let run = run_by_id(&Db::Tx(&tx), &id, false)
@@ -264,17 +266,19 @@ impl Runs for PgStore {
                 .execute(
                     "WITH q AS (DELETE FROM run_queue q USING runs r WHERE q.seq = $1 AND r.seq = q.seq \
                        AND (q.lease_until IS NULL OR r.status = 'pending') RETURNING q.seq) \
-                     UPDATE runs SET status = 'cancelled', error = $2, completed_at = flowctl_now_ms() \
+                     UPDATE runs SET status = $3, error = $2, completed_at = flowctl_now_ms() \
                      FROM q WHERE runs.seq = q.seq",
-                    &[&run.seq, &error],
+                    &[&run.seq, &error, &cancel.status.as_str()],
                 )
                 .await
                 .map_err(pg)?;
             if ended > 0 {
                 tx.execute(
-                    "UPDATE steps SET status = 'skipped' WHERE run_seq = $1 \
-                     AND status NOT IN ('completed', 'failed', 'skipped')",
-                    &[&run.seq],
+                    &format!(
+                        "UPDATE steps SET status = $2 WHERE run_seq = $1 AND status NOT IN ({})",
+                        settled_steps_sql()
+                    ),
+                    &[&run.seq, &cancel.unsettled_steps_become.as_str()],
                 )
                 .await
                 .map_err(pg)?;

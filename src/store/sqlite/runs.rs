@@ -2,8 +2,9 @@
 //! is one job (one savepoint in a group-committed transaction).
 
 use super::{SqliteStore, from_json, to_json};
-use crate::engine::{RunError, RunStatus, StepRecord, StepStatus};
+use crate::engine::{RunStatus, StepRecord, StepStatus};
 use crate::store::Runs;
+use crate::store::decisions::{cancel_unheld, settled_steps_sql};
 use crate::store::{NewRun, Result, RunFilter, RunRow, StoreError, TriggerOutcome, TriggerType};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -186,21 +187,24 @@ impl Runs for SqliteStore {
     /// Finished runs are left as they are.
     async fn cancel_run(&self, id: String) -> Result<RunRow> {
         let now = crate::time::now_ms();
-        let error = encode_error(&Some(RunError::cancelled()));
+        let cancel = cancel_unheld();
+        let error = encode_error(&Some(cancel.error));
         self.write(move |c| {
             let run = run_by_id(c, &id, false)?.ok_or(StoreError::NotFound("run"))?;
             if !run.is_finished() {
                 let ended = c.execute(
-                    "UPDATE runs SET status = 'cancelled', error = ?2, completed_at = ?3, ready = 0, \
+                    "UPDATE runs SET status = ?4, error = ?2, completed_at = ?3, ready = 0, \
                      lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
                      WHERE seq = ?1 AND (ready = 1 OR status = 'pending')",
-                    params![run.seq, error, now],
+                    params![run.seq, error, now, cancel.status.as_str()],
                 )?;
                 if ended > 0 {
                     c.execute(
-                        "UPDATE steps SET status = 'skipped' WHERE run_seq = ?1 \
-                         AND status NOT IN ('completed', 'failed', 'skipped')",
-                        [run.seq],
+                        &format!(
+                            "UPDATE steps SET status = ?2 WHERE run_seq = ?1 AND status NOT IN ({})",
+                            settled_steps_sql()
+                        ),
+                        params![run.seq, cancel.unsettled_steps_become.as_str()],
                     )?;
                 } else {
                     c.execute(

@@ -2,7 +2,7 @@
 
 use super::{SqliteStore, from_json};
 use crate::store::Registry;
-use crate::store::records::same_definition;
+use crate::store::decisions::{StoredHead, plan_apply};
 use crate::store::{ApplyOutcome, Result, StoreError, WorkflowApply, WorkflowRow};
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
@@ -44,40 +44,37 @@ impl Registry for SqliteStore {
                 )
                 .optional()?;
             let Some((latest, old_status)) = existing else {
-                let status = status.unwrap_or("active");
+                let plan = plan_apply(None, &definition, status);
                 c.execute(
-                    "INSERT INTO workflows (id, name, status, latest_version, created_at, updated_at, concurrency) VALUES (?1, ?2, ?3, 1, ?4, ?4, ?5)",
-                    params![id, name, status, now, concurrency],
+                    "INSERT INTO workflows (id, name, status, latest_version, created_at, updated_at, concurrency) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+                    params![id, name, plan.status, plan.version, now, concurrency],
                 )?;
                 c.execute(
-                    "INSERT INTO workflow_versions (workflow_id, version, definition, created_at) VALUES (?1, 1, ?2, ?3)",
-                    params![id, text, now],
+                    "INSERT INTO workflow_versions (workflow_id, version, definition, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, plan.version, text, now],
                 )?;
-                return Ok(ApplyOutcome { version: 1, status: status.into(), result: "created" });
+                return Ok(ApplyOutcome { version: plan.version, status: plan.status, result: plan.result });
             };
             let latest_def: String = c.query_row(
                 "SELECT definition FROM workflow_versions WHERE workflow_id = ?1 AND version = ?2",
                 params![id, latest],
                 |r| r.get(0),
             )?;
-            let new_status = status.map(String::from).unwrap_or(old_status.clone());
-            let content_changed = !same_definition(&latest_def, &definition);
-            let version = if content_changed { latest + 1 } else { latest };
-            if content_changed {
+            let head = StoredHead { latest_version: latest, status: &old_status, definition: &latest_def };
+            let plan = plan_apply(Some(head), &definition, status);
+            if plan.new_version {
                 c.execute(
                     "INSERT INTO workflow_versions (workflow_id, version, definition, created_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![id, version, text, now],
+                    params![id, plan.version, text, now],
                 )?;
             }
-            if content_changed || new_status != old_status {
+            if plan.write_head {
                 c.execute(
                     "UPDATE workflows SET name = ?2, status = ?3, latest_version = ?4, updated_at = ?5, concurrency = ?6 WHERE id = ?1",
-                    params![id, name, new_status, version, now, concurrency],
+                    params![id, name, plan.status, plan.version, now, concurrency],
                 )?;
-                Ok(ApplyOutcome { version, status: new_status, result: "updated" })
-            } else {
-                Ok(ApplyOutcome { version, status: new_status, result: "unchanged" })
             }
+            Ok(ApplyOutcome { version: plan.version, status: plan.status, result: plan.result })
         })
         .await
     }
