@@ -20,7 +20,7 @@ impl RunStatus {
         "timed_out",
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             RunStatus::Pending => "pending",
             RunStatus::Running => "running",
@@ -39,6 +39,16 @@ impl RunStatus {
         RunStatus::Cancelled,
         RunStatus::TimedOut,
     ];
+    /// The wire names of `TERMINAL`, in its order.
+    pub const TERMINAL_NAMES: [&'static str; 4] = {
+        let mut names = [""; 4];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = Self::TERMINAL[i].as_str();
+            i += 1;
+        }
+        names
+    };
     /// Queued, parked or executing.
     pub const UNFINISHED: [RunStatus; 2] = [RunStatus::Pending, RunStatus::Running];
 

@@ -6,6 +6,7 @@
 
 use super::{Db, PgStore, from_json};
 use crate::store::Dashboard;
+use crate::store::decisions::unfinished_sql;
 use crate::store::{Overview, Result, RunPage, RunSearch, RunSummary, UiSession};
 use async_trait::async_trait;
 use tokio_postgres::types::ToSql;
@@ -152,8 +153,11 @@ impl Dashboard for PgStore {
             .collect();
         let in_flight = db
             .query(
-                "SELECT status, COUNT(*) FROM runs WHERE status IN ('pending', 'running') \
+                &format!(
+                    "SELECT status, COUNT(*) FROM runs WHERE status IN ({}) \
                  GROUP BY status",
+                    unfinished_sql()
+                ),
                 &[],
             )
             .await?

@@ -6,6 +6,7 @@
 use super::runs::run_by_id;
 use super::{Db, PgStore, pg};
 use crate::store::Schedules;
+use crate::store::decisions::unfinished_sql;
 use crate::store::{NewRun, Result, RunRow, ScheduleRow, ScheduleState, StoreError};
 use async_trait::async_trait;
 
@@ -106,9 +107,12 @@ impl Schedules for PgStore {
         // Only recent occurrences can still have a run in flight.
         let in_flight: i64 = db
             .query_one(
-                "SELECT COUNT(*) FROM (SELECT run_id FROM schedule_fires WHERE workflow_id = $1 \
+                &format!(
+"SELECT COUNT(*) FROM (SELECT run_id FROM schedule_fires WHERE workflow_id = $1 \
                  AND run_id IS NOT NULL ORDER BY scheduled_at DESC LIMIT 20) f \
-                 JOIN runs r ON r.id = f.run_id WHERE r.status IN ('pending', 'running')",
+                 JOIN runs r ON r.id = f.run_id WHERE r.status IN ({})",
+ unfinished_sql()
+),
                 &[&workflow_id],
             )
             .await?

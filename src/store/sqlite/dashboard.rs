@@ -5,6 +5,7 @@
 
 use super::{SqliteStore, from_json};
 use crate::store::Dashboard;
+use crate::store::decisions::unfinished_sql;
 use crate::store::{Overview, Result, RunPage, RunSearch, RunSummary, UiSession};
 use async_trait::async_trait;
 use rusqlite::types::ToSql;
@@ -193,7 +194,10 @@ impl Dashboard for SqliteStore {
                 .query_map([since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut stmt = c.prepare_cached(
-                "SELECT status, COUNT(*) FROM runs WHERE status IN ('pending', 'running') GROUP BY status",
+                &format!(
+"SELECT status, COUNT(*) FROM runs WHERE status IN ({}) GROUP BY status",
+ unfinished_sql()
+),
             )?;
             let in_flight = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?

@@ -8,6 +8,7 @@ use super::SqliteStore;
 use super::runs::{RUN_COLUMNS, RawRun, decode, load_steps, row_to_run};
 use crate::engine::RunStatus;
 use crate::store::columns::{StepColumns as StepRow, encode_error, opt_json};
+use crate::store::decisions::unfinished_sql;
 use crate::store::{Claim, ClaimRef, CommitOutcome, HeartbeatReport, Result, RunQueue, RunWrite};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -122,12 +123,15 @@ impl RunQueue for SqliteStore {
             };
             let n = c
                 .prepare_cached(
-                    "UPDATE runs SET status = ?3, started_at = COALESCE(started_at, ?4), completed_at = ?5, \
+                    &format!(
+"UPDATE runs SET status = ?3, started_at = COALESCE(started_at, ?4), completed_at = ?5, \
                      output = ?6, error = ?7, ready = ?8, not_before = COALESCE(?9, not_before), \
                      lease_until = CASE WHEN ?10 THEN lease_until END, \
                      lease_owner = CASE WHEN ?10 THEN lease_owner END \
                      WHERE seq = ?1 AND lease_token = ?2 AND ready = 0 \
-                     AND status IN ('pending', 'running') AND (cancel_requested = 0 OR ?11)",
+                     AND status IN ({}) AND (cancel_requested = 0 OR ?11)",
+ unfinished_sql()
+),
                 )?
                 .execute(params![
                     claim.seq,
@@ -190,11 +194,12 @@ impl RunQueue for SqliteStore {
         let owner = owner.to_string();
         let lease_until = crate::time::now_ms() + lease_ms;
         self.write(move |c| {
-            let mut renew = c.prepare_cached(
+            let mut renew = c.prepare_cached(&format!(
                 "UPDATE runs SET lease_until = ?4 WHERE seq = ?1 AND lease_token = ?2 \
-                 AND lease_owner = ?3 AND ready = 0 AND status IN ('pending', 'running') \
+                 AND lease_owner = ?3 AND ready = 0 AND status IN ({}) \
                  RETURNING cancel_requested",
-            )?;
+                unfinished_sql()
+            ))?;
             let mut report = HeartbeatReport {
                 lease_until,
                 ..Default::default()
@@ -219,8 +224,11 @@ impl RunQueue for SqliteStore {
     async fn release(&self, claims: Vec<ClaimRef>) -> Result<()> {
         self.write(move |c| {
             let mut stmt = c.prepare_cached(
-                "UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
-                 WHERE seq = ?1 AND lease_token = ?2 AND ready = 0 AND status IN ('pending', 'running')",
+                &format!(
+"UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
+                 WHERE seq = ?1 AND lease_token = ?2 AND ready = 0 AND status IN ({})",
+ unfinished_sql()
+),
             )?;
             for claim in claims {
                 stmt.execute(params![claim.seq, claim.token])?;
@@ -234,8 +242,11 @@ impl RunQueue for SqliteStore {
         let now = crate::time::now_ms();
         self.write(move |c| {
             Ok(c.prepare_cached(
-                "UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
-                 WHERE ready = 0 AND lease_until IS NOT NULL AND lease_until < ?1 AND status IN ('pending', 'running')",
+                &format!(
+"UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
+                 WHERE ready = 0 AND lease_until IS NOT NULL AND lease_until < ?1 AND status IN ({})",
+ unfinished_sql()
+),
             )?
             .execute([now])?)
         })
@@ -271,8 +282,11 @@ impl SqliteStore {
     pub async fn requeue_all_claimed(&self) -> Result<usize> {
         self.write(|c| {
             Ok(c.execute(
-                "UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
-                 WHERE ready = 0 AND status IN ('pending', 'running')",
+                &format!(
+"UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
+                 WHERE ready = 0 AND status IN ({})",
+ unfinished_sql()
+),
                 [],
             )?)
         })

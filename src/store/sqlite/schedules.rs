@@ -5,6 +5,7 @@
 use super::SqliteStore;
 use super::runs::run_by_id;
 use crate::store::Schedules;
+use crate::store::decisions::unfinished_sql;
 use crate::store::{Result, RunRow, ScheduleRow, ScheduleState, StoreError};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -98,9 +99,12 @@ impl Schedules for SqliteStore {
             // Only recent occurrences can still have a run in flight.
             let in_flight: i64 = c
                 .prepare_cached(
-                    "SELECT COUNT(*) FROM (SELECT run_id FROM schedule_fires WHERE workflow_id = ?1 \
+                    &format!(
+"SELECT COUNT(*) FROM (SELECT run_id FROM schedule_fires WHERE workflow_id = ?1 \
                      AND run_id IS NOT NULL ORDER BY scheduled_at DESC LIMIT 20) f \
-                     JOIN runs r ON r.id = f.run_id WHERE r.status IN ('pending', 'running')",
+                     JOIN runs r ON r.id = f.run_id WHERE r.status IN ({})",
+ unfinished_sql()
+),
                 )?
                 .query_row([&workflow_id], |r| r.get(0))?;
             let queued: Option<i64> = c

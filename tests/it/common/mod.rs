@@ -293,10 +293,7 @@ impl Server {
             let (s, v) = self.get(&format!("/api/v1/runs/{run_id}?wait=5")).await;
             assert_eq!(s, 200, "{v}");
             let status = v["data"]["status"].as_str().unwrap_or_default().to_string();
-            if matches!(
-                status.as_str(),
-                "completed" | "failed" | "cancelled" | "timed_out"
-            ) {
+            if flowctl::engine::RunStatus::parse(&status).is_some_and(|s| s.is_terminal()) {
                 return v["data"].clone();
             }
             assert!(
