@@ -4,6 +4,8 @@
 //! database) implement them. Nothing outside this module knows which one it has.
 
 mod columns;
+#[cfg(test)]
+mod contract;
 pub mod copy;
 pub mod decisions;
 pub mod maintenance;

@@ -20,7 +20,7 @@ mod registry;
 mod runs;
 mod schedules;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod tls;
 mod writer;
 

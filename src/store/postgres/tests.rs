@@ -10,7 +10,7 @@ use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A store on a new, empty database of the test cluster.
-async fn store(test: &str) -> Option<PgStore> {
+pub(crate) async fn store(test: &str) -> Option<PgStore> {
     let base = ["FLOWCTL_TEST_PG_URL", "FLOWCTL_TEST_DATABASE_URL"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()));
