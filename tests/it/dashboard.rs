@@ -4,7 +4,7 @@
 //! by the server, a strict CSP, and the API never accepting the cookie.
 //! (Tests/browser/ drives the same pages in Chromium.)
 
-use crate::common::Server;
+use crate::common::{Api, Server};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::json;
 use std::time::Duration;

@@ -7,7 +7,7 @@
 //! PostgreSQL cluster (`FLOWCTL_TEST_DATABASE_URL` or `FLOWCTL_TEST_PG_URL`);
 //! skipped without one outside CI.
 
-use crate::common::{BIN, Server, eventually, pg, stderr, stdout};
+use crate::common::{Api, BIN, Server, eventually, pg, stderr, stdout};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde_json::{Value, json};

@@ -5,7 +5,7 @@
 //! ends half-sent requests and long-polls within `--shutdown-grace`.
 
 use crate::common::spawn::Spawned;
-use crate::common::{Server, have};
+use crate::common::{Api, Server, have};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::TcpStream;

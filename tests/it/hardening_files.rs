@@ -5,7 +5,7 @@
 //! name the file and exit 3.
 
 use crate::common::spawn::Spawned;
-use crate::common::{Server, have, stderr, stdout};
+use crate::common::{Api, Server, have, stderr, stdout};
 use rusqlite::Connection;
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;

@@ -3,7 +3,7 @@
 //! redirects and follow same-origin ones with their headers; Stripe steps
 //! follow none.
 
-use crate::common::Server;
+use crate::common::{Api, Server};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};

@@ -4,7 +4,7 @@
 //! caps with a slow upstream.
 
 use crate::common::target::Target;
-use crate::common::{BIN, Server, eventually};
+use crate::common::{Api, BIN, Server, eventually};
 use serde_json::json;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! Needs `FLOWCTL_TEST_DATABASE_URL` (CI starts a cluster); skipped without
 //! one outside CI.
 
-use crate::common::{Server, eventually, pg};
+use crate::common::{Api, Server, eventually, pg};
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};

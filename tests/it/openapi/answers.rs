@@ -3,7 +3,7 @@
 
 use super::support::*;
 use super::{call, document};
-use crate::common::*;
+use crate::common::{Api as _, *};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
