@@ -10,7 +10,7 @@ use crate::catalog::Catalog;
 use crate::engine::{ConnectionRef, ResolveError, check_trigger};
 use crate::events::Events;
 use crate::store::{ConnectionRow, NewRun, Store, StoreError, TriggerOutcome, TriggerType};
-use crate::workflow::{CompiledWorkflow, StepKind};
+use crate::workflow::{CompiledWorkflow, StepKind, WorkflowStatus};
 use serde_json::Value;
 
 /// How long an idempotency key is remembered.
@@ -72,8 +72,8 @@ impl Triggers {
     /// idempotency key already named a run: nothing new started.
     pub async fn trigger_run(&self, req: TriggerRequest) -> Result<TriggerOutcome, TriggerError> {
         let (row, wf) = self.catalog.head(&req.workflow_id).await?;
-        if row.status != "active" {
-            return Err(TriggerError::InvalidStatus(row.status));
+        if row.status != WorkflowStatus::Active {
+            return Err(TriggerError::InvalidStatus(row.status.as_str().into()));
         }
         let input = match &wf.input_schema {
             None => req.input,

@@ -22,9 +22,7 @@ pub async fn set_status(
     id: String,
     status: WorkflowStatus,
 ) -> Result<WorkflowRow, StatusError> {
-    let row = store
-        .set_workflow_status(id.clone(), status.as_str())
-        .await?;
+    let row = store.set_workflow_status(id.clone(), status).await?;
     catalog.forget_head(&id);
     Ok(row)
 }
@@ -34,5 +32,5 @@ pub async fn set_status(
 /// read).
 pub async fn next_run_at(catalog: &Catalog, row: &WorkflowRow, now: i64) -> Option<i64> {
     let wf = catalog.version(&row.id, row.latest_version).await.ok()?;
-    crate::schedule::next_run_at(&row.status, &wf.trigger, now)
+    crate::schedule::next_run_at(row.status, &wf.trigger, now)
 }

@@ -127,7 +127,10 @@ async fn listeners(state: &AppState, path: &str) -> Result<Vec<(String, WebhookD
     let mut after = None;
     loop {
         let page = state.store.list_workflows(after.clone(), 500).await?;
-        for row in page.iter().filter(|r| r.status == "active") {
+        for row in page
+            .iter()
+            .filter(|r| r.status == crate::workflow::WorkflowStatus::Active)
+        {
             let Ok(wf) = state.catalog.version(&row.id, row.latest_version).await else {
                 continue;
             };

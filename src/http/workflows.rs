@@ -43,7 +43,7 @@ pub async fn apply(
             id: compiled.id.clone(),
             name: compiled.name.clone(),
             definition: compiled.definition.clone(),
-            status: compiled.status.map(WorkflowStatus::as_str),
+            status: compiled.status,
             concurrency: compiled.concurrency,
         })
         .await?;
@@ -60,7 +60,7 @@ pub async fn apply(
         ok(ApplyResponse {
             id,
             version: outcome.version,
-            status: outcome.status,
+            status: outcome.status.as_str().into(),
             changed: outcome.result != ApplyResult::Unchanged,
             result: outcome.result.as_str().into(),
         }),

@@ -6,6 +6,12 @@ use super::Result;
 use crate::engine::{RunError, StepRecord};
 use serde_json::Value;
 
+/// A workflow status as stored (its wire name).
+pub fn workflow_status(s: &str) -> Result<crate::workflow::WorkflowStatus> {
+    crate::workflow::WorkflowStatus::parse(s)
+        .ok_or_else(|| super::StoreError::Decode(format!("unknown workflow status '{s}'")))
+}
+
 pub(crate) fn opt_json(v: &Value) -> Option<String> {
     (!v.is_null()).then(|| v.to_string())
 }

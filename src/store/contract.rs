@@ -9,6 +9,7 @@
 use super::decisions::ApplyResult;
 use super::*;
 use crate::engine::{RunError, RunStatus, StepRecord, StepStatus};
+use crate::workflow::WorkflowStatus;
 use serde_json::{Value, json};
 
 async fn workflow(s: &Store, id: &str, concurrency: Option<u32>) {
@@ -228,7 +229,7 @@ async fn a_concurrency_cap_holds_runs_back_in_order(s: Store) {
 }
 
 async fn apply_bumps_the_version_only_on_changed_content(s: Store) {
-    let apply = |definition: Value, status: Option<&'static str>| WorkflowApply {
+    let apply = |definition: Value, status: Option<WorkflowStatus>| WorkflowApply {
         id: "wf".into(),
         name: "wf".into(),
         definition,
@@ -245,7 +246,10 @@ async fn apply_bumps_the_version_only_on_changed_content(s: Store) {
     let reordered = json!({"x": 1, "steps": [{"id": "a"}], "id": "wf"});
     let out = s.apply_workflow(apply(reordered, None)).await.unwrap();
     assert_eq!((out.version, out.result), (1, ApplyResult::Unchanged));
-    let out = s.apply_workflow(apply(v1, Some("paused"))).await.unwrap();
+    let out = s
+        .apply_workflow(apply(v1, Some(WorkflowStatus::Paused)))
+        .await
+        .unwrap();
     assert_eq!(
         (out.version, out.status.as_str(), out.result),
         (1, "paused", ApplyResult::Updated)
@@ -257,9 +261,15 @@ async fn apply_bumps_the_version_only_on_changed_content(s: Store) {
         (2, "paused", ApplyResult::Updated)
     );
     assert_eq!(s.workflow_version("wf".into(), 2).await.unwrap().0, v2);
-    let row = s.set_workflow_status("wf".into(), "active").await.unwrap();
+    let row = s
+        .set_workflow_status("wf".into(), WorkflowStatus::Active)
+        .await
+        .unwrap();
     assert_eq!((row.latest_version, row.status.as_str()), (2, "active"));
-    assert_eq!(s.get_workflow("wf".into()).await.unwrap().status, "active");
+    assert_eq!(
+        s.get_workflow("wf".into()).await.unwrap().status,
+        WorkflowStatus::Active
+    );
 }
 
 async fn a_schedules_occurrence_starts_one_run(s: Store) {

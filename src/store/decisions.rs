@@ -31,7 +31,7 @@ impl ApplyResult {
 /// The stored head of a workflow, as `plan_apply` compares it.
 pub struct StoredHead<'a> {
     pub latest_version: i64,
-    pub status: &'a str,
+    pub status: WorkflowStatus,
     /// The latest version's definition, as stored (JSON text).
     pub definition: &'a str,
 }
@@ -44,7 +44,7 @@ pub struct ApplyPlan {
     pub new_version: bool,
     /// Update the workflow row (status, latest version, name, concurrency).
     pub write_head: bool,
-    pub status: String,
+    pub status: WorkflowStatus,
     pub result: ApplyResult,
 }
 
@@ -55,19 +55,19 @@ pub struct ApplyPlan {
 pub fn plan_apply(
     head: Option<StoredHead<'_>>,
     definition: &Value,
-    status: Option<&str>,
+    status: Option<WorkflowStatus>,
 ) -> ApplyPlan {
     let Some(head) = head else {
         return ApplyPlan {
             version: 1,
             new_version: true,
             write_head: true,
-            status: status.unwrap_or(WorkflowStatus::Active.as_str()).into(),
+            status: status.unwrap_or(WorkflowStatus::Active),
             result: ApplyResult::Created,
         };
     };
     let content_changed = !same_definition(head.definition, definition);
-    let status = status.unwrap_or(head.status).to_string();
+    let status = status.unwrap_or(head.status);
     let changed = content_changed || status != head.status;
     ApplyPlan {
         version: head.latest_version + i64::from(content_changed),
@@ -130,7 +130,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn head<'a>(status: &'a str, def: &'a str) -> Option<StoredHead<'a>> {
+    fn head(status: WorkflowStatus, def: &str) -> Option<StoredHead<'_>> {
         Some(StoredHead {
             latest_version: 3,
             status,
@@ -140,29 +140,28 @@ mod tests {
 
     #[test]
     fn apply_creates_bumps_on_changed_content_only_and_keeps_status_unless_given() {
+        use WorkflowStatus::{Active, Paused};
         let def = json!({"a": 1, "b": 2});
         let created = plan_apply(None, &def, None);
-        assert_eq!((created.version, created.status.as_str()), (1, "active"));
+        assert_eq!((created.version, created.status), (1, Active));
         assert_eq!(created.result, ApplyResult::Created);
-        assert_eq!(plan_apply(None, &def, Some("paused")).status, "paused");
+        assert_eq!(plan_apply(None, &def, Some(Paused)).status, Paused);
 
         // Key order aside, the same content: nothing to write.
-        let same = plan_apply(head("paused", r#"{"b":2,"a":1}"#), &def, None);
+        let same = plan_apply(head(Paused, r#"{"b":2,"a":1}"#), &def, None);
         assert_eq!(same.result, ApplyResult::Unchanged);
-        assert_eq!(
-            (same.version, same.new_version, same.write_head),
-            (3, false, false)
-        );
-        assert_eq!(same.status, "paused");
+        let written = (same.version, same.new_version, same.write_head);
+        assert_eq!(written, (3, false, false));
+        assert_eq!(same.status, Paused);
 
-        let changed = plan_apply(head("paused", r#"{"a":1}"#), &def, None);
+        let changed = plan_apply(head(Paused, r#"{"a":1}"#), &def, None);
         assert_eq!((changed.version, changed.new_version), (4, true));
         assert_eq!(
-            (changed.result, changed.status.as_str()),
-            (ApplyResult::Updated, "paused")
+            (changed.result, changed.status),
+            (ApplyResult::Updated, Paused)
         );
 
-        let status_only = plan_apply(head("paused", r#"{"a":1,"b":2}"#), &def, Some("active"));
+        let status_only = plan_apply(head(Paused, r#"{"a":1,"b":2}"#), &def, Some(Active));
         assert_eq!((status_only.version, status_only.new_version), (3, false));
         assert_eq!(status_only.result, ApplyResult::Updated);
     }

@@ -130,7 +130,11 @@ pub trait Registry: Send + Sync {
     -> Result<Vec<WorkflowRow>>;
     /// A stored definition and when it was stored.
     async fn workflow_version(&self, id: String, version: i64) -> Result<(Value, i64)>;
-    async fn set_workflow_status(&self, id: String, status: &'static str) -> Result<WorkflowRow>;
+    async fn set_workflow_status(
+        &self,
+        id: String,
+        status: crate::workflow::WorkflowStatus,
+    ) -> Result<WorkflowRow>;
 }
 
 /// API keys (stored as hashes).

@@ -126,7 +126,7 @@ pub struct RunFilter {
 pub struct WorkflowRow {
     pub id: String,
     pub name: String,
-    pub status: String,
+    pub status: crate::workflow::WorkflowStatus,
     pub latest_version: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -138,7 +138,7 @@ pub struct WorkflowApply {
     pub id: String,
     pub name: String,
     pub definition: Value,
-    pub status: Option<&'static str>,
+    pub status: Option<crate::workflow::WorkflowStatus>,
     /// The definition's `concurrency` cap, enforced by `RunQueue::claim`.
     pub concurrency: Option<u32>,
 }
@@ -146,7 +146,7 @@ pub struct WorkflowApply {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApplyOutcome {
     pub version: i64,
-    pub status: String,
+    pub status: crate::workflow::WorkflowStatus,
     pub result: super::decisions::ApplyResult,
 }
 

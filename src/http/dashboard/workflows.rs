@@ -61,7 +61,7 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Result<Pag
                     @for (w, def, next) in &items {
                         tr {
                             td { a href={ "/ui/workflows/" (w.id) } { (w.name) } br; span.mono.muted { (w.id) } }
-                            td { (badge(&w.status)) }
+                            td { (badge(w.status.as_str())) }
                             td { "v" (w.latest_version) }
                             td { (trigger_text(def)) }
                             td { (next_schedule(*next)) }
@@ -129,12 +129,12 @@ pub async fn show(
     let body = html! {
         header.run-head {
             h1 { (row.name) " " span.mono.muted { (row.id) } }
-            p.run-status { "Status: " (badge(&row.status)) }
+            p.run-status { "Status: " (badge(row.status.as_str())) }
             div.actions {
-                @if can_write && row.status != "active" {
+                @if can_write && row.status != WorkflowStatus::Active {
                     (layout::action_button(&session, &format!("/ui/workflows/{}/activate", row.id), "Activate", "activate", ""))
                 }
-                @if can_write && row.status == "active" {
+                @if can_write && row.status == WorkflowStatus::Active {
                     (layout::action_button(&session, &format!("/ui/workflows/{}/pause", row.id), "Pause", "pause", "secondary"))
                 }
             }

@@ -4,12 +4,14 @@
 //! new version is numbered, and `(workflow_id, version)` is the primary key.
 
 use super::{PgStore, from_json, pg};
+use crate::store::columns::workflow_status;
 use crate::store::decisions::{StoredHead, plan_apply};
 use crate::store::{
     ApiKeyRow, ApplyOutcome, ConnectionRow, ConnectionWrite, NewApiKey, Result, StoreError,
     WorkflowApply, WorkflowRow,
 };
 use crate::store::{ApiKeys, Connections, Registry};
+use crate::workflow::WorkflowStatus;
 use async_trait::async_trait;
 use serde_json::Value;
 use tokio_postgres::Row;
@@ -19,15 +21,15 @@ const CONN_COLUMNS: &str =
     "id, provider, name, status, is_default, config, secret, created_at, updated_at";
 const KEY_COLUMNS: &str = "id, name, scopes, created_at, revoked_at";
 
-fn workflow(r: &Row) -> WorkflowRow {
-    WorkflowRow {
+fn workflow(r: &Row) -> Result<WorkflowRow> {
+    Ok(WorkflowRow {
         id: r.get(0),
         name: r.get(1),
-        status: r.get(2),
+        status: workflow_status(r.get(2))?,
         latest_version: r.get(3),
         created_at: r.get(4),
         updated_at: r.get(5),
-    }
+    })
 }
 
 fn connection(r: &Row) -> Result<ConnectionRow> {
@@ -80,7 +82,7 @@ impl Registry for PgStore {
             .execute(
                 "INSERT INTO workflows (id, name, status, latest_version, created_at, updated_at, concurrency) \
                  VALUES ($1, $2, $3, $4, flowctl_now_ms(), flowctl_now_ms(), $5) ON CONFLICT (id) DO NOTHING",
-                &[&id, &name, &first.status, &first.version, &concurrency],
+                &[&id, &name, &first.status.as_str(), &first.version, &concurrency],
             )
             .await
             .map_err(pg)?;
@@ -112,7 +114,7 @@ impl Registry for PgStore {
             (head.get(0), head.get(1), head.get(2));
         let head = StoredHead {
             latest_version: latest,
-            status: &old_status,
+            status: workflow_status(&old_status)?,
             definition: &latest_def,
         };
         let plan = plan_apply(Some(head), &definition, status);
@@ -129,7 +131,7 @@ impl Registry for PgStore {
             tx.execute(
                 "UPDATE workflows SET name = $2, status = $3, latest_version = $4, updated_at = flowctl_now_ms(), \
                  concurrency = $5 WHERE id = $1",
-                &[&id, &name, &plan.status, &plan.version, &concurrency],
+                &[&id, &name, &plan.status.as_str(), &plan.version, &concurrency],
             )
             .await
             .map_err(pg)?;
@@ -150,6 +152,7 @@ impl Registry for PgStore {
             .await
             .map_err(pg)?
             .map(|r| workflow(&r))
+            .transpose()?
             .ok_or(StoreError::NotFound("workflow"))
     }
 
@@ -168,7 +171,7 @@ impl Registry for PgStore {
             )
             .await
             .map_err(pg)?;
-        Ok(rows.iter().map(workflow).collect())
+        rows.iter().map(workflow).collect()
     }
 
     async fn workflow_version(&self, id: String, version: i64) -> Result<(Value, i64)> {
@@ -184,17 +187,18 @@ impl Registry for PgStore {
         Ok((from_json(Some(row.get(0)))?, row.get(1)))
     }
 
-    async fn set_workflow_status(&self, id: String, status: &'static str) -> Result<WorkflowRow> {
+    async fn set_workflow_status(&self, id: String, status: WorkflowStatus) -> Result<WorkflowRow> {
         let c = self.client().await?;
         c.query_opt(
             &format!(
                 "UPDATE workflows SET status = $2, updated_at = flowctl_now_ms() WHERE id = $1 RETURNING {WF_COLUMNS}"
             ),
-            &[&id, &status],
+            &[&id, &status.as_str()],
         )
         .await
         .map_err(pg)?
         .map(|r| workflow(&r))
+        .transpose()?
         .ok_or(StoreError::NotFound("workflow"))
     }
 }

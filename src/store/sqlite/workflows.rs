@@ -2,8 +2,10 @@
 
 use super::{SqliteStore, from_json};
 use crate::store::Registry;
+use crate::store::columns::workflow_status;
 use crate::store::decisions::{StoredHead, plan_apply};
 use crate::store::{ApplyOutcome, Result, StoreError, WorkflowApply, WorkflowRow};
+use crate::workflow::WorkflowStatus;
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
@@ -11,10 +13,14 @@ use serde_json::Value;
 const COLUMNS: &str = "id, name, status, latest_version, created_at, updated_at";
 
 fn row_to_workflow(r: &rusqlite::Row) -> rusqlite::Result<WorkflowRow> {
+    let status: String = r.get(2)?;
+    let status = workflow_status(&status).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+    })?;
     Ok(WorkflowRow {
         id: r.get(0)?,
         name: r.get(1)?,
-        status: r.get(2)?,
+        status,
         latest_version: r.get(3)?,
         created_at: r.get(4)?,
         updated_at: r.get(5)?,
@@ -47,7 +53,7 @@ impl Registry for SqliteStore {
                 let plan = plan_apply(None, &definition, status);
                 c.execute(
                     "INSERT INTO workflows (id, name, status, latest_version, created_at, updated_at, concurrency) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
-                    params![id, name, plan.status, plan.version, now, concurrency],
+                    params![id, name, plan.status.as_str(), plan.version, now, concurrency],
                 )?;
                 c.execute(
                     "INSERT INTO workflow_versions (workflow_id, version, definition, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -60,7 +66,7 @@ impl Registry for SqliteStore {
                 params![id, latest],
                 |r| r.get(0),
             )?;
-            let head = StoredHead { latest_version: latest, status: &old_status, definition: &latest_def };
+            let head = StoredHead { latest_version: latest, status: workflow_status(&old_status)?, definition: &latest_def };
             let plan = plan_apply(Some(head), &definition, status);
             if plan.new_version {
                 c.execute(
@@ -71,7 +77,7 @@ impl Registry for SqliteStore {
             if plan.write_head {
                 c.execute(
                     "UPDATE workflows SET name = ?2, status = ?3, latest_version = ?4, updated_at = ?5, concurrency = ?6 WHERE id = ?1",
-                    params![id, name, plan.status, plan.version, now, concurrency],
+                    params![id, name, plan.status.as_str(), plan.version, now, concurrency],
                 )?;
             }
             Ok(ApplyOutcome { version: plan.version, status: plan.status, result: plan.result })
@@ -119,12 +125,12 @@ impl Registry for SqliteStore {
         .await
     }
 
-    async fn set_workflow_status(&self, id: String, status: &'static str) -> Result<WorkflowRow> {
+    async fn set_workflow_status(&self, id: String, status: WorkflowStatus) -> Result<WorkflowRow> {
         let now = crate::time::now_ms();
         self.write(move |c| {
             let n = c.execute(
                 "UPDATE workflows SET status = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, status, now],
+                params![id, status.as_str(), now],
             )?;
             if n == 0 {
                 return Err(StoreError::NotFound("workflow"));
