@@ -167,7 +167,7 @@ async fn check_signature(
         return Err(refuse("no signing secret is configured".into()));
     };
     let conn = match state.store.get_connection(conn_id.clone()).await {
-        Ok(c) if c.provider == "webhook" && c.status == "active" => c,
+        Ok(c) if c.provider == "webhook" && c.status == crate::store::ConnectionStatus::Active => c,
         Ok(_) | Err(StoreError::NotFound(_)) => {
             tracing::warn!(workflow_id = %wf_id, connection = %conn_id,
                 "webhook connection is missing, inactive or not of provider webhook");

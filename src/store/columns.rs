@@ -6,6 +6,12 @@ use super::Result;
 use crate::engine::{RunError, StepRecord};
 use serde_json::Value;
 
+/// A connection status as stored (its wire name).
+pub fn connection_status(s: &str) -> Result<super::ConnectionStatus> {
+    super::ConnectionStatus::parse(s)
+        .ok_or_else(|| super::StoreError::Decode(format!("unknown connection status '{s}'")))
+}
+
 /// A workflow status as stored (its wire name).
 pub fn workflow_status(s: &str) -> Result<crate::workflow::WorkflowStatus> {
     crate::workflow::WorkflowStatus::parse(s)

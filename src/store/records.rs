@@ -167,12 +167,38 @@ pub struct NewApiKey {
     pub scopes: Vec<String>,
 }
 
+/// Whether runs may use a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionStatus {
+    Active,
+    Inactive,
+}
+
+impl ConnectionStatus {
+    pub const ALL: [&'static str; 2] = ["active", "inactive"];
+
+    pub fn parse(s: &str) -> Option<ConnectionStatus> {
+        match s {
+            "active" => Some(ConnectionStatus::Active),
+            "inactive" => Some(ConnectionStatus::Inactive),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionStatus::Active => "active",
+            ConnectionStatus::Inactive => "inactive",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ConnectionRow {
     pub id: String,
     pub provider: String,
     pub name: String,
-    pub status: String,
+    pub status: ConnectionStatus,
     pub is_default: bool,
     pub config: Value,
     pub secret: Option<Vec<u8>>,
@@ -186,7 +212,7 @@ impl ConnectionRow {
         crate::engine::ConnectionRef {
             id: &self.id,
             provider: &self.provider,
-            active: self.status == "active",
+            active: self.status == ConnectionStatus::Active,
             is_default: self.is_default,
         }
     }
@@ -198,7 +224,7 @@ pub struct ConnectionWrite {
     pub id: String,
     pub provider: String,
     pub name: String,
-    pub status: String,
+    pub status: ConnectionStatus,
     pub is_default: bool,
     pub config: Value,
     pub secret: Option<Vec<u8>>,

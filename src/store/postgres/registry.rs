@@ -37,7 +37,7 @@ fn connection(r: &Row) -> Result<ConnectionRow> {
         id: r.get(0),
         provider: r.get(1),
         name: r.get(2),
-        status: r.get(3),
+        status: crate::store::columns::connection_status(r.get(3))?,
         is_default: r.get(4),
         config: from_json(Some(r.get(5)))?,
         secret: r.get(6),
@@ -281,7 +281,7 @@ impl Connections for PgStore {
                      secret = COALESCE(EXCLUDED.secret, c.secret), updated_at = EXCLUDED.updated_at \
                      RETURNING {CONN_COLUMNS}, (xmax = 0)"
                 ),
-                &[&w.id, &w.provider, &w.name, &w.status, &w.is_default, &config, &w.secret],
+                &[&w.id, &w.provider, &w.name, &w.status.as_str(), &w.is_default, &config, &w.secret],
             )
             .await
             .map_err(pg)?;

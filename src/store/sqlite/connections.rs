@@ -12,12 +12,16 @@ const COLUMNS: &str =
     "id, provider, name, status, is_default, config, secret, created_at, updated_at";
 
 fn row(r: &rusqlite::Row) -> rusqlite::Result<(ConnectionRow, String)> {
+    let status: String = r.get(3)?;
+    let status = crate::store::columns::connection_status(&status).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
+    })?;
     Ok((
         ConnectionRow {
             id: r.get(0)?,
             provider: r.get(1)?,
             name: r.get(2)?,
-            status: r.get(3)?,
+            status,
             is_default: r.get::<_, i64>(4)? != 0,
             config: Value::Null,
             secret: r.get(6)?,
@@ -53,13 +57,13 @@ impl Connections for SqliteStore {
                 c.execute(
                     "UPDATE connections SET provider = ?2, name = ?3, status = ?4, is_default = ?5, config = ?6, \
                      secret = COALESCE(?7, secret), updated_at = ?8 WHERE id = ?1",
-                    params![w.id, w.provider, w.name, w.status, w.is_default, to_json(&w.config), w.secret, now],
+                    params![w.id, w.provider, w.name, w.status.as_str(), w.is_default, to_json(&w.config), w.secret, now],
                 )?;
             } else {
                 c.execute(
                     "INSERT INTO connections (id, provider, name, status, is_default, config, secret, created_at, updated_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-                    params![w.id, w.provider, w.name, w.status, w.is_default, to_json(&w.config), w.secret, now],
+                    params![w.id, w.provider, w.name, w.status.as_str(), w.is_default, to_json(&w.config), w.secret, now],
                 )?;
             }
             let stored = c.query_row(&format!("SELECT {COLUMNS} FROM connections WHERE id = ?1"), [&w.id], row)?;
