@@ -48,6 +48,14 @@ pub async fn apply(
         })
         .await?;
     let id = compiled.id.clone();
+    let warnings = compiled
+        .warnings
+        .iter()
+        .map(|w| ErrorDetail {
+            path: w.path.clone(),
+            message: w.message.clone(),
+        })
+        .collect();
     state.catalog.remember(outcome.version, Arc::new(compiled));
     state.catalog.forget_head(&id);
     let status = if outcome.result == ApplyResult::Created {
@@ -63,6 +71,7 @@ pub async fn apply(
             status: outcome.status.as_str().into(),
             changed: outcome.result != ApplyResult::Unchanged,
             result: outcome.result.as_str().into(),
+            warnings,
         }),
     ))
 }
