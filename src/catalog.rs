@@ -4,7 +4,7 @@
 //! `HEAD_TTL` (other nodes sharing the store may change them). Depends on
 //! the `Registry` port only.
 
-use crate::store::{Store, StoreError, WorkflowRow};
+use crate::store::{Registry, Store, StoreError, WorkflowRow};
 use crate::workflow::{CompiledWorkflow, compile};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -18,7 +18,7 @@ type VersionCache = HashMap<(String, i64), Arc<CompiledWorkflow>>;
 
 #[derive(Clone)]
 pub struct Catalog {
-    store: Store,
+    store: Arc<dyn Registry>,
     versions: Arc<RwLock<VersionCache>>,
     heads: Arc<RwLock<HashMap<String, (WorkflowRow, Instant)>>>,
 }
@@ -26,7 +26,7 @@ pub struct Catalog {
 impl Catalog {
     pub fn new(store: Store) -> Catalog {
         Catalog {
-            store,
+            store: store.registry(),
             versions: Default::default(),
             heads: Default::default(),
         }

@@ -10,8 +10,8 @@ use crate::store::TriggerType;
 use crate::store::{ScheduleRow, StoreError, WorkflowRow};
 use crate::time::{now_ms, rfc3339};
 use crate::trigger::{TriggerError, TriggerRequest, Triggers};
-use crate::workflow::TriggerDef;
 use crate::workflow::trigger::{CatchUp, Overlap, ScheduleDef};
+use crate::workflow::{TriggerDef, WorkflowStatus};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -90,7 +90,7 @@ impl Scheduler {
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
         let store = &self.triggers.store;
-        let live = if wf.status == "active" {
+        let live = if wf.status == WorkflowStatus::Active {
             match self
                 .triggers
                 .catalog
@@ -217,9 +217,11 @@ fn due(def: &ScheduleDef, next_at: i64, now: i64) -> Vec<i64> {
 }
 
 /// `nextRunAt` of a workflow: its schedule's next occurrence while it can fire.
-pub fn next_run_at(status: &str, trigger: &TriggerDef, now: i64) -> Option<i64> {
+pub fn next_run_at(status: WorkflowStatus, trigger: &TriggerDef, now: i64) -> Option<i64> {
     match trigger {
-        TriggerDef::Schedule(s) if status == "active" && s.enabled => next_after(s, now),
+        TriggerDef::Schedule(s) if status == WorkflowStatus::Active && s.enabled => {
+            next_after(s, now)
+        }
         _ => None,
     }
 }

@@ -6,6 +6,18 @@ use super::{Result, StoreError};
 use crate::engine::{RunError, SkipReason, StepRecord, StepStatus};
 use serde_json::Value;
 
+/// A connection status as stored (its wire name).
+pub fn connection_status(s: &str) -> Result<super::ConnectionStatus> {
+    super::ConnectionStatus::parse(s)
+        .ok_or_else(|| super::StoreError::Decode(format!("unknown connection status '{s}'")))
+}
+
+/// A workflow status as stored (its wire name).
+pub fn workflow_status(s: &str) -> Result<crate::workflow::WorkflowStatus> {
+    crate::workflow::WorkflowStatus::parse(s)
+        .ok_or_else(|| super::StoreError::Decode(format!("unknown workflow status '{s}'")))
+}
+
 pub(crate) fn opt_json(v: &Value) -> Option<String> {
     (!v.is_null()).then(|| v.to_string())
 }

@@ -130,7 +130,7 @@ pub struct RunFilter {
 pub struct WorkflowRow {
     pub id: String,
     pub name: String,
-    pub status: String,
+    pub status: crate::workflow::WorkflowStatus,
     pub latest_version: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -142,7 +142,7 @@ pub struct WorkflowApply {
     pub id: String,
     pub name: String,
     pub definition: Value,
-    pub status: Option<&'static str>,
+    pub status: Option<crate::workflow::WorkflowStatus>,
     /// The definition's `concurrency` cap, enforced by `RunQueue::claim`.
     pub concurrency: Option<u32>,
 }
@@ -150,9 +150,8 @@ pub struct WorkflowApply {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApplyOutcome {
     pub version: i64,
-    pub status: String,
-    /// `created`, `updated` or `unchanged`
-    pub result: &'static str,
+    pub status: crate::workflow::WorkflowStatus,
+    pub result: super::decisions::ApplyResult,
 }
 
 #[derive(Debug, Clone)]
@@ -172,12 +171,38 @@ pub struct NewApiKey {
     pub scopes: Vec<String>,
 }
 
+/// Whether runs may use a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionStatus {
+    Active,
+    Inactive,
+}
+
+impl ConnectionStatus {
+    pub const ALL: [&'static str; 2] = ["active", "inactive"];
+
+    pub fn parse(s: &str) -> Option<ConnectionStatus> {
+        match s {
+            "active" => Some(ConnectionStatus::Active),
+            "inactive" => Some(ConnectionStatus::Inactive),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionStatus::Active => "active",
+            ConnectionStatus::Inactive => "inactive",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ConnectionRow {
     pub id: String,
     pub provider: String,
     pub name: String,
-    pub status: String,
+    pub status: ConnectionStatus,
     pub is_default: bool,
     pub config: Value,
     pub secret: Option<Vec<u8>>,
@@ -191,7 +216,7 @@ impl ConnectionRow {
         crate::engine::ConnectionRef {
             id: &self.id,
             provider: &self.provider,
-            active: self.status == "active",
+            active: self.status == ConnectionStatus::Active,
             is_default: self.is_default,
         }
     }
@@ -203,7 +228,7 @@ pub struct ConnectionWrite {
     pub id: String,
     pub provider: String,
     pub name: String,
-    pub status: String,
+    pub status: ConnectionStatus,
     pub is_default: bool,
     pub config: Value,
     pub secret: Option<Vec<u8>>,

@@ -5,7 +5,7 @@
 //! holder died, hung or could not write resumes without a restart.
 
 use crate::events::Events;
-use crate::store::{Claim, ClaimRef, Store};
+use crate::store::{Claim, ClaimRef, RunQueue};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -82,7 +82,7 @@ impl Claims {
 
 /// Renew leases and sweep expired ones until `stop`.
 pub(crate) async fn keep_leases(
-    store: Store,
+    store: Arc<dyn RunQueue>,
     events: Events,
     claims: Claims,
     owner: String,
@@ -112,7 +112,7 @@ pub(crate) async fn keep_leases(
 }
 
 async fn heartbeat(
-    store: &Store,
+    store: &Arc<dyn RunQueue>,
     events: &Events,
     claims: &Claims,
     owner: &str,

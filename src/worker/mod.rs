@@ -15,7 +15,7 @@ use crate::catalog::Catalog;
 use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::secrets::SecretBox;
-use crate::store::{Claim, Store};
+use crate::store::{Claim, Connections, RunQueue, Store};
 use lease::Claims;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -26,7 +26,9 @@ const BACKSTOP_POLL: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct Worker {
-    pub(crate) store: Store,
+    /// The queue port only: the worker never sees dashboard or registry queries.
+    pub(crate) store: Arc<dyn RunQueue>,
+    pub(crate) connections: Arc<dyn Connections>,
     pub(crate) catalog: Catalog,
     pub(crate) events: Events,
     pub(crate) actions: Actions,
@@ -52,7 +54,8 @@ impl Worker {
         lease: LeaseSettings,
     ) -> Worker {
         Worker {
-            store,
+            connections: store.connections(),
+            store: store.run_queue(),
             catalog,
             events,
             actions: Actions::new(),

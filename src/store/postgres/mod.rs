@@ -14,20 +14,20 @@ pub(crate) mod import;
 pub(crate) mod inspect;
 mod migrations;
 mod notify;
-mod ports_impl;
 mod queue;
 mod ratelimit;
 mod registry;
 mod runs;
 mod schedules;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod tls;
 mod writer;
 
 pub(crate) use errors::{pg, pool};
 
-use crate::store::{Result, StoreError};
+use crate::store::{Cluster, Health, RateState, Result, StoreError};
+use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use std::sync::{Arc, Mutex};
 
@@ -175,22 +175,6 @@ impl PgStore {
         }
     }
 
-    /// Store `value` under `key` unless one is there; returns the stored one.
-    pub async fn meta_init(&self, key: &'static str, value: String) -> Result<String> {
-        let c = self.client().await?;
-        c.execute(
-            "INSERT INTO store_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-            &[&key, &value],
-        )
-        .await
-        .map_err(pg)?;
-        let row = c
-            .query_one("SELECT value FROM store_meta WHERE key = $1", &[&key])
-            .await
-            .map_err(pg)?;
-        Ok(row.get(0))
-    }
-
     pub fn close(&self) {
         self.inner.notifier.stop();
         self.inner.pool.close();
@@ -256,10 +240,48 @@ impl Db<'_, '_> {
     }
 }
 
-impl PgStore {
+#[async_trait]
+impl Health for PgStore {
+    async fn check(&self) -> Result<()> {
+        self.check_writable().await
+    }
+    fn close(&self) {
+        PgStore::close(self)
+    }
+}
+
+#[async_trait]
+impl Cluster for PgStore {
+    /// Store `value` under `key` unless one is there; returns the stored one.
+    async fn meta_init(&self, key: &'static str, value: String) -> Result<String> {
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO store_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            &[&key, &value],
+        )
+        .await
+        .map_err(pg)?;
+        let row = c
+            .query_one("SELECT value FROM store_meta WHERE key = $1", &[&key])
+            .await
+            .map_err(pg)?;
+        Ok(row.get(0))
+    }
+
+    async fn rate_hit(
+        &self,
+        key: String,
+        category: &'static str,
+        emission_ms: i64,
+        burst_ms: i64,
+    ) -> Result<Option<RateState>> {
+        self.gcra_hit(key, category, emission_ms, burst_ms).await
+    }
+
     /// Start this node's listener: notifications from every node reach
     /// `events` (wake the dispatcher, answer long-polls, abort cancelled steps).
-    pub fn attach_events(&self, events: crate::events::Events) {
+    fn attach_events(&self, events: &crate::events::Events) {
+        let events = events.clone();
         if std::env::var("FLOWCTL_PG_NOTIFY").as_deref() == Ok("off") {
             tracing::info!("FLOWCTL_PG_NOTIFY=off: this node polls once a second");
             return;

@@ -10,7 +10,9 @@ use super::runs::{RUN_COLUMNS, StepRow, run_from_row, steps_for};
 use super::writer::{CommitCmd, Pending, in_order};
 use super::{Db, PgStore, opt_json, pg};
 use crate::engine::RunStatus;
+use crate::store::RunQueue;
 use crate::store::{Claim, ClaimRef, CommitOutcome, HeartbeatReport, Result, RunWrite};
+use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 use tokio_postgres::types::ToSql;
@@ -85,11 +87,6 @@ fn claim_sql() -> String {
 }
 
 impl PgStore {
-    pub async fn claim(&self, owner: String, limit: usize, lease_ms: i64) -> Result<Vec<Claim>> {
-        let r = self.claim_inner(owner, limit, lease_ms).await;
-        self.seen(r)
-    }
-
     async fn claim_inner(&self, owner: String, limit: usize, lease_ms: i64) -> Result<Vec<Claim>> {
         let c = self.client().await?;
         let claim = c.prepare_cached(&CLAIM_SQL).await.map_err(pg)?;
@@ -197,15 +194,6 @@ impl PgStore {
         Ok(claims)
     }
 
-    pub async fn commit(&self, claim: ClaimRef, w: RunWrite) -> Result<CommitOutcome> {
-        let parked = !w.status.is_terminal() && w.park_until.is_some();
-        let r = self.commit_inner(claim, w).await;
-        if parked && matches!(r, Ok(CommitOutcome::Saved)) {
-            self.notifier().send(Note::Queued);
-        }
-        self.seen(r)
-    }
-
     /// One statement through the node's writer (which commits it together
     /// with the other writes waiting at that moment): the queue row fenced
     /// by the token, the run, and the changed step records.
@@ -293,10 +281,27 @@ impl PgStore {
         }
         Ok(CommitOutcome::Saved)
     }
+}
 
-    pub async fn heartbeat(
+#[async_trait]
+impl RunQueue for PgStore {
+    async fn claim(&self, owner: &str, limit: usize, lease_ms: i64) -> Result<Vec<Claim>> {
+        let r = self.claim_inner(owner.to_string(), limit, lease_ms).await;
+        self.seen(r)
+    }
+
+    async fn commit(&self, claim: ClaimRef, w: RunWrite) -> Result<CommitOutcome> {
+        let parked = !w.status.is_terminal() && w.park_until.is_some();
+        let r = self.commit_inner(claim, w).await;
+        if parked && matches!(r, Ok(CommitOutcome::Saved)) {
+            self.notifier().send(Note::Queued);
+        }
+        self.seen(r)
+    }
+
+    async fn heartbeat(
         &self,
-        owner: String,
+        owner: &str,
         claims: Vec<ClaimRef>,
         lease_ms: i64,
     ) -> Result<HeartbeatReport> {
@@ -334,7 +339,7 @@ impl PgStore {
         Ok(report)
     }
 
-    pub async fn release(&self, claims: Vec<ClaimRef>) -> Result<()> {
+    async fn release(&self, claims: Vec<ClaimRef>) -> Result<()> {
         let seqs: Vec<i64> = claims.iter().map(|c| c.seq).collect();
         let tokens: Vec<i64> = claims.iter().map(|c| c.token).collect();
         let c = self.client().await?;
@@ -352,7 +357,7 @@ impl PgStore {
 
     /// Rescue: any live node puts runs whose lease ran out (their holder
     /// died, hung or lost the database) back in the queue.
-    pub async fn sweep_expired(&self) -> Result<usize> {
+    async fn sweep_expired(&self) -> Result<usize> {
         let c = self.client().await?;
         let stmt = c
             .prepare_cached(
@@ -373,7 +378,7 @@ impl PgStore {
     /// of a workflow at its cap wait for a slot, not for a time), on this
     /// node's clock (the worker sleeps on it): the database clock's distance
     /// to it is added to the local time.
-    pub async fn next_due(&self) -> Result<Option<i64>> {
+    async fn next_due(&self) -> Result<Option<i64>> {
         let c = self.client().await?;
         let stmt = c
             .prepare_cached(
@@ -390,7 +395,7 @@ impl PgStore {
             .map(|d| crate::time::now_ms() + d))
     }
 
-    pub async fn queue_depth(&self) -> Result<i64> {
+    async fn queue_depth(&self) -> Result<i64> {
         let c = self.client().await?;
         let row = c
             .query_one(

@@ -10,7 +10,7 @@ use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A store on a new, empty database of the test cluster.
-async fn store(test: &str) -> Option<PgStore> {
+pub(crate) async fn store(test: &str) -> Option<PgStore> {
     let base = ["FLOWCTL_TEST_PG_URL", "FLOWCTL_TEST_DATABASE_URL"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()));
@@ -163,7 +163,7 @@ async fn stale_tokens_fail_alone_in_a_batch_of_commits() {
     for _ in 0..10 {
         s.create_run(new_run(crate::ids::run_id())).await.unwrap();
     }
-    let claims = s.claim("node_a".into(), 10, 30_000).await.unwrap();
+    let claims = s.claim("node_a", 10, 30_000).await.unwrap();
     assert_eq!(claims.len(), 10);
     let jobs: Vec<_> = claims
         .iter()

@@ -280,7 +280,7 @@ async fn run(
             let ids = by_id
                 .get(&c.id)
                 .copied()
-                .ok_or_else(|| StoreError::Sqlite(format!("run {} was not inserted", c.id)))?;
+                .ok_or_else(|| StoreError::Backend(format!("run {} was not inserted", c.id)))?;
             inserted.push(ids);
         }
     }
@@ -332,6 +332,6 @@ fn dup(e: &StoreError) -> StoreError {
         StoreError::Unavailable(s) => StoreError::Unavailable(s.clone()),
         StoreError::Busy(s) => StoreError::Busy(s.clone()),
         StoreError::Closed => StoreError::Closed,
-        other => StoreError::Sqlite(other.to_string()),
+        other => StoreError::Backend(other.to_string()),
     }
 }

@@ -8,7 +8,9 @@ use super::SqliteStore;
 use super::runs::{RUN_COLUMNS, RawRun, decode, decode_steps, raw_steps, row_to_run};
 use crate::engine::RunStatus;
 use crate::store::columns::{StepColumns as StepRow, encode_error, opt_json};
-use crate::store::{Claim, ClaimRef, CommitOutcome, HeartbeatReport, Result, RunWrite};
+use crate::store::decisions::unfinished_sql;
+use crate::store::{Claim, ClaimRef, CommitOutcome, HeartbeatReport, Result, RunQueue, RunWrite};
+use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 
@@ -62,8 +64,10 @@ fn pick(c: &Connection, now: i64, limit: usize) -> Result<Vec<RawRun>> {
         .collect())
 }
 
-impl SqliteStore {
-    pub async fn claim(&self, owner: String, limit: usize, lease_ms: i64) -> Result<Vec<Claim>> {
+#[async_trait]
+impl RunQueue for SqliteStore {
+    async fn claim(&self, owner: &str, limit: usize, lease_ms: i64) -> Result<Vec<Claim>> {
+        let owner = owner.to_string();
         let now = crate::time::now_ms();
         let lease_until = now + lease_ms;
         let claimed = self
@@ -115,17 +119,7 @@ impl SqliteStore {
         Ok(claims)
     }
 
-    /// Fails a claimed run whose stored state cannot be decoded (logged; if even that write
-    /// fails, the lease runs out and the next claim tries again).
-    async fn fail_unreadable(&self, claim: ClaimRef, e: crate::store::StoreError) {
-        tracing::error!(seq = claim.seq, error = %e, "a claimed run cannot be read; failing it");
-        let write = RunWrite::unreadable(&e, crate::time::now_ms());
-        if let Err(e) = self.commit(claim, write).await {
-            tracing::error!(seq = claim.seq, error = %e, "cannot fail an unreadable run");
-        }
-    }
-
-    pub async fn commit(&self, claim: ClaimRef, w: RunWrite) -> Result<CommitOutcome> {
+    async fn commit(&self, claim: ClaimRef, w: RunWrite) -> Result<CommitOutcome> {
         let rows: Vec<StepRow> = w.steps.iter().map(StepRow::from).collect();
         let output = opt_json(&w.output);
         let error = encode_error(&w.error);
@@ -141,12 +135,15 @@ impl SqliteStore {
             };
             let n = c
                 .prepare_cached(
-                    "UPDATE runs SET status = ?3, started_at = COALESCE(started_at, ?4), completed_at = ?5, \
+                    &format!(
+"UPDATE runs SET status = ?3, started_at = COALESCE(started_at, ?4), completed_at = ?5, \
                      output = ?6, error = ?7, ready = ?8, not_before = COALESCE(?9, not_before), \
                      lease_until = CASE WHEN ?10 THEN lease_until END, \
                      lease_owner = CASE WHEN ?10 THEN lease_owner END \
                      WHERE seq = ?1 AND lease_token = ?2 AND ready = 0 \
-                     AND status IN ('pending', 'running') AND (cancel_requested = 0 OR ?11)",
+                     AND status IN ({}) AND (cancel_requested = 0 OR ?11)",
+ unfinished_sql()
+),
                 )?
                 .execute(params![
                     claim.seq,
@@ -200,19 +197,21 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn heartbeat(
+    async fn heartbeat(
         &self,
-        owner: String,
+        owner: &str,
         claims: Vec<ClaimRef>,
         lease_ms: i64,
     ) -> Result<HeartbeatReport> {
+        let owner = owner.to_string();
         let lease_until = crate::time::now_ms() + lease_ms;
         self.write(move |c| {
-            let mut renew = c.prepare_cached(
+            let mut renew = c.prepare_cached(&format!(
                 "UPDATE runs SET lease_until = ?4 WHERE seq = ?1 AND lease_token = ?2 \
-                 AND lease_owner = ?3 AND ready = 0 AND status IN ('pending', 'running') \
+                 AND lease_owner = ?3 AND ready = 0 AND status IN ({}) \
                  RETURNING cancel_requested",
-            )?;
+                unfinished_sql()
+            ))?;
             let mut report = HeartbeatReport {
                 lease_until,
                 ..Default::default()
@@ -234,11 +233,14 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn release(&self, claims: Vec<ClaimRef>) -> Result<()> {
+    async fn release(&self, claims: Vec<ClaimRef>) -> Result<()> {
         self.write(move |c| {
             let mut stmt = c.prepare_cached(
-                "UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
-                 WHERE seq = ?1 AND lease_token = ?2 AND ready = 0 AND status IN ('pending', 'running')",
+                &format!(
+"UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
+                 WHERE seq = ?1 AND lease_token = ?2 AND ready = 0 AND status IN ({})",
+ unfinished_sql()
+),
             )?;
             for claim in claims {
                 stmt.execute(params![claim.seq, claim.token])?;
@@ -248,35 +250,23 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn sweep_expired(&self) -> Result<usize> {
+    async fn sweep_expired(&self) -> Result<usize> {
         let now = crate::time::now_ms();
         self.write(move |c| {
             Ok(c.prepare_cached(
-                "UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1, \
-                 recoveries = recoveries + 1 \
-                 WHERE ready = 0 AND lease_until IS NOT NULL AND lease_until < ?1 AND status IN ('pending', 'running')",
+                &format!(
+                    "UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1, \
+                     recoveries = recoveries + 1 \
+                     WHERE ready = 0 AND lease_until IS NOT NULL AND lease_until < ?1 AND status IN ({})",
+                    unfinished_sql()
+                ),
             )?
             .execute([now])?)
         })
         .await
     }
 
-    /// Start-up recovery for a server holding the file lock: no other
-    /// process can hold a lease, so every claimed run goes back to the queue
-    /// at once instead of after its lease.
-    pub async fn requeue_all_claimed(&self) -> Result<usize> {
-        self.write(|c| {
-            Ok(c.execute(
-                "UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1, \
-                 recoveries = recoveries + 1 \
-                 WHERE ready = 0 AND status IN ('pending', 'running')",
-                [],
-            )?)
-        })
-        .await
-    }
-
-    pub async fn next_due(&self) -> Result<Option<i64>> {
+    async fn next_due(&self) -> Result<Option<i64>> {
         self.read(|c| {
             Ok(
                 c.prepare_cached("SELECT MIN(not_before) FROM runs WHERE ready = 1")?
@@ -286,13 +276,43 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn queue_depth(&self) -> Result<i64> {
+    async fn queue_depth(&self) -> Result<i64> {
         let now = crate::time::now_ms();
         self.read(move |c| {
             Ok(
                 c.prepare_cached("SELECT COUNT(*) FROM runs WHERE ready = 1 AND not_before <= ?1")?
                     .query_row([now], |r| r.get(0))?,
             )
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    /// Fails a claimed run whose stored state cannot be decoded (logged; if even that write
+    /// fails, the lease runs out and the next claim tries again).
+    async fn fail_unreadable(&self, claim: ClaimRef, e: crate::store::StoreError) {
+        tracing::error!(seq = claim.seq, error = %e, "a claimed run cannot be read; failing it");
+        let write = RunWrite::unreadable(&e, crate::time::now_ms());
+        if let Err(e) = self.commit(claim, write).await {
+            tracing::error!(seq = claim.seq, error = %e, "cannot fail an unreadable run");
+        }
+    }
+
+    /// Start-up recovery for a server holding the file lock: no other
+    /// process can hold a lease, so every claimed run goes back to the queue
+    /// at once instead of after its lease.
+    pub async fn requeue_all_claimed(&self) -> Result<usize> {
+        self.write(|c| {
+            Ok(c.execute(
+                &format!(
+"UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1, \
+                 recoveries = recoveries + 1 \
+                 WHERE ready = 0 AND status IN ({})",
+ unfinished_sql()
+),
+                [],
+            )?)
         })
         .await
     }

@@ -2,9 +2,12 @@
 //! is one job (one savepoint in a group-committed transaction).
 
 use super::{SqliteStore, from_json, to_json};
-use crate::engine::{RunError, RunStatus, StepRecord, StepStatus};
+use crate::engine::{RunStatus, StepRecord, StepStatus};
+use crate::store::Runs;
 use crate::store::columns::decode_output;
+use crate::store::decisions::{cancel_unheld, settled_steps_sql};
 use crate::store::{NewRun, Result, RunFilter, RunRow, StoreError, TriggerOutcome, TriggerType};
+use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
@@ -132,10 +135,11 @@ pub(super) fn run_by_id(c: &Connection, id: &str, with_steps: bool) -> Result<Op
     Ok(Some(run))
 }
 
-impl SqliteStore {
+#[async_trait]
+impl Runs for SqliteStore {
     /// Insert a run, or return the run an unexpired idempotency key already
     /// names. Race-free: the check and the insert share one writer transaction.
-    pub async fn create_run(&self, new: NewRun) -> Result<TriggerOutcome> {
+    async fn create_run(&self, new: NewRun) -> Result<TriggerOutcome> {
         let input_json = to_json(&new.input);
         let created_at = crate::time::now_ms();
         self.write(move |c| {
@@ -181,13 +185,13 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn get_run(&self, id: String) -> Result<RunRow> {
+    async fn get_run(&self, id: String) -> Result<RunRow> {
         self.read(move |c| run_by_id(c, &id, true)?.ok_or(StoreError::NotFound("run")))
             .await
     }
 
     /// Newest first; `before_seq` is the cursor of the previous page.
-    pub async fn list_runs(&self, f: RunFilter) -> Result<Vec<RunRow>> {
+    async fn list_runs(&self, f: RunFilter) -> Result<Vec<RunRow>> {
         let status = f.status.map(RunStatus::as_str);
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
@@ -207,23 +211,26 @@ impl SqliteStore {
     /// parked, or claimed but still pending) ends now; a claimed running one
     /// is flagged, and its holder's next commit answers `Cancelled`.
     /// Finished runs are left as they are.
-    pub async fn cancel_run(&self, id: String) -> Result<RunRow> {
+    async fn cancel_run(&self, id: String) -> Result<RunRow> {
         let now = crate::time::now_ms();
-        let error = encode_error(&Some(RunError::cancelled()));
+        let cancel = cancel_unheld();
+        let error = encode_error(&Some(cancel.error));
         self.write(move |c| {
             let run = run_by_id(c, &id, false)?.ok_or(StoreError::NotFound("run"))?;
             if !run.is_finished() {
                 let ended = c.execute(
-                    "UPDATE runs SET status = 'cancelled', error = ?2, completed_at = ?3, ready = 0, \
+                    "UPDATE runs SET status = ?4, error = ?2, completed_at = ?3, ready = 0, \
                      lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
                      WHERE seq = ?1 AND (ready = 1 OR status = 'pending')",
-                    params![run.seq, error, now],
+                    params![run.seq, error, now, cancel.status.as_str()],
                 )?;
                 if ended > 0 {
                     c.execute(
-                        "UPDATE steps SET status = 'skipped' WHERE run_seq = ?1 \
-                         AND status NOT IN ('completed', 'failed', 'skipped')",
-                        [run.seq],
+                        &format!(
+                            "UPDATE steps SET status = ?2 WHERE run_seq = ?1 AND status NOT IN ({})",
+                            settled_steps_sql()
+                        ),
+                        params![run.seq, cancel.unsettled_steps_become.as_str()],
                     )?;
                 } else {
                     c.execute(
@@ -240,7 +247,7 @@ impl SqliteStore {
     /// Delete up to `batch` finished runs older than `cutoff` and expired
     /// idempotency keys; returns how many runs went. Small batches keep the
     /// writer free for triggers.
-    pub async fn purge(&self, cutoff: i64, batch: usize) -> Result<usize> {
+    async fn purge(&self, cutoff: i64, batch: usize) -> Result<usize> {
         let now = crate::time::now_ms();
         self.write(move |c| {
             c.execute(
@@ -262,7 +269,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn count_runs_by_status(&self) -> Result<Vec<(RunStatus, i64)>> {
+    async fn count_runs_by_status(&self) -> Result<Vec<(RunStatus, i64)>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached("SELECT status, COUNT(*) FROM runs GROUP BY status")?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
