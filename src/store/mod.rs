@@ -3,6 +3,7 @@
 //! process, one file: the default) and `postgres/` (many nodes, one
 //! database) implement them. Nothing outside this module knows which one it has.
 
+pub mod admission;
 mod columns;
 pub mod copy;
 mod forward;
@@ -151,6 +152,11 @@ impl Store {
 
     pub fn from_backend(backend: Arc<dyn Backend>) -> Store {
         Store { backend }
+    }
+
+    /// The run-queue port alone (what the worker needs).
+    pub fn run_queue(&self) -> Arc<dyn RunQueue> {
+        self.backend.clone()
     }
 
     /// Open (creating when missing) and migrate the database at `path`, for

@@ -7,6 +7,8 @@
 mod execute;
 mod lease;
 mod steps;
+#[cfg(test)]
+mod tests;
 
 pub use lease::LeaseSettings;
 
@@ -15,7 +17,7 @@ use crate::catalog::Catalog;
 use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::secrets::SecretBox;
-use crate::store::{Claim, Store};
+use crate::store::{Claim, RunQueue, Store};
 use lease::Claims;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -27,6 +29,9 @@ const BACKSTOP_POLL: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct Worker {
     pub(crate) store: Store,
+    /// The queue port the dispatcher and the interpreter write through (the
+    /// store's own; a test may put a stand-in here).
+    queue: Arc<dyn RunQueue>,
     pub(crate) catalog: Catalog,
     pub(crate) events: Events,
     pub(crate) actions: Actions,
@@ -50,6 +55,7 @@ impl Worker {
         lease: LeaseSettings,
     ) -> Worker {
         Worker {
+            queue: store.run_queue(),
             store,
             catalog,
             events,
@@ -63,11 +69,20 @@ impl Worker {
         }
     }
 
+    /// The same worker writing through another queue port (tests: a
+    /// stand-in that counts or refuses what the store would accept).
+    #[cfg(test)]
+    pub(crate) fn with_queue(mut self, queue: Arc<dyn RunQueue>) -> Worker {
+        self.queue = queue;
+        self
+    }
+
     /// Dispatch until `stop` turns true, then wait up to `grace` for runs in flight.
     ///
-    /// Claims are prefetched in batches (one write for many runs) into a small
-    /// local buffer that worker permits drain in FIFO order; buffered claims
-    /// are heartbeated like running ones and given back at shutdown.
+    /// A node claims only what it can start at once: it waits for a free
+    /// worker first, then claims (in one write) as many runs as it has free
+    /// workers. Claimed runs never wait here behind busy workers while their
+    /// leases keep other nodes from them.
     pub async fn run(self, mut stop: watch::Receiver<bool>, grace: Duration) {
         // Leases are kept until the grace period is over, not just until stop.
         let (leases_stop, leases_stopped) = watch::channel(false);
@@ -85,10 +100,18 @@ impl Worker {
             if *stop.borrow() {
                 break;
             }
-            if buffer.len() <= self.workers / 2 {
-                let want = self.workers - buffer.len();
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => p,
+                _ = stop.changed() => continue,
+            };
+            let Ok(permit) = permit else {
+                break;
+            };
+            if buffer.is_empty() {
+                // The permit in hand plus every other free one.
+                let want = permits.available_permits() + 1;
                 match self
-                    .store
+                    .queue
                     .claim(&self.owner, want, self.lease.lease_ms)
                     .await
                 {
@@ -99,6 +122,7 @@ impl Worker {
                         }));
                     }
                     Err(e) => {
+                        drop(permit);
                         tracing::error!(error = %e, "cannot claim runs");
                         tokio::select! {
                             _ = tokio::time::sleep(BACKSTOP_POLL) => {}
@@ -108,7 +132,8 @@ impl Worker {
                     }
                 }
             }
-            if buffer.is_empty() {
+            let Some((claim, held)) = buffer.pop_front() else {
+                drop(permit);
                 let sleep = self.idle_sleep().await;
                 tokio::select! {
                     _ = self.events.wait_queued() => {}
@@ -116,13 +141,6 @@ impl Worker {
                     _ = stop.changed() => {}
                 }
                 continue;
-            }
-            let permit = tokio::select! {
-                p = permits.clone().acquire_owned() => p,
-                _ = stop.changed() => continue,
-            };
-            let (Ok(permit), Some((claim, held))) = (permit, buffer.pop_front()) else {
-                break;
             };
             let worker = self.clone();
             tokio::spawn(async move {
@@ -135,7 +153,7 @@ impl Worker {
             for (c, _) in &buffer {
                 self.claims.drop_claim(c.run.seq);
             }
-            if let Err(e) = self.store.release(keys).await {
+            if let Err(e) = self.queue.release(keys).await {
                 tracing::warn!(error = %e, "claimed runs not started stay claimed until their lease expires");
             }
         }
@@ -155,7 +173,7 @@ impl Worker {
 
     /// Sleep until the next parked run is due, at most the backstop poll.
     async fn idle_sleep(&self) -> Duration {
-        match self.store.next_due().await {
+        match self.queue.next_due().await {
             Ok(Some(at)) => {
                 let wait = at - crate::time::now_ms();
                 Duration::from_millis(wait.clamp(0, BACKSTOP_POLL.as_millis() as i64) as u64)

@@ -3,6 +3,7 @@
 //! created with `ON CONFLICT DO NOTHING` and locked (`FOR UPDATE`) before a
 //! new version is numbered, and `(workflow_id, version)` is the primary key.
 
+use super::notify::Note;
 use super::{PgStore, from_json, pg};
 use crate::store::records::same_definition;
 use crate::store::{
@@ -90,6 +91,7 @@ impl PgStore {
             .await
             .map_err(pg)?;
             tx.commit().await.map_err(pg)?;
+            self.notifier().send(Note::Workflows);
             return Ok(ApplyOutcome {
                 version: 1,
                 status: first.into(),
@@ -132,6 +134,9 @@ impl PgStore {
             "unchanged"
         };
         tx.commit().await.map_err(pg)?;
+        if result != "unchanged" {
+            self.notifier().send(Note::Workflows);
+        }
         Ok(ApplyOutcome {
             version,
             status: new_status,
@@ -195,7 +200,10 @@ impl PgStore {
         )
         .await
         .map_err(pg)?
-        .map(|r| workflow(&r))
+        .map(|r| {
+            self.notifier().send(Note::Workflows);
+            workflow(&r)
+        })
         .ok_or(StoreError::NotFound("workflow"))
     }
 
