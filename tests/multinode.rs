@@ -397,6 +397,44 @@ async fn two_nodes_with_two_workers_run_four_runs_at_once() {
     );
 }
 
+/// Trigger `wf` from `clients` concurrent clients spread over `nodes` for
+/// `secs`; every trigger's latency, sorted.
+async fn trigger_load(nodes: &[Server], wf: &str, clients: usize, secs: f64) -> Vec<Duration> {
+    let until = Instant::now() + Duration::from_secs_f64(secs);
+    let mut tasks = vec![];
+    for c in 0..clients {
+        let n = &nodes[c % nodes.len()];
+        let (http, key) = (n.http.clone(), n.key.clone());
+        let url = format!("{}/api/v1/workflows/{wf}/run", n.url);
+        tasks.push(tokio::spawn(async move {
+            let mut took = vec![];
+            while Instant::now() < until {
+                let t = Instant::now();
+                let resp = http
+                    .post(&url)
+                    .header("x-api-key", &key)
+                    .json(&json!({"input": {}}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status().as_u16(), 202);
+                took.push(t.elapsed());
+            }
+            took
+        }));
+    }
+    let mut took = vec![];
+    for t in tasks {
+        took.extend(t.await.unwrap());
+    }
+    took.sort();
+    took
+}
+
+fn p99(took: &[Duration]) -> Duration {
+    took[(took.len() * 99 / 100).min(took.len() - 1)]
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn heartbeats_and_finishing_batches_never_deadlock_under_load() {
     // A lease of 600 ms renews every 200 ms, while the writers finish runs.
@@ -408,43 +446,33 @@ async fn heartbeats_and_finishing_batches_never_deadlock_under_load() {
     nodes[0]
         .apply(json!({"name": "Busy", "steps": [up.step("a", 30), up.step("b", 30)]}))
         .await;
-    let until = Instant::now() + Duration::from_secs(4);
-    let mut clients = vec![];
-    for c in 0..8 {
-        let n = &nodes[c % 2];
-        let (http, url, key) = (n.http.clone(), n.url.clone(), n.key.clone());
-        clients.push(tokio::spawn(async move {
-            let mut took = vec![];
-            while Instant::now() < until {
-                let t = Instant::now();
-                let resp = http
-                    .post(format!("{url}/api/v1/workflows/wf_busy/run"))
-                    .header("x-api-key", &key)
-                    .json(&json!({"input": {}}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(resp.status().as_u16(), 202);
-                took.push(t.elapsed());
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            took
-        }));
-    }
-    let mut took = vec![];
-    for c in clients {
-        took.extend(c.await.unwrap());
-    }
-    took.sort();
-    let p99 = took[took.len() * 99 / 100];
+    nodes[0]
+        .apply(json!({"name": "Parked", "steps": [
+            {"id": "w", "type": "wait", "config": {"durationMs": 600000}}]}))
+        .await;
+    // The same triggers while no run holds a lease: what this machine gives.
+    let quiet = trigger_load(&nodes, "wf_parked", 4, 1.0).await;
+    let busy = trigger_load(&nodes, "wf_busy", 8, 4.0).await;
     for n in &nodes {
         let logs = n.logs();
         assert!(!logs.contains("deadlock detected"), "{logs}");
     }
+    // A deadlock stalls every write behind it for `deadlock_timeout` (1 s).
+    // 50 ms on a machine of its own; a shared, loaded one (a debug build
+    // among other tests) is allowed its own quiet p99 four times over.
+    let limit = Duration::from_millis(50).max(p99(&quiet) * 4);
     assert!(
-        p99 < Duration::from_millis(50),
-        "trigger p99 {p99:?} over {} triggers",
-        took.len()
+        p99(&busy) < limit,
+        "trigger p99 {:?} over {} triggers under load (quiet p99 {:?})",
+        p99(&busy),
+        busy.len(),
+        p99(&quiet)
+    );
+    eprintln!(
+        "trigger p99: {:?} under load ({} triggers), {:?} quiet",
+        p99(&busy),
+        busy.len(),
+        p99(&quiet)
     );
 }
 
