@@ -2,14 +2,14 @@
 //! and column, run-time TEMPLATE_ERROR naming step, config path and filter,
 //! missing-value warnings, every root, and the step-level `if`.
 
-mod common;
-use common::*;
+use crate::common::app::TestApp;
+use crate::common::*;
 use serde_json::json;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_time_template_errors_have_path_column_and_suggestion() {
-    let s = Server::start();
+    let s = TestApp::start();
     let (status, v) = s
         .post("/api/v1/workflows", json!({"name": "Typos", "steps": [
             {"id": "a", "type": "transform", "config": {"mapping": {"total": "{{ input.price | tims: 2 }}"}}},
@@ -40,7 +40,7 @@ async fn apply_time_template_errors_have_path_column_and_suggestion() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn runtime_type_error_fails_the_step_with_template_error() {
-    let s = Server::start();
+    let s = TestApp::start();
     s.apply(json!({"name": "Typed", "steps": [
         {"id": "calc", "type": "transform", "config": {"mapping": {"double": "{{ input.price | times: 2 }}"}}}]}))
     .await;
@@ -60,7 +60,7 @@ async fn runtime_type_error_fails_the_step_with_template_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn arithmetic_on_a_missing_amount_fails_and_says_to_add_default_zero() {
-    let s = Server::start();
+    let s = TestApp::start();
     s.apply(json!({"name": "Null Money", "steps": [
         {"id": "calc", "type": "transform", "config": {"mapping": {"cents": "{{ input.amount | times: 100 }}"}}}]}))
     .await;
@@ -81,7 +81,7 @@ async fn arithmetic_on_a_missing_amount_fails_and_says_to_add_default_zero() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn decimal_chains_stay_exact_into_the_step_output() {
-    let s = Server::start();
+    let s = TestApp::start();
     s.apply(json!({"name": "Thirds", "steps": [
         {"id": "calc", "type": "transform", "config": {"mapping": {
             "whole": "{{ 100 | divided_by: 3 | times: 3 }}",
@@ -101,7 +101,7 @@ async fn decimal_chains_stay_exact_into_the_step_output() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn roots_warnings_and_conditions() {
-    let s = Server::start();
+    let s = TestApp::start();
     s.apply(json!({"name": "Roots", "variables": {"rate": 0.08},
         "steps": [
             {"id": "first", "type": "transform", "config": {"mapping": {
@@ -149,7 +149,7 @@ async fn roots_warnings_and_conditions() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn key_order_is_kept_in_output_and_is_not_a_new_version() {
-    let s = Server::start();
+    let s = TestApp::start();
     let def = json!({"name": "Ordered", "steps": [
         {"id": "shape", "type": "transform", "config": {"mapping": {
             "zeta": "{{ input.obj | json }}", "alpha": "{{ input.obj.b }}"}}}]});

@@ -4,10 +4,8 @@
 //! connections under a 1 024-file limit do not stop `/healthz`, and SIGTERM
 //! ends half-sent requests and long-polls within `--shutdown-grace`.
 
-mod common;
-
-use common::spawn::Spawned;
-use common::{Server, have};
+use crate::common::spawn::Spawned;
+use crate::common::{Api, Server, have};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -144,7 +142,7 @@ async fn silent_connections_under_a_low_file_limit_do_not_stop_healthz() {
     let args: Vec<String> = [
         "-c",
         "ulimit -n 1024 && exec \"$0\" serve --listen 127.0.0.1:0 --db \"$1\"",
-        common::BIN,
+        crate::common::BIN,
         db.to_str().unwrap(),
     ]
     .iter()
@@ -242,7 +240,7 @@ async fn sigterm_ends_half_sent_requests_and_long_polls_within_the_grace() {
         })
     };
     // The long-poll is parked once the server sees it (its waiter is registered).
-    common::eventually(Duration::from_secs(5), || async {
+    crate::common::eventually(Duration::from_secs(5), || async {
         let (_, v) = s.get(&format!("/api/v1/runs/{run}")).await;
         (v["data"]["status"] == "running").then_some(())
     })
@@ -275,8 +273,8 @@ async fn metrics_need_an_admin_key_beyond_loopback_unless_public() {
     )
     .unwrap();
     let admin = creds["apiKey"].as_str().unwrap().to_string();
-    let mut keys = Command::new(common::BIN);
-    common::env_for(&mut keys, home.path());
+    let mut keys = Command::new(crate::common::BIN);
+    crate::common::env_for(&mut keys, home.path());
     let out = keys
         .args([
             "keys",

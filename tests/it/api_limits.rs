@@ -1,8 +1,7 @@
 //! Rate limits per key and category, bad input that must get a precise
 //! envelope (never a 500 or a crash), metrics and request ids.
 
-mod common;
-use common::*;
+use crate::common::*;
 use reqwest::Method;
 use serde_json::json;
 

@@ -2,8 +2,7 @@
 //! machine keep their own credentials, messages name the fix, misspelled
 //! fields are errors, help describes everything, the client encodes and pages.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -5,9 +5,7 @@
 //! was answered 202 completes. Needs root to mount; skips with a message
 //! elsewhere, fails in CI.
 
-mod common;
-
-use common::{Server, eventually};
+use crate::common::{Api, Server, eventually};
 use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@
 //! never guessed with a sleep.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod pg;
 pub mod smtp;
 pub mod spawn;
@@ -225,25 +226,36 @@ impl Server {
         }
         child.wait_with_output().expect("cli output")
     }
+}
 
-    pub async fn request(
+/// Untyped JSON calls against a server, the real binary (`Server`) or an
+/// in-process one (`app::TestApp`) alike.
+#[allow(async_fn_in_trait)]
+pub trait Api {
+    fn base_url(&self) -> &str;
+    fn api_key(&self) -> &str;
+    fn http(&self) -> &reqwest::Client;
+
+    async fn request(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
     ) -> (u16, reqwest::header::HeaderMap, Value) {
-        self.request_with_key(method, path, body, Some(&self.key.clone()))
+        self.request_with_key(method, path, body, Some(self.api_key()))
             .await
     }
 
-    pub async fn request_with_key(
+    async fn request_with_key(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
         key: Option<&str>,
     ) -> (u16, reqwest::header::HeaderMap, Value) {
-        let mut req = self.http.request(method, format!("{}{}", self.url, path));
+        let mut req = self
+            .http()
+            .request(method, format!("{}{}", self.base_url(), path));
         if let Some(k) = key {
             req = req.header("x-api-key", k);
         }
@@ -259,23 +271,23 @@ impl Server {
         (status, headers, v)
     }
 
-    pub async fn get(&self, path: &str) -> (u16, Value) {
+    async fn get(&self, path: &str) -> (u16, Value) {
         let (s, _, v) = self.request(reqwest::Method::GET, path, None).await;
         (s, v)
     }
 
-    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         let (s, _, v) = self.request(reqwest::Method::POST, path, Some(body)).await;
         (s, v)
     }
 
-    pub async fn apply(&self, def: Value) -> Value {
+    async fn apply(&self, def: Value) -> Value {
         let (s, v) = self.post("/api/v1/workflows", def).await;
         assert!(s == 200 || s == 201, "apply failed: {v}");
         v["data"].clone()
     }
 
-    pub async fn trigger(&self, wf: &str, input: Value) -> String {
+    async fn trigger(&self, wf: &str, input: Value) -> String {
         let (s, v) = self
             .post(
                 &format!("/api/v1/workflows/{wf}/run"),
@@ -287,16 +299,15 @@ impl Server {
     }
 
     /// Long-poll until the run is finished or the deadline passes.
-    pub async fn wait_for_run(&self, run_id: &str, deadline: Duration) -> Value {
+    async fn wait_for_run(&self, run_id: &str, deadline: Duration) -> Value {
         let end = Instant::now() + deadline;
         loop {
             let (s, v) = self.get(&format!("/api/v1/runs/{run_id}?wait=5")).await;
             assert_eq!(s, 200, "{v}");
             let status = v["data"]["status"].as_str().unwrap_or_default().to_string();
-            if matches!(
-                status.as_str(),
-                "completed" | "failed" | "cancelled" | "timed_out"
-            ) {
+            if flowctl::engine::RunStatus::parse(&status)
+                .is_some_and(flowctl::engine::RunStatus::is_terminal)
+            {
                 return v["data"].clone();
             }
             assert!(
@@ -304,6 +315,18 @@ impl Server {
                 "run {run_id} did not finish in time: {v}"
             );
         }
+    }
+}
+
+impl Api for Server {
+    fn base_url(&self) -> &str {
+        &self.url
+    }
+    fn api_key(&self) -> &str {
+        &self.key
+    }
+    fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 }
 

@@ -3,10 +3,9 @@
 //! emails the confirmation through a real SMTP server; the connection's secret
 //! appears nowhere it should not.
 
-mod common;
-use common::smtp::SmtpServer;
-use common::stripe::StripeStandIn;
-use common::*;
+use crate::common::smtp::SmtpServer;
+use crate::common::stripe::StripeStandIn;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::process::Command;
 use std::sync::atomic::Ordering;
@@ -299,7 +298,7 @@ async fn email_over_starttls_and_implicit_tls() {
     if !have_python_module("aiosmtpd") || !have("openssl", Command::new("openssl").arg("version")) {
         return;
     }
-    use common::smtp::SmtpTls;
+    use crate::common::smtp::SmtpTls;
     let s = Server::start();
     s.apply(
         json!({"name": "Secure Mail", "steps": [{"id": "notify", "type": "email",

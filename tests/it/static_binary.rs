@@ -7,10 +7,9 @@
 //! target/release/flowctl (or FLOWCTL_STATIC_BIN); chroot needs root. Either
 //! missing: skipped with a message, and a failure in CI (`CI=true`).
 
-mod common;
-use common::smtp::SmtpServer;
-use common::target::Target;
-use common::*;
+use crate::common::smtp::SmtpServer;
+use crate::common::target::Target;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -2,8 +2,7 @@
 //! has the original's input and connection, runs the latest version, and is
 //! listed under `triggerType=replay`.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use std::time::Duration;
 

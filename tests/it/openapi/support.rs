@@ -1,4 +1,4 @@
-//! Helpers for `tests/openapi.rs`: reading the OpenAPI document (operations,
+//! Helpers for `tests/it/openapi.rs`: reading the OpenAPI document (operations,
 //! `$ref`s), reading the router's routes out of `src/http/*.rs`, and checking
 //! a real answer against what the document says about it.
 

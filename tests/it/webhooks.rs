@@ -5,8 +5,7 @@
 //! signatures are refused with nothing stored; redeliveries and filtered
 //! events start nothing.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::process::{Command, Stdio};

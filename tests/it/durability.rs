@@ -1,9 +1,8 @@
 //! with the real binary: SIGKILL and restart mid-run, retries that
 //! survive restarts, durable waits, cancel, long-poll economy, shutdown.
 
-mod common;
-use common::target::Target;
-use common::*;
+use crate::common::target::Target;
+use crate::common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

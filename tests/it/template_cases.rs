@@ -229,7 +229,7 @@ fn run_case(case: &Case, base: &Value) -> Result<(), String> {
 
 #[test]
 fn data_driven_cases() {
-    let text = include_str!("data/template_cases.txt");
+    let text = include_str!("../data/template_cases.txt");
     let cases = parse_cases(text);
     let base = default_context();
     let failures: Vec<String> = cases
@@ -253,7 +253,7 @@ fn data_driven_cases() {
 
 #[test]
 fn every_error_kind_is_covered() {
-    let text = include_str!("data/template_cases.txt");
+    let text = include_str!("../data/template_cases.txt");
     for kind in [
         TemplateErrorKind::Syntax,
         TemplateErrorKind::UnknownFilter,

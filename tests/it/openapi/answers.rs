@@ -1,9 +1,9 @@
 //! Real answers of every operation, successes and errors, checked against
 //! what the document says about them (status, content type, headers, schema).
 
-use super::common::*;
 use super::support::*;
 use super::{call, document};
+use crate::common::{Api as _, *};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;

@@ -4,9 +4,7 @@
 //! by the server, a strict CSP, and the API never accepting the cookie.
 //! (Tests/browser/ drives the same pages in Chromium.)
 
-mod common;
-
-use common::Server;
+use crate::common::{Api, Server};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::json;
 use std::time::Duration;
@@ -249,7 +247,7 @@ async fn logout_and_key_revocation_end_the_session() {
         .unwrap()
         .to_string();
     let out = s.cli(&[&["keys", "revoke", &id][..], &store].concat());
-    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
     assert_eq!(page(&s, &cookie, "/ui/runs").await.0, 303);
 }
 

@@ -4,10 +4,8 @@
 //! Needs `FLOWCTL_TEST_DATABASE_URL` (CI starts a cluster); skipped without
 //! one outside CI.
 
-mod common;
-
+use crate::common::{Api, Server, eventually, pg};
 use axum::extract::{Path, State};
-use common::{Server, eventually, pg};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -318,15 +316,15 @@ async fn a_node_with_another_secret_key_refuses_to_start() {
     let (status, _) = first.get("/healthz").await;
     assert_eq!(status, 200);
     let home = tempfile::tempdir().unwrap();
-    let mut cmd = std::process::Command::new(common::BIN);
-    common::env_for(&mut cmd, home.path());
+    let mut cmd = std::process::Command::new(crate::common::BIN);
+    crate::common::env_for(&mut cmd, home.path());
     let out = cmd
         .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &db])
         .env("FLOWCTL_SECRET_KEY", "ab".repeat(32))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let err = common::stderr(&out);
+    let err = crate::common::stderr(&out);
     assert!(err.contains("secret key differs"), "{err}");
     assert!(!err.contains("listening"), "{err}");
 }

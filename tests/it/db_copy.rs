@@ -7,11 +7,9 @@
 //! PostgreSQL cluster (`FLOWCTL_TEST_DATABASE_URL` or `FLOWCTL_TEST_PG_URL`);
 //! skipped without one outside CI.
 
-mod common;
-
+use crate::common::{Api, BIN, Server, eventually, pg, stderr, stdout};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use common::{BIN, Server, eventually, pg, stderr, stdout};
 use serde_json::{Value, json};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -84,7 +82,7 @@ fn call(id: &str, path: &str) -> Value {
 fn copy(db: &std::path::Path, to: &str, env: &[(&str, &str)]) -> std::process::Output {
     let home = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(BIN);
-    common::env_for(&mut cmd, home.path());
+    crate::common::env_for(&mut cmd, home.path());
     cmd.args(["db", "copy", "--to", to, "--db"]).arg(db);
     cmd.env_remove("FLOWCTL_SECRET_KEY");
     cmd.envs(env.iter().copied());
@@ -257,7 +255,7 @@ async fn a_sqlite_deployment_copied_to_postgres_keeps_everything_and_finishes_it
 
     // `db check` on the copy: reachable, current schema, same key.
     let mut check = Command::new(BIN);
-    common::env_for(&mut check, home.path());
+    crate::common::env_for(&mut check, home.path());
     let out = check
         .args(["db", "check", "--json", "--database-url", &target])
         .env("FLOWCTL_SECRET_KEY", key.trim())
@@ -315,7 +313,7 @@ fn db_copy_names_a_missing_source_and_an_unreachable_target() {
 fn db_backup_on_postgres_names_pg_dump() {
     let home = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(BIN);
-    common::env_for(&mut cmd, home.path());
+    crate::common::env_for(&mut cmd, home.path());
     let out = cmd
         .args([
             "db",

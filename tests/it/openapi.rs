@@ -5,11 +5,10 @@
 
 #[path = "openapi/answers.rs"]
 mod answers;
-mod common;
 #[path = "openapi/support.rs"]
 mod support;
 
-use common::*;
+use crate::common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;

@@ -1,15 +1,15 @@
 //! The seed's trigger and status endpoints through the real server: exact
 //! envelopes, codes, statuses and messages.
 
-mod common;
-use common::*;
+use crate::common::app::TestApp;
+use crate::common::*;
 use reqwest::Method;
 use serde_json::json;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn seed_request_gets_202_with_the_seed_shape() {
-    let s = Server::start();
+    let s = TestApp::start();
     s.apply(create_invoice_workflow()).await;
     let (status, v) = s
         .post(
@@ -49,7 +49,7 @@ async fn seed_request_gets_202_with_the_seed_shape() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn seed_error_responses() {
-    let s = Server::start();
+    let s = TestApp::start();
     s.apply(create_invoice_workflow()).await;
 
     let (status, v) = s
@@ -133,7 +133,7 @@ async fn seed_error_responses() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nested_violation_paths_and_malformed_bodies() {
-    let s = Server::start();
+    let s = TestApp::start();
     s.apply(json!({
         "name": "Orders",
         "inputSchema": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array",
@@ -193,7 +193,7 @@ async fn nested_violation_paths_and_malformed_bodies() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn idempotency_replays_and_is_race_free() {
-    let s = Server::start();
+    let s = TestApp::start();
     s.apply(create_invoice_workflow()).await;
     let body = json!({"input": {"customerId": "cus_1", "amount": 100}, "idempotencyKey": "process-order-123"});
     let (status, h, first) = s
@@ -258,7 +258,7 @@ async fn idempotency_replays_and_is_race_free() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_error_is_an_envelope() {
-    let s = Server::start();
+    let s = TestApp::start();
     let (status, _, v) = s.request(Method::GET, "/nope", None).await;
     assert_eq!(
         (status, v["error"]["code"].as_str()),

@@ -2,9 +2,8 @@
 //! code, endpoint, command and option of the code appears in `docs/`, the
 //! README links every page, and no tracked file points outside the repository.
 
-mod common;
+use crate::common::*;
 use clap::CommandFactory;
-use common::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

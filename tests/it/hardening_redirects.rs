@@ -3,14 +3,12 @@
 //! redirects and follow same-origin ones with their headers; Stripe steps
 //! follow none.
 
-mod common;
-
+use crate::common::{Api, Server};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
-use common::Server;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,8 +1,7 @@
 //! `install.sh` puts flowctl where the next command finds it, or prints the
 //! one line that makes it so.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::process::Command;
 
 fn install(prefix: &std::path::Path, path: &str) -> std::process::Output {

@@ -1,8 +1,7 @@
 //! The CLI through the real binary: apply/validate/run/wait, exit codes,
 //! credentials discovery, and the database safety rules.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::process::Command;
 

@@ -3,10 +3,8 @@
 //! `Retry-After`, cancel that survives SIGKILL, and per-workflow concurrency
 //! caps with a slow upstream.
 
-mod common;
-
-use common::target::Target;
-use common::{BIN, Server, eventually};
+use crate::common::target::Target;
+use crate::common::{Api, BIN, Server, eventually};
 use serde_json::json;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,7 +12,7 @@ use std::time::{Duration, Instant};
 /// A second `serve` on `path` must exit non-zero naming the lock.
 fn assert_refused(s: &Server, path: &std::path::Path) {
     let mut cmd = Command::new(BIN);
-    common::env_for(&mut cmd, s.home.path());
+    crate::common::env_for(&mut cmd, s.home.path());
     let out = cmd
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(path)

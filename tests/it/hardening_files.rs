@@ -4,10 +4,8 @@
 //! page turning `/healthz` into 503 STORAGE_CORRUPT, and start-up errors that
 //! name the file and exit 3.
 
-mod common;
-
-use common::spawn::Spawned;
-use common::{Server, have, stderr, stdout};
+use crate::common::spawn::Spawned;
+use crate::common::{Api, Server, have, stderr, stdout};
 use rusqlite::Connection;
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
@@ -65,7 +63,7 @@ fn files_are_private_whatever_the_umask() {
     let args: Vec<String> = [
         "-c",
         "umask 000 && exec \"$0\" serve --listen 127.0.0.1:0 --db \"$1\"",
-        common::BIN,
+        crate::common::BIN,
         db.to_str().unwrap(),
     ]
     .iter()
@@ -247,13 +245,13 @@ fn a_read_only_database_is_named_and_exits_3() {
             "--reuid=nobody",
             "--regid=nogroup",
             "--clear-groups",
-            common::BIN,
+            crate::common::BIN,
         ]);
         c
     } else {
-        Command::new(common::BIN)
+        Command::new(crate::common::BIN)
     };
-    common::env_for(&mut cmd, home.path());
+    crate::common::env_for(&mut cmd, home.path());
     let out = cmd
         .env("FLOWCTL_SECRET_KEY", "00".repeat(32))
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])

@@ -1,8 +1,7 @@
 //! `flowctl run --batch`: pacing by the rate-limit answers, idempotency from
 //! the file and line (or a field), JSON-lines results, `--wait` for all.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn metric(text: &str, name: &str) -> f64 {

@@ -4,8 +4,7 @@
 //! the whole file takes seconds. (DST rules are unit tests of the occurrence
 //! computation, on New York's real transitions.)
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -142,11 +141,11 @@ async fn sigkill_and_restart_never_fire_twice_and_latest_catches_up_once() {
     // Five seconds with no server: five occurrences are missed. Restart a
     // little after a second boundary, so the gap's latest occurrence lies
     // before the restart and the next on-time one well after it.
-    std::thread::sleep(Duration::from_secs(5));
+    tokio::time::sleep(Duration::from_secs(5)).await;
     while chrono::Utc::now().timestamp_millis() % 1000 >= 150 {
-        std::thread::sleep(Duration::from_millis(5));
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    std::thread::sleep(Duration::from_millis(100));
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let launched_at = chrono::Utc::now().timestamp_millis();
     s.launch();
     let ready_in = chrono::Utc::now().timestamp_millis() - launched_at;

@@ -2,8 +2,7 @@
 //! key and the port filled in) with Python's requests and Node's fetch, plus
 //! its `waitForCompletion` polling loop.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::process::Command;
 
 const PYTHON: &str = r#"
