@@ -489,13 +489,17 @@ fn db_check_never_prints_a_password_given_in_the_query() {
     }
     for url in urls {
         let home = tempfile::tempdir().unwrap();
-        let mut cmd = std::process::Command::new(common::BIN);
-        common::env_for(&mut cmd, home.path());
+        let mut cmd = std::process::Command::new(crate::common::BIN);
+        crate::common::env_for(&mut cmd, home.path());
         let out = cmd
             .args(["db", "check", "--database-url", &url])
             .output()
             .unwrap();
-        let all = format!("{}{}", common::stdout(&out), common::stderr(&out));
+        let all = format!(
+            "{}{}",
+            crate::common::stdout(&out),
+            crate::common::stderr(&out)
+        );
         assert!(!all.contains("hunter2"), "{all}");
         assert!(
             all.contains("password=***") || all.contains("127.0.0.1"),
