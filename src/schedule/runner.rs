@@ -28,8 +28,10 @@ use tokio::sync::watch;
 /// is looked at.
 const QUEUED_POLL_MS: i64 = 250;
 /// The index is rebuilt at least this often: a backstop for changes made on
-/// another node whose notification was lost or is switched off.
-const REBUILD_EVERY_MS: i64 = 5_000;
+/// another node whose notification was lost or is switched off. (The node
+/// that made a change rebuilds at once, and one node firing a schedule is
+/// enough; a node whose index is behind re-reads the rows before firing.)
+const REBUILD_EVERY_MS: i64 = 30_000;
 /// Rebuilds are at least this far apart (a burst of applies costs one).
 const REBUILD_GAP_MS: i64 = 250;
 /// With `catchUp: none`, an occurrence this late is a missed one.
@@ -55,6 +57,9 @@ pub struct Scheduler {
     triggers: Triggers,
     clock: Clock,
     index: HashMap<String, Entry>,
+    /// Workflows known to have no live schedule, by (latest version,
+    /// status): a rebuild skips loading their definitions again.
+    plain: HashMap<String, (i64, String)>,
     /// The index must be rebuilt (at the start, or workflows changed).
     stale: bool,
     built_at: Option<i64>,
@@ -70,6 +75,7 @@ impl Scheduler {
             triggers,
             clock,
             index: HashMap::new(),
+            plain: HashMap::new(),
             stale: true,
             built_at: None,
         }
@@ -143,16 +149,37 @@ impl Scheduler {
             .map(|r| (r.workflow_id.clone(), r))
             .collect();
         let mut index = HashMap::new();
+        let mut plain = HashMap::new();
         let mut after = None;
         loop {
             let page = store.list_workflows(after.clone(), PAGE).await?;
             for wf in &page {
                 let row = rows.remove(&wf.id);
-                let Some(def) = self.live_schedule(wf).await else {
-                    if row.is_some() {
-                        store.delete_schedule(wf.id.clone()).await?;
+                let head = (wf.latest_version, wf.status.clone());
+                let known = self.index.get(&wf.id).filter(|e| {
+                    e.wf.latest_version == wf.latest_version && e.wf.status == wf.status
+                });
+                let def = match known {
+                    Some(e) => Ok(Some(e.def.clone())),
+                    None if self.plain.get(&wf.id) == Some(&head) => Ok(None),
+                    None => self.live_schedule(wf).await,
+                };
+                let def = match def {
+                    Ok(Some(def)) => def,
+                    Ok(None) => {
+                        if row.is_some() {
+                            store.delete_schedule(wf.id.clone()).await?;
+                        }
+                        plain.insert(wf.id.clone(), head);
+                        continue;
                     }
-                    continue;
+                    Err(()) => {
+                        // As before: not live until its definition loads.
+                        if row.is_some() {
+                            store.delete_schedule(wf.id.clone()).await?;
+                        }
+                        continue;
+                    }
                 };
                 let row = match row {
                     Some(r) if r.version == wf.latest_version => r,
@@ -196,15 +223,17 @@ impl Scheduler {
             store.delete_schedule(id).await?;
         }
         self.index = index;
+        self.plain = plain;
         self.stale = false;
         self.built_at = Some(now);
         Ok(())
     }
 
-    /// The enabled schedule of an active workflow's latest version.
-    async fn live_schedule(&self, wf: &WorkflowRow) -> Option<ScheduleDef> {
+    /// The enabled schedule of an active workflow's latest version; `Err`
+    /// when its definition cannot be loaded now (tried again next time).
+    async fn live_schedule(&self, wf: &WorkflowRow) -> Result<Option<ScheduleDef>, ()> {
         if wf.status != "active" {
-            return None;
+            return Ok(None);
         }
         match self
             .triggers
@@ -212,13 +241,13 @@ impl Scheduler {
             .version(&wf.id, wf.latest_version)
             .await
         {
-            Ok(c) => match &c.trigger {
+            Ok(c) => Ok(match &c.trigger {
                 TriggerDef::Schedule(s) if s.enabled => Some((**s).clone()),
                 _ => None,
-            },
+            }),
             Err(e) => {
                 tracing::warn!(workflow_id = %wf.id, error = %e, "cannot load schedule");
-                None
+                Err(())
             }
         }
     }
