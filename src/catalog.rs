@@ -9,6 +9,7 @@ use crate::workflow::{CompiledWorkflow, compile};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// A workflow applied, paused or archived through another node is seen
 /// here within this long.
@@ -21,6 +22,9 @@ pub struct Catalog {
     store: Arc<dyn Registry>,
     versions: Arc<RwLock<VersionCache>>,
     heads: Arc<RwLock<HashMap<String, (WorkflowRow, Instant)>>>,
+    /// Counts the changes this process made to workflows (the scheduler's
+    /// index listens).
+    changes: Arc<watch::Sender<u64>>,
 }
 
 impl Catalog {
@@ -29,6 +33,7 @@ impl Catalog {
             store: store.registry(),
             versions: Default::default(),
             heads: Default::default(),
+            changes: Default::default(),
         }
     }
 
@@ -88,5 +93,11 @@ impl Catalog {
         if let Ok(mut h) = self.heads.write() {
             h.remove(id);
         }
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Changes this process made to workflows (each `forget_head`).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 }

@@ -3,6 +3,7 @@
 //! process, one file: the default) and `postgres/` (many nodes, one
 //! database) implement them. Nothing outside this module knows which one it has.
 
+pub mod admission;
 mod columns;
 #[cfg(test)]
 mod contract;

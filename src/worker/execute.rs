@@ -2,7 +2,8 @@
 //! (fenced by the claim's token) → perform the effect → feed its outcome back
 //! to `advance`, until the run parks or finishes. It decides nothing: every
 //! status, error and due time comes from the engine. `LeaseLost` stops it;
-//! `Cancelled` becomes the engine's `CancelRequested` event.
+//! `Cancelled` becomes the engine's `CancelRequested` event, applied to the
+//! last state the store accepted (the refused one was never written).
 
 use super::Worker;
 use super::lease::Held;
@@ -81,22 +82,29 @@ impl Worker {
         )
         .with_limits(self.limits, run.recoveries);
         let mut lost = held.lost.subscribe();
+        // `state` is always what the store holds: a refused transition is
+        // dropped, never built upon.
         loop {
+            let cancelling = matches!(event, Event::CancelRequested);
             let t = engine::advance(&wf, &state, event, now_ms(), rand::random());
-            self.observe_settled(&wf, &state, &t);
             match self.commit(held, write_for(&state, &t)).await? {
                 CommitOutcome::Saved => {}
+                // The store accepts a cancel's finish from the holder; a
+                // refusal of that means it no longer agrees the run is ours.
+                CommitOutcome::Cancelled if cancelling => return Err(Stop::LeaseLost),
                 CommitOutcome::Cancelled => {
-                    state = t.state;
                     event = Event::CancelRequested;
                     continue;
                 }
                 CommitOutcome::LeaseLost => return Err(Stop::LeaseLost),
             }
+            self.observe_settled(&wf, &state, &t);
             state = t.state;
             let (idx, config, timeout_ms) = match t.effect {
                 Effect::Finish { .. } => {
                     self.events.run_finished(&state.run_id);
+                    // A slot of a capped workflow may have come free.
+                    self.events.run_queued();
                     return Ok(());
                 }
                 Effect::Park { .. } => {

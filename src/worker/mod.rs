@@ -7,6 +7,8 @@
 mod execute;
 mod lease;
 mod steps;
+#[cfg(test)]
+mod tests;
 
 pub use lease::LeaseSettings;
 
@@ -75,11 +77,20 @@ impl Worker {
         self
     }
 
+    /// The same worker writing through another queue port (tests: a
+    /// stand-in that counts or refuses what the store would accept).
+    #[cfg(test)]
+    pub(crate) fn with_queue(mut self, queue: Arc<dyn RunQueue>) -> Worker {
+        self.store = queue;
+        self
+    }
+
     /// Dispatch until `stop` turns true, then wait up to `grace` for runs in flight.
     ///
-    /// Claims are prefetched in batches (one write for many runs) into a small
-    /// local buffer that worker permits drain in FIFO order; buffered claims
-    /// are heartbeated like running ones and given back at shutdown.
+    /// A node claims only what it can start at once: it waits for a free
+    /// worker first, then claims (in one write) as many runs as it has free
+    /// workers. Claimed runs never wait here behind busy workers while their
+    /// leases keep other nodes from them.
     pub async fn run(self, mut stop: watch::Receiver<bool>, grace: Duration) {
         // Leases are kept until the grace period is over, not just until stop.
         let (leases_stop, leases_stopped) = watch::channel(false);
@@ -97,8 +108,16 @@ impl Worker {
             if *stop.borrow() {
                 break;
             }
-            if buffer.len() <= self.workers / 2 {
-                let want = self.workers - buffer.len();
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => p,
+                _ = stop.changed() => continue,
+            };
+            let Ok(permit) = permit else {
+                break;
+            };
+            if buffer.is_empty() {
+                // The permit in hand plus every other free one.
+                let want = permits.available_permits() + 1;
                 match self
                     .store
                     .claim(&self.owner, want, self.lease.lease_ms)
@@ -111,6 +130,7 @@ impl Worker {
                         }));
                     }
                     Err(e) => {
+                        drop(permit);
                         tracing::error!(error = %e, "cannot claim runs");
                         tokio::select! {
                             _ = tokio::time::sleep(BACKSTOP_POLL) => {}
@@ -120,7 +140,8 @@ impl Worker {
                     }
                 }
             }
-            if buffer.is_empty() {
+            let Some((claim, held)) = buffer.pop_front() else {
+                drop(permit);
                 let sleep = self.idle_sleep().await;
                 tokio::select! {
                     _ = self.events.wait_queued() => {}
@@ -128,13 +149,6 @@ impl Worker {
                     _ = stop.changed() => {}
                 }
                 continue;
-            }
-            let permit = tokio::select! {
-                p = permits.clone().acquire_owned() => p,
-                _ = stop.changed() => continue,
-            };
-            let (Ok(permit), Some((claim, held))) = (permit, buffer.pop_front()) else {
-                break;
             };
             let worker = self.clone();
             tokio::spawn(async move {

@@ -52,18 +52,33 @@ struct Inner {
     last_unavailable: Mutex<Option<(std::time::Instant, String)>>,
 }
 
-/// The URL without its password, for messages.
+/// The URL without its password, for messages: the userinfo's password and
+/// a `password` query parameter (which libpq and tokio-postgres accept too)
+/// become `***`. A URL that does not parse is replaced whole, since where its
+/// password sits cannot be known.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
+    const HIDDEN: &str = "***";
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return format!("<a database URL that does not parse: {HIDDEN}>");
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some(HIDDEN));
     }
+    if parsed.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" {
+                    HIDDEN.to_string()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 impl PgStore {
@@ -293,5 +308,29 @@ impl Cluster for PgStore {
             events,
             self.inner.notifier.stopped(),
         ));
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_in_the_userinfo_and_the_query_are_hidden() {
+        assert_eq!(
+            redact("postgres://u:s3cret@db.example:5432/app"),
+            "postgres://u:***@db.example:5432/app"
+        );
+        let r = redact("postgres://u@db.example/app?sslmode=require&password=s3cret");
+        assert!(!r.contains("s3cret"), "{r}");
+        assert!(
+            r.contains("sslmode=require") && r.contains("password=***"),
+            "{r}"
+        );
+        let r = redact("postgresql://u:a%40b@h/db?password=x%26y");
+        assert!(!r.contains("a%40b") && !r.contains("x%26y"), "{r}");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        let r = redact("postgres://u:s3cret@[::1/db");
+        assert!(!r.contains("s3cret"), "{r}");
     }
 }

@@ -11,6 +11,7 @@ use super::writer::{CommitCmd, Pending, in_order};
 use super::{Db, PgStore, opt_json, pg};
 use crate::engine::RunStatus;
 use crate::store::RunQueue;
+use crate::store::admission::{self, Caps};
 use crate::store::{Claim, ClaimRef, CommitOutcome, HeartbeatReport, Result, RunWrite};
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -58,6 +59,9 @@ static COMMIT_SQL: LazyLock<[String; 3]> = LazyLock::new(|| {
 
 static CLAIM_SQL: LazyLock<String> = LazyLock::new(claim_sql);
 
+/// The admission rule of `store::admission` (skip full workflows, give each
+/// capped one at most its free slots) in one statement, so that it holds
+/// atomically under `CAP_LOCK` without a round trip per step.
 fn claim_sql() -> String {
     let cols = RUN_COLUMNS
         .split(", ")
@@ -252,7 +256,14 @@ impl PgStore {
                     .collect::<Vec<Option<i64>>>(),
             ),
         ];
-        let updated = self.writer().commit(CommitCmd { sql, params }).await?;
+        let updated = self
+            .writer()
+            .commit(CommitCmd {
+                seq: claim.seq,
+                sql,
+                params,
+            })
+            .await?;
         let Some(updated) = updated else {
             // Refused by the fence: find out why (rare, so a round trip of its own).
             let c = self.client().await?;
@@ -310,10 +321,13 @@ impl RunQueue for PgStore {
         let c = self.client().await?;
         let stmt = c
             .prepare_cached(
-                "UPDATE run_queue q SET lease_until = flowctl_now_ms() + $3 \
-                 FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS c(seq, token) \
-                 WHERE q.seq = c.seq AND q.lease_token = c.token AND q.lease_owner = $4 \
-                 AND q.lease_until IS NOT NULL \
+                "WITH mine AS (SELECT q.seq FROM run_queue q \
+                   JOIN UNNEST($1::BIGINT[], $2::BIGINT[]) AS c(seq, token) \
+                     ON q.seq = c.seq AND q.lease_token = c.token \
+                   WHERE q.lease_owner = $4 AND q.lease_until IS NOT NULL \
+                   ORDER BY q.seq FOR UPDATE OF q) \
+                 UPDATE run_queue q SET lease_until = flowctl_now_ms() + $3 FROM mine \
+                 WHERE q.seq = mine.seq \
                  RETURNING q.seq, q.cancel_requested, q.lease_until",
             )
             .await
@@ -344,9 +358,12 @@ impl RunQueue for PgStore {
         let tokens: Vec<i64> = claims.iter().map(|c| c.token).collect();
         let c = self.client().await?;
         c.execute(
-            "UPDATE run_queue q SET lease_until = NULL, lease_owner = NULL, lease_token = q.lease_token + 1 \
-             FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS c(seq, token) \
-             WHERE q.seq = c.seq AND q.lease_token = c.token AND q.lease_until IS NOT NULL",
+            "WITH mine AS (SELECT q.seq FROM run_queue q \
+               JOIN UNNEST($1::BIGINT[], $2::BIGINT[]) AS c(seq, token) \
+                 ON q.seq = c.seq AND q.lease_token = c.token \
+               WHERE q.lease_until IS NOT NULL ORDER BY q.seq FOR UPDATE OF q) \
+             UPDATE run_queue q SET lease_until = NULL, lease_owner = NULL, lease_token = q.lease_token + 1 \
+             FROM mine WHERE q.seq = mine.seq",
             &[&seqs, &tokens],
         )
         .await
@@ -361,9 +378,12 @@ impl RunQueue for PgStore {
         let c = self.client().await?;
         let stmt = c
             .prepare_cached(
-                "UPDATE run_queue SET lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1, \
-                 recoveries = recoveries + 1 \
-                 WHERE lease_until IS NOT NULL AND lease_until < flowctl_now_ms()",
+                "WITH gone AS (SELECT seq FROM run_queue \
+                   WHERE lease_until IS NOT NULL AND lease_until < flowctl_now_ms() \
+                   ORDER BY seq FOR UPDATE SKIP LOCKED) \
+                 UPDATE run_queue q SET lease_until = NULL, lease_owner = NULL, lease_token = q.lease_token + 1, \
+                 recoveries = q.recoveries + 1 \
+                 FROM gone WHERE q.seq = gone.seq",
             )
             .await
             .map_err(pg)?;
@@ -374,25 +394,42 @@ impl RunQueue for PgStore {
         Ok(n)
     }
 
-    /// The earliest due time of a queued run that a claim could take (runs
-    /// of a workflow at its cap wait for a slot, not for a time), on this
-    /// node's clock (the worker sleeps on it): the database clock's distance
-    /// to it is added to the local time.
+    /// The earliest due time of a queued run that a claim could take
+    /// (`admission::next_due`: runs of a workflow at its cap wait for a
+    /// slot, not for a time), on this node's clock (the worker sleeps on
+    /// it): the database clock's distance to it is added to the local time.
     async fn next_due(&self) -> Result<Option<i64>> {
         let c = self.client().await?;
-        let stmt = c
+        let caps = c
             .prepare_cached(
-                "SELECT MIN(q.not_before) - flowctl_now_ms() FROM run_queue q WHERE q.lease_until IS NULL \
-                 AND q.workflow_id NOT IN (SELECT w.id FROM workflows w WHERE w.concurrency IS NOT NULL \
-                   AND w.concurrency <= (SELECT COUNT(*) FROM run_queue f \
-                     WHERE f.workflow_id = w.id AND f.lease_until IS NOT NULL))",
+                "SELECT w.id, w.concurrency::BIGINT, (SELECT COUNT(*) FROM run_queue f \
+                 WHERE f.workflow_id = w.id AND f.lease_until IS NOT NULL) \
+                 FROM workflows w WHERE w.concurrency IS NOT NULL",
             )
             .await
             .map_err(pg)?;
-        let row = c.query_one(&stmt, &[]).await.map_err(pg)?;
-        Ok(row
-            .get::<_, Option<i64>>(0)
-            .map(|d| crate::time::now_ms() + d))
+        let caps = Caps::new(c.query(&caps, &[]).await.map_err(pg)?.iter().map(|r| {
+            (
+                r.get::<_, String>(0),
+                r.get::<_, i64>(1),
+                r.get::<_, i64>(2),
+            )
+        }));
+        let earliest = c
+            .prepare_cached(
+                "SELECT q.workflow_id, q.not_before - flowctl_now_ms() FROM run_queue q \
+                 WHERE q.lease_until IS NULL AND NOT (q.workflow_id = ANY($1)) \
+                 ORDER BY q.not_before, q.seq LIMIT 1",
+            )
+            .await
+            .map_err(pg)?;
+        let rows = c.query(&earliest, &[&caps.full()]).await.map_err(pg)?;
+        let now = crate::time::now_ms();
+        Ok(admission::next_due(
+            rows.iter()
+                .map(|r| (r.get::<_, String>(0), now + r.get::<_, i64>(1))),
+            &caps,
+        ))
     }
 
     async fn queue_depth(&self) -> Result<i64> {

@@ -3,6 +3,7 @@
 //! created with `ON CONFLICT DO NOTHING` and locked (`FOR UPDATE`) before a
 //! new version is numbered, and `(workflow_id, version)` is the primary key.
 
+use super::notify::Note;
 use super::{PgStore, from_json, pg};
 use crate::store::columns::workflow_status;
 use crate::store::decisions::{StoredHead, plan_apply};
@@ -95,6 +96,7 @@ impl Registry for PgStore {
             .await
             .map_err(pg)?;
             tx.commit().await.map_err(pg)?;
+            self.notifier().send(Note::Workflows);
             return Ok(ApplyOutcome {
                 version: first.version,
                 status: first.status,
@@ -137,6 +139,9 @@ impl Registry for PgStore {
             .map_err(pg)?;
         }
         tx.commit().await.map_err(pg)?;
+        if plan.result != crate::store::decisions::ApplyResult::Unchanged {
+            self.notifier().send(Note::Workflows);
+        }
         Ok(ApplyOutcome {
             version: plan.version,
             status: plan.status,
@@ -197,7 +202,10 @@ impl Registry for PgStore {
         )
         .await
         .map_err(pg)?
-        .map(|r| workflow(&r))
+        .map(|r| {
+            self.notifier().send(Note::Workflows);
+            workflow(&r)
+        })
         .transpose()?
         .ok_or(StoreError::NotFound("workflow"))
     }

@@ -7,31 +7,33 @@
 use super::SqliteStore;
 use super::runs::{RUN_COLUMNS, RawRun, decode, decode_steps, raw_steps, row_to_run};
 use crate::engine::RunStatus;
+use crate::store::admission::{self, Caps};
 use crate::store::columns::{StepColumns as StepRow, encode_error, opt_json};
 use crate::store::decisions::unfinished_sql;
 use crate::store::{Claim, ClaimRef, CommitOutcome, HeartbeatReport, Result, RunQueue, RunWrite};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
-use std::collections::HashMap;
 
-/// Workflows whose `concurrency` cap is reached: their queued runs wait.
-/// Parked runs are `ready = 1`, so they never count.
-fn in_flight_caps(c: &Connection) -> Result<HashMap<String, i64>> {
+/// Each capped workflow's cap and claimed runs, for the admission rule
+/// (`store::admission`). Parked runs are `ready = 1`, so they never count.
+fn caps(c: &Connection) -> Result<Caps> {
     let mut stmt = c.prepare_cached(
-        "SELECT w.id, w.concurrency - (SELECT COUNT(*) FROM runs r WHERE r.workflow_id = w.id \
+        "SELECT w.id, w.concurrency, (SELECT COUNT(*) FROM runs r WHERE r.workflow_id = w.id \
          AND r.ready = 0 AND r.lease_until IS NOT NULL) FROM workflows w WHERE w.concurrency IS NOT NULL",
     )?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    Ok(Caps::new(rows.collect::<rusqlite::Result<Vec<_>>>()?))
 }
 
 fn pick(c: &Connection, now: i64, limit: usize) -> Result<Vec<RawRun>> {
-    let mut left = in_flight_caps(c)?;
-    let full: Vec<&String> = left
-        .iter()
-        .filter(|(_, n)| **n <= 0)
-        .map(|(k, _)| k)
-        .collect();
+    let mut caps = caps(c)?;
+    let full = caps.full();
     let picked = if full.is_empty() {
         c.prepare_cached(&format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE ready = 1 AND not_before <= ?1 \
@@ -49,19 +51,7 @@ fn pick(c: &Connection, now: i64, limit: usize) -> Result<Vec<RawRun>> {
         .query_map(params![now, limit as i64, full], row_to_run)?
         .collect::<rusqlite::Result<Vec<_>>>()?
     };
-    // Within one batch, a capped workflow gets at most what it has left;
-    // the rest stays queued in order.
-    Ok(picked
-        .into_iter()
-        .filter(|(run, _, _)| match left.get_mut(&run.workflow_id) {
-            None => true,
-            Some(n) if *n > 0 => {
-                *n -= 1;
-                true
-            }
-            Some(_) => false,
-        })
-        .collect())
+    Ok(caps.admit(picked, |(run, _, _)| run.workflow_id.as_str()))
 }
 
 #[async_trait]
@@ -266,12 +256,23 @@ impl RunQueue for SqliteStore {
         .await
     }
 
+    /// The earliest due time of a queued run a claim may take
+    /// (`admission::next_due`): runs behind a full cap wait for a slot.
     async fn next_due(&self) -> Result<Option<i64>> {
         self.read(|c| {
-            Ok(
-                c.prepare_cached("SELECT MIN(not_before) FROM runs WHERE ready = 1")?
-                    .query_row([], |r| r.get(0))?,
-            )
+            let caps = caps(c)?;
+            let mut stmt = c.prepare_cached(
+                "SELECT workflow_id, not_before FROM runs WHERE ready = 1 \
+                 AND workflow_id NOT IN (SELECT value FROM json_each(?1)) \
+                 ORDER BY not_before, seq LIMIT 1",
+            )?;
+            let full = serde_json::to_string(&caps.full())?;
+            let rows = stmt
+                .query_map([full], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(admission::next_due(rows, &caps))
         })
         .await
     }
