@@ -106,7 +106,8 @@ impl App {
             self.state.metrics.clone(),
             self.settings.workers,
             lease_settings(),
-        );
+        )
+        .with_limits(self.settings.run_limits);
         let worker_task = tokio::spawn(worker.run(stop_rx.clone(), self.settings.shutdown_grace));
         let scheduler = tokio::spawn(
             crate::schedule::Scheduler::new(self.state.triggers()).run(stop_rx.clone()),

@@ -4,11 +4,12 @@
 //! `HEAD_TTL` (other nodes sharing the store may change them). Depends on
 //! the `Registry` port only.
 
-use crate::store::{Store, StoreError, WorkflowRow};
+use crate::store::{Registry, Store, StoreError, WorkflowRow};
 use crate::workflow::{CompiledWorkflow, compile};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// A workflow applied, paused or archived through another node is seen
 /// here within this long.
@@ -18,17 +19,21 @@ type VersionCache = HashMap<(String, i64), Arc<CompiledWorkflow>>;
 
 #[derive(Clone)]
 pub struct Catalog {
-    store: Store,
+    store: Arc<dyn Registry>,
     versions: Arc<RwLock<VersionCache>>,
     heads: Arc<RwLock<HashMap<String, (WorkflowRow, Instant)>>>,
+    /// Counts the changes this process made to workflows (the scheduler's
+    /// index listens).
+    changes: Arc<watch::Sender<u64>>,
 }
 
 impl Catalog {
     pub fn new(store: Store) -> Catalog {
         Catalog {
-            store,
+            store: store.registry(),
             versions: Default::default(),
             heads: Default::default(),
+            changes: Default::default(),
         }
     }
 
@@ -88,5 +93,11 @@ impl Catalog {
         if let Ok(mut h) = self.heads.write() {
             h.remove(id);
         }
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Changes this process made to workflows (each `forget_head`).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 }

@@ -43,6 +43,8 @@ pub struct ServeSettings {
     pub connections: ConnectionLimits,
     /// Serve `/metrics` without a key even when listening beyond loopback.
     pub metrics_public: bool,
+    /// The budget of template results and step outputs, and the poison-pill count.
+    pub run_limits: crate::limits::RunLimits,
 }
 
 /// How long clients may take, and how many may be connected at once.

@@ -1,5 +1,5 @@
 //! The trigger use case: every way a run starts (the API, a schedule, a
-//! webhook, a replay; batch later) goes through `Triggers::trigger_run`,
+//! webhook, a replay from `runs.rs`, a batch of the CLI) goes through `Triggers::trigger_run`,
 //! so the status, input-schema (defaults and violations) and connection
 //! checks and the idempotent durable insert are the same for all of them.
 //! Depends on `store` (ports), `catalog`, `engine`, `workflow`; knows
@@ -10,7 +10,7 @@ use crate::catalog::Catalog;
 use crate::engine::{ConnectionRef, ResolveError, check_trigger};
 use crate::events::Events;
 use crate::store::{ConnectionRow, NewRun, Store, StoreError, TriggerOutcome, TriggerType};
-use crate::workflow::{CompiledWorkflow, StepKind};
+use crate::workflow::{CompiledWorkflow, StepKind, WorkflowStatus};
 use serde_json::Value;
 
 /// How long an idempotency key is remembered.
@@ -63,6 +63,12 @@ pub enum TriggerError {
     ConnectionRequired(String),
     #[error("{0}")]
     InvalidConnection(String),
+    /// The input nests deeper than run state may (`limits::MAX_JSON_DEPTH`).
+    #[error(
+        "input is nested deeper than {} levels, the limit for run state",
+        crate::limits::MAX_JSON_DEPTH
+    )]
+    TooDeep,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -72,8 +78,12 @@ impl Triggers {
     /// idempotency key already named a run: nothing new started.
     pub async fn trigger_run(&self, req: TriggerRequest) -> Result<TriggerOutcome, TriggerError> {
         let (row, wf) = self.catalog.head(&req.workflow_id).await?;
-        if row.status != "active" {
-            return Err(TriggerError::InvalidStatus(row.status));
+        if row.status != WorkflowStatus::Active {
+            return Err(TriggerError::InvalidStatus(row.status.as_str().into()));
+        }
+        // Whatever is stored must be readable back by every reader.
+        if crate::limits::deeper_than(&req.input, crate::limits::MAX_JSON_DEPTH) {
+            return Err(TriggerError::TooDeep);
         }
         let input = match &wf.input_schema {
             None => req.input,
@@ -113,16 +123,6 @@ impl Triggers {
     }
 
     /// A run that could not get its connections is never queued.
-    /// Replay: a new run of the same workflow (its latest version, which must
-    /// be active) with the same input and connection as `run_id`.
-    pub async fn replay(&self, run_id: &str) -> Result<TriggerOutcome, TriggerError> {
-        let original = self.store.get_run(run_id.to_string()).await?;
-        let mut req =
-            TriggerRequest::new(original.workflow_id, original.input, TriggerType::Replay);
-        req.connection_id = original.connection_id;
-        self.trigger_run(req).await
-    }
-
     async fn check_connections(
         &self,
         wf: &CompiledWorkflow,

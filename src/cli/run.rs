@@ -154,7 +154,7 @@ pub async fn wait(client: &Client, args: &WaitArgs, json: bool) -> CmdResult {
 }
 
 pub(super) fn is_finished(status: &str) -> bool {
-    matches!(status, "completed" | "failed" | "cancelled" | "timed_out")
+    crate::engine::RunStatus::parse(status).is_some_and(crate::engine::RunStatus::is_terminal)
 }
 
 /// Seconds for the next long-poll: short on a terminal, to refresh the spinner.

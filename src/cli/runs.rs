@@ -20,7 +20,7 @@ pub enum RunsCommand {
         #[arg(long, value_name = "ID")]
         workflow: Option<String>,
         /// Only runs in this status
-        #[arg(long, value_parser = ["pending", "running", "completed", "failed", "cancelled", "timed_out"])]
+        #[arg(long, value_parser = crate::engine::RunStatus::ALL)]
         status: Option<String>,
         /// Only runs started this way: api, schedule, webhook, replay or batch
         #[arg(long, value_name = "TYPE")]

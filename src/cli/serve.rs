@@ -60,6 +60,15 @@ pub struct ServeArgs {
     /// Inbound webhook requests per client IP per minute (0 = no limit)
     #[arg(long, default_value_t = 10_000)]
     pub rate_limit_webhook: u32,
+    /// Largest value a template may render and a step may output, in bytes of JSON
+    /// (larger: the step fails with OUTPUT_TOO_LARGE)
+    #[arg(long, env = "FLOWCTL_MAX_VALUE_BYTES", default_value_t = crate::limits::DEFAULT_MAX_VALUE_BYTES,
+          value_name = "BYTES", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..))]
+    pub max_value_bytes: usize,
+    /// A run taken back this many times from a server that died (or hung) while executing
+    /// it fails with RUN_INTERRUPTED instead of being resumed again (0 = resume forever)
+    #[arg(long, env = "FLOWCTL_MAX_RUN_RECOVERIES", default_value_t = crate::limits::DEFAULT_MAX_RECOVERIES, value_name = "N")]
+    pub max_run_recoveries: u32,
     /// Log format on stderr: text or json
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -93,6 +102,10 @@ impl ServeArgs {
                 max_connections: self.max_connections.filter(|n| *n > 0),
             },
             metrics_public: self.metrics_public,
+            run_limits: crate::limits::RunLimits {
+                max_value_bytes: self.max_value_bytes,
+                max_recoveries: self.max_run_recoveries,
+            },
         }
     }
 }

@@ -7,8 +7,9 @@
 
 use super::{
     FailureDecision, Next, Prepared, RunError, RunFacts, RunStatus, Scope, SkipReason, StepRecord,
-    StepStatus, control, next, on_step_error, prepare, run_output, transform_output,
+    StepStatus, check_output, control, next, on_step_error, prepare, run_output, transform_output,
 };
+use crate::limits::RunLimits;
 use crate::time::{parse_rfc3339, rfc3339};
 use crate::workflow::{CompiledWorkflow, StepKind};
 use serde_json::{Value, json};
@@ -35,6 +36,11 @@ pub struct RunState {
     pub depth: i64,
     /// The latest deadline a parent allows this child run (ms), if any.
     pub deadline_at: Option<i64>,
+    /// The budget of values and how often a run may be recovered (the server's settings).
+    pub limits: RunLimits,
+    /// How often the store took this run back from a holder that abandoned its lease
+    /// (crashed, killed or hung while holding it).
+    pub recoveries: u32,
 }
 
 impl RunState {
@@ -77,7 +83,16 @@ impl RunState {
             cancel_requested,
             depth: 0,
             deadline_at: None,
+            limits: RunLimits::default(),
+            recoveries: 0,
         }
+    }
+
+    /// The same state under the server's limits, as recovered `recoveries` times.
+    pub fn with_limits(mut self, limits: RunLimits, recoveries: u32) -> RunState {
+        self.limits = limits;
+        self.recoveries = recoveries;
+        self
     }
 
     /// When the run's `timeoutMs` runs out, once it has started.
@@ -230,6 +245,11 @@ pub fn advance(
     let deadline = s.deadline(wf);
     match event {
         Event::Claimed if s.cancel_requested => return finish_cancelled(wf, s, now),
+        Event::Claimed
+            if s.limits.max_recoveries > 0 && s.recoveries >= s.limits.max_recoveries =>
+        {
+            return finish_interrupted(wf, s, now);
+        }
         Event::Claimed => {}
         Event::CancelRequested => return finish_cancelled(wf, s, now),
         Event::DefinitionUnavailable => {
@@ -237,10 +257,20 @@ pub fn advance(
             return finish(wf, s, RunStatus::Failed, Some(error), now);
         }
         Event::StepSucceeded { idx, output } => {
+            let max = s.limits.max_value_bytes;
             if let Some(rec) = s.steps.get_mut(idx) {
-                rec.status = StepStatus::Completed;
-                rec.output = output;
-                rec.error = None;
+                match check_output(&rec.step_id, &output, max) {
+                    // Nothing of an output that cannot be stored is kept.
+                    Some(error) => {
+                        rec.status = StepStatus::Failed;
+                        rec.error = Some(error);
+                    }
+                    None => {
+                        rec.status = StepStatus::Completed;
+                        rec.output = output;
+                        rec.error = None;
+                    }
+                }
                 rec.completed_at = Some(now);
             }
         }
@@ -310,7 +340,7 @@ fn drive(wf: &CompiledWorkflow, mut s: RunState, now: i64, deadline: Option<i64>
         let i = match next(wf, &s.steps) {
             Next::Finish => {
                 let ctx = scope.context(&s.input, &wf.variables, &now_text);
-                return match run_output(wf, &s.steps, &ctx) {
+                return match run_output(wf, &s.steps, &ctx, s.limits.max_value_bytes) {
                     Ok((output, _)) => {
                         s.output = output;
                         finish(wf, s, RunStatus::Completed, None, now)
@@ -331,14 +361,20 @@ fn drive(wf: &CompiledWorkflow, mut s: RunState, now: i64, deadline: Option<i64>
                 warnings: vec![],
                 reason,
             },
-            None => prepare(step, &scope.context(&s.input, &wf.variables, &now_text)),
+            None => prepare(
+                step,
+                &scope.context(&s.input, &wf.variables, &now_text),
+                s.limits.max_value_bytes,
+            ),
         };
         if let (StepKind::Stop, Prepared::Execute { config, .. }) = (&step.kind, &prepared) {
             let ctx = scope.context(&s.input, &wf.variables, &now_text);
             let output = match config.get("output") {
                 Some(out) => Ok(out.clone()),
                 // Without its own output the run's is computed as if it ended here.
-                None => run_output(wf, &s.steps, &ctx).map(|(out, _)| out),
+                None => {
+                    run_output(wf, &s.steps, &ctx, s.limits.max_value_bytes).map(|(out, _)| out)
+                }
             };
             drop(scope);
             return stop_run(wf, s, i, config, output, now);
@@ -364,8 +400,17 @@ fn drive(wf: &CompiledWorkflow, mut s: RunState, now: i64, deadline: Option<i64>
                 match &step.kind {
                     StepKind::Transform => {
                         rec.attempts += 1;
-                        rec.status = StepStatus::Completed;
-                        rec.output = transform_output(&config);
+                        let output = transform_output(&config);
+                        match check_output(&rec.step_id, &output, s.limits.max_value_bytes) {
+                            Some(error) => {
+                                rec.status = StepStatus::Failed;
+                                rec.error = Some(error);
+                            }
+                            None => {
+                                rec.status = StepStatus::Completed;
+                                rec.output = output;
+                            }
+                        }
                         rec.completed_at = Some(now);
                     }
                     StepKind::Condition => {
@@ -591,6 +636,28 @@ fn park(mut s: RunState, until: i64) -> Transition {
         state: s,
         effect: Effect::Park { until },
     }
+}
+
+/// Poison-pill protection: the step the run was on (the first unsettled one) fails with
+/// `RUN_INTERRUPTED`, and so does the run, instead of being resumed into the same crash.
+fn finish_interrupted(wf: &CompiledWorkflow, mut s: RunState, now: i64) -> Transition {
+    let times = s.recoveries;
+    let at = match next(wf, &s.steps) {
+        Next::Step(i) => s.steps.get_mut(i),
+        Next::Finish | Next::Fail(_) => None,
+    };
+    let error = match at {
+        Some(rec) => {
+            let error = RunError::interrupted(Some(&rec.step_id), times);
+            rec.status = StepStatus::Failed;
+            rec.error = Some(error.clone());
+            rec.started_at.get_or_insert(now);
+            rec.completed_at = Some(now);
+            error
+        }
+        None => RunError::interrupted(None, times),
+    };
+    finish(wf, s, RunStatus::Failed, Some(error), now)
 }
 
 fn finish_cancelled(wf: &CompiledWorkflow, s: RunState, now: i64) -> Transition {

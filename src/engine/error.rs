@@ -52,6 +52,17 @@ impl RunError {
         }
     }
 
+    /// A template whose result would pass the budget of one value (not retried: the same
+    /// input gives the same result).
+    pub fn too_large(step_id: &str, at: &str, message: &str) -> RunError {
+        RunError {
+            code: "OUTPUT_TOO_LARGE".into(),
+            message: format!("step '{step_id}', {at}: {message}"),
+            step_id: Some(step_id.into()),
+            path: Some(at.into()),
+        }
+    }
+
     /// A `condition` that cannot be decided (`gt` on text, a bad pattern).
     pub fn condition(step_id: &str, at: &str, message: &str) -> RunError {
         RunError {
@@ -59,6 +70,19 @@ impl RunError {
             message: format!("step '{step_id}', {at}: {message}"),
             step_id: Some(step_id.into()),
             path: Some(at.into()),
+        }
+    }
+
+    /// A step output (of an action or a transform) larger than the budget.
+    pub fn output_too_large(step_id: &str, max_bytes: usize) -> RunError {
+        RunError {
+            code: "OUTPUT_TOO_LARGE".into(),
+            message: format!(
+                "step '{step_id}': its output is larger than the limit of {} (--max-value-bytes)",
+                crate::limits::describe_bytes(max_bytes)
+            ),
+            step_id: Some(step_id.into()),
+            path: None,
         }
     }
 
@@ -72,12 +96,53 @@ impl RunError {
         }
     }
 
+    /// A step output (or the run's output) nested deeper than run state may be.
+    pub fn output_too_deep(step_id: Option<&str>) -> RunError {
+        let what = match step_id {
+            Some(id) => format!("step '{id}': its output"),
+            None => "workflow output".into(),
+        };
+        RunError {
+            code: "OUTPUT_TOO_DEEP".into(),
+            message: format!(
+                "{what} is nested deeper than {} levels, the limit for run state",
+                crate::limits::MAX_JSON_DEPTH
+            ),
+            step_id: step_id.map(String::from),
+            path: None,
+        }
+    }
+
+    /// The run was taken from a holder that died (or hung) this many times while it was
+    /// on this step: it is failed rather than resumed into the same crash again.
+    pub fn interrupted(step_id: Option<&str>, times: u32) -> RunError {
+        let at = step_id.map_or("the run".to_string(), |id| format!("step '{id}'"));
+        RunError {
+            code: "RUN_INTERRUPTED".into(),
+            message: format!(
+                "{at} was interrupted {times} times (the server stopped or lost the run's \
+                 lease while executing it); the run is not resumed again"
+            ),
+            step_id: step_id.map(String::from),
+            path: None,
+        }
+    }
+
     pub fn output_template(message: &str) -> RunError {
         RunError::step("TEMPLATE_ERROR", format!("workflow output: {message}"))
     }
 
     pub fn invalid_config(message: impl Into<String>) -> RunError {
         RunError::step("INVALID_CONFIG", message)
+    }
+
+    /// The run's stored state cannot be read back (a damaged row): the store fails that
+    /// run alone, and the queue goes on.
+    pub fn unreadable(message: impl std::fmt::Display) -> RunError {
+        RunError::step(
+            "STORAGE_CORRUPT",
+            format!("the run's stored state cannot be read: {message}"),
+        )
     }
 
     pub fn internal(message: impl Into<String>) -> RunError {

@@ -22,7 +22,7 @@ pub use error::RunError;
 pub use retry::{FailureDecision, on_step_error};
 pub use status::{RunStatus, StepStatus};
 
-use crate::template::{Context, is_truthy};
+use crate::template::{Context, TemplateError, TemplateErrorKind, is_truthy};
 use crate::workflow::{CompiledStep, CompiledWorkflow};
 use serde_json::{Map, Value, json};
 
@@ -146,10 +146,11 @@ pub enum Prepared {
     },
 }
 
-pub fn prepare(step: &CompiledStep, ctx: &Context) -> Prepared {
+/// Renders the step's `if` and config, each within `max_bytes`.
+pub fn prepare(step: &CompiledStep, ctx: &Context, max_bytes: usize) -> Prepared {
     let mut warnings = vec![];
     if let Some(cond) = &step.condition {
-        match cond.render(ctx) {
+        match cond.render_within(ctx, max_bytes) {
             Ok(r) => {
                 warnings.extend(r.warnings);
                 if !is_truthy(&r.value) {
@@ -161,12 +162,12 @@ pub fn prepare(step: &CompiledStep, ctx: &Context) -> Prepared {
             }
             Err(e) => {
                 return Prepared::TemplateFailed {
-                    error: template_error(step, "if", &e.to_string()),
+                    error: template_error(step, "if", &e),
                 };
             }
         }
     }
-    match step.config.render(ctx) {
+    match step.config.render_within(ctx, max_bytes) {
         Ok(r) => {
             warnings.extend(r.warnings);
             Prepared::Execute {
@@ -186,14 +187,29 @@ pub fn prepare(step: &CompiledStep, ctx: &Context) -> Prepared {
                 }
             }
             Prepared::TemplateFailed {
-                error: template_error(step, &at, &e.to_string()),
+                error: template_error(step, &at, &e),
             }
         }
     }
 }
 
-fn template_error(step: &CompiledStep, at: &str, message: &str) -> RunError {
-    RunError::template(&step.id, at, message)
+fn template_error(step: &CompiledStep, at: &str, e: &TemplateError) -> RunError {
+    match e.kind {
+        TemplateErrorKind::TooLarge => RunError::too_large(&step.id, at, &e.to_string()),
+        _ => RunError::template(&step.id, at, &e.to_string()),
+    }
+}
+
+/// Why a value may not become a step's output: larger than the budget, or nested deeper
+/// than run state may be. Both are final: the same input gives the same output.
+pub fn check_output(step_id: &str, output: &Value, max_bytes: usize) -> Option<RunError> {
+    if crate::limits::deeper_than(output, crate::limits::MAX_JSON_DEPTH) {
+        return Some(RunError::output_too_deep(Some(step_id)));
+    }
+    if crate::limits::json_len_within(output, max_bytes).is_none() {
+        return Some(RunError::output_too_large(step_id, max_bytes));
+    }
+    None
 }
 
 /// The output of a transform step is its rendered `mapping`.
@@ -206,12 +222,17 @@ pub fn run_output(
     wf: &CompiledWorkflow,
     records: &[StepRecord],
     ctx: &Context,
+    max_bytes: usize,
 ) -> Result<(Value, Vec<String>), RunError> {
     if let Some(out) = &wf.output {
-        return out
-            .render(ctx)
+        let (value, warnings) = out
+            .render_within(ctx, max_bytes)
             .map(|r| (r.value, r.warnings))
-            .map_err(|(_, e)| RunError::output_template(&e.to_string()));
+            .map_err(|(_, e)| RunError::output_template(&e.to_string()))?;
+        if crate::limits::deeper_than(&value, crate::limits::MAX_JSON_DEPTH) {
+            return Err(RunError::output_too_deep(None));
+        }
+        return Ok((value, warnings));
     }
     let last = records
         .iter()
@@ -222,5 +243,7 @@ pub fn run_output(
     Ok((last, vec![]))
 }
 
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod tests;

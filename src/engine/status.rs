@@ -20,7 +20,7 @@ impl RunStatus {
         "timed_out",
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             RunStatus::Pending => "pending",
             RunStatus::Running => "running",
@@ -31,8 +31,29 @@ impl RunStatus {
         }
     }
 
+    /// The one list of finished statuses (the CLI, the dashboard, the tests
+    /// and the stores' SQL all derive from it).
+    pub const TERMINAL: [RunStatus; 4] = [
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+        RunStatus::TimedOut,
+    ];
+    /// The wire names of `TERMINAL`, in its order.
+    pub const TERMINAL_NAMES: [&'static str; 4] = {
+        let mut names = [""; 4];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = Self::TERMINAL[i].as_str();
+            i += 1;
+        }
+        names
+    };
+    /// Queued, parked or executing.
+    pub const UNFINISHED: [RunStatus; 2] = [RunStatus::Pending, RunStatus::Running];
+
     pub fn is_terminal(self) -> bool {
-        !matches!(self, RunStatus::Pending | RunStatus::Running)
+        Self::TERMINAL.contains(&self)
     }
 }
 
@@ -74,11 +95,14 @@ impl StepStatus {
     }
 
     /// Settled steps are never executed again.
+    pub const SETTLED: [StepStatus; 3] = [
+        StepStatus::Completed,
+        StepStatus::Failed,
+        StepStatus::Skipped,
+    ];
+
     pub fn is_settled(self) -> bool {
-        matches!(
-            self,
-            StepStatus::Completed | StepStatus::Failed | StepStatus::Skipped
-        )
+        Self::SETTLED.contains(&self)
     }
 }
 

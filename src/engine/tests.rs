@@ -101,6 +101,7 @@ fn rows() -> Vec<Row> {
         json!({}),
         json!([http("a", json!({})), transform("b"), transform("c")]),
     );
+    let one_step = wf(json!({}), json!([http("a", json!({}))]));
     let retrying = wf(
         json!({}),
         json!([http(
@@ -470,6 +471,25 @@ fn rows() -> Vec<Row> {
             expect: Expect {
                 status: R::Cancelled,
                 steps: &[Skipped, Skipped, Skipped],
+                effect: Effect::Finish {
+                    status: R::Cancelled,
+                },
+                error_code: Some("CANCELLED"),
+            },
+        },
+        Row {
+            // The store refused the step's result (a cancel was recorded
+            // meanwhile), so the worker applies the cancel to the state the
+            // store holds, where the step is still running: cancel wins over
+            // the result, and no step stays `running` on record.
+            rule: "a cancel that arrives while the last step finishes ends the run cancelled",
+            workflow: one_step.clone(),
+            state: started(&one_step, &[Running]),
+            event: Event::CancelRequested,
+            now: T0 + 10,
+            expect: Expect {
+                status: R::Cancelled,
+                steps: &[Skipped],
                 effect: Effect::Finish {
                     status: R::Cancelled,
                 },

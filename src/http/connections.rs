@@ -6,7 +6,7 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::params::Path;
 use super::{AppState, ok};
-use crate::store::{ConnectionRow, ConnectionWrite};
+use crate::store::{ConnectionRow, ConnectionStatus, ConnectionWrite};
 use crate::time::rfc3339;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
@@ -20,7 +20,7 @@ pub fn view(c: &ConnectionRow) -> Value {
         "id": c.id,
         "provider": c.provider,
         "name": c.name,
-        "status": c.status,
+        "status": c.status.as_str(),
         "default": c.is_default,
         "config": c.config,
         "hasSecret": c.secret.is_some(),
@@ -79,11 +79,11 @@ pub async fn create(
         None => format!("conn_{}", crate::ids::base62(16)),
     };
     let status = field(&obj, "status")?.unwrap_or("active");
-    if !["active", "inactive"].contains(&status) {
+    let Some(status) = ConnectionStatus::parse(status) else {
         return Err(ApiError::InvalidRequest(
             "status must be active or inactive".into(),
         ));
-    }
+    };
     let config = match obj.get("config") {
         None | Some(Value::Null) => json!({}),
         Some(v @ Value::Object(_)) => v.clone(),
@@ -107,7 +107,7 @@ pub async fn create(
         id,
         provider: provider.into(),
         name: name.into(),
-        status: status.into(),
+        status,
         is_default,
         config,
         secret,

@@ -162,7 +162,33 @@ impl From<TriggerError> for ApiError {
             },
             TriggerError::ConnectionRequired(m) => ApiError::ConnectionRequired(m),
             TriggerError::InvalidConnection(m) => ApiError::InvalidConnection(m),
+            TriggerError::TooDeep => ApiError::InvalidRequest(e.to_string()),
             TriggerError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<crate::runs::CancelError> for ApiError {
+    fn from(e: crate::runs::CancelError) -> Self {
+        match e {
+            crate::runs::CancelError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<crate::runs::ReplayError> for ApiError {
+    fn from(e: crate::runs::ReplayError) -> Self {
+        match e {
+            crate::runs::ReplayError::Original(s) => s.into(),
+            crate::runs::ReplayError::Trigger(t) => t.into(),
+        }
+    }
+}
+
+impl From<crate::workflows::StatusError> for ApiError {
+    fn from(e: crate::workflows::StatusError) -> Self {
+        match e {
+            crate::workflows::StatusError::Store(s) => s.into(),
         }
     }
 }

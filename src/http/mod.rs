@@ -1,20 +1,24 @@
-//! The HTTP API (docs/api.md): axum router, auth and scopes, thin handlers. Every
-//! answer, including unknown routes, wrong methods and panics, is the JSON
-//! envelope; the error mapping lives in `error.rs`.
+//! The HTTP adapter: the API (docs/api.md) with its axum router, auth and
+//! scopes, thin handlers, and the web dashboard (`dashboard/`, server-rendered
+//! pages on the same state, auth and error mapping). Every API answer,
+//! including unknown routes, wrong methods and panics, is the JSON envelope;
+//! the error mapping lives in `error.rs`. Use cases live outside
+//! (`trigger`, `runs`, `workflows`); handlers parse, call them and render.
 
 pub(crate) mod auth;
 mod body;
 mod connections;
+pub mod dashboard;
 pub(crate) mod error;
 mod health;
 mod openapi;
 pub(crate) mod params;
 pub mod ratelimit;
-pub(crate) mod runs;
+mod runs;
 pub mod server;
 pub(crate) mod views;
 mod webhooks;
-pub(crate) mod workflows;
+mod workflows;
 
 pub use auth::SCOPES;
 pub use error::ApiError;
@@ -120,7 +124,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     Router::new()
         .nest("/api/v1", api)
         // The dashboard's pages: cookie sessions, never API keys (and the API never the cookie).
-        .merge(crate::dashboard::routes(state.clone()))
+        .merge(dashboard::routes(state.clone()))
         .route("/healthz", get(health::healthz))
         .merge(metrics)
         .route("/api/v1/openapi.json", get(openapi::document))

@@ -104,7 +104,7 @@ pub async fn replay(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     who.require(&["workflows:execute"])?;
-    let outcome = state.triggers().replay(&id).await?;
+    let outcome = crate::runs::replay(&state.triggers(), &id).await?;
     trigger_answer(&state, outcome, None).await
 }
 
@@ -255,7 +255,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     who.require(&["runs:write"])?;
-    let run = cancel_run(&state, id).await?;
+    let run = crate::runs::cancel(&state.store, &state.events, id).await?;
     let wf = state
         .catalog
         .version(&run.workflow_id, run.workflow_version)
@@ -291,16 +291,4 @@ pub async fn redrive(
         .await
         .ok();
     Ok(ok(run_view(run, wf.as_deref(), true)))
-}
-
-/// Cancel as a use case (the API route and the dashboard's button both call
-/// it): record it in the store, then wake the run's waiters or its worker.
-pub(crate) async fn cancel_run(state: &AppState, id: String) -> Result<RunRow, ApiError> {
-    let run = state.store.cancel_run(id.clone()).await?;
-    if run.is_finished() {
-        state.events.run_finished(&id);
-    } else {
-        state.events.cancel(&id);
-    }
-    Ok(run)
 }

@@ -94,7 +94,7 @@ pub fn workflow_view(
     WorkflowView {
         id: row.id.clone(),
         name: row.name.clone(),
-        status: row.status.clone(),
+        status: row.status.as_str().into(),
         version: row.latest_version,
         versions: (1..=row.latest_version).collect(),
         created_at: rfc3339(row.created_at),

@@ -91,6 +91,13 @@ pub async fn receive(
         "headers": visible_headers(&headers, &hidden),
         "query": query.into_iter().map(|(k, v)| (k, Value::String(v))).collect::<Map<String, Value>>(),
     });
+    // The run's input wraps the body one level deeper; all of it must stay readable.
+    if crate::limits::deeper_than(&input, crate::limits::MAX_JSON_DEPTH) {
+        return Err(ApiError::InvalidRequest(format!(
+            "webhook body is nested deeper than {} levels, the limit for run state",
+            crate::limits::MAX_JSON_DEPTH - 1
+        )));
+    }
     let mut started = 0;
     let mut first_error = None;
     for (wf_id, def) in &listeners {
@@ -127,7 +134,10 @@ async fn listeners(state: &AppState, path: &str) -> Result<Vec<(String, WebhookD
     let mut after = None;
     loop {
         let page = state.store.list_workflows(after.clone(), 500).await?;
-        for row in page.iter().filter(|r| r.status == "active") {
+        for row in page
+            .iter()
+            .filter(|r| r.status == crate::workflow::WorkflowStatus::Active)
+        {
             let Ok(wf) = state.catalog.version(&row.id, row.latest_version).await else {
                 continue;
             };
@@ -164,7 +174,7 @@ async fn check_signature(
         return Err(refuse("no signing secret is configured".into()));
     };
     let conn = match state.store.get_connection(conn_id.clone()).await {
-        Ok(c) if c.provider == "webhook" && c.status == "active" => c,
+        Ok(c) if c.provider == "webhook" && c.status == crate::store::ConnectionStatus::Active => c,
         Ok(_) | Err(StoreError::NotFound(_)) => {
             tracing::warn!(workflow_id = %wf_id, connection = %conn_id,
                 "webhook connection is missing, inactive or not of provider webhook");

@@ -7,6 +7,7 @@ use super::params::{Path, limit, parse_query};
 use super::views::workflow_view;
 use super::{AppState, ok, ok_list};
 use crate::api::{ApplyResponse, ErrorDetail, ListMeta};
+use crate::store::decisions::ApplyResult;
 use crate::store::{WorkflowApply, WorkflowRow};
 use crate::time::now_ms;
 use crate::workflow::{Issue, WorkflowStatus, compile};
@@ -42,7 +43,7 @@ pub async fn apply(
             id: compiled.id.clone(),
             name: compiled.name.clone(),
             definition: compiled.definition.clone(),
-            status: compiled.status.map(WorkflowStatus::as_str),
+            status: compiled.status,
             concurrency: compiled.concurrency,
         })
         .await?;
@@ -57,7 +58,7 @@ pub async fn apply(
         .collect();
     state.catalog.remember(outcome.version, Arc::new(compiled));
     state.catalog.forget_head(&id);
-    let status = if outcome.result == "created" {
+    let status = if outcome.result == ApplyResult::Created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -67,9 +68,9 @@ pub async fn apply(
         ok(ApplyResponse {
             id,
             version: outcome.version,
-            status: outcome.status,
-            changed: outcome.result != "unchanged",
-            result: outcome.result.into(),
+            status: outcome.status.as_str().into(),
+            changed: outcome.result != ApplyResult::Unchanged,
+            result: outcome.result.as_str().into(),
             warnings,
         }),
     ))
@@ -111,14 +112,8 @@ pub async fn show(
     Ok(ok(workflow_view(&row, Some(definition), next)))
 }
 
-/// The schedule's next occurrence, if the workflow has a live schedule.
-pub(crate) async fn next_run_at(state: &AppState, row: &WorkflowRow) -> Option<i64> {
-    let wf = state
-        .catalog
-        .version(&row.id, row.latest_version)
-        .await
-        .ok()?;
-    crate::schedule::next_run_at(&row.status, &wf.trigger, now_ms())
+async fn next_run_at(state: &AppState, row: &WorkflowRow) -> Option<i64> {
+    crate::workflows::next_run_at(&state.catalog, row, now_ms()).await
 }
 
 pub async fn version(
@@ -146,23 +141,9 @@ async fn set_status(
     status: WorkflowStatus,
 ) -> Result<impl IntoResponse, ApiError> {
     who.require(&["workflows:write"])?;
-    let row = set_workflow_status(&state, id, status).await?;
+    let row = crate::workflows::set_status(&state.store, &state.catalog, id, status).await?;
     let next = next_run_at(&state, &row).await;
     Ok(ok(workflow_view(&row, None, next)))
-}
-
-/// A status change as a use case, shared by the API and the dashboard.
-pub(crate) async fn set_workflow_status(
-    state: &AppState,
-    id: String,
-    status: WorkflowStatus,
-) -> Result<crate::store::WorkflowRow, ApiError> {
-    let row = state
-        .store
-        .set_workflow_status(id.clone(), status.as_str())
-        .await?;
-    state.catalog.forget_head(&id);
-    Ok(row)
 }
 
 pub async fn activate(

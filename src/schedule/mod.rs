@@ -5,3 +5,5 @@ pub mod occurrence;
 pub mod runner;
 
 pub use runner::{Scheduler, next_run_at};
+#[cfg(test)]
+mod runner_tests;

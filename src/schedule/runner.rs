@@ -4,70 +4,214 @@
 //! claims its occurrence under a unique key in its own insert transaction, so
 //! a crash between firing and moving `next_at`, a restart, or a second node
 //! finds the occurrence taken and starts nothing.
+//!
+//! Found by index, not by scanning: the loop keeps the live schedules in
+//! memory with their next due time, rebuilt from the store when workflows
+//! change (applied, paused or archived here or, through the store's
+//! notifications, on another node) and at least every `REBUILD_EVERY`. A
+//! look at the store happens only when something is due.
 
 use super::occurrence::{between, latest_at_or_before, next_after};
 use crate::store::TriggerType;
 use crate::store::{ScheduleRow, StoreError, WorkflowRow};
-use crate::time::{now_ms, rfc3339};
+use crate::time::rfc3339;
 use crate::trigger::{TriggerError, TriggerRequest, Triggers};
-use crate::workflow::TriggerDef;
 use crate::workflow::trigger::{CatchUp, Overlap, ScheduleDef};
+use crate::workflow::{TriggerDef, WorkflowStatus};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Longest sleep between looks, so applies and pauses are seen promptly.
-const MAX_SLEEP: Duration = Duration::from_millis(250);
+/// How often an occurrence waiting for its previous run (overlap `queue`)
+/// is looked at.
+const QUEUED_POLL_MS: i64 = 250;
+/// The index is rebuilt at least this often: a backstop for changes made on
+/// another node whose notification was lost or is switched off. (The node
+/// that made a change rebuilds at once, and one node firing a schedule is
+/// enough; a node whose index is behind re-reads the rows before firing.)
+const REBUILD_EVERY_MS: i64 = 30_000;
+/// Rebuilds are at least this far apart (a burst of applies costs one).
+const REBUILD_GAP_MS: i64 = 250;
 /// With `catchUp: none`, an occurrence this late is a missed one.
 const ON_TIME_MS: i64 = 2_000;
 /// `catchUp: all` fires at most this many missed occurrences.
 const MAX_CATCH_UP: usize = 100;
 const PAGE: usize = 500;
 
+/// The time in ms since the epoch (injected so tests control it).
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// One live schedule as the index holds it.
+struct Entry {
+    wf: WorkflowRow,
+    def: ScheduleDef,
+    /// The schedule row's version and next occurrence.
+    row: ScheduleRow,
+    /// An occurrence waits for the previous run (overlap `queue`).
+    queued: bool,
+}
+
 pub struct Scheduler {
     triggers: Triggers,
+    clock: Clock,
+    index: HashMap<String, Entry>,
+    /// Workflows known to have no live schedule, by (latest version,
+    /// status): a rebuild skips loading their definitions again.
+    plain: HashMap<String, (i64, WorkflowStatus)>,
+    /// The index must be rebuilt (at the start, or workflows changed).
+    stale: bool,
+    built_at: Option<i64>,
 }
 
 impl Scheduler {
     pub fn new(triggers: Triggers) -> Scheduler {
-        Scheduler { triggers }
+        Scheduler::with_clock(triggers, Arc::new(crate::time::now_ms))
     }
 
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    pub fn with_clock(triggers: Triggers, clock: Clock) -> Scheduler {
+        Scheduler {
+            triggers,
+            clock,
+            index: HashMap::new(),
+            plain: HashMap::new(),
+            stale: true,
+            built_at: None,
+        }
+    }
+
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let mut local = self.triggers.catalog.changes();
+        let mut remote = self.triggers.events.workflow_changes();
         loop {
-            let sleep = match self.tick(now_ms()).await {
-                Ok(next) => next,
+            let now = (self.clock)();
+            let sleep = match self.step(now).await {
+                Ok(next) => Duration::from_millis((next - now).clamp(10, REBUILD_EVERY_MS) as u64),
                 Err(e) => {
                     tracing::warn!(error = %e, "schedule check failed; retrying");
+                    self.stale = true;
                     Duration::from_secs(1)
                 }
             };
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {}
+                _ = local.changed() => self.workflows_changed(),
+                _ = remote.changed() => self.workflows_changed(),
                 _ = stop.changed() => return,
             }
         }
     }
 
-    /// One look at every schedule; returns how long to sleep.
-    async fn tick(&self, now: i64) -> Result<Duration, StoreError> {
-        let store = &self.triggers.store;
+    /// Workflows changed: the index is rebuilt at the next look.
+    pub(crate) fn workflows_changed(&mut self) {
+        self.stale = true;
+    }
+
+    /// Rebuild the index when due, fire what is due; returns when to look
+    /// again (ms since the epoch).
+    pub(crate) async fn step(&mut self, now: i64) -> Result<i64, StoreError> {
+        let since_build = self.built_at.map(|at| now - at);
+        let rebuild_due = since_build.is_none_or(|d| d >= REBUILD_EVERY_MS);
+        let gap_ok = since_build.is_none_or(|d| d >= REBUILD_GAP_MS);
+        if rebuild_due || (self.stale && gap_ok) {
+            self.rebuild(now).await?;
+        }
+        if self
+            .index
+            .values()
+            .any(|e| e.queued || e.row.next_at <= now)
+        {
+            self.fire_due(now).await?;
+        }
+        let mut next = self.built_at.unwrap_or(now) + REBUILD_EVERY_MS;
+        if self.stale {
+            next = next.min(self.built_at.unwrap_or(now) + REBUILD_GAP_MS);
+        }
+        for e in self.index.values() {
+            next = next.min(if e.queued {
+                now + QUEUED_POLL_MS
+            } else {
+                e.row.next_at
+            });
+        }
+        Ok(next)
+    }
+
+    /// Read every workflow once: keep a `schedules` row for each live
+    /// schedule (new or replaced ones start from now), drop the others.
+    async fn rebuild(&mut self, now: i64) -> Result<(), StoreError> {
+        let store = self.triggers.store.clone();
         let mut rows: HashMap<String, ScheduleRow> = store
             .list_schedules()
             .await?
             .into_iter()
             .map(|r| (r.workflow_id.clone(), r))
             .collect();
-        let mut earliest = now + MAX_SLEEP.as_millis() as i64;
+        let mut index = HashMap::new();
+        let mut plain = HashMap::new();
         let mut after = None;
         loop {
             let page = store.list_workflows(after.clone(), PAGE).await?;
             for wf in &page {
                 let row = rows.remove(&wf.id);
-                if let Some(next) = self.check(wf, row, now).await? {
-                    earliest = earliest.min(next);
-                }
+                let head = (wf.latest_version, wf.status);
+                let known = self.index.get(&wf.id).filter(|e| {
+                    e.wf.latest_version == wf.latest_version && e.wf.status == wf.status
+                });
+                let def = match known {
+                    Some(e) => Ok(Some(e.def.clone())),
+                    None if self.plain.get(&wf.id) == Some(&head) => Ok(None),
+                    None => self.live_schedule(wf).await,
+                };
+                let def = match def {
+                    Ok(Some(def)) => def,
+                    Ok(None) => {
+                        if row.is_some() {
+                            store.delete_schedule(wf.id.clone()).await?;
+                        }
+                        plain.insert(wf.id.clone(), head);
+                        continue;
+                    }
+                    Err(()) => {
+                        // As before: not live until its definition loads.
+                        if row.is_some() {
+                            store.delete_schedule(wf.id.clone()).await?;
+                        }
+                        continue;
+                    }
+                };
+                let row = match row {
+                    Some(r) if r.version == wf.latest_version => r,
+                    _ => {
+                        let Some(next_at) = next_after(&def, now) else {
+                            continue;
+                        };
+                        let row = ScheduleRow {
+                            workflow_id: wf.id.clone(),
+                            version: wf.latest_version,
+                            next_at,
+                        };
+                        store.put_schedule(row.clone()).await?;
+                        row
+                    }
+                };
+                // An occurrence queued before (by this or another node) is
+                // found at the first look.
+                let queued = self
+                    .index
+                    .get(&wf.id)
+                    .is_none_or(|e| e.queued || e.row.version != row.version)
+                    && def.overlap == Overlap::Queue;
+                index.insert(
+                    wf.id.clone(),
+                    Entry {
+                        wf: wf.clone(),
+                        def,
+                        row,
+                        queued,
+                    },
+                );
             }
             if page.len() < PAGE {
                 break;
@@ -78,76 +222,110 @@ impl Scheduler {
         for (id, _) in rows {
             store.delete_schedule(id).await?;
         }
-        Ok(Duration::from_millis((earliest - now).clamp(10, 250) as u64))
+        self.index = index;
+        self.plain = plain;
+        self.stale = false;
+        self.built_at = Some(now);
+        Ok(())
     }
 
-    /// Bring one workflow's schedule row up to date, firing what is due;
-    /// returns its next occurrence.
+    /// The enabled schedule of an active workflow's latest version; `Err`
+    /// when its definition cannot be loaded now (tried again next time).
+    async fn live_schedule(&self, wf: &WorkflowRow) -> Result<Option<ScheduleDef>, ()> {
+        if wf.status != WorkflowStatus::Active {
+            return Ok(None);
+        }
+        match self
+            .triggers
+            .catalog
+            .version(&wf.id, wf.latest_version)
+            .await
+        {
+            Ok(c) => Ok(match &c.trigger {
+                TriggerDef::Schedule(s) if s.enabled => Some((**s).clone()),
+                _ => None,
+            }),
+            Err(e) => {
+                tracing::warn!(workflow_id = %wf.id, error = %e, "cannot load schedule");
+                Err(())
+            }
+        }
+    }
+
+    /// Fire every due occurrence. The rows are read again first: another
+    /// node may have fired and moved them.
+    async fn fire_due(&mut self, now: i64) -> Result<(), StoreError> {
+        let store = self.triggers.store.clone();
+        let rows: HashMap<String, ScheduleRow> = store
+            .list_schedules()
+            .await?
+            .into_iter()
+            .map(|r| (r.workflow_id.clone(), r))
+            .collect();
+        let ids: Vec<String> = self.index.keys().cloned().collect();
+        for id in ids {
+            let Some(e) = self.index.get(&id) else {
+                continue;
+            };
+            match rows.get(&id) {
+                Some(r) if r.version == e.row.version => {}
+                // Deleted or replaced elsewhere: the next rebuild knows.
+                _ => {
+                    self.stale = true;
+                    continue;
+                }
+            }
+            let row = rows[&id].clone();
+            if !e.queued && row.next_at > now {
+                if let Some(e) = self.index.get_mut(&id) {
+                    e.row = row;
+                }
+                continue;
+            }
+            let (wf, def) = (e.wf.clone(), e.def.clone());
+            let (next, queued) = self.check(&wf, &def, row, now).await?;
+            match next {
+                Some(next_at) => {
+                    if let Some(e) = self.index.get_mut(&id) {
+                        e.row.next_at = next_at;
+                        e.queued = queued;
+                    }
+                }
+                None => {
+                    self.index.remove(&id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Fire one schedule's queued and due occurrences and move its row;
+    /// returns its next occurrence and whether one still waits in the queue.
     async fn check(
         &self,
         wf: &WorkflowRow,
-        row: Option<ScheduleRow>,
+        def: &ScheduleDef,
+        row: ScheduleRow,
         now: i64,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<(Option<i64>, bool), StoreError> {
         let store = &self.triggers.store;
-        let live = if wf.status == "active" {
-            match self
-                .triggers
-                .catalog
-                .version(&wf.id, wf.latest_version)
-                .await
-            {
-                Ok(c) => match &c.trigger {
-                    TriggerDef::Schedule(s) if s.enabled => Some(s.clone()),
-                    _ => None,
-                },
-                Err(e) => {
-                    tracing::warn!(workflow_id = %wf.id, error = %e, "cannot load schedule");
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        let Some(def) = live else {
-            if row.is_some() {
-                store.delete_schedule(wf.id.clone()).await?;
-            }
-            return Ok(None);
-        };
-        let row = match row {
-            // A new or replaced schedule starts from now: nothing to catch up.
-            Some(r) if r.version == wf.latest_version => r,
-            _ => {
-                let Some(next_at) = next_after(&def, now) else {
-                    return Ok(None);
-                };
-                let row = ScheduleRow {
-                    workflow_id: wf.id.clone(),
-                    version: wf.latest_version,
-                    next_at,
-                };
-                store.put_schedule(row.clone()).await?;
-                row
-            }
-        };
         let state = store.schedule_state(wf.id.clone()).await?;
         let mut in_flight = state.in_flight;
         let mut queued = state.queued;
         if let Some(at) = queued
             && !in_flight
         {
-            self.fire(wf, &def, at, now).await?;
+            self.fire(wf, def, at, now).await?;
             in_flight = true;
             queued = None;
         }
         if row.next_at > now {
-            return Ok(Some(row.next_at));
+            return Ok((Some(row.next_at), queued.is_some()));
         }
-        for at in due(&def, row.next_at, now) {
+        for at in due(def, row.next_at, now) {
             match (def.overlap, in_flight) {
                 (Overlap::Allow, _) | (_, false) => {
-                    self.fire(wf, &def, at, now).await?;
+                    self.fire(wf, def, at, now).await?;
                     in_flight = true;
                 }
                 (Overlap::Queue, true) if queued.is_none() => {
@@ -160,11 +338,11 @@ impl Scheduler {
                 ),
             }
         }
-        let next_at = next_after(&def, now);
+        let next_at = next_after(def, now);
         if let Some(next_at) = next_at {
             store.put_schedule(ScheduleRow { next_at, ..row }).await?;
         }
-        Ok(next_at)
+        Ok((next_at, queued.is_some()))
     }
 
     /// Start the run of one occurrence. Its own mistakes (input that fails the
@@ -217,9 +395,11 @@ fn due(def: &ScheduleDef, next_at: i64, now: i64) -> Vec<i64> {
 }
 
 /// `nextRunAt` of a workflow: its schedule's next occurrence while it can fire.
-pub fn next_run_at(status: &str, trigger: &TriggerDef, now: i64) -> Option<i64> {
+pub fn next_run_at(status: WorkflowStatus, trigger: &TriggerDef, now: i64) -> Option<i64> {
     match trigger {
-        TriggerDef::Schedule(s) if status == "active" && s.enabled => next_after(s, now),
+        TriggerDef::Schedule(s) if status == WorkflowStatus::Active && s.enabled => {
+            next_after(s, now)
+        }
         _ => None,
     }
 }

@@ -2,9 +2,21 @@
 //! JSON values live in text columns (`NULL` for JSON `null`), errors as
 //! their JSON text. Plain functions, no SQL.
 
-use super::Result;
+use super::{Result, StoreError};
 use crate::engine::{RunError, SkipReason, StepRecord, StepStatus};
 use serde_json::Value;
+
+/// A connection status as stored (its wire name).
+pub fn connection_status(s: &str) -> Result<super::ConnectionStatus> {
+    super::ConnectionStatus::parse(s)
+        .ok_or_else(|| super::StoreError::Decode(format!("unknown connection status '{s}'")))
+}
+
+/// A workflow status as stored (its wire name).
+pub fn workflow_status(s: &str) -> Result<crate::workflow::WorkflowStatus> {
+    crate::workflow::WorkflowStatus::parse(s)
+        .ok_or_else(|| super::StoreError::Decode(format!("unknown workflow status '{s}'")))
+}
 
 pub(crate) fn opt_json(v: &Value) -> Option<String> {
     (!v.is_null()).then(|| v.to_string())
@@ -13,8 +25,44 @@ pub(crate) fn opt_json(v: &Value) -> Option<String> {
 pub(crate) fn from_json(s: Option<String>) -> Result<Value> {
     match s {
         None => Ok(Value::Null),
-        Some(s) => Ok(serde_json::from_str(&s)?),
+        Some(s) => parse_stored(&s),
     }
+}
+
+/// The deepest stored text that is read back. Nothing deeper than `limits::MAX_JSON_DEPTH`
+/// is written any more, but older versions stored what templates built (a mapping can
+/// nest a deep input further); those rows stay readable up to here.
+pub(crate) const MAX_STORED_DEPTH: usize = 512;
+
+/// Parses stored JSON text. Text within serde_json's own recursion limit (128) is parsed as
+/// usual; deeper text, written before the depth limit, is parsed without that limit on a
+/// thread of its own with a stack sized for it, so no reader fails (or overflows its stack)
+/// on a row an older version wrote.
+pub(crate) fn parse_stored(text: &str) -> Result<Value> {
+    let depth = crate::limits::text_depth(text);
+    if depth < 120 {
+        return Ok(serde_json::from_str(text)?);
+    }
+    if depth > MAX_STORED_DEPTH {
+        return Err(StoreError::Decode(format!(
+            "stored JSON is nested {depth} levels deep, more than the {MAX_STORED_DEPTH} that can be read"
+        )));
+    }
+    let owned = text.to_string();
+    let parsed = std::thread::Builder::new()
+        .name("flowctl-deep-json".into())
+        .stack_size(64 * 1024 * 1024)
+        .spawn(move || {
+            let mut de = serde_json::Deserializer::from_str(&owned);
+            de.disable_recursion_limit();
+            let v = <Value as serde::Deserialize>::deserialize(&mut de)?;
+            de.end()?;
+            Ok::<Value, serde_json::Error>(v)
+        })
+        .map_err(|e| StoreError::Decode(format!("cannot start a thread to read deep JSON: {e}")))?
+        .join()
+        .map_err(|_| StoreError::Decode("reading deep JSON failed".into()))?;
+    Ok(parsed?)
 }
 
 pub(crate) fn encode_error(e: &Option<RunError>) -> Option<String> {
@@ -24,7 +72,7 @@ pub(crate) fn encode_error(e: &Option<RunError>) -> Option<String> {
 pub(crate) fn decode_error(text: Option<String>) -> Result<Option<RunError>> {
     match text {
         None => Ok(None),
-        Some(t) => Ok(Some(serde_json::from_str(&t)?)),
+        Some(t) => Ok(Some(serde_json::from_value(parse_stored(&t)?)?)),
     }
 }
 
@@ -85,6 +133,28 @@ pub(crate) fn decode_output(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn deep_text(levels: usize) -> String {
+        format!("{}1{}", "[".repeat(levels), "]".repeat(levels))
+    }
+
+    #[test]
+    fn rows_deeper_than_serde_jsons_limit_are_read_back() {
+        // What older versions could store (a mapping nesting a 127-deep input further).
+        let v = from_json(Some(deep_text(300))).expect("readable");
+        assert!(crate::limits::deeper_than(&v, 299));
+        assert_eq!(v.to_string(), deep_text(300));
+        let plain = from_json(Some(r#"{"a":[1,{"b":null}]}"#.into())).expect("plain");
+        assert_eq!(plain["a"][1]["b"], Value::Null);
+        assert!(matches!(
+            from_json(Some(deep_text(MAX_STORED_DEPTH + 1))),
+            Err(StoreError::Decode(_))
+        ));
+        assert!(matches!(
+            from_json(Some("[1,".into())),
+            Err(StoreError::Decode(_))
+        ));
+    }
 
     fn skipped(reason: Option<SkipReason>) -> StepRecord {
         StepRecord {

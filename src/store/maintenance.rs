@@ -65,7 +65,7 @@ pub(crate) fn name_the_file(path: &Path, e: StoreError) -> StoreError {
                  and their directory: check the modes and the mount"
             )
         }
-        StoreError::Unavailable(text) | StoreError::Sqlite(text) => format!(
+        StoreError::Unavailable(text) | StoreError::Backend(text) => format!(
             "{text}; check that it and its directory are readable and writable by this user"
         ),
         StoreError::Corrupt(cause) => return corrupt(path, cause),

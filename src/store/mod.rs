@@ -3,9 +3,12 @@
 //! process, one file: the default) and `postgres/` (many nodes, one
 //! database) implement them. Nothing outside this module knows which one it has.
 
+pub mod admission;
 mod columns;
+#[cfg(test)]
+mod contract;
 pub mod copy;
-mod forward;
+pub mod decisions;
 pub mod maintenance;
 pub mod ports;
 mod postgres;
@@ -16,8 +19,8 @@ pub(crate) use postgres::inspect::check as check_postgres;
 pub use postgres::redact as redact_url;
 
 pub use ports::{
-    Backend, Claim, ClaimRef, CommitOutcome, Dashboard, Health, HeartbeatReport, RateState,
-    Registry, RunQueue, RunWrite, Runs, Schedules,
+    ApiKeys, Backend, Claim, ClaimRef, Cluster, CommitOutcome, Connections, Dashboard, Health,
+    HeartbeatReport, RateState, Registry, RunQueue, RunWrite, Runs, Schedules,
 };
 pub use records::*;
 
@@ -26,8 +29,9 @@ use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Any other error of the database (SQLite or PostgreSQL).
     #[error("database error: {0}")]
-    Sqlite(String),
+    Backend(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error(
@@ -84,6 +88,21 @@ pub struct Store {
     backend: Arc<dyn Backend>,
 }
 
+impl Store {
+    /// The narrow ports, for consumers that need only one (the worker sees
+    /// the queue and connections, never dashboard queries).
+    pub fn run_queue(&self) -> Arc<dyn RunQueue> {
+        self.backend.clone()
+    }
+    pub fn registry(&self) -> Arc<dyn Registry> {
+        self.backend.clone()
+    }
+    pub fn connections(&self) -> Arc<dyn Connections> {
+        self.backend.clone()
+    }
+}
+
+/// The HTTP adapter and the use cases see every port.
 impl std::ops::Deref for Store {
     type Target = dyn Backend;
     fn deref(&self) -> &Self::Target {

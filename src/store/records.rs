@@ -83,6 +83,7 @@ impl NewRun {
             trigger_type: self.trigger_type,
             steps: vec![],
             family: Family::default(),
+            recoveries: 0,
         }
     }
 }
@@ -111,6 +112,9 @@ pub struct RunRow {
     pub cancel_requested: bool,
     pub trigger_type: TriggerType,
     pub steps: Vec<StepRecord>,
+    /// Set by a claim: how often the run was taken back from a holder that abandoned its
+    /// lease (0 elsewhere).
+    pub recoveries: u32,
     /// Where the run sits in a tree of child runs.
     pub family: Family,
 }
@@ -178,7 +182,7 @@ pub struct RunFilter {
 pub struct WorkflowRow {
     pub id: String,
     pub name: String,
-    pub status: String,
+    pub status: crate::workflow::WorkflowStatus,
     pub latest_version: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -190,7 +194,7 @@ pub struct WorkflowApply {
     pub id: String,
     pub name: String,
     pub definition: Value,
-    pub status: Option<&'static str>,
+    pub status: Option<crate::workflow::WorkflowStatus>,
     /// The definition's `concurrency` cap, enforced by `RunQueue::claim`.
     pub concurrency: Option<u32>,
 }
@@ -198,9 +202,8 @@ pub struct WorkflowApply {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApplyOutcome {
     pub version: i64,
-    pub status: String,
-    /// `created`, `updated` or `unchanged`
-    pub result: &'static str,
+    pub status: crate::workflow::WorkflowStatus,
+    pub result: super::decisions::ApplyResult,
 }
 
 #[derive(Debug, Clone)]
@@ -220,12 +223,38 @@ pub struct NewApiKey {
     pub scopes: Vec<String>,
 }
 
+/// Whether runs may use a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionStatus {
+    Active,
+    Inactive,
+}
+
+impl ConnectionStatus {
+    pub const ALL: [&'static str; 2] = ["active", "inactive"];
+
+    pub fn parse(s: &str) -> Option<ConnectionStatus> {
+        match s {
+            "active" => Some(ConnectionStatus::Active),
+            "inactive" => Some(ConnectionStatus::Inactive),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionStatus::Active => "active",
+            ConnectionStatus::Inactive => "inactive",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ConnectionRow {
     pub id: String,
     pub provider: String,
     pub name: String,
-    pub status: String,
+    pub status: ConnectionStatus,
     pub is_default: bool,
     pub config: Value,
     pub secret: Option<Vec<u8>>,
@@ -239,7 +268,7 @@ impl ConnectionRow {
         crate::engine::ConnectionRef {
             id: &self.id,
             provider: &self.provider,
-            active: self.status == "active",
+            active: self.status == ConnectionStatus::Active,
             is_default: self.is_default,
         }
     }
@@ -251,7 +280,7 @@ pub struct ConnectionWrite {
     pub id: String,
     pub provider: String,
     pub name: String,
-    pub status: String,
+    pub status: ConnectionStatus,
     pub is_default: bool,
     pub config: Value,
     pub secret: Option<Vec<u8>>,

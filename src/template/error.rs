@@ -15,6 +15,8 @@ pub enum TemplateErrorKind {
     Arithmetic,
     /// A `map` expression that does not parse.
     Expression,
+    /// The result would pass the rendering budget (bytes of JSON per value).
+    TooLarge,
     /// A comparison or logic operator that does not exist (`=`, `&&`, `gt`).
     UnknownOperator,
     /// Values that cannot be compared that way (`5 > 'abc'`, `null < 3`).

@@ -155,24 +155,26 @@ fn warn_unresolved(p: &Path, warnings: &mut Vec<String>) {
     }
 }
 
-/// Evaluates one `{{ … }}` expression.
+/// Evaluates one `{{ … }}` expression. Every value a filter produces must stay within
+/// `max_bytes` as JSON; filters that can multiply their input check before they allocate.
 pub(crate) fn eval_expr<'a, 'e: 'a>(
     expr: &'e Expr,
     ctx: &Context<'a>,
     warnings: &mut Vec<String>,
+    max_bytes: usize,
 ) -> Result<Cow<'a, Value>, TemplateError> {
     match expr {
-        Expr::Chain(c) => eval_chain(c, ctx, warnings),
+        Expr::Chain(c) => eval_chain(c, ctx, warnings, max_bytes),
         Expr::Not(e) => Ok(Cow::Owned(Value::Bool(!super::is_truthy(
-            eval_expr(e, ctx, warnings)?.as_ref(),
+            eval_expr(e, ctx, warnings, max_bytes)?.as_ref(),
         )))),
         Expr::Logic { op, left, right } => {
-            let l = super::is_truthy(eval_expr(left, ctx, warnings)?.as_ref());
+            let l = super::is_truthy(eval_expr(left, ctx, warnings, max_bytes)?.as_ref());
             // Short-circuit, so `input.x != null and input.x > 5` never orders a null.
             let result = match (op, l) {
                 (Logic::And, false) => false,
                 (Logic::Or, true) => true,
-                _ => super::is_truthy(eval_expr(right, ctx, warnings)?.as_ref()),
+                _ => super::is_truthy(eval_expr(right, ctx, warnings, max_bytes)?.as_ref()),
             };
             Ok(Cow::Owned(Value::Bool(result)))
         }
@@ -182,8 +184,8 @@ pub(crate) fn eval_expr<'a, 'e: 'a>(
             right,
             column,
         } => {
-            let l = eval_expr(left, ctx, warnings)?;
-            let r = eval_expr(right, ctx, warnings)?;
+            let l = eval_expr(left, ctx, warnings, max_bytes)?;
+            let r = eval_expr(right, ctx, warnings, max_bytes)?;
             let result = match op {
                 CmpOp::Eq => Ok(compare::equal(&l, &r)),
                 CmpOp::Ne => Ok(!compare::equal(&l, &r)),
@@ -208,10 +210,11 @@ fn eval_chain<'a, 'e: 'a>(
     chain: &'e Chain,
     ctx: &Context<'a>,
     warnings: &mut Vec<String>,
+    max_bytes: usize,
 ) -> Result<Cow<'a, Value>, TemplateError> {
     let head = match &chain.head {
         Head::Operand(op) => eval_operand(op, ctx, warnings),
-        Head::Group(e) => eval_expr(e, ctx, warnings)?,
+        Head::Group(e) => eval_expr(e, ctx, warnings, max_bytes)?,
     };
     let mut value = Val::Json(head);
     for call in &chain.filters {
@@ -230,27 +233,58 @@ fn eval_chain<'a, 'e: 'a>(
             kwargs: &kwargs,
             call,
             now: ctx.now,
+            max_bytes,
         };
         value = match call.def.apply {
             Apply::Value(f) => Val::Json(Cow::Owned(f(&value.as_value(), &args)?)),
             Apply::Chain(f) => f(value, &args)?,
         };
+        // What a filter built is measured once; values borrowed from the context are
+        // already run state, bounded where they entered.
+        if let Val::Json(Cow::Owned(v)) = &value
+            && crate::limits::json_len_within(v, max_bytes).is_none()
+        {
+            return Err(too_large(&args, max_bytes));
+        }
     }
     // The one conversion of chain numbers to JSON numbers.
     Ok(value.into_value())
 }
 
-/// Renders a mixed template to one string.
+/// The error of a filter whose result would pass the budget.
+pub(crate) fn too_large(args: &Args<'_>, max_bytes: usize) -> TemplateError {
+    let msg = format!(
+        "filter '{}' would produce more than the limit of {} for one value",
+        args.name(),
+        crate::limits::describe_bytes(max_bytes)
+    );
+    args.error(TemplateErrorKind::TooLarge, msg)
+}
+
+/// Renders a mixed template to one string of at most `max_bytes`.
 pub(crate) fn render_text(
     parts: &[Part],
     ctx: &Context<'_>,
     warnings: &mut Vec<String>,
+    max_bytes: usize,
 ) -> Result<String, TemplateError> {
     let mut out = String::new();
     for part in parts {
         match part {
             Part::Text(t) => out.push_str(t),
-            Part::Expr(e) => push_text(eval_expr(e, ctx, warnings)?.as_ref(), &mut out),
+            Part::Expr(e) => {
+                let v = eval_expr(e, ctx, warnings, max_bytes)?;
+                let room = max_bytes.saturating_sub(out.len());
+                if crate::limits::text_len_within(&v, room).is_none() {
+                    let msg = format!(
+                        "the text would be more than the limit of {} for one value",
+                        crate::limits::describe_bytes(max_bytes)
+                    );
+                    let column = 1;
+                    return Err(TemplateError::new(TemplateErrorKind::TooLarge, msg, column));
+                }
+                push_text(v.as_ref(), &mut out)
+            }
         }
     }
     Ok(out)

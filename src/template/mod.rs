@@ -175,14 +175,41 @@ impl Template {
         self.single.is_some()
     }
 
+    /// Renders with the default budget (`limits::DEFAULT_MAX_VALUE_BYTES`).
     pub fn render(&self, ctx: &Context) -> Result<Rendered, TemplateError> {
+        self.render_within(ctx, crate::limits::DEFAULT_MAX_VALUE_BYTES)
+    }
+
+    /// Renders; every value built on the way (each filter's result, the text) must stay
+    /// within `max_bytes` as JSON, checked before the memory is asked for where a filter
+    /// can multiply its input (`replace`, `join`, `split`, …). Values taken from the
+    /// context as they are count towards the caller's total, not here.
+    pub fn render_within(
+        &self,
+        ctx: &Context,
+        max_bytes: usize,
+    ) -> Result<Rendered, TemplateError> {
         let mut warnings = Vec::new();
         let single = self.single.and_then(|i| self.parts.get(i));
         let value = match (single, self.parts.as_slice()) {
-            (Some(Part::Expr(e)), _) => eval::eval_expr(e, ctx, &mut warnings)?.into_owned(),
+            (Some(Part::Expr(e)), _) => {
+                eval::eval_expr(e, ctx, &mut warnings, max_bytes)?.into_owned()
+            }
             (_, [Part::Text(t)]) => Value::String(t.clone()),
-            (_, parts) => Value::String(eval::render_text(parts, ctx, &mut warnings)?),
+            (_, parts) => Value::String(eval::render_text(parts, ctx, &mut warnings, max_bytes)?),
         };
         Ok(Rendered { value, warnings })
+    }
+
+    /// Whether every operand and argument is a literal: the result does not depend on the
+    /// run (`now` aside), so apply can try it.
+    pub fn is_constant(&self) -> bool {
+        let mut paths = 0usize;
+        for part in &self.parts {
+            if let Part::Expr(e) = part {
+                e.visit_paths(&mut |_, _| paths += 1);
+            }
+        }
+        paths == 0
     }
 }

@@ -108,8 +108,19 @@ impl CompiledValue {
     /// Renders the tree. Warnings are prefixed with the path of their string
     /// (`to: unresolved path 'input.customerEmail'`); an error comes with the failing path.
     pub fn render(&self, ctx: &Context) -> Result<Rendered, PathError> {
+        self.render_within(ctx, crate::limits::DEFAULT_MAX_VALUE_BYTES)
+    }
+
+    /// Renders the tree within a budget of `max_bytes` for the whole result as JSON: each
+    /// template's result is measured as it is rendered, so a tree of many templates (or one
+    /// that repeats a large value) stops at the budget, not after.
+    pub fn render_within(&self, ctx: &Context, max_bytes: usize) -> Result<Rendered, PathError> {
         let mut warnings = Vec::new();
-        let value = self.render_at(ctx, &mut Vec::new(), &mut warnings)?;
+        let mut budget = Budget {
+            max: max_bytes,
+            used: 0,
+        };
+        let value = self.render_at(ctx, &mut Vec::new(), &mut warnings, &mut budget)?;
         Ok(Rendered { value, warnings })
     }
 
@@ -118,11 +129,18 @@ impl CompiledValue {
         ctx: &Context,
         path: &mut Vec<PathSeg>,
         warnings: &mut Vec<String>,
+        budget: &mut Budget,
     ) -> Result<Value, PathError> {
         Ok(match self {
-            CompiledValue::Literal(v) => v.clone(),
+            CompiledValue::Literal(v) => {
+                budget.spend(v, path)?;
+                v.clone()
+            }
             CompiledValue::Template(t) => {
-                let r = t.render(ctx).map_err(|e| (path.clone(), e))?;
+                let r = t
+                    .render_within(ctx, budget.max)
+                    .map_err(|e| (path.clone(), e))?;
+                budget.spend(&r.value, path)?;
                 let prefix = format_path(path);
                 for w in r.warnings {
                     let w = if prefix.is_empty() {
@@ -140,7 +158,7 @@ impl CompiledValue {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     path.push(PathSeg::Index(i));
-                    out.push(item.render_at(ctx, path, warnings)?);
+                    out.push(item.render_at(ctx, path, warnings, budget)?);
                     path.pop();
                 }
                 Value::Array(out)
@@ -149,12 +167,40 @@ impl CompiledValue {
                 let mut out = Map::new();
                 for (k, item) in fields {
                     path.push(PathSeg::Key(k.clone()));
-                    out.insert(k.clone(), item.render_at(ctx, path, warnings)?);
+                    out.insert(k.clone(), item.render_at(ctx, path, warnings, budget)?);
                     path.pop();
                 }
                 Value::Object(out)
             }
         })
+    }
+}
+
+/// Bytes of JSON rendered so far against the budget of the whole tree.
+struct Budget {
+    max: usize,
+    used: usize,
+}
+
+impl Budget {
+    fn spend(&mut self, v: &Value, path: &[PathSeg]) -> Result<(), PathError> {
+        let room = self.max.saturating_sub(self.used);
+        match crate::limits::json_len_within(v, room) {
+            Some(n) => {
+                self.used += n;
+                Ok(())
+            }
+            None => {
+                let msg = format!(
+                    "the rendered value would be more than the limit of {}",
+                    crate::limits::describe_bytes(self.max)
+                );
+                Err((
+                    path.to_vec(),
+                    TemplateError::new(super::TemplateErrorKind::TooLarge, msg, 1),
+                ))
+            }
+        }
     }
 }
 

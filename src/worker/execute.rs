@@ -2,7 +2,8 @@
 //! (fenced by the claim's token) → perform the effect → feed its outcome back
 //! to `advance`, until the run parks or finishes. It decides nothing: every
 //! status, error and due time comes from the engine. `LeaseLost` stops it;
-//! `Cancelled` becomes the engine's `CancelRequested` event.
+//! `Cancelled` becomes the engine's `CancelRequested` event, applied to the
+//! last state the store accepted (the refused one was never written).
 
 use super::Worker;
 use super::lease::Held;
@@ -79,7 +80,8 @@ impl Worker {
             run.started_at,
             run.cancel_requested,
             run.steps,
-        );
+        )
+        .with_limits(self.limits, run.recoveries);
         state.depth = run.family.depth;
         state.deadline_at = run.family.deadline_at;
         let root_run_id = run
@@ -87,11 +89,12 @@ impl Worker {
             .root_run_id
             .clone()
             .unwrap_or_else(|| run.id.clone());
-        let has_parent = run.family.parent_run_id.is_some();
         let mut lost = held.lost.subscribe();
+        // `state` is always what the store holds: a refused transition is
+        // dropped, never built upon.
         loop {
+            let cancelling = matches!(event, Event::CancelRequested);
             let t = engine::advance(&wf, &state, event, now_ms(), rand::random());
-            self.observe_settled(&wf, &state, &t);
             let mut write = write_for(&state, &t);
             // The worker performs a spawn the engine decided: it checks the
             // target, and the child is created in the parent's commit.
@@ -112,21 +115,23 @@ impl Worker {
             }
             match self.commit(held, write).await? {
                 CommitOutcome::Saved => {}
+                // The store accepts a cancel's finish from the holder; a
+                // refusal of that means it no longer agrees the run is ours.
+                CommitOutcome::Cancelled if cancelling => return Err(Stop::LeaseLost),
                 CommitOutcome::Cancelled => {
-                    state = t.state;
                     event = Event::CancelRequested;
                     continue;
                 }
                 CommitOutcome::LeaseLost => return Err(Stop::LeaseLost),
             }
+            self.observe_settled(&wf, &state, &t);
             state = t.state;
             let (idx, config, timeout_ms) = match t.effect {
                 Effect::Finish { .. } => {
                     self.events.run_finished(&state.run_id);
-                    if has_parent {
-                        // The commit may have queued a waiting parent.
-                        self.events.run_queued();
-                    }
+                    // A slot of a capped workflow may have come free, or the
+                    // commit queued a waiting parent.
+                    self.events.run_queued();
                     return Ok(());
                 }
                 Effect::Spawn(sp) => {
@@ -286,12 +291,13 @@ impl Worker {
             }
             Err(e) => return Err(Err(e)),
         };
-        if row.status != "active" {
+        if row.status != crate::workflow::WorkflowStatus::Active {
             return fail(
                 "INVALID_STATUS",
                 format!(
                     "workflow '{}' is {}, not active",
-                    sp.workflow_id, row.status
+                    sp.workflow_id,
+                    row.status.as_str()
                 ),
             );
         }

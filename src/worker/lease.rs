@@ -5,10 +5,11 @@
 //! holder died, hung or could not write resumes without a restart.
 
 use crate::events::Events;
-use crate::store::{Claim, ClaimRef, Store};
+use crate::store::{Claim, ClaimRef, RunQueue};
+use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -47,6 +48,8 @@ pub(crate) struct Held {
     pub lost: watch::Sender<bool>,
 }
 
+/// The node's claims by run `seq`. The lock cannot be poisoned: a panic
+/// elsewhere must not empty the heartbeat's list (every lease would lapse).
 #[derive(Clone, Default)]
 pub(crate) struct Claims {
     held: Arc<Mutex<HashMap<i64, Arc<Held>>>>,
@@ -60,29 +63,22 @@ impl Claims {
             lease_until: AtomicI64::new(claim.lease_until),
             lost: watch::channel(false).0,
         });
-        if let Ok(mut m) = self.held.lock() {
-            m.insert(claim.run.seq, held.clone());
-        }
+        self.held.lock().insert(claim.run.seq, held.clone());
         held
     }
 
     pub fn drop_claim(&self, seq: i64) {
-        if let Ok(mut m) = self.held.lock() {
-            m.remove(&seq);
-        }
+        self.held.lock().remove(&seq);
     }
 
-    fn snapshot(&self) -> Vec<Arc<Held>> {
-        self.held
-            .lock()
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default()
+    pub(crate) fn snapshot(&self) -> Vec<Arc<Held>> {
+        self.held.lock().values().cloned().collect()
     }
 }
 
 /// Renew leases and sweep expired ones until `stop`.
 pub(crate) async fn keep_leases(
-    store: Store,
+    store: Arc<dyn RunQueue>,
     events: Events,
     claims: Claims,
     owner: String,
@@ -112,7 +108,7 @@ pub(crate) async fn keep_leases(
 }
 
 async fn heartbeat(
-    store: &Store,
+    store: &Arc<dyn RunQueue>,
     events: &Events,
     claims: &Claims,
     owner: &str,
@@ -140,5 +136,56 @@ async fn heartbeat(
                 events.cancel(&h.run_id);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewRun, TriggerType};
+
+    fn claim(seq: i64) -> Claim {
+        let new = NewRun {
+            id: format!("run_{seq}"),
+            workflow_id: "wf_a".into(),
+            workflow_version: 1,
+            input: serde_json::json!({}),
+            idempotency_key: None,
+            connection_id: None,
+            trigger_type: TriggerType::Api,
+            idempotency_ttl_ms: 0,
+            scheduled_at: None,
+            delay_ms: 0,
+        };
+        Claim {
+            run: new.into_pending(seq, 0),
+            token: 1,
+            lease_until: 0,
+        }
+    }
+
+    #[test]
+    fn a_panic_while_the_claims_are_locked_does_not_stop_the_heartbeat() {
+        let claims = Claims::default();
+        claims.hold(&claim(1));
+        let shared = claims.clone();
+        let panicked = std::thread::spawn(move || {
+            let _guard = shared.held.lock();
+            panic!("a bug while holding the lock");
+        })
+        .join();
+        assert!(panicked.is_err());
+        // The heartbeat still sees (and so renews) the claim.
+        assert_eq!(claims.snapshot().len(), 1);
+        claims.hold(&claim(2));
+        claims.drop_claim(1);
+        assert_eq!(
+            claims
+                .snapshot()
+                .iter()
+                .map(|h| h.key.seq)
+                .collect::<Vec<_>>(),
+            vec![2]
+        );
     }
 }

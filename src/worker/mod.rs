@@ -7,6 +7,8 @@
 mod execute;
 mod lease;
 mod steps;
+#[cfg(test)]
+mod tests;
 
 pub use lease::LeaseSettings;
 
@@ -15,7 +17,7 @@ use crate::catalog::Catalog;
 use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::secrets::SecretBox;
-use crate::store::{Claim, Store};
+use crate::store::{Claim, Connections, RunQueue, Store};
 use lease::Claims;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -26,7 +28,9 @@ const BACKSTOP_POLL: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct Worker {
-    pub(crate) store: Store,
+    /// The queue port only: the worker never sees dashboard or registry queries.
+    pub(crate) store: Arc<dyn RunQueue>,
+    pub(crate) connections: Arc<dyn Connections>,
     pub(crate) catalog: Catalog,
     pub(crate) events: Events,
     pub(crate) actions: Actions,
@@ -37,6 +41,8 @@ pub struct Worker {
     owner: String,
     lease: LeaseSettings,
     claims: Claims,
+    /// Value budget and poison-pill count for the runs this worker executes.
+    pub(crate) limits: crate::limits::RunLimits,
 }
 
 impl Worker {
@@ -50,7 +56,8 @@ impl Worker {
         lease: LeaseSettings,
     ) -> Worker {
         Worker {
-            store,
+            connections: store.connections(),
+            store: store.run_queue(),
             catalog,
             events,
             actions: Actions::new(),
@@ -60,14 +67,30 @@ impl Worker {
             owner: format!("node_{}", crate::ids::run_id().trim_start_matches("run_")),
             lease,
             claims: Claims::default(),
+            limits: crate::limits::RunLimits::default(),
         }
+    }
+
+    /// The server's limits for the runs this worker executes.
+    pub fn with_limits(mut self, limits: crate::limits::RunLimits) -> Worker {
+        self.limits = limits;
+        self
+    }
+
+    /// The same worker writing through another queue port (tests: a
+    /// stand-in that counts or refuses what the store would accept).
+    #[cfg(test)]
+    pub(crate) fn with_queue(mut self, queue: Arc<dyn RunQueue>) -> Worker {
+        self.store = queue;
+        self
     }
 
     /// Dispatch until `stop` turns true, then wait up to `grace` for runs in flight.
     ///
-    /// Claims are prefetched in batches (one write for many runs) into a small
-    /// local buffer that worker permits drain in FIFO order; buffered claims
-    /// are heartbeated like running ones and given back at shutdown.
+    /// A node claims only what it can start at once: it waits for a free
+    /// worker first, then claims (in one write) as many runs as it has free
+    /// workers. Claimed runs never wait here behind busy workers while their
+    /// leases keep other nodes from them.
     pub async fn run(self, mut stop: watch::Receiver<bool>, grace: Duration) {
         // Leases are kept until the grace period is over, not just until stop.
         let (leases_stop, leases_stopped) = watch::channel(false);
@@ -85,8 +108,16 @@ impl Worker {
             if *stop.borrow() {
                 break;
             }
-            if buffer.len() <= self.workers / 2 {
-                let want = self.workers - buffer.len();
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => p,
+                _ = stop.changed() => continue,
+            };
+            let Ok(permit) = permit else {
+                break;
+            };
+            if buffer.is_empty() {
+                // The permit in hand plus every other free one.
+                let want = permits.available_permits() + 1;
                 match self
                     .store
                     .claim(&self.owner, want, self.lease.lease_ms)
@@ -99,6 +130,7 @@ impl Worker {
                         }));
                     }
                     Err(e) => {
+                        drop(permit);
                         tracing::error!(error = %e, "cannot claim runs");
                         tokio::select! {
                             _ = tokio::time::sleep(BACKSTOP_POLL) => {}
@@ -108,7 +140,8 @@ impl Worker {
                     }
                 }
             }
-            if buffer.is_empty() {
+            let Some((claim, held)) = buffer.pop_front() else {
+                drop(permit);
                 let sleep = self.idle_sleep().await;
                 tokio::select! {
                     _ = self.events.wait_queued() => {}
@@ -116,13 +149,6 @@ impl Worker {
                     _ = stop.changed() => {}
                 }
                 continue;
-            }
-            let permit = tokio::select! {
-                p = permits.clone().acquire_owned() => p,
-                _ = stop.changed() => continue,
-            };
-            let (Ok(permit), Some((claim, held))) = (permit, buffer.pop_front()) else {
-                break;
             };
             let worker = self.clone();
             tokio::spawn(async move {
@@ -148,6 +174,12 @@ impl Worker {
             tracing::warn!(
                 "shutdown grace elapsed with runs in flight; they resume on the next start"
             );
+            // Given back, so a clean stop never counts as an abandoned lease (the
+            // poison-pill count); the new tokens fence any late commit of theirs.
+            let keys: Vec<_> = self.claims.snapshot().iter().map(|h| h.key).collect();
+            if let Err(e) = self.store.release(keys).await {
+                tracing::warn!(error = %e, "runs in flight stay claimed until their lease expires");
+            }
         }
         let _ = leases_stop.send(true);
         let _ = leases.await;

@@ -91,7 +91,7 @@ async fn connection_for(
     kind: ActionKind,
 ) -> Result<Option<ResolvedConnection>, StepError> {
     let all = worker
-        .store
+        .connections
         .list_connections()
         .await
         .map_err(|e| StepError {

@@ -5,8 +5,8 @@ use super::definition::*;
 use super::fields;
 use super::schema::InputSchema;
 use super::steps::compile_step;
-use crate::template::CompiledValue;
 use crate::template::value::PathSeg;
+use crate::template::{CompiledValue, Context, Template, TemplateErrorKind};
 use serde_json::{Map, Value, json};
 
 /// One problem: `{path: ["steps", 1, "config", "amount"], message}`.
@@ -65,13 +65,41 @@ impl Checker {
 
     pub(super) fn compile_value(&mut self, base: &[Value], v: &Value) -> CompiledValue {
         match CompiledValue::compile(v) {
-            Ok(c) => c,
+            Ok(c) => {
+                for (sub, t) in c.templates() {
+                    self.check_constant(&join(base, &sub), t);
+                }
+                c
+            }
             Err(errors) => {
                 for (sub, err) in errors {
                     self.add(join(base, &sub), err.to_string());
                 }
                 CompiledValue::Literal(Value::Null)
             }
+        }
+    }
+
+    /// A template made only of literals gives the same result in every run, so it is
+    /// rendered once here: one whose result would pass the default budget of a value
+    /// (`limits::DEFAULT_MAX_VALUE_BYTES`) is refused now instead of failing every run.
+    pub(super) fn check_constant(&mut self, path: &[Value], t: &Template) {
+        if !t.is_constant() {
+            return;
+        }
+        let (steps, null) = (Map::new(), Value::Null);
+        let ctx = Context {
+            input: &null,
+            steps: &steps,
+            variables: &null,
+            run: &null,
+            workflow: &null,
+            now: "1970-01-01T00:00:00.000Z",
+        };
+        if let Err(e) = t.render(&ctx)
+            && e.kind == TemplateErrorKind::TooLarge
+        {
+            self.add(path.to_vec(), e.to_string());
         }
     }
 

@@ -189,6 +189,7 @@ pub(super) fn compile_step(
         None => None,
         Some(Value::String(s)) => match Template::parse(s) {
             Ok(t) => {
+                ck.check_constant(&at("if"), &t);
                 let c = CompiledValue::Template(t.clone());
                 ck.check_refs(&at("if"), &c, earlier, later);
                 Some(t)

@@ -95,13 +95,12 @@ impl AsyncRead for Watched {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before
-            && self.conn.is_idle()
-            && let Ok(mut h) = self.conn.head_started.lock()
-            && h.is_none()
-        {
-            *h = Some(Instant::now());
-            self.conn.head_begun.notify_one();
+        if buf.filled().len() > before && self.conn.is_idle() {
+            let mut h = self.conn.head_started.lock();
+            if h.is_none() {
+                *h = Some(Instant::now());
+                self.conn.head_begun.notify_one();
+            }
         }
         polled
     }

@@ -16,9 +16,10 @@ use axum::response::IntoResponse;
 use hyper::body::{Body, Incoming};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use io::{DeadlineBody, Watched};
+use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
@@ -131,16 +132,12 @@ pub async fn serve(
             evict: Notify::new(),
             head_begun: Notify::new(),
         });
-        if let Ok(mut r) = registry.lock() {
-            r.insert(id, conn.clone());
-        }
+        registry.lock().insert(id, conn.clone());
         let registry = registry.clone();
         let task = serve_connection(stream, conn, router.clone(), config.clone(), stop.clone());
         tasks.spawn(async move {
             task.await;
-            if let Ok(mut r) = registry.lock() {
-                r.remove(&id);
-            }
+            registry.lock().remove(&id);
         });
     }
     drop(listener);
@@ -159,23 +156,17 @@ pub async fn serve(
 
 /// Below the cap, or the oldest idle connection was told to close: true.
 /// The evicted one leaves the registry at once, so a burst of newcomers
-/// evicts one each instead of all picking the same victim.
+/// evicts one each instead of all picking the same victim. (The locks cannot
+/// be poisoned: a panic elsewhere never switches the cap off.)
 fn make_room(registry: &Registry, max: usize) -> bool {
-    let Ok(mut r) = registry.lock() else {
-        return true;
-    };
+    let mut r = registry.lock();
     if r.len() < max {
         return true;
     }
     let oldest = r
         .iter()
         .filter(|(_, c)| c.is_idle())
-        .min_by_key(|(_, c)| {
-            c.idle_since
-                .lock()
-                .map(|t| *t)
-                .unwrap_or_else(|_| Instant::now())
-        })
+        .min_by_key(|(_, c)| *c.idle_since.lock())
         .map(|(id, _)| *id);
     match oldest.and_then(|id| r.remove(&id)) {
         Some(c) => {
@@ -215,7 +206,7 @@ async fn serve_connection(
     let mut stopping = false;
     loop {
         // The head deadline is re-armed whenever a head begins (no polling).
-        let started = conn.head_started.lock().ok().and_then(|h| *h);
+        let started = *conn.head_started.lock();
         let deadline = started.map(|t| tokio::time::Instant::from_std(t + config.header_timeout));
         let far = tokio::time::Instant::now() + config.idle_timeout;
         tokio::select! {
@@ -235,7 +226,7 @@ async fn serve_connection(
             }
             _ = conn.head_begun.notified() => {}
             _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
-                let started = conn.head_started.lock().ok().and_then(|h| *h);
+                let started = *conn.head_started.lock();
                 if conn.is_idle() && started.is_some_and(|t| t.elapsed() >= config.header_timeout) {
                     tracing::debug!("request head not received in time; closing the connection");
                     return;
@@ -295,9 +286,7 @@ struct InFlight(Arc<Conn>);
 
 impl InFlight {
     fn enter(conn: Arc<Conn>) -> InFlight {
-        if let Ok(mut h) = conn.head_started.lock() {
-            *h = None;
-        }
+        *conn.head_started.lock() = None;
         conn.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight(conn)
     }
@@ -305,9 +294,7 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Ok(mut t) = self.0.idle_since.lock() {
-            *t = Instant::now();
-        }
+        *self.0.idle_since.lock() = Instant::now();
         self.0.body_pending.store(false, Ordering::Release);
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }

@@ -5,13 +5,17 @@
 //! (`resume_before` stays `None`).
 
 use super::{Db, PgStore, from_json};
+use crate::store::Dashboard;
+use crate::store::decisions::unfinished_sql;
 use crate::store::{Overview, Result, RunPage, RunSearch, RunSummary, UiSession};
+use async_trait::async_trait;
 use tokio_postgres::types::ToSql;
 
 const HOUR_MS: i64 = 60 * 60 * 1000;
 
-impl PgStore {
-    pub async fn create_ui_session(
+#[async_trait]
+impl Dashboard for PgStore {
+    async fn create_ui_session(
         &self,
         id_hash: String,
         key_id: String,
@@ -36,7 +40,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn ui_session(&self, id_hash: String, now: i64) -> Result<Option<UiSession>> {
+    async fn ui_session(&self, id_hash: String, now: i64) -> Result<Option<UiSession>> {
         let c = self.client().await?;
         let row = Db::Client(&c)
             .query_opt(
@@ -61,7 +65,7 @@ impl PgStore {
         }))
     }
 
-    pub async fn delete_ui_session(&self, id_hash: String) -> Result<()> {
+    async fn delete_ui_session(&self, id_hash: String) -> Result<()> {
         let c = self.client().await?;
         Db::Client(&c)
             .query("DELETE FROM ui_sessions WHERE id_hash = $1", &[&id_hash])
@@ -70,7 +74,7 @@ impl PgStore {
     }
 
     /// Newest first, keyset-paged on `seq`; the SQL names only the filters given.
-    pub async fn search_runs(&self, f: RunSearch) -> Result<RunPage> {
+    async fn search_runs(&self, f: RunSearch) -> Result<RunPage> {
         let mut clauses: Vec<String> = Vec::new();
         let mut args: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
         if let Some(q) = f.q {
@@ -133,7 +137,7 @@ impl PgStore {
 
     /// Runs per minute by status over the last hour, runs in flight, queue
     /// depth and duration percentiles of the hour's finished runs.
-    pub async fn overview(&self, now: i64) -> Result<Overview> {
+    async fn overview(&self, now: i64) -> Result<Overview> {
         let since = now - HOUR_MS;
         let c = self.client().await?;
         let db = Db::Client(&c);
@@ -149,8 +153,11 @@ impl PgStore {
             .collect();
         let in_flight = db
             .query(
-                "SELECT status, COUNT(*) FROM runs WHERE status IN ('pending', 'running') \
+                &format!(
+                    "SELECT status, COUNT(*) FROM runs WHERE status IN ({}) \
                  GROUP BY status",
+                    unfinished_sql()
+                ),
                 &[],
             )
             .await?

@@ -22,7 +22,7 @@ pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
         // intervention (shutdown), system errors
         "08" | "53" | "57" | "58" => StoreError::Unavailable(text),
         _ if *code == SqlState::READ_ONLY_SQL_TRANSACTION => StoreError::Unavailable(text),
-        _ => StoreError::Sqlite(text),
+        _ => StoreError::Backend(text),
     }
 }
 

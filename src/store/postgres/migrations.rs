@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_initial.sql"),
     include_str!("migrations/002_triggers.sql"),
     include_str!("migrations/003_dashboard.sql"),
+    include_str!("migrations/004_recoveries.sql"),
 ];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;

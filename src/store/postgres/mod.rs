@@ -14,20 +14,20 @@ pub(crate) mod import;
 pub(crate) mod inspect;
 mod migrations;
 mod notify;
-mod ports_impl;
 mod queue;
 mod ratelimit;
 mod registry;
 mod runs;
 mod schedules;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod tls;
 mod writer;
 
 pub(crate) use errors::{pg, pool};
 
-use crate::store::{Result, StoreError};
+use crate::store::{Cluster, Health, RateState, Result, StoreError};
+use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use std::sync::{Arc, Mutex};
 
@@ -52,18 +52,33 @@ struct Inner {
     last_unavailable: Mutex<Option<(std::time::Instant, String)>>,
 }
 
-/// The URL without its password, for messages.
+/// The URL without its password, for messages: the userinfo's password and
+/// a `password` query parameter (which libpq and tokio-postgres accept too)
+/// become `***`. A URL that does not parse is replaced whole, since where its
+/// password sits cannot be known.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
+    const HIDDEN: &str = "***";
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return format!("<a database URL that does not parse: {HIDDEN}>");
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some(HIDDEN));
     }
+    if parsed.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" {
+                    HIDDEN.to_string()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 impl PgStore {
@@ -175,22 +190,6 @@ impl PgStore {
         }
     }
 
-    /// Store `value` under `key` unless one is there; returns the stored one.
-    pub async fn meta_init(&self, key: &'static str, value: String) -> Result<String> {
-        let c = self.client().await?;
-        c.execute(
-            "INSERT INTO store_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-            &[&key, &value],
-        )
-        .await
-        .map_err(pg)?;
-        let row = c
-            .query_one("SELECT value FROM store_meta WHERE key = $1", &[&key])
-            .await
-            .map_err(pg)?;
-        Ok(row.get(0))
-    }
-
     pub fn close(&self) {
         self.inner.notifier.stop();
         self.inner.pool.close();
@@ -256,10 +255,58 @@ impl Db<'_, '_> {
     }
 }
 
-impl PgStore {
+#[async_trait]
+impl Health for PgStore {
+    async fn check(&self) -> Result<()> {
+        self.check_writable().await
+    }
+    fn close(&self) {
+        PgStore::close(self)
+    }
+}
+
+#[async_trait]
+impl crate::store::ports::Redrives for PgStore {
+    /// Not on PostgreSQL yet (`Health::child_runs` says so to callers).
+    async fn redrive_run(&self, _id: String) -> Result<Option<crate::store::RunRow>> {
+        Err(StoreError::Decode(
+            "redrive is not available on PostgreSQL yet".into(),
+        ))
+    }
+}
+
+#[async_trait]
+impl Cluster for PgStore {
+    /// Store `value` under `key` unless one is there; returns the stored one.
+    async fn meta_init(&self, key: &'static str, value: String) -> Result<String> {
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO store_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            &[&key, &value],
+        )
+        .await
+        .map_err(pg)?;
+        let row = c
+            .query_one("SELECT value FROM store_meta WHERE key = $1", &[&key])
+            .await
+            .map_err(pg)?;
+        Ok(row.get(0))
+    }
+
+    async fn rate_hit(
+        &self,
+        key: String,
+        category: &'static str,
+        emission_ms: i64,
+        burst_ms: i64,
+    ) -> Result<Option<RateState>> {
+        self.gcra_hit(key, category, emission_ms, burst_ms).await
+    }
+
     /// Start this node's listener: notifications from every node reach
     /// `events` (wake the dispatcher, answer long-polls, abort cancelled steps).
-    pub fn attach_events(&self, events: crate::events::Events) {
+    fn attach_events(&self, events: &crate::events::Events) {
+        let events = events.clone();
         if std::env::var("FLOWCTL_PG_NOTIFY").as_deref() == Ok("off") {
             tracing::info!("FLOWCTL_PG_NOTIFY=off: this node polls once a second");
             return;
@@ -271,5 +318,29 @@ impl PgStore {
             events,
             self.inner.notifier.stopped(),
         ));
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_in_the_userinfo_and_the_query_are_hidden() {
+        assert_eq!(
+            redact("postgres://u:s3cret@db.example:5432/app"),
+            "postgres://u:***@db.example:5432/app"
+        );
+        let r = redact("postgres://u@db.example/app?sslmode=require&password=s3cret");
+        assert!(!r.contains("s3cret"), "{r}");
+        assert!(
+            r.contains("sslmode=require") && r.contains("password=***"),
+            "{r}"
+        );
+        let r = redact("postgresql://u:a%40b@h/db?password=x%26y");
+        assert!(!r.contains("a%40b") && !r.contains("x%26y"), "{r}");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        let r = redact("postgres://u:s3cret@[::1/db");
+        assert!(!r.contains("s3cret"), "{r}");
     }
 }

@@ -28,6 +28,8 @@ pub enum Note {
     Finished(String),
     /// A cancel was recorded: the node executing the run aborts its step.
     Cancel(String),
+    /// A workflow was applied, paused or archived (schedules are re-read).
+    Workflows,
 }
 
 pub struct Notifier {
@@ -83,11 +85,13 @@ async fn send_loop(pool: Pool, mut rx: mpsc::UnboundedReceiver<Note>, stop: watc
 
 fn payloads(notes: Vec<Note>) -> Vec<String> {
     let mut queued = false;
+    let mut workflows = false;
     let mut finished = vec![];
     let mut cancels = vec![];
     for n in notes {
         match n {
             Note::Queued => queued = true,
+            Note::Workflows => workflows = true,
             Note::Finished(id) => finished.push(id),
             Note::Cancel(id) => cancels.push(id),
         }
@@ -95,6 +99,9 @@ fn payloads(notes: Vec<Note>) -> Vec<String> {
     let mut out = vec![];
     if queued {
         out.push("q".to_string());
+    }
+    if workflows {
+        out.push("w".to_string());
     }
     for chunk in cancels.chunks(IDS_PER_NOTE) {
         out.push(format!("c:{}", chunk.join(",")));
@@ -108,6 +115,7 @@ fn payloads(notes: Vec<Note>) -> Vec<String> {
 fn dispatch(events: &Events, payload: &str) {
     match payload.split_once(':') {
         None if payload == "q" => events.run_queued(),
+        None if payload == "w" => events.workflows_changed(),
         Some(("f", ids)) => ids.split(',').for_each(|id| events.run_finished(id)),
         Some(("c", ids)) => ids.split(',').for_each(|id| events.cancel_if_running(id)),
         _ => {}

@@ -10,7 +10,10 @@ use super::runs::{RUN_COLUMNS, StepRow, run_from_row, steps_for};
 use super::writer::{CommitCmd, Pending, in_order};
 use super::{Db, PgStore, opt_json, pg};
 use crate::engine::RunStatus;
+use crate::store::RunQueue;
+use crate::store::admission::{self, Caps};
 use crate::store::{Claim, ClaimRef, CommitOutcome, HeartbeatReport, Result, RunWrite};
+use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 use tokio_postgres::types::ToSql;
@@ -56,6 +59,9 @@ static COMMIT_SQL: LazyLock<[String; 3]> = LazyLock::new(|| {
 
 static CLAIM_SQL: LazyLock<String> = LazyLock::new(claim_sql);
 
+/// The admission rule of `store::admission` (skip full workflows, give each
+/// capped one at most its free slots) in one statement, so that it holds
+/// atomically under `CAP_LOCK` without a round trip per step.
 fn claim_sql() -> String {
     let cols = RUN_COLUMNS
         .split(", ")
@@ -80,16 +86,11 @@ fn claim_sql() -> String {
            lease_token = q.lease_token + 1 \
          FROM ranked, runs r \
          WHERE q.seq = ranked.seq AND (ranked.free IS NULL OR ranked.n <= ranked.free) AND r.seq = q.seq \
-         RETURNING {cols}, q.lease_token, q.lease_until"
+         RETURNING {cols}, q.lease_token, q.lease_until, q.recoveries"
     )
 }
 
 impl PgStore {
-    pub async fn claim(&self, owner: String, limit: usize, lease_ms: i64) -> Result<Vec<Claim>> {
-        let r = self.claim_inner(owner, limit, lease_ms).await;
-        self.seen(r)
-    }
-
     async fn claim_inner(&self, owner: String, limit: usize, lease_ms: i64) -> Result<Vec<Claim>> {
         let c = self.client().await?;
         let claim = c.prepare_cached(&CLAIM_SQL).await.map_err(pg)?;
@@ -127,12 +128,24 @@ impl PgStore {
         }
         let n = RUN_COLUMNS.split(", ").count();
         let mut claims = Vec::with_capacity(rows.len());
+        // Decoded one run at a time: a row that cannot be read fails that run alone.
+        let mut unreadable = vec![];
         for row in &rows {
-            claims.push(Claim {
-                run: run_from_row(row)?,
+            let key = ClaimRef {
+                seq: row.get(0),
                 token: row.get(n),
-                lease_until: row.get(n + 1),
-            });
+            };
+            match run_from_row(row) {
+                Ok(mut run) => {
+                    run.recoveries = u32::try_from(row.get::<_, i32>(n + 2)).unwrap_or(0);
+                    claims.push(Claim {
+                        run,
+                        token: key.token,
+                        lease_until: row.get(n + 1),
+                    });
+                }
+                Err(e) => unreadable.push((key, e)),
+            }
         }
         // Only a run that started before can have step results to resume from.
         let started: Vec<i64> = claims
@@ -142,24 +155,47 @@ impl PgStore {
             .collect();
         if !started.is_empty() {
             // Read after the claim committed: the lease keeps other writers out.
-            let mut steps = steps_for(&Db::Client(&c), &started).await?;
-            for claim in &mut claims {
-                if let Some(s) = steps.remove(&claim.run.seq) {
-                    claim.run.steps = s;
+            let db = Db::Client(&c);
+            match steps_for(&db, &started).await {
+                Ok(mut steps) => {
+                    for claim in &mut claims {
+                        if let Some(s) = steps.remove(&claim.run.seq) {
+                            claim.run.steps = s;
+                        }
+                    }
                 }
+                Err(e) if e.is_unavailable() => return Err(e),
+                // Some run's steps cannot be read: find which, one run at a time.
+                Err(_) => {
+                    let mut kept = Vec::with_capacity(claims.len());
+                    for mut claim in claims {
+                        if claim.run.started_at.is_none() {
+                            kept.push(claim);
+                            continue;
+                        }
+                        match steps_for(&db, &[claim.run.seq]).await {
+                            Ok(mut s) => {
+                                claim.run.steps = s.remove(&claim.run.seq).unwrap_or_default();
+                                kept.push(claim);
+                            }
+                            Err(e) if e.is_unavailable() => return Err(e),
+                            Err(e) => unreadable.push((claim.key(), e)),
+                        }
+                    }
+                    claims = kept;
+                }
+            }
+        }
+        drop(c);
+        for (key, e) in unreadable {
+            tracing::error!(seq = key.seq, error = %e, "a claimed run cannot be read; failing it");
+            let write = RunWrite::unreadable(&e, crate::time::now_ms());
+            if let Err(e) = self.commit(key, write).await {
+                tracing::error!(seq = key.seq, error = %e, "cannot fail an unreadable run");
             }
         }
         claims.sort_by_key(|c| c.run.seq);
         Ok(claims)
-    }
-
-    pub async fn commit(&self, claim: ClaimRef, w: RunWrite) -> Result<CommitOutcome> {
-        let parked = !w.status.is_terminal() && w.park_until.is_some();
-        let r = self.commit_inner(claim, w).await;
-        if parked && matches!(r, Ok(CommitOutcome::Saved)) {
-            self.notifier().send(Note::Queued);
-        }
-        self.seen(r)
     }
 
     /// One statement through the node's writer (which commits it together
@@ -220,7 +256,14 @@ impl PgStore {
                     .collect::<Vec<Option<i64>>>(),
             ),
         ];
-        let updated = self.writer().commit(CommitCmd { sql, params }).await?;
+        let updated = self
+            .writer()
+            .commit(CommitCmd {
+                seq: claim.seq,
+                sql,
+                params,
+            })
+            .await?;
         let Some(updated) = updated else {
             // Refused by the fence: find out why (rare, so a round trip of its own).
             let c = self.client().await?;
@@ -249,10 +292,30 @@ impl PgStore {
         }
         Ok(CommitOutcome::Saved)
     }
+}
 
-    pub async fn heartbeat(
+#[async_trait]
+impl RunQueue for PgStore {
+    fn child_runs(&self) -> bool {
+        false
+    }
+    async fn claim(&self, owner: &str, limit: usize, lease_ms: i64) -> Result<Vec<Claim>> {
+        let r = self.claim_inner(owner.to_string(), limit, lease_ms).await;
+        self.seen(r)
+    }
+
+    async fn commit(&self, claim: ClaimRef, w: RunWrite) -> Result<CommitOutcome> {
+        let parked = !w.status.is_terminal() && w.park_until.is_some();
+        let r = self.commit_inner(claim, w).await;
+        if parked && matches!(r, Ok(CommitOutcome::Saved)) {
+            self.notifier().send(Note::Queued);
+        }
+        self.seen(r)
+    }
+
+    async fn heartbeat(
         &self,
-        owner: String,
+        owner: &str,
         claims: Vec<ClaimRef>,
         lease_ms: i64,
     ) -> Result<HeartbeatReport> {
@@ -261,10 +324,13 @@ impl PgStore {
         let c = self.client().await?;
         let stmt = c
             .prepare_cached(
-                "UPDATE run_queue q SET lease_until = flowctl_now_ms() + $3 \
-                 FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS c(seq, token) \
-                 WHERE q.seq = c.seq AND q.lease_token = c.token AND q.lease_owner = $4 \
-                 AND q.lease_until IS NOT NULL \
+                "WITH mine AS (SELECT q.seq FROM run_queue q \
+                   JOIN UNNEST($1::BIGINT[], $2::BIGINT[]) AS c(seq, token) \
+                     ON q.seq = c.seq AND q.lease_token = c.token \
+                   WHERE q.lease_owner = $4 AND q.lease_until IS NOT NULL \
+                   ORDER BY q.seq FOR UPDATE OF q) \
+                 UPDATE run_queue q SET lease_until = flowctl_now_ms() + $3 FROM mine \
+                 WHERE q.seq = mine.seq \
                  RETURNING q.seq, q.cancel_requested, q.lease_until",
             )
             .await
@@ -290,14 +356,17 @@ impl PgStore {
         Ok(report)
     }
 
-    pub async fn release(&self, claims: Vec<ClaimRef>) -> Result<()> {
+    async fn release(&self, claims: Vec<ClaimRef>) -> Result<()> {
         let seqs: Vec<i64> = claims.iter().map(|c| c.seq).collect();
         let tokens: Vec<i64> = claims.iter().map(|c| c.token).collect();
         let c = self.client().await?;
         c.execute(
-            "UPDATE run_queue q SET lease_until = NULL, lease_owner = NULL, lease_token = q.lease_token + 1 \
-             FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS c(seq, token) \
-             WHERE q.seq = c.seq AND q.lease_token = c.token AND q.lease_until IS NOT NULL",
+            "WITH mine AS (SELECT q.seq FROM run_queue q \
+               JOIN UNNEST($1::BIGINT[], $2::BIGINT[]) AS c(seq, token) \
+                 ON q.seq = c.seq AND q.lease_token = c.token \
+               WHERE q.lease_until IS NOT NULL ORDER BY q.seq FOR UPDATE OF q) \
+             UPDATE run_queue q SET lease_until = NULL, lease_owner = NULL, lease_token = q.lease_token + 1 \
+             FROM mine WHERE q.seq = mine.seq",
             &[&seqs, &tokens],
         )
         .await
@@ -308,12 +377,16 @@ impl PgStore {
 
     /// Rescue: any live node puts runs whose lease ran out (their holder
     /// died, hung or lost the database) back in the queue.
-    pub async fn sweep_expired(&self) -> Result<usize> {
+    async fn sweep_expired(&self) -> Result<usize> {
         let c = self.client().await?;
         let stmt = c
             .prepare_cached(
-                "UPDATE run_queue SET lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
-                 WHERE lease_until IS NOT NULL AND lease_until < flowctl_now_ms()",
+                "WITH gone AS (SELECT seq FROM run_queue \
+                   WHERE lease_until IS NOT NULL AND lease_until < flowctl_now_ms() \
+                   ORDER BY seq FOR UPDATE SKIP LOCKED) \
+                 UPDATE run_queue q SET lease_until = NULL, lease_owner = NULL, lease_token = q.lease_token + 1, \
+                 recoveries = q.recoveries + 1 \
+                 FROM gone WHERE q.seq = gone.seq",
             )
             .await
             .map_err(pg)?;
@@ -324,28 +397,45 @@ impl PgStore {
         Ok(n)
     }
 
-    /// The earliest due time of a queued run that a claim could take (runs
-    /// of a workflow at its cap wait for a slot, not for a time), on this
-    /// node's clock (the worker sleeps on it): the database clock's distance
-    /// to it is added to the local time.
-    pub async fn next_due(&self) -> Result<Option<i64>> {
+    /// The earliest due time of a queued run that a claim could take
+    /// (`admission::next_due`: runs of a workflow at its cap wait for a
+    /// slot, not for a time), on this node's clock (the worker sleeps on
+    /// it): the database clock's distance to it is added to the local time.
+    async fn next_due(&self) -> Result<Option<i64>> {
         let c = self.client().await?;
-        let stmt = c
+        let caps = c
             .prepare_cached(
-                "SELECT MIN(q.not_before) - flowctl_now_ms() FROM run_queue q WHERE q.lease_until IS NULL \
-                 AND q.workflow_id NOT IN (SELECT w.id FROM workflows w WHERE w.concurrency IS NOT NULL \
-                   AND w.concurrency <= (SELECT COUNT(*) FROM run_queue f \
-                     WHERE f.workflow_id = w.id AND f.lease_until IS NOT NULL))",
+                "SELECT w.id, w.concurrency::BIGINT, (SELECT COUNT(*) FROM run_queue f \
+                 WHERE f.workflow_id = w.id AND f.lease_until IS NOT NULL) \
+                 FROM workflows w WHERE w.concurrency IS NOT NULL",
             )
             .await
             .map_err(pg)?;
-        let row = c.query_one(&stmt, &[]).await.map_err(pg)?;
-        Ok(row
-            .get::<_, Option<i64>>(0)
-            .map(|d| crate::time::now_ms() + d))
+        let caps = Caps::new(c.query(&caps, &[]).await.map_err(pg)?.iter().map(|r| {
+            (
+                r.get::<_, String>(0),
+                r.get::<_, i64>(1),
+                r.get::<_, i64>(2),
+            )
+        }));
+        let earliest = c
+            .prepare_cached(
+                "SELECT q.workflow_id, q.not_before - flowctl_now_ms() FROM run_queue q \
+                 WHERE q.lease_until IS NULL AND NOT (q.workflow_id = ANY($1)) \
+                 ORDER BY q.not_before, q.seq LIMIT 1",
+            )
+            .await
+            .map_err(pg)?;
+        let rows = c.query(&earliest, &[&caps.full()]).await.map_err(pg)?;
+        let now = crate::time::now_ms();
+        Ok(admission::next_due(
+            rows.iter()
+                .map(|r| (r.get::<_, String>(0), now + r.get::<_, i64>(1))),
+            &caps,
+        ))
     }
 
-    pub async fn queue_depth(&self) -> Result<i64> {
+    async fn queue_depth(&self) -> Result<i64> {
         let c = self.client().await?;
         let row = c
             .query_one(

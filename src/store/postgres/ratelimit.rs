@@ -7,7 +7,8 @@ use super::{PgStore, pg};
 use crate::store::{RateState, Result};
 
 impl PgStore {
-    pub async fn rate_hit(
+    /// `Cluster::rate_hit` on the shared bucket table.
+    pub(super) async fn gcra_hit(
         &self,
         key: String,
         category: &'static str,

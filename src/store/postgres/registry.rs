@@ -3,12 +3,17 @@
 //! created with `ON CONFLICT DO NOTHING` and locked (`FOR UPDATE`) before a
 //! new version is numbered, and `(workflow_id, version)` is the primary key.
 
+use super::notify::Note;
 use super::{PgStore, from_json, pg};
-use crate::store::records::same_definition;
+use crate::store::columns::workflow_status;
+use crate::store::decisions::{StoredHead, plan_apply};
 use crate::store::{
     ApiKeyRow, ApplyOutcome, ConnectionRow, ConnectionWrite, NewApiKey, Result, StoreError,
     WorkflowApply, WorkflowRow,
 };
+use crate::store::{ApiKeys, Connections, Registry};
+use crate::workflow::WorkflowStatus;
+use async_trait::async_trait;
 use serde_json::Value;
 use tokio_postgres::Row;
 
@@ -17,15 +22,15 @@ const CONN_COLUMNS: &str =
     "id, provider, name, status, is_default, config, secret, created_at, updated_at";
 const KEY_COLUMNS: &str = "id, name, scopes, created_at, revoked_at";
 
-fn workflow(r: &Row) -> WorkflowRow {
-    WorkflowRow {
+fn workflow(r: &Row) -> Result<WorkflowRow> {
+    Ok(WorkflowRow {
         id: r.get(0),
         name: r.get(1),
-        status: r.get(2),
+        status: workflow_status(r.get(2))?,
         latest_version: r.get(3),
         created_at: r.get(4),
         updated_at: r.get(5),
-    }
+    })
 }
 
 fn connection(r: &Row) -> Result<ConnectionRow> {
@@ -33,7 +38,7 @@ fn connection(r: &Row) -> Result<ConnectionRow> {
         id: r.get(0),
         provider: r.get(1),
         name: r.get(2),
-        status: r.get(3),
+        status: crate::store::columns::connection_status(r.get(3))?,
         is_default: r.get(4),
         config: from_json(Some(r.get(5)))?,
         secret: r.get(6),
@@ -57,10 +62,11 @@ fn api_key(r: &Row) -> ApiKeyRow {
     }
 }
 
-impl PgStore {
+#[async_trait]
+impl Registry for PgStore {
     /// Store a new version when the definition differs (key order aside) from the
     /// latest; a status given in the file is applied without a new version.
-    pub async fn apply_workflow(&self, apply: WorkflowApply) -> Result<ApplyOutcome> {
+    async fn apply_workflow(&self, apply: WorkflowApply) -> Result<ApplyOutcome> {
         let WorkflowApply {
             id,
             name,
@@ -72,28 +78,29 @@ impl PgStore {
         let concurrency = concurrency.map(|n| n as i32);
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
-        let first = status.unwrap_or("active");
+        let first = plan_apply(None, &definition, status);
         let created = tx
             .execute(
                 "INSERT INTO workflows (id, name, status, latest_version, created_at, updated_at, concurrency) \
-                 VALUES ($1, $2, $3, 1, flowctl_now_ms(), flowctl_now_ms(), $4) ON CONFLICT (id) DO NOTHING",
-                &[&id, &name, &first, &concurrency],
+                 VALUES ($1, $2, $3, $4, flowctl_now_ms(), flowctl_now_ms(), $5) ON CONFLICT (id) DO NOTHING",
+                &[&id, &name, &first.status.as_str(), &first.version, &concurrency],
             )
             .await
             .map_err(pg)?;
         if created == 1 {
             tx.execute(
                 "INSERT INTO workflow_versions (workflow_id, version, definition, created_at) \
-                 VALUES ($1, 1, $2, flowctl_now_ms())",
-                &[&id, &text],
+                 VALUES ($1, $2, $3, flowctl_now_ms())",
+                &[&id, &first.version, &text],
             )
             .await
             .map_err(pg)?;
             tx.commit().await.map_err(pg)?;
+            self.notifier().send(Note::Workflows);
             return Ok(ApplyOutcome {
-                version: 1,
-                status: first.into(),
-                result: "created",
+                version: first.version,
+                status: first.status,
+                result: first.result,
             });
         }
         let head = tx
@@ -107,39 +114,42 @@ impl PgStore {
             .map_err(pg)?;
         let (latest, old_status, latest_def): (i64, String, String) =
             (head.get(0), head.get(1), head.get(2));
-        let new_status = status.map(String::from).unwrap_or(old_status.clone());
-        let content_changed = !same_definition(&latest_def, &definition);
-        let version = if content_changed { latest + 1 } else { latest };
-        if content_changed {
+        let head = StoredHead {
+            latest_version: latest,
+            status: workflow_status(&old_status)?,
+            definition: &latest_def,
+        };
+        let plan = plan_apply(Some(head), &definition, status);
+        if plan.new_version {
             tx.execute(
                 "INSERT INTO workflow_versions (workflow_id, version, definition, created_at) \
                  VALUES ($1, $2, $3, flowctl_now_ms())",
-                &[&id, &version, &text],
+                &[&id, &plan.version, &text],
             )
             .await
             .map_err(pg)?;
         }
-        let result = if content_changed || new_status != old_status {
+        if plan.write_head {
             tx.execute(
                 "UPDATE workflows SET name = $2, status = $3, latest_version = $4, updated_at = flowctl_now_ms(), \
                  concurrency = $5 WHERE id = $1",
-                &[&id, &name, &new_status, &version, &concurrency],
+                &[&id, &name, &plan.status.as_str(), &plan.version, &concurrency],
             )
             .await
             .map_err(pg)?;
-            "updated"
-        } else {
-            "unchanged"
-        };
+        }
         tx.commit().await.map_err(pg)?;
+        if plan.result != crate::store::decisions::ApplyResult::Unchanged {
+            self.notifier().send(Note::Workflows);
+        }
         Ok(ApplyOutcome {
-            version,
-            status: new_status,
-            result,
+            version: plan.version,
+            status: plan.status,
+            result: plan.result,
         })
     }
 
-    pub async fn get_workflow(&self, id: String) -> Result<WorkflowRow> {
+    async fn get_workflow(&self, id: String) -> Result<WorkflowRow> {
         let c = self.client().await?;
         let sql = format!("SELECT {WF_COLUMNS} FROM workflows WHERE id = $1");
         let stmt = c.prepare_cached(&sql).await.map_err(pg)?;
@@ -147,10 +157,11 @@ impl PgStore {
             .await
             .map_err(pg)?
             .map(|r| workflow(&r))
+            .transpose()?
             .ok_or(StoreError::NotFound("workflow"))
     }
 
-    pub async fn list_workflows(
+    async fn list_workflows(
         &self,
         after: Option<String>,
         limit: usize,
@@ -165,10 +176,10 @@ impl PgStore {
             )
             .await
             .map_err(pg)?;
-        Ok(rows.iter().map(workflow).collect())
+        rows.iter().map(workflow).collect()
     }
 
-    pub async fn workflow_version(&self, id: String, version: i64) -> Result<(Value, i64)> {
+    async fn workflow_version(&self, id: String, version: i64) -> Result<(Value, i64)> {
         let c = self.client().await?;
         let row = c
             .query_opt(
@@ -181,25 +192,28 @@ impl PgStore {
         Ok((from_json(Some(row.get(0)))?, row.get(1)))
     }
 
-    pub async fn set_workflow_status(
-        &self,
-        id: String,
-        status: &'static str,
-    ) -> Result<WorkflowRow> {
+    async fn set_workflow_status(&self, id: String, status: WorkflowStatus) -> Result<WorkflowRow> {
         let c = self.client().await?;
         c.query_opt(
             &format!(
                 "UPDATE workflows SET status = $2, updated_at = flowctl_now_ms() WHERE id = $1 RETURNING {WF_COLUMNS}"
             ),
-            &[&id, &status],
+            &[&id, &status.as_str()],
         )
         .await
         .map_err(pg)?
-        .map(|r| workflow(&r))
+        .map(|r| {
+            self.notifier().send(Note::Workflows);
+            workflow(&r)
+        })
+        .transpose()?
         .ok_or(StoreError::NotFound("workflow"))
     }
+}
 
-    pub async fn create_api_key(&self, key: NewApiKey) -> Result<()> {
+#[async_trait]
+impl ApiKeys for PgStore {
+    async fn create_api_key(&self, key: NewApiKey) -> Result<()> {
         let c = self.client().await?;
         c.execute(
             "INSERT INTO api_keys (id, name, key_hash, scopes, created_at) VALUES ($1, $2, $3, $4, flowctl_now_ms())",
@@ -210,7 +224,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn api_key_by_hash(&self, hash: String) -> Result<Option<ApiKeyRow>> {
+    async fn api_key_by_hash(&self, hash: String) -> Result<Option<ApiKeyRow>> {
         let c = self.client().await?;
         let sql = format!(
             "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
@@ -220,7 +234,7 @@ impl PgStore {
         Ok(self.seen(r)?.map(|r| api_key(&r)))
     }
 
-    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>> {
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>> {
         let c = self.client().await?;
         let rows = c
             .query(
@@ -232,7 +246,7 @@ impl PgStore {
         Ok(rows.iter().map(api_key).collect())
     }
 
-    pub async fn revoke_api_key(&self, id: String) -> Result<()> {
+    async fn revoke_api_key(&self, id: String) -> Result<()> {
         let c = self.client().await?;
         let n = c
             .execute(
@@ -246,10 +260,13 @@ impl PgStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl Connections for PgStore {
     /// Create or replace (`true` = created); a new default clears the
     /// provider's other default in the same transaction.
-    pub async fn put_connection(&self, w: ConnectionWrite) -> Result<(ConnectionRow, bool)> {
+    async fn put_connection(&self, w: ConnectionWrite) -> Result<(ConnectionRow, bool)> {
         let config = w.config.to_string();
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
@@ -272,7 +289,7 @@ impl PgStore {
                      secret = COALESCE(EXCLUDED.secret, c.secret), updated_at = EXCLUDED.updated_at \
                      RETURNING {CONN_COLUMNS}, (xmax = 0)"
                 ),
-                &[&w.id, &w.provider, &w.name, &w.status, &w.is_default, &config, &w.secret],
+                &[&w.id, &w.provider, &w.name, &w.status.as_str(), &w.is_default, &config, &w.secret],
             )
             .await
             .map_err(pg)?;
@@ -280,7 +297,7 @@ impl PgStore {
         Ok((connection(&row)?, row.get(9)))
     }
 
-    pub async fn list_connections(&self) -> Result<Vec<ConnectionRow>> {
+    async fn list_connections(&self) -> Result<Vec<ConnectionRow>> {
         let c = self.client().await?;
         let rows = c
             .query(
@@ -292,7 +309,7 @@ impl PgStore {
         rows.iter().map(connection).collect()
     }
 
-    pub async fn get_connection(&self, id: String) -> Result<ConnectionRow> {
+    async fn get_connection(&self, id: String) -> Result<ConnectionRow> {
         let c = self.client().await?;
         let row = c
             .query_opt(
@@ -305,7 +322,7 @@ impl PgStore {
         connection(&row)
     }
 
-    pub async fn delete_connection(&self, id: String) -> Result<()> {
+    async fn delete_connection(&self, id: String) -> Result<()> {
         let c = self.client().await?;
         let n = c
             .execute("DELETE FROM connections WHERE id = $1", &[&id])

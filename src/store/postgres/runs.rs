@@ -5,9 +5,12 @@
 use super::notify::Note;
 use super::writer::InsertCmd;
 use super::{Db, PgStore, from_json, pg};
-use crate::engine::{RunError, RunStatus, StepRecord, StepStatus};
+use crate::engine::{RunStatus, StepRecord, StepStatus};
+use crate::store::Runs;
 use crate::store::columns::decode_output;
+use crate::store::decisions::{cancel_unheld, settled_steps_sql};
 use crate::store::{NewRun, Result, RunFilter, RunRow, StoreError, TriggerOutcome, TriggerType};
+use async_trait::async_trait;
 use std::collections::HashMap;
 use tokio_postgres::Row;
 
@@ -35,6 +38,7 @@ pub(super) fn run_from_row(r: &Row) -> Result<RunRow> {
         trigger_type: TriggerType::parse(r.get::<_, &str>(14)).unwrap_or_default(),
         steps: vec![],
         family: Default::default(),
+        recoveries: 0,
     })
 }
 
@@ -123,14 +127,6 @@ async fn insert_run(db: &Db<'_, '_>, new: &NewRun, input: &str) -> Result<(i64, 
 }
 
 impl PgStore {
-    pub async fn create_run(&self, new: NewRun) -> Result<TriggerOutcome> {
-        let r = self.create_run_inner(new).await;
-        if matches!(r, Ok(TriggerOutcome::Created(_))) {
-            self.notifier().send(Note::Queued);
-        }
-        self.seen(r)
-    }
-
     async fn create_run_inner(&self, new: NewRun) -> Result<TriggerOutcome> {
         let input = new.input.to_string();
         if new.idempotency_key.is_none() && new.scheduled_at.is_none() {
@@ -214,15 +210,24 @@ fn created(new: NewRun, seq: i64, created_at: i64) -> TriggerOutcome {
     TriggerOutcome::Created(new.into_pending(seq, created_at))
 }
 
-impl PgStore {
-    pub async fn get_run(&self, id: String) -> Result<RunRow> {
+#[async_trait]
+impl Runs for PgStore {
+    async fn create_run(&self, new: NewRun) -> Result<TriggerOutcome> {
+        let r = self.create_run_inner(new).await;
+        if matches!(r, Ok(TriggerOutcome::Created(_))) {
+            self.notifier().send(Note::Queued);
+        }
+        self.seen(r)
+    }
+
+    async fn get_run(&self, id: String) -> Result<RunRow> {
         let c = self.client().await?;
         let r = run_by_id(&Db::Client(&c), &id, true).await;
         self.seen(r)?.ok_or(StoreError::NotFound("run"))
     }
 
     /// Newest first; `before_seq` is the cursor of the previous page.
-    pub async fn list_runs(&self, f: RunFilter) -> Result<Vec<RunRow>> {
+    async fn list_runs(&self, f: RunFilter) -> Result<Vec<RunRow>> {
         let status = f.status.map(RunStatus::as_str);
         let c = self.client().await?;
         let stmt = c
@@ -253,8 +258,9 @@ impl PgStore {
     /// parked, or claimed but still pending) ends now; a claimed running one
     /// is flagged, its holder told through a notification (and its next
     /// heartbeat or commit), wherever it runs.
-    pub async fn cancel_run(&self, id: String) -> Result<RunRow> {
-        let error = encode_error(&Some(RunError::cancelled()));
+    async fn cancel_run(&self, id: String) -> Result<RunRow> {
+        let cancel = cancel_unheld();
+        let error = encode_error(&Some(cancel.error));
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
         let run = run_by_id(&Db::Tx(&tx), &id, false)
@@ -266,17 +272,19 @@ impl PgStore {
                 .execute(
                     "WITH q AS (DELETE FROM run_queue q USING runs r WHERE q.seq = $1 AND r.seq = q.seq \
                        AND (q.lease_until IS NULL OR r.status = 'pending') RETURNING q.seq) \
-                     UPDATE runs SET status = 'cancelled', error = $2, completed_at = flowctl_now_ms() \
+                     UPDATE runs SET status = $3, error = $2, completed_at = flowctl_now_ms() \
                      FROM q WHERE runs.seq = q.seq",
-                    &[&run.seq, &error],
+                    &[&run.seq, &error, &cancel.status.as_str()],
                 )
                 .await
                 .map_err(pg)?;
             if ended > 0 {
                 tx.execute(
-                    "UPDATE steps SET status = 'skipped' WHERE run_seq = $1 \
-                     AND status NOT IN ('completed', 'failed', 'skipped')",
-                    &[&run.seq],
+                    &format!(
+                        "UPDATE steps SET status = $2 WHERE run_seq = $1 AND status NOT IN ({})",
+                        settled_steps_sql()
+                    ),
+                    &[&run.seq, &cancel.unsettled_steps_become.as_str()],
                 )
                 .await
                 .map_err(pg)?;
@@ -304,7 +312,7 @@ impl PgStore {
 
     /// Delete up to `batch` finished runs older than `cutoff` and expired
     /// idempotency keys; returns how many runs went.
-    pub async fn purge(&self, cutoff: i64, batch: usize) -> Result<usize> {
+    async fn purge(&self, cutoff: i64, batch: usize) -> Result<usize> {
         let c = self.client().await?;
         c.execute(
             "DELETE FROM idempotency_keys WHERE (workflow_id, key) IN \
@@ -332,7 +340,7 @@ impl PgStore {
         Ok(n as usize)
     }
 
-    pub async fn count_runs_by_status(&self) -> Result<Vec<(RunStatus, i64)>> {
+    async fn count_runs_by_status(&self) -> Result<Vec<(RunStatus, i64)>> {
         let c = self.client().await?;
         let rows = c
             .query("SELECT status, COUNT(*) FROM runs GROUP BY status", &[])

@@ -5,7 +5,10 @@
 
 use super::runs::run_by_id;
 use super::{Db, PgStore, pg};
+use crate::store::Schedules;
+use crate::store::decisions::unfinished_sql;
 use crate::store::{NewRun, Result, RunRow, ScheduleRow, ScheduleState, StoreError};
+use async_trait::async_trait;
 
 /// Record the run's schedule occurrence, or find the run that already has
 /// it. An occurrence that was waiting (overlap `queue`, no run yet) is taken
@@ -49,8 +52,9 @@ pub(super) async fn claim_occurrence(
     }
 }
 
-impl PgStore {
-    pub async fn list_schedules(&self) -> Result<Vec<ScheduleRow>> {
+#[async_trait]
+impl Schedules for PgStore {
+    async fn list_schedules(&self) -> Result<Vec<ScheduleRow>> {
         let c = self.client().await?;
         let rows = Db::Client(&c)
             .query("SELECT workflow_id, version, next_at FROM schedules", &[])
@@ -65,7 +69,7 @@ impl PgStore {
             .collect())
     }
 
-    pub async fn put_schedule(&self, row: ScheduleRow) -> Result<()> {
+    async fn put_schedule(&self, row: ScheduleRow) -> Result<()> {
         let c = self.client().await?;
         Db::Client(&c)
             .query(
@@ -79,7 +83,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn delete_schedule(&self, workflow_id: String) -> Result<()> {
+    async fn delete_schedule(&self, workflow_id: String) -> Result<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
         tx.execute(
@@ -97,15 +101,18 @@ impl PgStore {
         tx.commit().await.map_err(pg)
     }
 
-    pub async fn schedule_state(&self, workflow_id: String) -> Result<ScheduleState> {
+    async fn schedule_state(&self, workflow_id: String) -> Result<ScheduleState> {
         let c = self.client().await?;
         let db = Db::Client(&c);
         // Only recent occurrences can still have a run in flight.
         let in_flight: i64 = db
             .query_one(
-                "SELECT COUNT(*) FROM (SELECT run_id FROM schedule_fires WHERE workflow_id = $1 \
+                &format!(
+"SELECT COUNT(*) FROM (SELECT run_id FROM schedule_fires WHERE workflow_id = $1 \
                  AND run_id IS NOT NULL ORDER BY scheduled_at DESC LIMIT 20) f \
-                 JOIN runs r ON r.id = f.run_id WHERE r.status IN ('pending', 'running')",
+                 JOIN runs r ON r.id = f.run_id WHERE r.status IN ({})",
+ unfinished_sql()
+),
                 &[&workflow_id],
             )
             .await?
@@ -123,7 +130,7 @@ impl PgStore {
         })
     }
 
-    pub async fn queue_occurrence(&self, workflow_id: String, scheduled_at: i64) -> Result<()> {
+    async fn queue_occurrence(&self, workflow_id: String, scheduled_at: i64) -> Result<()> {
         let c = self.client().await?;
         Db::Client(&c)
             .query(

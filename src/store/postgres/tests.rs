@@ -10,7 +10,7 @@ use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A store on a new, empty database of the test cluster.
-async fn store(test: &str) -> Option<PgStore> {
+pub(crate) async fn store(test: &str) -> Option<PgStore> {
     let base = ["FLOWCTL_TEST_PG_URL", "FLOWCTL_TEST_DATABASE_URL"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()));
@@ -165,7 +165,7 @@ async fn stale_tokens_fail_alone_in_a_batch_of_commits() {
     for _ in 0..10 {
         s.create_run(new_run(crate::ids::run_id())).await.unwrap();
     }
-    let claims = s.claim("node_a".into(), 10, 30_000).await.unwrap();
+    let claims = s.claim("node_a", 10, 30_000).await.unwrap();
     assert_eq!(claims.len(), 10);
     let jobs: Vec<_> = claims
         .iter()
@@ -208,4 +208,67 @@ async fn stale_tokens_fail_alone_in_a_batch_of_commits() {
     }
     let counts = s.count_runs_by_status().await.unwrap();
     assert_eq!(counts, vec![(RunStatus::Completed, 10)]);
+}
+
+fn running() -> RunWrite {
+    RunWrite {
+        spawn: None,
+        suspend: false,
+        status: RunStatus::Running,
+        started_at: Some(1),
+        completed_at: None,
+        output: json!(null),
+        error: None,
+        park_until: None,
+        steps: vec![StepRecord {
+            status: StepStatus::Running,
+            attempts: 1,
+            ..StepRecord::blank(0, "a")
+        }],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lease_renewals_and_batches_of_commits_never_deadlock() {
+    let Some(s) = store("lease_renewals_and_batches_of_commits_never_deadlock").await else {
+        return;
+    };
+    for _ in 0..60 {
+        s.create_run(new_run(crate::ids::run_id())).await.unwrap();
+    }
+    let claims = s.claim("node_a", 60, 30_000).await.unwrap();
+    assert_eq!(claims.len(), 60);
+    let keys: Vec<ClaimRef> = claims.iter().map(|c| c.key()).collect();
+    // The heartbeat names its claims in one order, the commits of one
+    // batch arrive in another: both must take the rows in one order.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut errors = vec![];
+    let mut rounds = 0;
+    while std::time::Instant::now() < until {
+        let mut reversed = keys.clone();
+        reversed.reverse();
+        let beat = {
+            let s = s.clone();
+            tokio::spawn(async move { s.heartbeat("node_a", reversed, 30_000).await })
+        };
+        let commits: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                let (s, k) = (s.clone(), *k);
+                tokio::spawn(async move { s.commit(k, running()).await })
+            })
+            .collect();
+        match beat.await.unwrap() {
+            Ok(report) => assert!(report.lost.is_empty(), "{report:?}"),
+            Err(e) => errors.push(e.to_string()),
+        }
+        for c in commits {
+            match c.await.unwrap() {
+                Ok(outcome) => assert_eq!(outcome, CommitOutcome::Saved),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        rounds += 1;
+    }
+    assert!(errors.is_empty(), "after {rounds} rounds: {errors:?}");
 }

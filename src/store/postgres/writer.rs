@@ -39,6 +39,8 @@ pub(super) struct InsertCmd {
 /// A claimed run's new state; `sql` is one of `queue::COMMIT_SQL`, chosen by
 /// what happens to the queue row, and the parameters are its `$1…$18`.
 pub(super) struct CommitCmd {
+    /// The run's queue row, which the statement locks first.
+    pub seq: i64,
     pub sql: &'static str,
     pub params: Vec<Box<dyn ToSql + Send + Sync>>,
 }
@@ -149,6 +151,10 @@ async fn write_batch(client: &Object, batch: Vec<Cmd>) {
             Cmd::Commit(c, reply) => commits.push((c, reply)),
         }
     }
+    // Row locks are taken in one order everywhere (queue rows by `seq`, as
+    // the heartbeat, release and sweep take them), so a batch never
+    // deadlocks with them or with another writer's batch.
+    commits.sort_by_key(|(c, _)| c.seq);
     let ins: Vec<&InsertCmd> = inserts.iter().map(|(c, _)| c).collect();
     let com: Vec<&CommitCmd> = commits.iter().map(|(c, _)| c).collect();
     match run(client, &ins, &com).await {
@@ -280,7 +286,7 @@ async fn run(
             let ids = by_id
                 .get(&c.id)
                 .copied()
-                .ok_or_else(|| StoreError::Sqlite(format!("run {} was not inserted", c.id)))?;
+                .ok_or_else(|| StoreError::Backend(format!("run {} was not inserted", c.id)))?;
             inserted.push(ids);
         }
     }
@@ -332,6 +338,6 @@ fn dup(e: &StoreError) -> StoreError {
         StoreError::Unavailable(s) => StoreError::Unavailable(s.clone()),
         StoreError::Busy(s) => StoreError::Busy(s.clone()),
         StoreError::Closed => StoreError::Closed,
-        other => StoreError::Sqlite(other.to_string()),
+        other => StoreError::Backend(other.to_string()),
     }
 }

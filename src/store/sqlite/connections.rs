@@ -2,7 +2,9 @@
 //! by the caller; this module never sees a secret in clear.
 
 use super::{SqliteStore, from_json, to_json};
+use crate::store::Connections;
 use crate::store::{ConnectionRow, ConnectionWrite, Result, StoreError};
+use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
@@ -10,12 +12,16 @@ const COLUMNS: &str =
     "id, provider, name, status, is_default, config, secret, created_at, updated_at";
 
 fn row(r: &rusqlite::Row) -> rusqlite::Result<(ConnectionRow, String)> {
+    let status: String = r.get(3)?;
+    let status = crate::store::columns::connection_status(&status).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
+    })?;
     Ok((
         ConnectionRow {
             id: r.get(0)?,
             provider: r.get(1)?,
             name: r.get(2)?,
-            status: r.get(3)?,
+            status,
             is_default: r.get::<_, i64>(4)? != 0,
             config: Value::Null,
             secret: r.get(6)?,
@@ -31,10 +37,11 @@ fn decode((mut c, config): (ConnectionRow, String)) -> Result<ConnectionRow> {
     Ok(c)
 }
 
-impl SqliteStore {
+#[async_trait]
+impl Connections for SqliteStore {
     /// Create, or replace the connection with this id (`true` = created).
     /// Setting `default` clears the provider's other default in the same commit.
-    pub async fn put_connection(&self, w: ConnectionWrite) -> Result<(ConnectionRow, bool)> {
+    async fn put_connection(&self, w: ConnectionWrite) -> Result<(ConnectionRow, bool)> {
         let now = crate::time::now_ms();
         self.write(move |c| {
             let existing: Option<String> = c
@@ -50,13 +57,13 @@ impl SqliteStore {
                 c.execute(
                     "UPDATE connections SET provider = ?2, name = ?3, status = ?4, is_default = ?5, config = ?6, \
                      secret = COALESCE(?7, secret), updated_at = ?8 WHERE id = ?1",
-                    params![w.id, w.provider, w.name, w.status, w.is_default, to_json(&w.config), w.secret, now],
+                    params![w.id, w.provider, w.name, w.status.as_str(), w.is_default, to_json(&w.config), w.secret, now],
                 )?;
             } else {
                 c.execute(
                     "INSERT INTO connections (id, provider, name, status, is_default, config, secret, created_at, updated_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-                    params![w.id, w.provider, w.name, w.status, w.is_default, to_json(&w.config), w.secret, now],
+                    params![w.id, w.provider, w.name, w.status.as_str(), w.is_default, to_json(&w.config), w.secret, now],
                 )?;
             }
             let stored = c.query_row(&format!("SELECT {COLUMNS} FROM connections WHERE id = ?1"), [&w.id], row)?;
@@ -65,7 +72,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn list_connections(&self) -> Result<Vec<ConnectionRow>> {
+    async fn list_connections(&self) -> Result<Vec<ConnectionRow>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM connections ORDER BY provider, id"
@@ -76,7 +83,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn get_connection(&self, id: String) -> Result<ConnectionRow> {
+    async fn get_connection(&self, id: String) -> Result<ConnectionRow> {
         self.read(move |c| {
             let found = c
                 .prepare_cached(&format!("SELECT {COLUMNS} FROM connections WHERE id = ?1"))?
@@ -87,7 +94,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn delete_connection(&self, id: String) -> Result<()> {
+    async fn delete_connection(&self, id: String) -> Result<()> {
         self.write(move |c| {
             if c.execute("DELETE FROM connections WHERE id = ?1", [&id])? == 0 {
                 return Err(StoreError::NotFound("connection"));

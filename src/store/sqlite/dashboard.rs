@@ -4,7 +4,10 @@
 //! none counts over the whole history, so pages stay fast on large stores.
 
 use super::{SqliteStore, from_json};
+use crate::store::Dashboard;
+use crate::store::decisions::unfinished_sql;
 use crate::store::{Overview, Result, RunPage, RunSearch, RunSummary, UiSession};
+use async_trait::async_trait;
 use rusqlite::types::ToSql;
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
@@ -30,9 +33,10 @@ fn summary_row(r: &rusqlite::Row) -> rusqlite::Result<(RunSummary, Option<String
 
 const HOUR_MS: i64 = 60 * 60 * 1000;
 
-impl SqliteStore {
+#[async_trait]
+impl Dashboard for SqliteStore {
     /// Store a new session (its id only as a hash); expired ones are removed on the way.
-    pub async fn create_ui_session(
+    async fn create_ui_session(
         &self,
         id_hash: String,
         key_id: String,
@@ -57,7 +61,7 @@ impl SqliteStore {
     }
 
     /// The live session with this hash: unexpired, and its key not revoked.
-    pub async fn ui_session(&self, id_hash: String, now: i64) -> Result<Option<UiSession>> {
+    async fn ui_session(&self, id_hash: String, now: i64) -> Result<Option<UiSession>> {
         self.read(move |c| {
             Ok(c.prepare_cached(
                 "SELECT s.key_id, k.name, k.scopes, s.csrf_token FROM ui_sessions s \
@@ -82,7 +86,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn delete_ui_session(&self, id_hash: String) -> Result<()> {
+    async fn delete_ui_session(&self, id_hash: String) -> Result<()> {
         self.write(move |c| {
             c.prepare_cached("DELETE FROM ui_sessions WHERE id_hash = ?1")?
                 .execute([id_hash])?;
@@ -96,7 +100,7 @@ impl SqliteStore {
     /// index covers (say a workflow, a status and a trigger type at once) are
     /// searched in growing windows of `seq` until the page is full or the time
     /// budget is spent; then `resume_before` says where the next page goes on.
-    pub async fn search_runs(&self, f: RunSearch) -> Result<RunPage> {
+    async fn search_runs(&self, f: RunSearch) -> Result<RunPage> {
         self.read(move |c| {
             let mut clauses: Vec<&str> = Vec::new();
             let mut args: Vec<Box<dyn ToSql>> = Vec::new();
@@ -179,7 +183,7 @@ impl SqliteStore {
 
     /// Runs per minute by status over the last hour, runs in flight, queue
     /// depth and duration percentiles of the hour's finished runs.
-    pub async fn overview(&self, now: i64) -> Result<Overview> {
+    async fn overview(&self, now: i64) -> Result<Overview> {
         self.read(move |c| {
             let since = now - HOUR_MS;
             let mut stmt = c.prepare_cached(
@@ -190,7 +194,10 @@ impl SqliteStore {
                 .query_map([since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut stmt = c.prepare_cached(
-                "SELECT status, COUNT(*) FROM runs WHERE status IN ('pending', 'running') GROUP BY status",
+                &format!(
+"SELECT status, COUNT(*) FROM runs WHERE status IN ({}) GROUP BY status",
+ unfinished_sql()
+),
             )?;
             let in_flight = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -237,6 +244,7 @@ const TRIGGER_TYPE_CLAUSE: &str = "trigger_type = ?";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::ApiKeys;
     use std::time::Duration;
 
     /// 10 000 runs; every 7th is `failed`, every 3rd of those also `webhook`.

@@ -6,7 +6,7 @@ use crate::store::StoreError;
 use rusqlite::ErrorCode;
 
 /// `other` builds the error for causes that are not about storage space or
-/// access (`StoreError::Begin`, `StoreError::Commit`, `StoreError::Sqlite`).
+/// access (`StoreError::Begin`, `StoreError::Commit`, `StoreError::Backend`).
 pub(crate) fn classify(e: rusqlite::Error, other: fn(String) -> StoreError) -> StoreError {
     let text = e.to_string();
     match e.sqlite_error_code() {
@@ -25,6 +25,6 @@ pub(crate) fn classify(e: rusqlite::Error, other: fn(String) -> StoreError) -> S
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        classify(e, StoreError::Sqlite)
+        classify(e, StoreError::Backend)
     }
 }

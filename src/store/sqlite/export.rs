@@ -35,7 +35,7 @@ const TABLES: &[(&str, &str)] = &[
         "run_queue",
         "SELECT seq, workflow_id, CASE WHEN ready = 1 THEN not_before ELSE 0 END, \
          lease_token + 1, cancel_requested FROM runs \
-         WHERE status IN ('pending', 'running') ORDER BY seq",
+         WHERE status IN ({unfinished}) ORDER BY seq",
     ),
     (
         "steps",
@@ -99,7 +99,9 @@ pub fn export(path: &Path, batch: usize, mut send: impl FnMut(Chunk) -> bool) ->
         if !send(Chunk::Table(table)) {
             return Ok(());
         }
-        let mut stmt = conn.prepare(sql)?;
+        // The unfinished statuses come from their one list.
+        let sql = sql.replace("{unfinished}", &crate::store::decisions::unfinished_sql());
+        let mut stmt = conn.prepare(&sql)?;
         let width = stmt.column_count();
         let mut rows = stmt.query([])?;
         let mut pending: Vec<Row> = Vec::with_capacity(batch);

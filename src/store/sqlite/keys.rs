@@ -1,7 +1,9 @@
 //! API keys: stored only as SHA-256 hashes, looked up by hash.
 
 use super::SqliteStore;
+use crate::store::ApiKeys;
 use crate::store::{ApiKeyRow, NewApiKey, Result, StoreError};
+use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
 fn row_to_key(r: &rusqlite::Row) -> rusqlite::Result<ApiKeyRow> {
@@ -19,8 +21,9 @@ fn row_to_key(r: &rusqlite::Row) -> rusqlite::Result<ApiKeyRow> {
     })
 }
 
-impl SqliteStore {
-    pub async fn create_api_key(&self, key: NewApiKey) -> Result<()> {
+#[async_trait]
+impl ApiKeys for SqliteStore {
+    async fn create_api_key(&self, key: NewApiKey) -> Result<()> {
         let now = crate::time::now_ms();
         self.write(move |c| {
             c.execute(
@@ -33,7 +36,7 @@ impl SqliteStore {
     }
 
     /// The active key with this hash, if any.
-    pub async fn api_key_by_hash(&self, hash: String) -> Result<Option<ApiKeyRow>> {
+    async fn api_key_by_hash(&self, hash: String) -> Result<Option<ApiKeyRow>> {
         self.read(move |c| {
             Ok(c.prepare_cached(
                 "SELECT id, name, scopes, created_at, revoked_at FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL",
@@ -44,7 +47,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>> {
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT id, name, scopes, created_at, revoked_at FROM api_keys ORDER BY created_at, id",
@@ -55,7 +58,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn revoke_api_key(&self, id: String) -> Result<()> {
+    async fn revoke_api_key(&self, id: String) -> Result<()> {
         let now = crate::time::now_ms();
         self.write(move |c| {
             let n = c.execute(

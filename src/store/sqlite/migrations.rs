@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("migrations/003_leases.sql")),
     (5, include_str!("migrations/005_triggers.sql")),
     (6, include_str!("migrations/006_dashboard_sessions.sql")),
+    (7, include_str!("migrations/007_recoveries.sql")),
     (11, include_str!("migrations/011_child_runs.sql")),
 ];
 

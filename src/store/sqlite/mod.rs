@@ -12,7 +12,6 @@ pub(crate) mod export;
 mod keys;
 mod lock;
 mod migrations;
-mod ports_impl;
 mod queue;
 mod runs;
 mod schedules;
@@ -287,6 +286,19 @@ impl SqliteStore {
     }
 }
 
+#[async_trait::async_trait]
+impl crate::store::Health for SqliteStore {
+    async fn check(&self) -> Result<()> {
+        self.check_writable().await
+    }
+    fn close(&self) {
+        SqliteStore::close(self)
+    }
+}
+
+/// One process owns the file: nothing to tell other nodes.
+impl crate::store::Cluster for SqliteStore {}
+
 /// How long `/healthz` reports a storage failure after the last one.
 const UNHEALTHY_AFTER_FAILURE: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -377,7 +389,7 @@ fn clone_error(e: &StoreError) -> StoreError {
         StoreError::Busy(m) => StoreError::Busy(m.clone()),
         StoreError::Begin(m) => StoreError::Begin(m.clone()),
         StoreError::Commit(m) => StoreError::Commit(m.clone()),
-        other => StoreError::Sqlite(other.to_string()),
+        other => StoreError::Backend(other.to_string()),
     }
 }
 

@@ -5,31 +5,35 @@
 //! `lease_token`, which grows on each claim, expiry and release.
 
 use super::SqliteStore;
-use super::runs::{RUN_COLUMNS, RawRun, decode, load_steps, row_to_run};
+use super::runs::{RUN_COLUMNS, RawRun, decode, decode_steps, raw_steps, row_to_run};
 use crate::engine::RunStatus;
+use crate::store::admission::{self, Caps};
 use crate::store::columns::{StepColumns as StepRow, encode_error, opt_json};
-use crate::store::{Claim, ClaimRef, CommitOutcome, HeartbeatReport, Result, RunWrite};
+use crate::store::decisions::unfinished_sql;
+use crate::store::{Claim, ClaimRef, CommitOutcome, HeartbeatReport, Result, RunQueue, RunWrite};
+use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
-use std::collections::HashMap;
 
-/// Workflows whose `concurrency` cap is reached: their queued runs wait.
-/// Parked runs are `ready = 1`, so they never count.
-fn in_flight_caps(c: &Connection) -> Result<HashMap<String, i64>> {
+/// Each capped workflow's cap and claimed runs, for the admission rule
+/// (`store::admission`). Parked runs are `ready = 1`, so they never count.
+fn caps(c: &Connection) -> Result<Caps> {
     let mut stmt = c.prepare_cached(
-        "SELECT w.id, w.concurrency - (SELECT COUNT(*) FROM runs r WHERE r.workflow_id = w.id \
+        "SELECT w.id, w.concurrency, (SELECT COUNT(*) FROM runs r WHERE r.workflow_id = w.id \
          AND r.ready = 0 AND r.lease_until IS NOT NULL) FROM workflows w WHERE w.concurrency IS NOT NULL",
     )?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    Ok(Caps::new(rows.collect::<rusqlite::Result<Vec<_>>>()?))
 }
 
 fn pick(c: &Connection, now: i64, limit: usize) -> Result<Vec<RawRun>> {
-    let mut left = in_flight_caps(c)?;
-    let full: Vec<&String> = left
-        .iter()
-        .filter(|(_, n)| **n <= 0)
-        .map(|(k, _)| k)
-        .collect();
+    let mut caps = caps(c)?;
+    let full = caps.full();
     let picked = if full.is_empty() {
         c.prepare_cached(&format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE ready = 1 AND not_before <= ?1 \
@@ -47,23 +51,13 @@ fn pick(c: &Connection, now: i64, limit: usize) -> Result<Vec<RawRun>> {
         .query_map(params![now, limit as i64, full], row_to_run)?
         .collect::<rusqlite::Result<Vec<_>>>()?
     };
-    // Within one batch, a capped workflow gets at most what it has left;
-    // the rest stays queued in order.
-    Ok(picked
-        .into_iter()
-        .filter(|(run, _, _)| match left.get_mut(&run.workflow_id) {
-            None => true,
-            Some(n) if *n > 0 => {
-                *n -= 1;
-                true
-            }
-            Some(_) => false,
-        })
-        .collect())
+    Ok(caps.admit(picked, |(run, _, _)| run.workflow_id.as_str()))
 }
 
-impl SqliteStore {
-    pub async fn claim(&self, owner: String, limit: usize, lease_ms: i64) -> Result<Vec<Claim>> {
+#[async_trait]
+impl RunQueue for SqliteStore {
+    async fn claim(&self, owner: &str, limit: usize, lease_ms: i64) -> Result<Vec<Claim>> {
+        let owner = owner.to_string();
         let now = crate::time::now_ms();
         let lease_until = now + lease_ms;
         let claimed = self
@@ -76,34 +70,46 @@ impl SqliteStore {
                      lease_token = lease_token + 1 WHERE seq = ?1",
                 )?;
                 let mut token_of =
-                    c.prepare_cached("SELECT lease_token FROM runs WHERE seq = ?1")?;
+                    c.prepare_cached("SELECT lease_token, recoveries FROM runs WHERE seq = ?1")?;
                 let mut out = Vec::with_capacity(picked.len());
                 for (mut run, status, json) in picked {
                     mark.execute(params![run.seq, owner, lease_until])?;
-                    let token: i64 = token_of.query_row([run.seq], |r| r.get(0))?;
+                    let (token, recoveries): (i64, i64) =
+                        token_of.query_row([run.seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    run.recoveries = u32::try_from(recoveries).unwrap_or(u32::MAX);
                     // Only a run that started before can have step results to resume from.
-                    if run.started_at.is_some() {
-                        run.steps = load_steps(c, run.seq)?;
-                    }
-                    out.push(((run, status, json), token));
+                    let steps = if run.started_at.is_some() {
+                        raw_steps(c, run.seq)?
+                    } else {
+                        vec![]
+                    };
+                    out.push(((run, status, json), steps, token));
                 }
                 Ok(out)
             })
             .await?;
-        // JSON is decoded here, off the single writer thread.
-        claimed
-            .into_iter()
-            .map(|(raw, token)| {
-                Ok(Claim {
-                    run: decode(raw)?,
+        // JSON is decoded here, off the single writer thread and outside the claim's
+        // transaction, one run at a time: a row that cannot be read fails that run alone.
+        let mut claims = Vec::with_capacity(claimed.len());
+        for (raw, steps, token) in claimed {
+            let seq = raw.0.seq;
+            let decoded = decode(raw).and_then(|mut run| {
+                run.steps = decode_steps(steps)?;
+                Ok(run)
+            });
+            match decoded {
+                Ok(run) => claims.push(Claim {
+                    run,
                     token,
                     lease_until,
-                })
-            })
-            .collect()
+                }),
+                Err(e) => self.fail_unreadable(ClaimRef { seq, token }, e).await,
+            }
+        }
+        Ok(claims)
     }
 
-    pub async fn commit(&self, claim: ClaimRef, w: RunWrite) -> Result<CommitOutcome> {
+    async fn commit(&self, claim: ClaimRef, w: RunWrite) -> Result<CommitOutcome> {
         let rows: Vec<StepRow> = w.steps.iter().map(StepRow::from).collect();
         let output = opt_json(&w.output);
         let error = encode_error(&w.error);
@@ -121,12 +127,15 @@ impl SqliteStore {
             };
             let n = c
                 .prepare_cached(
-                    "UPDATE runs SET status = ?3, started_at = COALESCE(started_at, ?4), completed_at = ?5, \
+                    &format!(
+"UPDATE runs SET status = ?3, started_at = COALESCE(started_at, ?4), completed_at = ?5, \
                      output = ?6, error = ?7, ready = ?8, not_before = COALESCE(?9, not_before), \
                      lease_until = CASE WHEN ?10 THEN lease_until END, \
                      lease_owner = CASE WHEN ?10 THEN lease_owner END \
                      WHERE seq = ?1 AND lease_token = ?2 AND ready = 0 \
-                     AND status IN ('pending', 'running') AND (cancel_requested = 0 OR ?11)",
+                     AND status IN ({}) AND (cancel_requested = 0 OR ?11)",
+ unfinished_sql()
+),
                 )?
                 .execute(params![
                     claim.seq,
@@ -186,19 +195,21 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn heartbeat(
+    async fn heartbeat(
         &self,
-        owner: String,
+        owner: &str,
         claims: Vec<ClaimRef>,
         lease_ms: i64,
     ) -> Result<HeartbeatReport> {
+        let owner = owner.to_string();
         let lease_until = crate::time::now_ms() + lease_ms;
         self.write(move |c| {
-            let mut renew = c.prepare_cached(
+            let mut renew = c.prepare_cached(&format!(
                 "UPDATE runs SET lease_until = ?4 WHERE seq = ?1 AND lease_token = ?2 \
-                 AND lease_owner = ?3 AND ready = 0 AND status IN ('pending', 'running') \
+                 AND lease_owner = ?3 AND ready = 0 AND status IN ({}) \
                  RETURNING cancel_requested",
-            )?;
+                unfinished_sql()
+            ))?;
             let mut report = HeartbeatReport {
                 lease_until,
                 ..Default::default()
@@ -220,11 +231,14 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn release(&self, claims: Vec<ClaimRef>) -> Result<()> {
+    async fn release(&self, claims: Vec<ClaimRef>) -> Result<()> {
         self.write(move |c| {
             let mut stmt = c.prepare_cached(
-                "UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
-                 WHERE seq = ?1 AND lease_token = ?2 AND ready = 0 AND status IN ('pending', 'running')",
+                &format!(
+"UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
+                 WHERE seq = ?1 AND lease_token = ?2 AND ready = 0 AND status IN ({})",
+ unfinished_sql()
+),
             )?;
             for claim in claims {
                 stmt.execute(params![claim.seq, claim.token])?;
@@ -234,16 +248,64 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn sweep_expired(&self) -> Result<usize> {
+    async fn sweep_expired(&self) -> Result<usize> {
         let now = crate::time::now_ms();
         self.write(move |c| {
             Ok(c.prepare_cached(
-                "UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
-                 WHERE ready = 0 AND lease_until IS NOT NULL AND lease_until < ?1 AND status IN ('pending', 'running')",
+                &format!(
+                    "UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1, \
+                     recoveries = recoveries + 1 \
+                     WHERE ready = 0 AND lease_until IS NOT NULL AND lease_until < ?1 AND status IN ({})",
+                    unfinished_sql()
+                ),
             )?
             .execute([now])?)
         })
         .await
+    }
+
+    /// The earliest due time of a queued run a claim may take
+    /// (`admission::next_due`): runs behind a full cap wait for a slot.
+    async fn next_due(&self) -> Result<Option<i64>> {
+        self.read(|c| {
+            let caps = caps(c)?;
+            let mut stmt = c.prepare_cached(
+                "SELECT workflow_id, not_before FROM runs WHERE ready = 1 \
+                 AND workflow_id NOT IN (SELECT value FROM json_each(?1)) \
+                 ORDER BY not_before, seq LIMIT 1",
+            )?;
+            let full = serde_json::to_string(&caps.full())?;
+            let rows = stmt
+                .query_map([full], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(admission::next_due(rows, &caps))
+        })
+        .await
+    }
+
+    async fn queue_depth(&self) -> Result<i64> {
+        let now = crate::time::now_ms();
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT COUNT(*) FROM runs WHERE ready = 1 AND not_before <= ?1")?
+                    .query_row([now], |r| r.get(0))?,
+            )
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    /// Fails a claimed run whose stored state cannot be decoded (logged; if even that write
+    /// fails, the lease runs out and the next claim tries again).
+    async fn fail_unreadable(&self, claim: ClaimRef, e: crate::store::StoreError) {
+        tracing::error!(seq = claim.seq, error = %e, "a claimed run cannot be read; failing it");
+        let write = RunWrite::unreadable(&e, crate::time::now_ms());
+        if let Err(e) = self.commit(claim, write).await {
+            tracing::error!(seq = claim.seq, error = %e, "cannot fail an unreadable run");
+        }
     }
 
     /// Start-up recovery for a server holding the file lock: no other
@@ -252,31 +314,14 @@ impl SqliteStore {
     pub async fn requeue_all_claimed(&self) -> Result<usize> {
         self.write(|c| {
             Ok(c.execute(
-                "UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
-                 WHERE ready = 0 AND status IN ('pending', 'running')",
+                &format!(
+"UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1, \
+                 recoveries = recoveries + 1 \
+                 WHERE ready = 0 AND status IN ({})",
+ unfinished_sql()
+),
                 [],
             )?)
-        })
-        .await
-    }
-
-    pub async fn next_due(&self) -> Result<Option<i64>> {
-        self.read(|c| {
-            Ok(
-                c.prepare_cached("SELECT MIN(not_before) FROM runs WHERE ready = 1")?
-                    .query_row([], |r| r.get(0))?,
-            )
-        })
-        .await
-    }
-
-    pub async fn queue_depth(&self) -> Result<i64> {
-        let now = crate::time::now_ms();
-        self.read(move |c| {
-            Ok(
-                c.prepare_cached("SELECT COUNT(*) FROM runs WHERE ready = 1 AND not_before <= ?1")?
-                    .query_row([now], |r| r.get(0))?,
-            )
         })
         .await
     }

@@ -2,9 +2,12 @@
 //! is one job (one savepoint in a group-committed transaction).
 
 use super::{SqliteStore, from_json, to_json};
-use crate::engine::{RunError, RunStatus, StepRecord, StepStatus};
+use crate::engine::{RunStatus, StepRecord, StepStatus};
+use crate::store::Runs;
 use crate::store::columns::decode_output;
+use crate::store::decisions::{cancel_unheld, settled_steps_sql};
 use crate::store::{NewRun, Result, RunFilter, RunRow, StoreError, TriggerOutcome, TriggerType};
+use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
@@ -45,6 +48,7 @@ pub(super) fn row_to_run(r: &rusqlite::Row) -> rusqlite::Result<RawRun> {
                 children: None,
                 redrive_count: 0,
             },
+            recoveries: 0,
         },
         r.get(4)?,
         [r.get(5)?, r.get(6)?, r.get(7)?],
@@ -62,7 +66,25 @@ pub(super) fn decode((mut run, status, [input, output, error]): RawRun) -> Resul
 
 pub(super) use crate::store::columns::{decode_error, encode_error};
 
+/// A step row with its undecoded text columns.
+pub(super) type RawStep = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+
 pub(super) fn load_steps(c: &Connection, seq: i64) -> Result<Vec<StepRecord>> {
+    decode_steps(raw_steps(c, seq)?)
+}
+
+/// The step rows of one run, not decoded (a claim decodes them after its transaction).
+pub(super) fn raw_steps(c: &Connection, seq: i64) -> Result<Vec<RawStep>> {
     let mut stmt = c.prepare_cached(
         "SELECT idx, step_id, status, output, error, warnings, attempts, started_at, completed_at \
          FROM steps WHERE run_seq = ?1 ORDER BY idx",
@@ -80,10 +102,14 @@ pub(super) fn load_steps(c: &Connection, seq: i64) -> Result<Vec<StepRecord>> {
             r.get::<_, Option<i64>>(8)?,
         ))
     })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(super) fn decode_steps(rows: Vec<RawStep>) -> Result<Vec<StepRecord>> {
     let mut out = vec![];
     for row in rows {
         let (idx, step_id, status, output, error, warnings, attempts, started_at, completed_at) =
-            row?;
+            row;
         let warnings = match warnings {
             Some(w) => serde_json::from_str(&w)?,
             None => vec![],
@@ -122,10 +148,11 @@ pub(super) fn run_by_id(c: &Connection, id: &str, with_steps: bool) -> Result<Op
     Ok(Some(run))
 }
 
-impl SqliteStore {
+#[async_trait]
+impl Runs for SqliteStore {
     /// Insert a run, or return the run an unexpired idempotency key already
     /// names. Race-free: the check and the insert share one writer transaction.
-    pub async fn create_run(&self, new: NewRun) -> Result<TriggerOutcome> {
+    async fn create_run(&self, new: NewRun) -> Result<TriggerOutcome> {
         let input_json = to_json(&new.input);
         let created_at = crate::time::now_ms();
         self.write(move |c| {
@@ -171,13 +198,13 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn get_run(&self, id: String) -> Result<RunRow> {
+    async fn get_run(&self, id: String) -> Result<RunRow> {
         self.read(move |c| run_by_id(c, &id, true)?.ok_or(StoreError::NotFound("run")))
             .await
     }
 
     /// Newest first; `before_seq` is the cursor of the previous page.
-    pub async fn list_runs(&self, f: RunFilter) -> Result<Vec<RunRow>> {
+    async fn list_runs(&self, f: RunFilter) -> Result<Vec<RunRow>> {
         let status = f.status.map(RunStatus::as_str);
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
@@ -198,23 +225,26 @@ impl SqliteStore {
     /// parked, or claimed but still pending) ends now; a claimed running one
     /// is flagged, and its holder's next commit answers `Cancelled`.
     /// Finished runs are left as they are.
-    pub async fn cancel_run(&self, id: String) -> Result<RunRow> {
+    async fn cancel_run(&self, id: String) -> Result<RunRow> {
         let now = crate::time::now_ms();
-        let error = encode_error(&Some(RunError::cancelled()));
+        let cancel = cancel_unheld();
+        let error = encode_error(&Some(cancel.error));
         self.write(move |c| {
             let run = run_by_id(c, &id, false)?.ok_or(StoreError::NotFound("run"))?;
             if !run.is_finished() {
                 let ended = c.execute(
-                    "UPDATE runs SET status = 'cancelled', error = ?2, completed_at = ?3, ready = 0, \
+                    "UPDATE runs SET status = ?4, error = ?2, completed_at = ?3, ready = 0, \
                      lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
                      WHERE seq = ?1 AND (ready = 1 OR status = 'pending' OR lease_until IS NULL)",
-                    params![run.seq, error, now],
+                    params![run.seq, error, now, cancel.status.as_str()],
                 )?;
                 if ended > 0 {
                     c.execute(
-                        "UPDATE steps SET status = 'skipped' WHERE run_seq = ?1 \
-                         AND status NOT IN ('completed', 'failed', 'skipped')",
-                        [run.seq],
+                        &format!(
+                            "UPDATE steps SET status = ?2 WHERE run_seq = ?1 AND status NOT IN ({})",
+                            settled_steps_sql()
+                        ),
+                        params![run.seq, cancel.unsettled_steps_become.as_str()],
                     )?;
                     super::children::on_finished(c, run.seq)?;
                 } else {
@@ -230,22 +260,10 @@ impl SqliteStore {
         .await
     }
 
-    /// See `Redrives::redrive_run`.
-    pub async fn redrive_run(&self, id: String) -> Result<Option<RunRow>> {
-        self.write(move |c| {
-            let run = run_by_id(c, &id, false)?.ok_or(StoreError::NotFound("run"))?;
-            if !super::children::redrive(c, run.seq)? {
-                return Ok(None);
-            }
-            run_by_id(c, &id, true)
-        })
-        .await
-    }
-
     /// Delete up to `batch` finished runs older than `cutoff` and expired
     /// idempotency keys; returns how many runs went. Small batches keep the
     /// writer free for triggers.
-    pub async fn purge(&self, cutoff: i64, batch: usize) -> Result<usize> {
+    async fn purge(&self, cutoff: i64, batch: usize) -> Result<usize> {
         let now = crate::time::now_ms();
         self.write(move |c| {
             c.execute(
@@ -267,7 +285,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn count_runs_by_status(&self) -> Result<Vec<(RunStatus, i64)>> {
+    async fn count_runs_by_status(&self) -> Result<Vec<(RunStatus, i64)>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached("SELECT status, COUNT(*) FROM runs GROUP BY status")?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get(1)?)))?;
@@ -279,6 +297,20 @@ impl SqliteStore {
                 out.push((status, n));
             }
             Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl crate::store::ports::Redrives for SqliteStore {
+    async fn redrive_run(&self, id: String) -> Result<Option<RunRow>> {
+        self.write(move |c| {
+            let run = run_by_id(c, &id, false)?.ok_or(StoreError::NotFound("run"))?;
+            if !super::children::redrive(c, run.seq)? {
+                return Ok(None);
+            }
+            run_by_id(c, &id, true)
         })
         .await
     }

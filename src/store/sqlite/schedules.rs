@@ -4,7 +4,10 @@
 
 use super::SqliteStore;
 use super::runs::run_by_id;
+use crate::store::Schedules;
+use crate::store::decisions::unfinished_sql;
 use crate::store::{Result, RunRow, ScheduleRow, ScheduleState, StoreError};
+use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Record a schedule's occurrence for `run_id`, or find the run that already
@@ -42,8 +45,9 @@ pub(super) fn claim_occurrence(
     }
 }
 
-impl SqliteStore {
-    pub async fn list_schedules(&self) -> Result<Vec<ScheduleRow>> {
+#[async_trait]
+impl Schedules for SqliteStore {
+    async fn list_schedules(&self) -> Result<Vec<ScheduleRow>> {
         self.read(|c| {
             let mut stmt =
                 c.prepare_cached("SELECT workflow_id, version, next_at FROM schedules")?;
@@ -60,7 +64,7 @@ impl SqliteStore {
     }
 
     /// Create or move a schedule's next occurrence.
-    pub async fn put_schedule(&self, row: ScheduleRow) -> Result<()> {
+    async fn put_schedule(&self, row: ScheduleRow) -> Result<()> {
         let now = crate::time::now_ms();
         self.write(move |c| {
             c.prepare_cached(
@@ -75,7 +79,7 @@ impl SqliteStore {
     }
 
     /// A schedule stops (workflow paused, archived, disabled or no longer scheduled).
-    pub async fn delete_schedule(&self, workflow_id: String) -> Result<()> {
+    async fn delete_schedule(&self, workflow_id: String) -> Result<()> {
         self.write(move |c| {
             c.execute(
                 "DELETE FROM schedules WHERE workflow_id = ?1",
@@ -90,14 +94,17 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn schedule_state(&self, workflow_id: String) -> Result<ScheduleState> {
+    async fn schedule_state(&self, workflow_id: String) -> Result<ScheduleState> {
         self.read(move |c| {
             // Only recent occurrences can still have a run in flight.
             let in_flight: i64 = c
                 .prepare_cached(
-                    "SELECT COUNT(*) FROM (SELECT run_id FROM schedule_fires WHERE workflow_id = ?1 \
+                    &format!(
+"SELECT COUNT(*) FROM (SELECT run_id FROM schedule_fires WHERE workflow_id = ?1 \
                      AND run_id IS NOT NULL ORDER BY scheduled_at DESC LIMIT 20) f \
-                     JOIN runs r ON r.id = f.run_id WHERE r.status IN ('pending', 'running')",
+                     JOIN runs r ON r.id = f.run_id WHERE r.status IN ({})",
+ unfinished_sql()
+),
                 )?
                 .query_row([&workflow_id], |r| r.get(0))?;
             let queued: Option<i64> = c
@@ -116,7 +123,7 @@ impl SqliteStore {
     }
 
     /// Record an occurrence that waits for the previous run; its run comes later.
-    pub async fn queue_occurrence(&self, workflow_id: String, scheduled_at: i64) -> Result<()> {
+    async fn queue_occurrence(&self, workflow_id: String, scheduled_at: i64) -> Result<()> {
         let now = crate::time::now_ms();
         self.write(move |c| {
             c.prepare_cached(

@@ -117,9 +117,9 @@ async fn a_stale_token_writes_nothing() {
     workflow(&s, "wf", None).await;
     let r = run(&s, "wf").await;
     // A lease that has already run out, swept and claimed by another node.
-    let first = s.claim("a".into(), 10, -1).await.unwrap().remove(0);
+    let first = s.claim("a", 10, -1).await.unwrap().remove(0);
     assert_eq!(s.sweep_expired().await.unwrap(), 1);
-    let second = s.claim("b".into(), 10, 30_000).await.unwrap().remove(0);
+    let second = s.claim("b", 10, 30_000).await.unwrap().remove(0);
     assert!(second.token > first.token);
     assert_eq!(
         s.commit(first.key(), progress(RunStatus::Completed))
@@ -145,23 +145,17 @@ async fn an_expired_lease_is_claimed_again_while_a_live_one_is_not() {
     let (_d, s) = store();
     workflow(&s, "wf", None).await;
     run(&s, "wf").await;
-    let held = s.claim("a".into(), 10, 30_000).await.unwrap();
+    let held = s.claim("a", 10, 30_000).await.unwrap();
     assert_eq!(held.len(), 1);
     assert_eq!(s.sweep_expired().await.unwrap(), 0);
-    assert!(s.claim("b".into(), 10, 30_000).await.unwrap().is_empty());
+    assert!(s.claim("b", 10, 30_000).await.unwrap().is_empty());
     // The heartbeat keeps it; a lost claim is reported.
-    let report = s
-        .heartbeat("a".into(), vec![held[0].key()], -1)
-        .await
-        .unwrap();
+    let report = s.heartbeat("a", vec![held[0].key()], -1).await.unwrap();
     assert!(report.lost.is_empty());
     assert_eq!(s.sweep_expired().await.unwrap(), 1);
-    let again = s.claim("b".into(), 10, 30_000).await.unwrap();
+    let again = s.claim("b", 10, 30_000).await.unwrap();
     assert_eq!(again.len(), 1);
-    let report = s
-        .heartbeat("a".into(), vec![held[0].key()], 30_000)
-        .await
-        .unwrap();
+    let report = s.heartbeat("a", vec![held[0].key()], 30_000).await.unwrap();
     assert_eq!(report.lost, vec![held[0].key()]);
 }
 
@@ -175,17 +169,14 @@ async fn cancel_is_recorded_in_the_store_and_honoured_at_the_next_write() {
     assert_eq!(c.status, RunStatus::Cancelled);
     // Claimed and running: flagged; the holder's next write answers Cancelled.
     let r = run(&s, "wf").await;
-    let claim = s.claim("a".into(), 10, 30_000).await.unwrap().remove(0);
+    let claim = s.claim("a", 10, 30_000).await.unwrap().remove(0);
     assert_eq!(claim.run.id, r.id);
     s.commit(claim.key(), progress(RunStatus::Running))
         .await
         .unwrap();
     let flagged = s.cancel_run(r.id.clone()).await.unwrap();
     assert_eq!(flagged.status, RunStatus::Running);
-    let report = s
-        .heartbeat("a".into(), vec![claim.key()], 30_000)
-        .await
-        .unwrap();
+    let report = s.heartbeat("a", vec![claim.key()], 30_000).await.unwrap();
     assert_eq!(report.cancelled, vec![claim.key()]);
     assert_eq!(
         s.commit(claim.key(), progress(RunStatus::Running))
@@ -204,7 +195,7 @@ async fn cancel_is_recorded_in_the_store_and_honoured_at_the_next_write() {
     assert_eq!(done.error.unwrap().code, "CANCELLED");
     // Parked: cancelled at once, and no claim picks it up again.
     let p = run(&s, "wf").await;
-    let claim = s.claim("a".into(), 10, 30_000).await.unwrap().remove(0);
+    let claim = s.claim("a", 10, 30_000).await.unwrap().remove(0);
     let mut park = progress(RunStatus::Running);
     park.park_until = Some(crate::time::now_ms() - 1);
     s.commit(claim.key(), park).await.unwrap();
@@ -212,7 +203,7 @@ async fn cancel_is_recorded_in_the_store_and_honoured_at_the_next_write() {
         s.cancel_run(p.id.clone()).await.unwrap().status,
         RunStatus::Cancelled
     );
-    assert!(s.claim("a".into(), 10, 30_000).await.unwrap().is_empty());
+    assert!(s.claim("a", 10, 30_000).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -225,18 +216,18 @@ async fn claims_respect_a_workflows_concurrency_cap_in_order() {
         capped.push(run(&s, "capped").await.id);
     }
     let free = run(&s, "free").await.id;
-    let first = s.claim("a".into(), 10, 30_000).await.unwrap();
+    let first = s.claim("a", 10, 30_000).await.unwrap();
     let ids: Vec<&str> = first.iter().map(|c| c.run.id.as_str()).collect();
     assert_eq!(
         ids,
         vec![capped[0].as_str(), capped[1].as_str(), free.as_str()]
     );
-    assert!(s.claim("a".into(), 10, 30_000).await.unwrap().is_empty());
+    assert!(s.claim("a", 10, 30_000).await.unwrap().is_empty());
     // A parked run frees its slot; the next in line gets it.
     let mut park = progress(RunStatus::Running);
     park.park_until = Some(crate::time::now_ms() + 60_000);
     s.commit(first[0].key(), park).await.unwrap();
-    let next = s.claim("a".into(), 10, 30_000).await.unwrap();
+    let next = s.claim("a", 10, 30_000).await.unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].run.id, capped[2]);
 }
@@ -262,7 +253,7 @@ async fn a_database_of_the_first_schema_is_upgraded_in_place() {
     assert_eq!(old.status, RunStatus::Pending);
     assert_eq!(old.input, json!({"n": 1}));
     // The old run is claimable under the new lease protocol.
-    let claim = s.claim("a".into(), 10, 30_000).await.unwrap().remove(0);
+    let claim = s.claim("a", 10, 30_000).await.unwrap().remove(0);
     assert_eq!(claim.run.id, "run_old");
     assert_eq!(
         s.commit(claim.key(), progress(RunStatus::Running))

@@ -1,28 +1,37 @@
 //! Workflows and their immutable versions.
 
 use super::{SqliteStore, from_json};
-use crate::store::records::same_definition;
+use crate::store::Registry;
+use crate::store::columns::workflow_status;
+use crate::store::decisions::{StoredHead, plan_apply};
 use crate::store::{ApplyOutcome, Result, StoreError, WorkflowApply, WorkflowRow};
+use crate::workflow::WorkflowStatus;
+use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
 const COLUMNS: &str = "id, name, status, latest_version, created_at, updated_at";
 
 fn row_to_workflow(r: &rusqlite::Row) -> rusqlite::Result<WorkflowRow> {
+    let status: String = r.get(2)?;
+    let status = workflow_status(&status).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+    })?;
     Ok(WorkflowRow {
         id: r.get(0)?,
         name: r.get(1)?,
-        status: r.get(2)?,
+        status,
         latest_version: r.get(3)?,
         created_at: r.get(4)?,
         updated_at: r.get(5)?,
     })
 }
 
-impl SqliteStore {
+#[async_trait]
+impl Registry for SqliteStore {
     /// Store a new version when the definition differs (key order aside) from the
     /// latest; a status given in the file is applied without a new version.
-    pub async fn apply_workflow(&self, apply: WorkflowApply) -> Result<ApplyOutcome> {
+    async fn apply_workflow(&self, apply: WorkflowApply) -> Result<ApplyOutcome> {
         let WorkflowApply {
             id,
             name,
@@ -41,45 +50,42 @@ impl SqliteStore {
                 )
                 .optional()?;
             let Some((latest, old_status)) = existing else {
-                let status = status.unwrap_or("active");
+                let plan = plan_apply(None, &definition, status);
                 c.execute(
-                    "INSERT INTO workflows (id, name, status, latest_version, created_at, updated_at, concurrency) VALUES (?1, ?2, ?3, 1, ?4, ?4, ?5)",
-                    params![id, name, status, now, concurrency],
+                    "INSERT INTO workflows (id, name, status, latest_version, created_at, updated_at, concurrency) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
+                    params![id, name, plan.status.as_str(), plan.version, now, concurrency],
                 )?;
                 c.execute(
-                    "INSERT INTO workflow_versions (workflow_id, version, definition, created_at) VALUES (?1, 1, ?2, ?3)",
-                    params![id, text, now],
+                    "INSERT INTO workflow_versions (workflow_id, version, definition, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, plan.version, text, now],
                 )?;
-                return Ok(ApplyOutcome { version: 1, status: status.into(), result: "created" });
+                return Ok(ApplyOutcome { version: plan.version, status: plan.status, result: plan.result });
             };
             let latest_def: String = c.query_row(
                 "SELECT definition FROM workflow_versions WHERE workflow_id = ?1 AND version = ?2",
                 params![id, latest],
                 |r| r.get(0),
             )?;
-            let new_status = status.map(String::from).unwrap_or(old_status.clone());
-            let content_changed = !same_definition(&latest_def, &definition);
-            let version = if content_changed { latest + 1 } else { latest };
-            if content_changed {
+            let head = StoredHead { latest_version: latest, status: workflow_status(&old_status)?, definition: &latest_def };
+            let plan = plan_apply(Some(head), &definition, status);
+            if plan.new_version {
                 c.execute(
                     "INSERT INTO workflow_versions (workflow_id, version, definition, created_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![id, version, text, now],
+                    params![id, plan.version, text, now],
                 )?;
             }
-            if content_changed || new_status != old_status {
+            if plan.write_head {
                 c.execute(
                     "UPDATE workflows SET name = ?2, status = ?3, latest_version = ?4, updated_at = ?5, concurrency = ?6 WHERE id = ?1",
-                    params![id, name, new_status, version, now, concurrency],
+                    params![id, name, plan.status.as_str(), plan.version, now, concurrency],
                 )?;
-                Ok(ApplyOutcome { version, status: new_status, result: "updated" })
-            } else {
-                Ok(ApplyOutcome { version, status: new_status, result: "unchanged" })
             }
+            Ok(ApplyOutcome { version: plan.version, status: plan.status, result: plan.result })
         })
         .await
     }
 
-    pub async fn get_workflow(&self, id: String) -> Result<WorkflowRow> {
+    async fn get_workflow(&self, id: String) -> Result<WorkflowRow> {
         self.read(move |c| {
             c.prepare_cached(&format!("SELECT {COLUMNS} FROM workflows WHERE id = ?1"))?
                 .query_row([&id], row_to_workflow)
@@ -90,7 +96,7 @@ impl SqliteStore {
     }
 
     /// Newest first by id order; `after` is the last id of the previous page.
-    pub async fn list_workflows(
+    async fn list_workflows(
         &self,
         after: Option<String>,
         limit: usize,
@@ -105,7 +111,7 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn workflow_version(&self, id: String, version: i64) -> Result<(Value, i64)> {
+    async fn workflow_version(&self, id: String, version: i64) -> Result<(Value, i64)> {
         self.read(move |c| {
             let row: Option<(String, i64)> = c
                 .prepare_cached(
@@ -119,16 +125,12 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn set_workflow_status(
-        &self,
-        id: String,
-        status: &'static str,
-    ) -> Result<WorkflowRow> {
+    async fn set_workflow_status(&self, id: String, status: WorkflowStatus) -> Result<WorkflowRow> {
         let now = crate::time::now_ms();
         self.write(move |c| {
             let n = c.execute(
                 "UPDATE workflows SET status = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, status, now],
+                params![id, status.as_str(), now],
             )?;
             if n == 0 {
                 return Err(StoreError::NotFound("workflow"));

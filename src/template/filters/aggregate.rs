@@ -83,9 +83,15 @@ pub(crate) fn map<'v>(v: Val<'v>, args: &Args<'_>) -> Res<'v> {
     };
     if expr::eval_field(&expr, &Value::Null).is_some() {
         let mut fields = Vec::with_capacity(item_hint(&v));
+        // Counted as the array grows: a field may be repeated in many elements.
+        let mut size = 2usize;
         each_item(&v, args, &mut |_, item| {
             let field = expr::eval_field(&expr, item).flatten();
-            fields.push(field.cloned().unwrap_or(Value::Null));
+            let field = field.unwrap_or(&Value::Null);
+            let room = args.max_bytes.saturating_sub(size);
+            size += 1 + crate::limits::json_len_within(field, room)
+                .ok_or_else(|| crate::template::eval::too_large(args, args.max_bytes))?;
+            fields.push(field.clone());
             Ok(())
         })?;
         return json(Value::Array(fields));

@@ -3,6 +3,7 @@
 //! `map` and `sum` live in `aggregate`.
 
 use super::Args;
+use crate::limits::text_len_within;
 use crate::template::ast::Seg;
 use crate::template::chain::Val;
 use crate::template::decimal::{Num, number_to_decimal};
@@ -92,7 +93,18 @@ pub(crate) fn join(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
     } else {
         Cow::Borrowed(" ")
     };
-    let mut out = String::new();
+    // The length is added up before the text is built: elements × separator can be far
+    // larger than the array.
+    let mut size = sep
+        .len()
+        .checked_mul(items.len().saturating_sub(1))
+        .filter(|n| *n <= args.max_bytes);
+    for item in items {
+        let Some(sofar) = size else { break };
+        size = text_len_within(item, args.max_bytes - sofar).map(|n| sofar + n);
+    }
+    args.ensure(size)?;
+    let mut out = String::with_capacity(size.unwrap_or(0));
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push_str(&sep);
@@ -224,8 +236,9 @@ pub(crate) fn reverse(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError
     })
 }
 
-/// `slice: start, len?` — `len` defaults to 1 as in Liquid; a negative start counts from the
-/// end; a negative length gives nothing.
+/// `slice: start, len?` as Ruby's `slice(start, len)`, which Liquid calls: `len` defaults to
+/// 1; a negative start counts from the end; a start before the beginning or past the end,
+/// or a negative length, gives nothing (`[]` or `""`).
 pub(crate) fn slice(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
     if v.is_null() {
         return Ok(Value::Null);
@@ -236,15 +249,7 @@ pub(crate) fn slice(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> 
     } else {
         1
     };
-    let len = usize::try_from(len).unwrap_or(0);
-    let range = |total: usize| {
-        let from = if start < 0 {
-            total.saturating_sub(usize::try_from(start.unsigned_abs()).unwrap_or(usize::MAX))
-        } else {
-            usize::try_from(start).unwrap_or(usize::MAX).min(total)
-        };
-        (from, from.saturating_add(len).min(total))
-    };
+    let range = |total: usize| slice_range(start, len, total);
     Ok(match v {
         Value::Array(a) => {
             let (from, to) = range(a.len());
@@ -256,6 +261,29 @@ pub(crate) fn slice(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> 
         }
         _ => return Err(args.type_error("an array or string", v)),
     })
+}
+
+/// The element range `slice: start, len` takes from `total` elements (empty when Ruby's
+/// `slice` answers nil).
+fn slice_range(start: i64, len: i64, total: usize) -> (usize, usize) {
+    let Ok(len) = usize::try_from(len) else {
+        return (0, 0);
+    };
+    let from = if start < 0 {
+        match usize::try_from(start.unsigned_abs())
+            .ok()
+            .and_then(|back| total.checked_sub(back))
+        {
+            Some(from) => from,
+            None => return (0, 0),
+        }
+    } else {
+        match usize::try_from(start) {
+            Ok(from) if from <= total => from,
+            _ => return (0, 0),
+        }
+    };
+    (from, from.saturating_add(len).min(total))
 }
 
 pub(crate) fn compact(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {

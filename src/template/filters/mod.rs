@@ -155,11 +155,22 @@ pub(crate) struct Args<'a> {
     pub call: &'a FilterCall,
     /// The render's `now`, for `date: … ` on "now".
     pub now: &'a str,
+    /// The budget of one value, in bytes of JSON (see `limits`).
+    pub max_bytes: usize,
 }
 
 impl Args<'_> {
     pub(crate) fn name(&self) -> &'static str {
         self.call.def.name
+    }
+
+    /// Fails when a result of `bytes` (computed before building it; `None` = overflowed
+    /// while computing) would pass the budget.
+    pub(crate) fn ensure(&self, bytes: Option<usize>) -> Result<(), TemplateError> {
+        match bytes {
+            Some(n) if n <= self.max_bytes => Ok(()),
+            _ => Err(crate::template::eval::too_large(self, self.max_bytes)),
+        }
     }
 
     pub(crate) fn error(&self, kind: TemplateErrorKind, msg: impl Into<String>) -> TemplateError {

@@ -50,22 +50,32 @@ pub(crate) fn strip(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> 
 }
 
 /// The text of `v` with null as "" (`append`, `prepend`).
-fn text_or_empty(v: &Value, args: &Args<'_>) -> Result<String, TemplateError> {
+fn text_or_empty<'v>(
+    v: &'v Value,
+    args: &Args<'_>,
+) -> Result<std::borrow::Cow<'v, str>, TemplateError> {
     if v.is_null() {
-        return Ok(String::new());
+        return Ok(std::borrow::Cow::Borrowed(""));
     }
-    Ok(args.text(v)?.into_owned())
+    args.text(v)
 }
 
 pub(crate) fn append(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
-    let mut s = text_or_empty(v, args)?;
-    s.push_str(&args.text_arg(0)?);
-    string(s)
+    let (s, extra) = (text_or_empty(v, args)?, args.text_arg(0)?);
+    args.ensure(s.len().checked_add(extra.len()))?;
+    let mut out = String::with_capacity(s.len() + extra.len());
+    out.push_str(&s);
+    out.push_str(&extra);
+    string(out)
 }
 
 pub(crate) fn prepend(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
-    let s = text_or_empty(v, args)?;
-    string(format!("{}{s}", args.text_arg(0)?))
+    let (s, extra) = (text_or_empty(v, args)?, args.text_arg(0)?);
+    args.ensure(s.len().checked_add(extra.len()))?;
+    let mut out = String::with_capacity(s.len() + extra.len());
+    out.push_str(&extra);
+    out.push_str(&s);
+    string(out)
 }
 
 /// Replaces every occurrence; an empty search string leaves the input unchanged; the
@@ -76,6 +86,13 @@ pub(crate) fn replace(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError
         if from.is_empty() {
             return string(s.to_string());
         }
+        // The size is known before anything is built: matches × the growth of each.
+        let count = s.matches(&*from).count();
+        let removed = count.saturating_mul(from.len());
+        let size = count
+            .checked_mul(to.len())
+            .and_then(|added| (s.len() - removed).checked_add(added));
+        args.ensure(size)?;
         string(s.replace(&*from, &to))
     })
 }
@@ -87,6 +104,16 @@ pub(crate) fn replace(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError
 pub(crate) fn split(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
     with_text(v, args, |s| {
         let sep = args.text_arg(0)?;
+        // Each part costs at least its quotes and a comma as JSON (and far more in memory):
+        // counted before the parts are built.
+        let parts = if sep.is_empty() {
+            s.chars().count()
+        } else if sep == " " {
+            s.split_whitespace().count()
+        } else {
+            s.matches(&*sep).count() + 1
+        };
+        args.ensure(parts.checked_mul(3).and_then(|n| n.checked_add(s.len())))?;
         let mut parts: Vec<Value> = if sep.is_empty() {
             s.chars().map(|c| Value::String(c.to_string())).collect()
         } else if sep == " " {
@@ -135,6 +162,11 @@ pub(crate) fn truncate(v: &Value, args: &Args<'_>) -> Result<Value, TemplateErro
 /// a space becomes `+`, everything else is percent-encoded.
 pub(crate) fn url_encode(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
     with_text(v, args, |s| {
+        let size = s
+            .bytes()
+            .map(|b| if b.is_ascii_alphanumeric() { 1 } else { 3 })
+            .sum();
+        args.ensure(Some(size))?;
         let mut out = String::with_capacity(s.len());
         for b in s.bytes() {
             if b == b' ' {
@@ -152,6 +184,16 @@ pub(crate) fn url_encode(v: &Value, args: &Args<'_>) -> Result<Value, TemplateEr
 /// HTML-escapes `& < > " '`, enough for element content and quoted attributes.
 pub(crate) fn escape(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
     with_text(v, args, |s| {
+        let size = s
+            .bytes()
+            .map(|b| match b {
+                b'&' | b'\'' => 5,
+                b'<' | b'>' => 4,
+                b'"' => 6,
+                _ => 1,
+            })
+            .sum();
+        args.ensure(Some(size))?;
         let mut out = String::with_capacity(s.len());
         for c in s.chars() {
             match c {

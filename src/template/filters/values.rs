@@ -36,7 +36,8 @@ pub(crate) fn default(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError
 }
 
 /// Serializes any value to a compact JSON string (`null` becomes `"null"`).
-pub(crate) fn json(v: &Value, _args: &Args<'_>) -> Result<Value, TemplateError> {
+pub(crate) fn json(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
+    args.ensure(crate::limits::json_len_within(v, args.max_bytes))?;
     Ok(Value::String(serde_json::to_string(v).unwrap_or_default()))
 }
 

@@ -9,7 +9,7 @@ use crate::http::AppState;
 use axum::extract::State;
 use maud::{Markup, html};
 
-const FINISHED: [&str; 4] = ["completed", "failed", "cancelled", "timed_out"];
+const FINISHED: [&str; 4] = crate::engine::RunStatus::TERMINAL_NAMES;
 
 pub async fn show(State(state): State<AppState>, session: Session) -> Result<Page, PageError> {
     session.principal.require(&["runs:read"])?;

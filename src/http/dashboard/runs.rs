@@ -333,7 +333,9 @@ pub async fn cancel(
 ) -> Result<Response, PageError> {
     check_csrf(&headers, &session, &form)?;
     session.principal.require(&["runs:write"])?;
-    let run = crate::http::runs::cancel_run(&state, id).await?;
+    let run = crate::runs::cancel(&state.store, &state.events, id)
+        .await
+        .map_err(crate::http::ApiError::from)?;
     Ok(Redirect::to(&format!("/ui/runs/{}", run.id)).into_response())
 }
 
@@ -347,9 +349,7 @@ pub async fn replay(
     check_csrf(&headers, &session, &form)?;
     session.principal.require(&["workflows:execute"])?;
     // The same use case as `POST /api/v1/runs/{id}/replay`.
-    let outcome = state
-        .triggers()
-        .replay(&id)
+    let outcome = crate::runs::replay(&state.triggers(), &id)
         .await
         .map_err(crate::http::ApiError::from)?;
     let (TriggerOutcome::Created(run) | TriggerOutcome::Replayed(run)) = outcome;

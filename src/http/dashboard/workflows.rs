@@ -43,7 +43,7 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Result<Pag
             .await
             .map(|(d, _)| d)
             .unwrap_or(Value::Null);
-        let next = crate::http::workflows::next_run_at(&state, &row).await;
+        let next = crate::workflows::next_run_at(&state.catalog, &row, crate::time::now_ms()).await;
         items.push((row, def, next));
     }
     let body = html! {
@@ -61,7 +61,7 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Result<Pag
                     @for (w, def, next) in &items {
                         tr {
                             td { a href={ "/ui/workflows/" (w.id) } { (w.name) } br; span.mono.muted { (w.id) } }
-                            td { (badge(&w.status)) }
+                            td { (badge(w.status.as_str())) }
                             td { "v" (w.latest_version) }
                             td { (trigger_text(def)) }
                             td { (next_schedule(*next)) }
@@ -125,16 +125,16 @@ pub async fn show(
         None
     };
     let can_write = session.can("workflows:write");
-    let next = crate::http::workflows::next_run_at(&state, &row).await;
+    let next = crate::workflows::next_run_at(&state.catalog, &row, crate::time::now_ms()).await;
     let body = html! {
         header.run-head {
             h1 { (row.name) " " span.mono.muted { (row.id) } }
-            p.run-status { "Status: " (badge(&row.status)) }
+            p.run-status { "Status: " (badge(row.status.as_str())) }
             div.actions {
-                @if can_write && row.status != "active" {
+                @if can_write && row.status != WorkflowStatus::Active {
                     (layout::action_button(&session, &format!("/ui/workflows/{}/activate", row.id), "Activate", "activate", ""))
                 }
-                @if can_write && row.status == "active" {
+                @if can_write && row.status == WorkflowStatus::Active {
                     (layout::action_button(&session, &format!("/ui/workflows/{}/pause", row.id), "Pause", "pause", "secondary"))
                 }
             }
@@ -231,7 +231,9 @@ async fn set_status(
 ) -> Result<Response, PageError> {
     check_csrf(&headers, &session, &form)?;
     session.principal.require(&["workflows:write"])?;
-    let row = crate::http::workflows::set_workflow_status(&state, id, status).await?;
+    let row = crate::workflows::set_status(&state.store, &state.catalog, id, status)
+        .await
+        .map_err(crate::http::ApiError::from)?;
     Ok(Redirect::to(&format!("/ui/workflows/{}", row.id)).into_response())
 }
 

@@ -1,8 +1,9 @@
 //! The web dashboard `flowctl serve` serves under `/ui`: server-rendered HTML
 //! (maud, auto-escaping), with its CSS and one small script embedded in the
-//! binary. Pages read through the same store functions and use cases as the
-//! API handlers; sessions and CSRF live in `session.rs`. Depends on `http`
-//! (state, errors, use cases) and `store`; nothing depends on it but the router.
+//! binary. Pages read through the same store ports and call the same use cases
+//! (`trigger`, `runs`, `workflows`) as the API handlers; sessions and CSRF live
+//! in `session.rs`. A part of the HTTP adapter: it uses the parent's state,
+//! auth, parameters, views and error mapping; only the router mounts it.
 
 mod layout;
 mod overview;

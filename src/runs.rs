@@ -1,0 +1,52 @@
+//! Run use cases the REST API and the dashboard share: cancel a run, and
+//! replay one (a new run through the trigger use case). Each has its own
+//! error type; `http/error.rs` maps them to statuses once. Depends on
+//! `store` (ports), `events` and `trigger`; knows nothing of HTTP.
+
+use crate::events::Events;
+use crate::store::{RunRow, Store, StoreError, TriggerOutcome, TriggerType};
+use crate::trigger::{TriggerError, TriggerRequest, Triggers};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    /// No such run, or storage failed (`StoreError::NotFound("run")` is the former).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Record a cancel in the store, then wake the run's waiters (it finished
+/// now: it was queued or parked) or its worker (it is executing: the step in
+/// flight is aborted). Cancelling a finished run changes nothing.
+pub async fn cancel(store: &Store, events: &Events, id: String) -> Result<RunRow, CancelError> {
+    let run = store.cancel_run(id.clone()).await?;
+    if run.is_finished() {
+        events.run_finished(&id);
+    } else {
+        events.cancel(&id);
+    }
+    Ok(run)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The original run cannot be read (not found, or storage failed).
+    #[error(transparent)]
+    Original(StoreError),
+    /// The new run was refused like any trigger (workflow not active, input
+    /// no longer valid, connection gone).
+    #[error(transparent)]
+    Trigger(#[from] TriggerError),
+}
+
+/// A new run of the same workflow (its latest version, which must be
+/// active) with the same input and connection as `run_id`.
+pub async fn replay(triggers: &Triggers, run_id: &str) -> Result<TriggerOutcome, ReplayError> {
+    let original = triggers
+        .store
+        .get_run(run_id.to_string())
+        .await
+        .map_err(ReplayError::Original)?;
+    let mut req = TriggerRequest::new(original.workflow_id, original.input, TriggerType::Replay);
+    req.connection_id = original.connection_id;
+    Ok(triggers.trigger_run(req).await?)
+}
