@@ -272,3 +272,47 @@ async fn redrive_continues_a_parent_and_its_cancelled_child_as_the_same_runs() {
     assert_eq!(st, 400, "{v}");
     assert_eq!(v["error"]["code"], "INVALID_STATUS", "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_around_a_childs_finish_resumes_the_parent_once_and_runs_the_child_once() {
+    use crate::common::target::Target;
+    let t = Target::start().await;
+    let mut s = Server::start();
+    s.apply(json!({"name": "Killed Child", "steps": [t.step("inner", "delay_ms=1500")]}))
+        .await;
+    s.apply(json!({"name": "Killed Parent", "steps": [
+        {"id": "call", "type": "workflow", "config": {"workflowId": "wf_killed_child"}},
+        t.step("after", "")]}))
+        .await;
+    let id = s.trigger("wf_killed_parent", json!({})).await;
+    // First kill: the parent is suspended and the child's step is in flight.
+    eventually(Duration::from_secs(20), || async {
+        (t.count("inner") == 1).then_some(())
+    })
+    .await;
+    s.kill();
+    s.launch();
+    // Second kill: as soon as the child has finished (its commit queued the parent).
+    let kid = eventually(Duration::from_secs(30), || async {
+        let (_, list) = s.get(&format!("/api/v1/runs?parentRunId={id}")).await;
+        let k = list["data"].as_array()?.first()?.clone();
+        (k["status"] == "completed").then(|| k["id"].as_str().unwrap().to_string())
+    })
+    .await;
+    s.kill();
+    s.launch();
+    let run = s.wait_for_run(&id, Duration::from_secs(30)).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(step(&run, "call")["attempts"], 1, "{run}");
+    assert_eq!(t.count("after"), 1, "the parent resumed once");
+    let (_, list) = s.get(&format!("/api/v1/runs?parentRunId={id}")).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "one child");
+    let child = s.wait_for_run(&kid, Duration::from_secs(5)).await;
+    assert_eq!(child["status"], "completed");
+    // The step in flight at the first kill runs again (at-least-once), never a third time.
+    assert!(
+        t.count("inner") <= 2,
+        "inner ran {} times",
+        t.count("inner")
+    );
+}

@@ -317,7 +317,7 @@ impl SqliteStore {
                 &format!(
 "UPDATE runs SET ready = 1, lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1, \
                  recoveries = recoveries + 1 \
-                 WHERE ready = 0 AND status IN ({})",
+                 WHERE ready = 0 AND lease_until IS NOT NULL AND status IN ({})",
  unfinished_sql()
 ),
                 [],
