@@ -132,6 +132,24 @@ pub fn validate(args: &ValidateArgs) -> CmdResult {
     Ok(if problems == 0 { Exit::Ok } else { Exit::Usage })
 }
 
+/// A batch in call order: a workflow another file's `workflow` step calls is
+/// applied before that file, so the server finds it (a cycle keeps the given order).
+fn call_order<T>(
+    mut left: Vec<(T, serde_json::Value, String)>,
+) -> Vec<(T, serde_json::Value, String)> {
+    let mut out: Vec<(T, serde_json::Value, String)> = Vec::with_capacity(left.len());
+    while !left.is_empty() {
+        let ids: Vec<String> = left.iter().map(|(_, _, id)| id.clone()).collect();
+        let ready = left.iter().position(|(_, def, id)| {
+            crate::workflow::literal_targets(def)
+                .iter()
+                .all(|(_, target, _)| target == id || !ids.contains(target))
+        });
+        out.push(left.remove(ready.unwrap_or(0)));
+    }
+    out
+}
+
 /// All or nothing: every file is checked first; one bad file registers none.
 pub async fn apply(client: &Client, args: &ApplyArgs, json: bool) -> CmdResult {
     let (problems, ok) = check_all(&definition_files(&args.paths)?, false);
@@ -141,7 +159,7 @@ pub async fn apply(client: &Client, args: &ApplyArgs, json: bool) -> CmdResult {
         )));
     }
     let mut results = vec![];
-    for (file, def, _) in &ok {
+    for (file, def, _) in &call_order(ok) {
         let applied = client.apply(def).await.map_err(|e| {
             let mut f = Failure::from(e);
             f.message = format!("{}: {}", file.display(), f.message);

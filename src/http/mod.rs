@@ -18,6 +18,7 @@ mod runs;
 pub mod server;
 pub(crate) mod views;
 mod webhooks;
+mod workflow_targets;
 mod workflows;
 
 pub use auth::SCOPES;

@@ -37,6 +37,14 @@ pub async fn apply(
 ) -> Result<impl IntoResponse, ApiError> {
     who.require(&["workflows:write"])?;
     let compiled = compile(&def).map_err(invalid_definition)?;
+    let (problems, target_warnings) =
+        super::workflow_targets::check(&state.catalog, &compiled.id, &compiled.definition).await?;
+    if !problems.is_empty() {
+        return Err(ApiError::Validation {
+            message: "Workflow definition is invalid".into(),
+            details: problems,
+        });
+    }
     let outcome = state
         .store
         .apply_workflow(WorkflowApply {
@@ -55,6 +63,7 @@ pub async fn apply(
             path: w.path.clone(),
             message: w.message.clone(),
         })
+        .chain(target_warnings)
         .collect();
     state.catalog.remember(outcome.version, Arc::new(compiled));
     state.catalog.forget_head(&id);

@@ -2,6 +2,7 @@
 //! problem with its path, and the input schema (defaults + violations).
 //! Depends only on `template`.
 
+mod calls;
 mod compile;
 pub mod control;
 #[cfg(test)]
@@ -13,6 +14,7 @@ mod steps;
 pub mod trigger;
 mod webhook_trigger;
 
+pub use calls::literal_targets;
 pub use compile::{Issue, compile, derive_id};
 pub use definition::{
     Branch, CompiledStep, CompiledWorkflow, ErrorHandling, Guard, RetryConfig, StepKind,

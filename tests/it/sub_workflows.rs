@@ -201,11 +201,11 @@ async fn wait_false_answers_the_child_id_and_bad_input_fails_at_spawn() {
     s.apply(caller(
         "Bad Input",
         "wf_child_double",
-        json!({"n": "many"}),
+        json!({"n": "{{ input.word }}"}),
         true,
     ))
     .await;
-    let id = s.trigger("wf_bad_input", json!({})).await;
+    let id = s.trigger("wf_bad_input", json!({"word": "many"})).await;
     let run = s.wait_for_run(&id, Duration::from_secs(30)).await;
     assert_eq!(run["status"], "failed", "{run}");
     assert_eq!(
@@ -282,7 +282,8 @@ async fn sigkill_around_a_childs_finish_resumes_the_parent_once_and_runs_the_chi
         .await;
     s.apply(json!({"name": "Killed Parent", "steps": [
         {"id": "call", "type": "workflow", "config": {"workflowId": "wf_killed_child"}},
-        t.step("after", "")]}))
+        {"id": "after", "type": "transform",
+         "config": {"mapping": {"child": "{{ steps.call.status }}"}}}]}))
         .await;
     let id = s.trigger("wf_killed_parent", json!({})).await;
     // First kill: the parent is suspended and the child's step is in flight.
@@ -303,8 +304,17 @@ async fn sigkill_around_a_childs_finish_resumes_the_parent_once_and_runs_the_chi
     s.launch();
     let run = s.wait_for_run(&id, Duration::from_secs(30)).await;
     assert_eq!(run["status"], "completed", "{run}");
-    assert_eq!(step(&run, "call")["attempts"], 1, "{run}");
-    assert_eq!(t.count("after"), 1, "the parent resumed once");
+    assert_eq!(
+        step(&run, "call")["attempts"],
+        1,
+        "the child was spawned once: {run}"
+    );
+    assert_eq!(
+        step(&run, "after")["attempts"],
+        1,
+        "the parent resumed once: {run}"
+    );
+    assert_eq!(run["output"], json!({"child": "completed"}), "{run}");
     let (_, list) = s.get(&format!("/api/v1/runs?parentRunId={id}")).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1, "one child");
     let child = s.wait_for_run(&kid, Duration::from_secs(5)).await;
@@ -343,4 +353,75 @@ async fn many_parents_share_a_child_workflow_capped_at_two_without_deadlock() {
         assert_eq!(run["status"], "completed", "{run}");
         assert_eq!(run["output"], json!({"n": n}));
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_checks_workflow_targets_literal_input_and_call_cycles() {
+    let s = Server::start();
+    // A missing target is refused, naming the path.
+    let (st, v) = s
+        .post(
+            "/api/v1/workflows",
+            caller("Calls Nobody", "wf_nobody", json!({}), true),
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(v["error"]["code"], "VALIDATION_ERROR", "{v}");
+    let detail = &v["error"]["details"][0];
+    assert_eq!(
+        detail["path"],
+        json!(["steps", 0, "config", "workflowId"]),
+        "{v}"
+    );
+    assert!(
+        detail["message"].as_str().unwrap().contains("wf_nobody"),
+        "{v}"
+    );
+
+    // A literal input that does not fit the target's schema is refused.
+    apply_double(&s).await;
+    let (st, v) = s
+        .post(
+            "/api/v1/workflows",
+            caller("Literal Bad", "wf_child_double", json!({"n": "x"}), true),
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+    assert_eq!(
+        v["error"]["details"][0]["path"],
+        json!(["steps", 0, "config", "input", "n"]),
+        "{v}"
+    );
+
+    // A static cycle is a warning, not an error.
+    let applied = s
+        .apply(caller("Ping", "wf_child_double", json!({"n": 1}), true))
+        .await;
+    assert!(applied.get("warnings").is_none(), "{applied}");
+    let pong = s.apply(caller("Pong", "wf_ping", json!({}), true)).await;
+    assert!(pong.get("warnings").is_none(), "{pong}");
+    let ping = s.apply(caller("Ping", "wf_pong", json!({}), true)).await;
+    let warning = ping["warnings"][0]["message"].as_str().unwrap_or_default();
+    assert!(warning.contains("static call cycle"), "{ping}");
+
+    // One `flowctl apply` with the caller first: the target in the same batch is applied first.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a_caller.json"),
+        caller("Batch Caller", "wf_batch_target", json!({}), true).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b_target.json"),
+        json!({"name": "Batch Target", "steps": [
+            {"id": "t", "type": "transform", "config": {"mapping": {"ok": true}}}]})
+        .to_string(),
+    )
+    .unwrap();
+    let out = s.cli(&["apply", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let target_at = text.find("wf_batch_target").unwrap();
+    let caller_at = text.find("wf_batch_caller").unwrap();
+    assert!(target_at < caller_at, "{text}");
 }
