@@ -1,12 +1,17 @@
 //! Compiled workflows, cached per version so that no trigger or run parses a
 //! definition twice. Heads (status, latest version) are cached per workflow
 //! and refreshed whenever this process changes them, and at least every
-//! `HEAD_TTL` (other nodes sharing the store may change them). Depends on
-//! the `Registry` port only.
+//! `HEAD_TTL` (other nodes sharing the store may change them). The webhook
+//! index (path → the workflows listening there) is rebuilt before the next
+//! lookup after this process applies, pauses or archives a workflow, and in
+//! the background once it is older than `HEAD_TTL`, so a delivery never
+//! pages through every workflow. Depends on the `Registry` port only.
 
 use crate::store::{Store, StoreError, WorkflowRow};
-use crate::workflow::{CompiledWorkflow, compile};
+use crate::workflow::trigger::WebhookDef;
+use crate::workflow::{CompiledWorkflow, TriggerDef, compile};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -14,13 +19,37 @@ use std::time::{Duration, Instant};
 /// here within this long.
 const HEAD_TTL: Duration = Duration::from_millis(500);
 
+/// An index older than this is rebuilt before answering (a node that saw
+/// no delivery for a while); younger but stale ones are refreshed behind.
+const INDEX_MAX_AGE: Duration = Duration::from_secs(2);
+
 type VersionCache = HashMap<(String, i64), Arc<CompiledWorkflow>>;
+
+/// A workflow (active or paused) whose latest version listens on a path.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub workflow_id: String,
+    pub active: bool,
+    pub def: WebhookDef,
+}
+
+#[derive(Default)]
+struct WebhookIndex {
+    by_path: HashMap<String, Vec<Listener>>,
+    /// The change count it was built at, and when.
+    built: Option<(u64, Instant)>,
+}
 
 #[derive(Clone)]
 pub struct Catalog {
     store: Store,
     versions: Arc<RwLock<VersionCache>>,
     heads: Arc<RwLock<HashMap<String, (WorkflowRow, Instant)>>>,
+    webhooks: Arc<RwLock<WebhookIndex>>,
+    /// Workflow changes made through this process.
+    changes: Arc<AtomicU64>,
+    /// One rebuild at a time.
+    rebuilding: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Catalog {
@@ -29,7 +58,82 @@ impl Catalog {
             store,
             versions: Default::default(),
             heads: Default::default(),
+            webhooks: Default::default(),
+            changes: Default::default(),
+            rebuilding: Default::default(),
         }
+    }
+
+    /// The active and paused workflows listening on `/webhooks/{path}`.
+    pub async fn webhook_listeners(&self, path: &str) -> Result<Vec<Listener>, StoreError> {
+        let changes = self.changes.load(Ordering::Acquire);
+        let built = self.webhooks.read().ok().and_then(|i| i.built);
+        match built {
+            Some((at, when)) if at == changes && when.elapsed() < INDEX_MAX_AGE => {
+                if when.elapsed() >= HEAD_TTL
+                    && let Ok(guard) = self.rebuilding.clone().try_lock_owned()
+                {
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = me.rebuild_index().await {
+                            tracing::warn!(error = %e, "cannot refresh the webhook index");
+                        }
+                        drop(guard);
+                    });
+                }
+            }
+            _ => {
+                let _guard = self.rebuilding.lock().await;
+                let again = self.webhooks.read().ok().and_then(|i| i.built);
+                if !again.is_some_and(|(at, when)| {
+                    at == self.changes.load(Ordering::Acquire) && when.elapsed() < INDEX_MAX_AGE
+                }) {
+                    self.rebuild_index().await?;
+                }
+            }
+        }
+        Ok(self
+            .webhooks
+            .read()
+            .ok()
+            .and_then(|i| i.by_path.get(path).cloned())
+            .unwrap_or_default())
+    }
+
+    async fn rebuild_index(&self) -> Result<(), StoreError> {
+        let changes = self.changes.load(Ordering::Acquire);
+        let mut by_path: HashMap<String, Vec<Listener>> = HashMap::new();
+        let mut after = None;
+        loop {
+            let page = self.store.list_workflows(after.clone(), 1000).await?;
+            for row in &page {
+                let active = row.status == "active";
+                if !active && row.status != "paused" {
+                    continue;
+                }
+                let Ok(wf) = self.version(&row.id, row.latest_version).await else {
+                    continue;
+                };
+                if let TriggerDef::Webhook(def) = &wf.trigger {
+                    by_path.entry(def.path.clone()).or_default().push(Listener {
+                        workflow_id: row.id.clone(),
+                        active,
+                        def: def.clone(),
+                    });
+                }
+            }
+            if page.len() < 1000 {
+                break;
+            }
+            after = page.last().map(|r| r.id.clone());
+        }
+        if let Ok(mut i) = self.webhooks.write() {
+            *i = WebhookIndex {
+                by_path,
+                built: Some((changes, Instant::now())),
+            };
+        }
+        Ok(())
     }
 
     /// The workflow's current row and its latest compiled version.
@@ -83,10 +187,12 @@ impl Catalog {
         }
     }
 
-    /// Forget a head after its status or latest version changed.
+    /// Forget a head after its status or latest version changed (the
+    /// webhook index is rebuilt before its next lookup).
     pub fn forget_head(&self, id: &str) {
         if let Ok(mut h) = self.heads.write() {
             h.remove(id);
         }
+        self.changes.fetch_add(1, Ordering::AcqRel);
     }
 }

@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod credentials;
 pub mod dashboard;
+pub mod delivery;
 pub mod engine;
 pub mod events;
 pub mod http;
