@@ -616,7 +616,9 @@ async fn event_ids_outlive_provider_retries_paused_paths_say_so_and_one_provider
         .parse()
         .unwrap()
     };
-    assert_eq!(window("evt_w2"), 72 * 3_600_000);
+    // (PostgreSQL stamps the run and the key a few milliseconds apart.)
+    let about = |ms: i64, hours: i64| (ms - hours * 3_600_000).abs() < 1000;
+    assert!(about(window("evt_w2"), 72), "{}", window("evt_w2"));
     let (status, v) = s
         .post(
             "/api/v1/workflows/wf_a/run",
@@ -624,7 +626,7 @@ async fn event_ids_outlive_provider_retries_paused_paths_say_so_and_one_provider
         )
         .await;
     assert_eq!(status, 202, "{v}");
-    assert_eq!(window("api-1"), 24 * 3_600_000);
+    assert!(about(window("api-1"), 24), "{}", window("api-1"));
     // A retry 25 hours later (the key's clock moved back) still starts nothing.
     store_sql(
         &s,
