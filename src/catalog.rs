@@ -2,10 +2,10 @@
 //! definition twice. Heads (status, latest version) are cached per workflow
 //! and refreshed whenever this process changes them, and at least every
 //! `HEAD_TTL` (other nodes sharing the store may change them). The webhook
-//! index (path → the workflows listening there) is rebuilt before the next
-//! lookup after this process applies, pauses or archives a workflow, and in
-//! the background once it is older than `HEAD_TTL`, so a delivery never
-//! pages through every workflow. Depends on the `Registry` port only.
+//! index (path → the workflows listening there) is updated in place when
+//! this process applies, pauses or archives a workflow, and rebuilt in the
+//! background once it is older than `HEAD_TTL` (before answering when older
+//! than `INDEX_MAX_AGE`), so a delivery never pages through every workflow. Depends on the `Registry` port only.
 
 use crate::store::{Store, StoreError, WorkflowRow};
 use crate::workflow::trigger::WebhookDef;
@@ -66,10 +66,9 @@ impl Catalog {
 
     /// The active and paused workflows listening on `/webhooks/{path}`.
     pub async fn webhook_listeners(&self, path: &str) -> Result<Vec<Listener>, StoreError> {
-        let changes = self.changes.load(Ordering::Acquire);
-        let built = self.webhooks.read().ok().and_then(|i| i.built);
+        let built = self.webhooks.read().ok().and_then(|i| i.built.map(|b| b.1));
         match built {
-            Some((at, when)) if at == changes && when.elapsed() < INDEX_MAX_AGE => {
+            Some(when) if when.elapsed() < INDEX_MAX_AGE => {
                 if when.elapsed() >= HEAD_TTL
                     && let Ok(guard) = self.rebuilding.clone().try_lock_owned()
                 {
@@ -84,10 +83,8 @@ impl Catalog {
             }
             _ => {
                 let _guard = self.rebuilding.lock().await;
-                let again = self.webhooks.read().ok().and_then(|i| i.built);
-                if !again.is_some_and(|(at, when)| {
-                    at == self.changes.load(Ordering::Acquire) && when.elapsed() < INDEX_MAX_AGE
-                }) {
+                let again = self.webhooks.read().ok().and_then(|i| i.built.map(|b| b.1));
+                if !again.is_some_and(|when| when.elapsed() < INDEX_MAX_AGE) {
                     self.rebuild_index().await?;
                 }
             }
@@ -100,6 +97,40 @@ impl Catalog {
             .unwrap_or_default())
     }
 
+    /// After this process applied, paused, activated or archived `id`: its
+    /// head is read again and its entry in the webhook index replaced at
+    /// once (one row read, no rebuild).
+    pub async fn workflow_changed(&self, id: &str) -> Result<(), StoreError> {
+        self.forget_head(id);
+        let row = self.store.get_workflow(id.to_string()).await?;
+        let listener = self.listener_of(&row).await;
+        if let Ok(mut i) = self.webhooks.write() {
+            for listeners in i.by_path.values_mut() {
+                listeners.retain(|l| l.workflow_id != id);
+            }
+            if let Some(l) = listener {
+                i.by_path.entry(l.def.path.clone()).or_default().push(l);
+            }
+        }
+        Ok(())
+    }
+
+    async fn listener_of(&self, row: &WorkflowRow) -> Option<Listener> {
+        let active = row.status == "active";
+        if !active && row.status != "paused" {
+            return None;
+        }
+        let wf = self.version(&row.id, row.latest_version).await.ok()?;
+        match &wf.trigger {
+            TriggerDef::Webhook(def) => Some(Listener {
+                workflow_id: row.id.clone(),
+                active,
+                def: def.clone(),
+            }),
+            _ => None,
+        }
+    }
+
     async fn rebuild_index(&self) -> Result<(), StoreError> {
         let changes = self.changes.load(Ordering::Acquire);
         let mut by_path: HashMap<String, Vec<Listener>> = HashMap::new();
@@ -107,19 +138,8 @@ impl Catalog {
         loop {
             let page = self.store.list_workflows(after.clone(), 1000).await?;
             for row in &page {
-                let active = row.status == "active";
-                if !active && row.status != "paused" {
-                    continue;
-                }
-                let Ok(wf) = self.version(&row.id, row.latest_version).await else {
-                    continue;
-                };
-                if let TriggerDef::Webhook(def) = &wf.trigger {
-                    by_path.entry(def.path.clone()).or_default().push(Listener {
-                        workflow_id: row.id.clone(),
-                        active,
-                        def: def.clone(),
-                    });
+                if let Some(l) = self.listener_of(row).await {
+                    by_path.entry(l.def.path.clone()).or_default().push(l);
                 }
             }
             if page.len() < 1000 {
@@ -127,7 +147,11 @@ impl Catalog {
             }
             after = page.last().map(|r| r.id.clone());
         }
-        if let Ok(mut i) = self.webhooks.write() {
+        // A change made here while the pages were read is not in them: keep
+        // the index (it has the change) and let the next lookup rebuild.
+        if let Ok(mut i) = self.webhooks.write()
+            && self.changes.load(Ordering::Acquire) == changes
+        {
             *i = WebhookIndex {
                 by_path,
                 built: Some((changes, Instant::now())),

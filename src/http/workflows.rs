@@ -49,7 +49,10 @@ pub async fn apply(
         .await?;
     let id = compiled.id.clone();
     state.catalog.remember(outcome.version, Arc::new(compiled));
-    state.catalog.forget_head(&id);
+    if let Err(e) = state.catalog.workflow_changed(&id).await {
+        // Done all the same: the index catches up within its refresh.
+        tracing::warn!(workflow_id = %id, error = %e, "cannot refresh the webhook index");
+    }
     let status = if outcome.result == "created" {
         StatusCode::CREATED
     } else {
@@ -180,7 +183,10 @@ pub(crate) async fn set_workflow_status(
         .store
         .set_workflow_status(id.clone(), status.as_str())
         .await?;
-    state.catalog.forget_head(&id);
+    if let Err(e) = state.catalog.workflow_changed(&id).await {
+        // Done all the same: the index catches up within its refresh.
+        tracing::warn!(workflow_id = %id, error = %e, "cannot refresh the webhook index");
+    }
     Ok(row)
 }
 
