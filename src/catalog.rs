@@ -84,7 +84,7 @@ impl Catalog {
             _ => {
                 let _guard = self.rebuilding.lock().await;
                 let again = self.webhooks.read().ok().and_then(|i| i.built.map(|b| b.1));
-                if !again.is_some_and(|when| when.elapsed() < INDEX_MAX_AGE) {
+                if again.is_none_or(|when| when.elapsed() >= INDEX_MAX_AGE) {
                     self.rebuild_index().await?;
                 }
             }
