@@ -230,4 +230,5 @@ pub mod codes {
     pub const STORAGE_UNAVAILABLE: &str = "STORAGE_UNAVAILABLE";
     pub const STORAGE_CORRUPT: &str = "STORAGE_CORRUPT";
     pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
+    pub const SERVER_BUSY: &str = "SERVER_BUSY";
 }

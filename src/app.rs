@@ -60,7 +60,7 @@ impl App {
         let catalog = Catalog::new(store.clone());
         let events = Events::default();
         store.attach_events(&events);
-        let state = AppState::new(
+        let mut state = AppState::new(
             store.clone(),
             catalog,
             events,
@@ -68,6 +68,12 @@ impl App {
             RateLimits::new(settings.rate_limits),
             Metrics::new(),
         );
+        state.intake = crate::http::intake::Intake::new(
+            crate::http::intake::unauthenticated_slots(max_connections),
+            settings.unauthenticated_body_budget,
+            settings.body_limit_bytes,
+        );
+        state.webhook_dedupe_ms = (settings.webhook_dedupe_hours as i64).saturating_mul(3_600_000);
         Ok(App {
             listener,
             store,

@@ -13,7 +13,8 @@ use crate::store::{ConnectionRow, NewRun, Store, StoreError, TriggerOutcome, Tri
 use crate::workflow::{CompiledWorkflow, StepKind, WorkflowStatus};
 use serde_json::Value;
 
-/// How long an idempotency key is remembered.
+/// How long an API idempotency key is remembered (webhook event ids have
+/// their own, longer window: `delivery::DEFAULT_DEDUPE_HOURS`).
 pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// What a trigger needs: the store, compiled definitions, and the signal
@@ -32,6 +33,8 @@ pub struct TriggerRequest {
     pub input: Value,
     pub connection_id: Option<String>,
     pub idempotency_key: Option<String>,
+    /// How long `idempotency_key` is remembered.
+    pub idempotency_ttl_ms: i64,
     pub trigger_type: TriggerType,
     /// A schedule's occurrence, recorded with the run in one transaction.
     pub scheduled_at: Option<i64>,
@@ -46,6 +49,7 @@ impl TriggerRequest {
             input,
             connection_id: None,
             idempotency_key: None,
+            idempotency_ttl_ms: IDEMPOTENCY_TTL_MS,
             trigger_type,
             scheduled_at: None,
             delay_ms: 0,
@@ -111,7 +115,7 @@ impl Triggers {
                 idempotency_key: req.idempotency_key,
                 connection_id: req.connection_id,
                 trigger_type: req.trigger_type,
-                idempotency_ttl_ms: IDEMPOTENCY_TTL_MS,
+                idempotency_ttl_ms: req.idempotency_ttl_ms,
                 scheduled_at: req.scheduled_at,
                 delay_ms: i64::try_from(req.delay_ms).unwrap_or(0),
             })

@@ -69,6 +69,19 @@ pub struct ServeArgs {
     /// it fails with RUN_INTERRUPTED instead of being resumed again (0 = resume forever)
     #[arg(long, env = "FLOWCTL_MAX_RUN_RECOVERIES", default_value_t = crate::limits::DEFAULT_MAX_RECOVERIES, value_name = "N")]
     pub max_run_recoveries: u32,
+    /// Dashboard login attempts per client IP per minute, and failed ones
+    /// per key prefix (0 = no limit)
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub rate_limit_login: u32,
+    /// Bytes that requests without credentials (webhook deliveries, dashboard
+    /// logins) may hold in memory at once; beyond it they get 503 SERVER_BUSY
+    #[arg(long, default_value_t = crate::http::intake::DEFAULT_BUDGET_BYTES, value_name = "BYTES")]
+    pub unauthenticated_body_budget: usize,
+    /// Hours a webhook event id is remembered, so a provider's retry starts
+    /// nothing (Stripe retries for 3 days)
+    #[arg(long, default_value_t = crate::delivery::DEFAULT_DEDUPE_HOURS, value_name = "HOURS",
+          value_parser = clap::value_parser!(u64).range(1..=8760))]
+    pub webhook_dedupe_hours: u64,
     /// Log format on stderr: text or json
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -94,7 +107,10 @@ impl ServeArgs {
                 read: self.rate_limit_read,
                 write: self.rate_limit_write,
                 webhook: self.rate_limit_webhook,
+                login: self.rate_limit_login,
             },
+            unauthenticated_body_budget: self.unauthenticated_body_budget,
+            webhook_dedupe_hours: self.webhook_dedupe_hours,
             connections: crate::config::ConnectionLimits {
                 header_timeout: Duration::from_secs(self.header_timeout),
                 body_timeout: Duration::from_secs(self.body_timeout),

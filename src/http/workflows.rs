@@ -37,6 +37,7 @@ pub async fn apply(
 ) -> Result<impl IntoResponse, ApiError> {
     who.require(&["workflows:write"])?;
     let compiled = compile(&def).map_err(invalid_definition)?;
+    check_webhook_path(&state, &compiled).await?;
     let outcome = state
         .store
         .apply_workflow(WorkflowApply {
@@ -57,7 +58,10 @@ pub async fn apply(
         })
         .collect();
     state.catalog.remember(outcome.version, Arc::new(compiled));
-    state.catalog.forget_head(&id);
+    if let Err(e) = state.catalog.workflow_changed(&id).await {
+        // Done all the same: the index catches up within its refresh.
+        tracing::warn!(workflow_id = %id, error = %e, "cannot refresh the webhook index");
+    }
     let status = if outcome.result == ApplyResult::Created {
         StatusCode::CREATED
     } else {
@@ -74,6 +78,33 @@ pub async fn apply(
             warnings,
         }),
     ))
+}
+
+/// Workflows sharing a webhook path share one delivery, so they must agree
+/// on how it is signed and where its event id is: one provider per path.
+async fn check_webhook_path(
+    state: &AppState,
+    wf: &crate::workflow::CompiledWorkflow,
+) -> Result<(), ApiError> {
+    let crate::workflow::TriggerDef::Webhook(def) = &wf.trigger else {
+        return Ok(());
+    };
+    let listeners = state.catalog.webhook_listeners(&def.path).await?;
+    if let Some(other) = listeners
+        .iter()
+        .find(|l| l.workflow_id != wf.id && l.def.provider != def.provider)
+    {
+        return Err(invalid_definition(vec![Issue {
+            path: vec!["trigger".into(), "provider".into()],
+            message: format!(
+                "workflow {} already receives webhooks at /webhooks/{} from provider {}: one path takes one provider (choose another path)",
+                other.workflow_id,
+                def.path,
+                other.def.provider.as_str()
+            ),
+        }]));
+    }
+    Ok(())
 }
 
 pub async fn list(

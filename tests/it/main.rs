@@ -37,4 +37,5 @@ mod template_cases;
 mod template_limits;
 mod template_props;
 mod template_workflows;
+mod unauthenticated_limits;
 mod webhooks;

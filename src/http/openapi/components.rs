@@ -258,6 +258,7 @@ fn all_codes() -> Vec<&'static str> {
         RATE_LIMITED,
         REQUEST_TIMEOUT,
         STORAGE_CORRUPT,
+        SERVER_BUSY,
         INTERNAL,
         STORAGE_UNAVAILABLE,
     ]
