@@ -247,9 +247,24 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.clone(),
-            reason: root_cause(&e),
+        let resp = req.send().await.map_err(|e| {
+            let cause = root_cause(&e);
+            let reason = if self.base.starts_with("https://")
+                && (cause.contains("InvalidContentType")
+                    || cause.contains("corrupt message")
+                    || cause.contains("wrong version number"))
+            {
+                format!(
+                    "it does not answer TLS; flowctl serve speaks plain HTTP (use {} unless a TLS proxy is in front)",
+                    self.base.replacen("https://", "http://", 1)
+                )
+            } else {
+                cause
+            };
+            ClientError::Unreachable {
+                url: self.base.clone(),
+                reason,
+            }
         })?;
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -266,8 +281,13 @@ impl Client {
             #[serde(default)]
             meta: Option<ListMeta>,
         }
-        let env: Envelope<T> = serde_json::from_str(&text)
-            .map_err(|e| ClientError::Decode(format!("{e} (while reading {path})")))?;
+        let env: Envelope<T> = serde_json::from_str(&text).map_err(|e| {
+            if serde_json::from_str::<Value>(&text).is_ok_and(|v| v.get("data").is_some()) {
+                ClientError::Decode(format!("{e} (while reading {path})"))
+            } else {
+                ClientError::Decode(self.not_flowctl(status))
+            }
+        })?;
         Ok(Answer {
             status,
             headers,
@@ -276,8 +296,19 @@ impl Client {
         })
     }
 
+    /// An answer without flowctl's envelope: the URL points at another service.
+    fn not_flowctl(&self, status: StatusCode) -> String {
+        format!(
+            "{} answered {status} without flowctl's JSON envelope: it does not look like a flowctl server (check --url / FLOWCTL_URL; `flowctl serve` prints its address)",
+            self.base
+        )
+    }
+
     fn failure(&self, status: StatusCode, headers: HeaderMap, text: String) -> ClientError {
         let envelope: Option<ErrorEnvelope> = serde_json::from_str(&text).ok();
+        if envelope.is_none() {
+            return ClientError::Decode(self.not_flowctl(status));
+        }
         if status.is_server_error() {
             return ClientError::Server {
                 status: status.as_u16(),

@@ -187,7 +187,7 @@ pub async fn run_batch(client: &Client, args: &RunArgs, file: &Path) -> CmdResul
                             headers,
                             hint,
                         };
-                        return Err(trigger_failure(client, &args.workflow_id, e));
+                        return Err(trigger_failure(client, &args.workflow_id, e).await);
                     }
                     break json!({"key": item.key, "line": item.line, "error": error});
                 }

@@ -2,6 +2,7 @@
 //! read from an environment variable or a file, never from the command line,
 //! so they stay out of shell history and `ps`.
 
+use super::table::{Cell, Table};
 use super::{ClientOpts, CmdResult, Exit, Failure, print_json};
 use crate::client::Client;
 use clap::{Args, Subcommand};
@@ -108,18 +109,21 @@ pub async fn connections(client: &Client, cmd: &ConnectionsCommand, json: bool) 
             if json {
                 print_json(&all);
             } else {
+                let mut t = Table::new(&[
+                    "ID", "PROVIDER", "STATUS", "NAME", "DEFAULT", "SECRET", "CREATED",
+                ]);
                 for c in &all {
-                    let default = if c.default { " (default)" } else { "" };
-                    let secret = if c.has_secret {
-                        "secret set"
-                    } else {
-                        "no secret"
-                    };
-                    println!(
-                        "{}  {:<6} {:<8} {}{}  [{}]",
-                        c.id, c.provider, c.status, c.name, default, secret
-                    );
+                    t.row(vec![
+                        c.id.as_str().into(),
+                        c.provider.as_str().into(),
+                        c.status.as_str().into(),
+                        c.name.as_str().into(),
+                        if c.default { "default" } else { "-" }.into(),
+                        if c.has_secret { "set" } else { "none" }.into(),
+                        Cell::Time(Some(c.created_at.clone())),
+                    ]);
                 }
+                t.print();
             }
         }
         ConnectionsCommand::Delete { id } => {

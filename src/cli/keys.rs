@@ -92,9 +92,23 @@ async fn open(db: &StoreArgs) -> Result<Store, Failure> {
 pub async fn keys(cmd: KeysCommand, json: bool) -> CmdResult {
     match cmd {
         KeysCommand::Create { name, scopes, db } => {
-            if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+            // Every typo at once, each with its nearest scope.
+            let bad: Vec<String> = scopes
+                .iter()
+                .filter(|s| !SCOPES.contains(&s.as_str()))
+                .map(|s| match crate::workflow::fields::nearest(s, &SCOPES) {
+                    Some(n) => format!("unknown scope '{s}' — did you mean '{n}'?"),
+                    None => format!("unknown scope '{s}'"),
+                })
+                .collect();
+            if !bad.is_empty() {
                 return Err(Failure::usage(format!(
-                    "unknown scope '{bad}'; known: {}",
+                    "{}
+  known scopes: {}",
+                    bad.join(
+                        "
+"
+                    ),
                     SCOPES.join(", ")
                 )));
             }

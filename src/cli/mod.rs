@@ -7,10 +7,12 @@ mod connections;
 mod db;
 mod db_pg;
 mod exit;
+mod help;
 mod keys;
 mod run;
 mod runs;
 mod serve;
+mod table;
 mod target;
 mod workflows;
 
@@ -73,6 +75,18 @@ pub enum Command {
     /// Check the database, back it up, or copy a SQLite deployment to PostgreSQL
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell)
+    Completion {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Parse the command line with the full help (EXAMPLES included).
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    let matches = help::command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 pub fn init_tracing(cli: &Cli) {
@@ -116,7 +130,8 @@ async fn dispatch(cli: Cli) -> Exit {
     let top = &cli.client;
     let result = match &cli.command {
         Command::Serve(args) => serve::serve(args.clone()).await,
-        Command::Validate(args) => apply::validate(args),
+        Command::Validate(args) => apply::validate(args, json),
+        Command::Completion { shell } => help::completion(*shell),
         Command::Keys(cmd) => keys::keys(cmd.clone(), json).await,
         Command::Db(cmd) => db::db(cmd.clone(), json).await,
         Command::Apply(args) => match target::client(top, &args.client) {

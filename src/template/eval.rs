@@ -114,24 +114,55 @@ where
     }
 }
 
+fn merge(warnings: &mut Vec<String>, more: Vec<String>) {
+    for w in more {
+        if !warnings.contains(&w) {
+            warnings.push(w);
+        }
+    }
+}
+
 /// Evaluates one `{{ … }}` expression.
 pub(crate) fn eval_expr<'a, 'e: 'a>(
     expr: &'e Expr,
     ctx: &Context<'a>,
     warnings: &mut Vec<String>,
 ) -> Result<Cow<'a, Value>, TemplateError> {
-    let mut value = Val::Json(eval_operand(&expr.operand, ctx, warnings));
+    // A value followed by `default:` may be missing: that is what the default is for.
+    let defaulted = expr
+        .filters
+        .first()
+        .is_some_and(|c| c.def.name == "default");
+    let mut operand_warnings = vec![];
+    let mut value = Val::Json(eval_operand(&expr.operand, ctx, &mut operand_warnings));
+    if !defaulted {
+        merge(warnings, operand_warnings);
+    }
     for call in &expr.filters {
+        // Arguments warn only when they are used: the fallback of a `default:`
+        // whose value was present is never needed, so its missing path is no news.
+        let mut arg_warnings = vec![];
         let values: Vec<Cow<'a, Value>> = call
             .args
             .iter()
-            .map(|a| eval_operand(a, ctx, warnings))
+            .map(|a| eval_operand(a, ctx, &mut arg_warnings))
             .collect();
         let kwargs: Vec<Cow<'a, Value>> = call
             .kwargs
             .iter()
-            .map(|(_, a)| eval_operand(a, ctx, warnings))
+            .map(|(_, a)| eval_operand(a, ctx, &mut arg_warnings))
             .collect();
+        let fallback_unused = call.def.name == "default"
+            && !super::filters::values::needs_default(
+                &value.as_value(),
+                call.kwargs
+                    .iter()
+                    .zip(&kwargs)
+                    .any(|((k, _), v)| k == "allow_false" && super::is_truthy(v)),
+            );
+        if !fallback_unused {
+            merge(warnings, arg_warnings);
+        }
         let args = Args {
             values: &values,
             kwargs: &kwargs,
