@@ -208,6 +208,46 @@ impl Client {
         Ok(self.call(Method::DELETE, &path, &[], None).await?.data)
     }
 
+    /// The headers that sign `body` as a delivery to the workflow's webhook.
+    pub async fn sign_test_delivery(
+        &self,
+        workflow_id: &str,
+        body: &str,
+    ) -> Result<Value, ClientError> {
+        let path = format!("/api/v1/workflows/{}/test-delivery", seg(workflow_id));
+        let req = serde_json::json!({ "body": body });
+        Ok(self.call(Method::POST, &path, &[], Some(&req)).await?.data)
+    }
+
+    /// Post `body` to a webhook path as a provider would (no API key).
+    pub async fn deliver(
+        &self,
+        path: &str,
+        body: &str,
+        headers: &[(String, String)],
+    ) -> Result<(u16, Value), ClientError> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let resp = req.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            reason: root_cause(&e),
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, value))
+    }
+
     pub async fn create_connection(&self, body: &Value) -> Result<ConnectionView, ClientError> {
         Ok(self
             .call(Method::POST, "/api/v1/connections", &[], Some(body))
@@ -222,9 +262,14 @@ impl Client {
             .data)
     }
 
-    pub async fn delete_connection(&self, id: &str) -> Result<(), ClientError> {
+    pub async fn delete_connection(&self, id: &str, force: bool) -> Result<(), ClientError> {
         let path = format!("/api/v1/connections/{}", seg(id));
-        let _: Answer<Value> = self.call(Method::DELETE, &path, &[], None).await?;
+        let query = if force {
+            vec![("force", "true".to_string())]
+        } else {
+            vec![]
+        };
+        let _: Answer<Value> = self.call(Method::DELETE, &path, &query, None).await?;
         Ok(())
     }
 

@@ -207,6 +207,9 @@ pub async fn apply(client: &Client, args: &ApplyArgs, json: bool) -> CmdResult {
                 applied.result, applied.id, applied.version, applied.status
             );
         }
+        for w in &applied.warnings {
+            eprintln!("warning: {}: {w}", file.display());
+        }
         results.push(applied);
     }
     if json {

@@ -45,10 +45,13 @@ pub enum ConnectionsCommand {
     },
     /// List connections (secrets are never shown)
     List,
-    /// Delete a connection
+    /// Delete a connection (refused while an active workflow names it)
     Delete {
         /// Connection id (conn_…)
         id: String,
+        /// Delete it even if active workflows name it (their runs will then need another)
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -126,8 +129,15 @@ pub async fn connections(client: &Client, cmd: &ConnectionsCommand, json: bool) 
                 t.print();
             }
         }
-        ConnectionsCommand::Delete { id } => {
-            client.delete_connection(id).await?;
+        ConnectionsCommand::Delete { id, force } => {
+            client.delete_connection(id, *force).await.map_err(|e| {
+                let mut f = super::Failure::from(e);
+                f.message = f.message.replace(
+                    "delete anyway with force=true",
+                    &format!("delete anyway with `flowctl connections delete {id} --force`"),
+                );
+                f
+            })?;
             println!("deleted {id}");
         }
     }

@@ -46,8 +46,8 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("workflows archive", "  flowctl workflows archive wf_old_report"),
     ("connections", "  flowctl connections list
   flowctl connections create --provider smtp --name Mail --config '{\"host\": \"localhost\", \"port\": 25}'"),
-    ("connections create", "  STRIPE_KEY=sk_test_… flowctl connections create --provider stripe --name 'Stripe (test)' --secret-env STRIPE_KEY --default
-  flowctl connections create --provider smtp --name Mail --id conn_mail --config @smtp.json --secret-file smtp.pass"),
+    ("connections create", "  flowctl connections create --provider smtp --name Mail --id conn_mail --config @smtp.json --secret-file smtp.pass
+  STRIPE_KEY=sk_test_… flowctl connections create --provider stripe --name 'Stripe (test)' --secret-env STRIPE_KEY --default"),
     ("connections list", "  flowctl connections list
   flowctl connections list --json"),
     ("connections delete", "  flowctl connections delete conn_mail
@@ -66,6 +66,10 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("db check", "  flowctl db check --db /var/lib/flowctl/flowctl.db"),
     ("db backup", "  flowctl db backup /backups/flowctl-$(date +%F).db"),
     ("db copy", "  flowctl db copy --to postgres://flowctl@db/flowctl --db /var/lib/flowctl/flowctl.db"),
+    ("webhook", "  flowctl webhook send wf_stripe_invoices"),
+    ("webhook send", "  flowctl webhook send wf_stripe_invoices                      # a sample event, signed
+  flowctl webhook send wf_stripe_invoices --event invoice.paid --body @evt.json
+  flowctl webhook send wf_github_push --event push --body @push.json"),
     ("completion", "  flowctl completion bash > /etc/bash_completion.d/flowctl
   flowctl completion zsh > \"${fpath[1]}/_flowctl\"
   flowctl completion fish > ~/.config/fish/completions/flowctl.fish"),

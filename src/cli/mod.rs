@@ -14,6 +14,7 @@ mod runs;
 mod serve;
 mod table;
 mod target;
+mod webhook;
 mod workflows;
 
 pub use exit::Exit;
@@ -75,6 +76,8 @@ pub enum Command {
     /// Check the database, back it up, or copy a SQLite deployment to PostgreSQL
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Send a signed test delivery to a webhook workflow (like `stripe trigger`)
+    Webhook(webhook::WebhookArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell)
     Completion {
         /// The shell to complete for
@@ -152,6 +155,10 @@ async fn dispatch(cli: Cli) -> Exit {
         },
         Command::Connections(args) => match target::client(top, &args.client) {
             Ok(c) => connections::connections(&c, &args.command, json).await,
+            Err(e) => Err(e),
+        },
+        Command::Webhook(args) => match target::client(top, &args.client) {
+            Ok(c) => webhook::webhook(&c, &args.command, json).await,
             Err(e) => Err(e),
         },
         Command::Workflows(args) => match target::client(top, &args.client) {

@@ -32,9 +32,15 @@ pub struct RunArgs {
     /// One run per input: a JSON array, or JSON lines (one input object per line)
     #[arg(long, value_name = "FILE")]
     pub batch: Option<PathBuf>,
-    /// With --batch: the idempotency key is this field of each input [default: file name and line]
+    /// With --batch: the idempotency key is this field of each input [default: file name, line and a digest of the input]
     #[arg(long, value_name = "FIELD", requires = "batch")]
     pub key_field: Option<String>,
+    /// With --key-field: run the first input of a repeated key value and skip the others, instead of refusing the batch
+    #[arg(long, requires = "key_field")]
+    pub skip_duplicates: bool,
+    /// Run a scheduled workflow now as its schedule would: the trigger's static input (--input fields on top) plus a `schedule` block
+    #[arg(long, conflicts_with = "batch")]
+    pub as_schedule: bool,
     #[command(flatten)]
     pub client: ClientOpts,
 }
@@ -97,6 +103,8 @@ pub(super) fn read_trigger(args: &RunArgs) -> Result<TriggerRequest, Failure> {
         input: args.input.as_deref().map(read_input).transpose()?,
         connection_id: args.connection.clone(),
         idempotency_key: args.idempotency_key.clone(),
+        trigger_type: None,
+        as_schedule: args.as_schedule,
     })
 }
 
@@ -139,6 +147,12 @@ pub async fn run(client: &Client, args: &RunArgs, json: bool) -> CmdResult {
             Ok(r) => r,
             Err(e) => return Err(trigger_failure(client, id, e).await),
         };
+        if resp.data.input_differs {
+            eprintln!(
+                "note: idempotency key reused with a different input; {} is the first request's run and nothing new started",
+                resp.data.run_id
+            );
+        }
         if json {
             print_json(&resp.data);
         } else {
@@ -157,7 +171,7 @@ pub async fn run(client: &Client, args: &RunArgs, json: bool) -> CmdResult {
     if resp.status.as_u16() == 200 {
         eprintln!(
             "{run_id} already exists for this idempotency key; nothing new started{}",
-            differed_note(&resp.headers)
+            differed_note(resp.data.input_differs)
         );
     } else {
         eprintln!("{run_id} started");
@@ -166,8 +180,8 @@ pub async fn run(client: &Client, args: &RunArgs, json: bool) -> CmdResult {
 }
 
 /// The server says when a repeated idempotency key came with a different input.
-pub(super) fn differed_note(h: &reqwest::header::HeaderMap) -> &'static str {
-    if h.get("idempotent-input-differs").is_some() {
+pub(super) fn differed_note(differs: bool) -> &'static str {
+    if differs {
         " (the input differed from the first request's: the first run's input was kept)"
     } else {
         ""

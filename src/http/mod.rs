@@ -12,6 +12,7 @@ pub(crate) mod params;
 pub mod ratelimit;
 pub(crate) mod runs;
 pub mod server;
+mod test_delivery;
 pub(crate) mod views;
 mod webhooks;
 pub(crate) mod workflows;
@@ -94,6 +95,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             get(workflows::show).delete(workflows::archive),
         )
         .route("/workflows/{id}/run", post(runs::trigger))
+        .route("/workflows/{id}/test-delivery", post(test_delivery::sign))
         .route("/workflows/{id}/activate", post(workflows::activate))
         .route("/workflows/{id}/pause", post(workflows::pause))
         .route("/workflows/{id}/versions/{n}", get(workflows::version))

@@ -47,6 +47,7 @@ pub async fn apply(
         })
         .await?;
     let id = compiled.id.clone();
+    let warnings = missing_connections(&state, &compiled.definition).await?;
     state.catalog.remember(outcome.version, Arc::new(compiled));
     state.catalog.forget_head(&id);
     let status = if outcome.result == "created" {
@@ -62,8 +63,37 @@ pub async fn apply(
             status: outcome.status,
             changed: outcome.result != "unchanged",
             result: outcome.result.into(),
+            warnings,
         }),
     ))
+}
+
+/// Connections the definition names that do not exist: applied anyway (the
+/// connection may be created next), but said now rather than at the first
+/// run or delivery.
+async fn missing_connections(state: &AppState, def: &Value) -> Result<Vec<String>, ApiError> {
+    let mut named: Vec<(String, String)> = vec![];
+    if let Some(c) = def["trigger"]["connection"].as_str() {
+        named.push(("trigger.connection".into(), c.to_string()));
+    }
+    for (i, step) in def["steps"].as_array().into_iter().flatten().enumerate() {
+        if let Some(c) = step["connection"].as_str() {
+            named.push((format!("steps[{i}].connection"), c.to_string()));
+        }
+    }
+    if named.is_empty() {
+        return Ok(vec![]);
+    }
+    let existing = state.store.list_connections().await?;
+    Ok(named
+        .into_iter()
+        .filter(|(_, c)| !existing.iter().any(|e| &e.id == c))
+        .map(|(path, c)| {
+            format!(
+                "{path}: connection '{c}' does not exist; runs and deliveries that need it are refused until it is created (flowctl connections create --id {c} …)"
+            )
+        })
+        .collect())
 }
 
 pub async fn list(

@@ -25,6 +25,15 @@ impl WebhookProvider {
             _ => return None,
         })
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookProvider::Stripe => "stripe",
+            WebhookProvider::Github => "github",
+            WebhookProvider::Standard => "standard",
+            WebhookProvider::Custom => "custom",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

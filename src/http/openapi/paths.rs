@@ -28,6 +28,8 @@ pub(super) fn runs() -> Value {
     );
     replayed["headers"]["Idempotent-Replayed"] =
         json!({"$ref": "#/components/headers/Idempotent-Replayed"});
+    replayed["headers"]["Idempotent-Input-Differs"] =
+        json!({"$ref": "#/components/headers/Idempotent-Input-Differs"});
     replayed["links"] = run_links();
     let mut replay_created = success("The new run was queued", schema("TriggerResponse"));
     replay_created["links"] = run_links();
@@ -49,6 +51,34 @@ pub(super) fn runs() -> Value {
                         "idempotencyKey": "order-1001"}),
                 )),
                 ok: vec![("202", created), ("200", replayed)],
+                errors: &[400, 401, 403, 404, 413, 429, 500],
+            }.build()
+        },
+        "/api/v1/workflows/{id}/test-delivery": {
+            "parameters": [param("WorkflowId")],
+            "post": Op {
+                id: "signTestDelivery",
+                tag: "workflows",
+                summary: "Sign a test delivery for a webhook workflow with its connection's secret (which stays on the server); post the body with these headers to `path`",
+                scopes: Some(EXECUTE),
+                params: vec![],
+                body: Some(json_body(
+                    true,
+                    "The exact text to deliver",
+                    json!({"type": "object", "required": ["body"], "additionalProperties": false,
+                        "properties": {"body": {"type": "string"}}}),
+                    json!({"body": "{\"id\": \"evt_test_1\", \"type\": \"invoice.paid\"}"}),
+                )),
+                ok: vec![("200", success("Where to post the body, and the headers that sign it", json!({
+                    "type": "object",
+                    "required": ["path", "provider", "headers"],
+                    "properties": {
+                        "path": {"type": "string"},
+                        "provider": {"type": "string", "enum": ["stripe", "github", "standard", "custom"]},
+                        "events": {"type": ["array", "null"], "items": {"type": "string"}},
+                        "headers": {"type": "object", "additionalProperties": {"type": "string"}}
+                    }
+                })))],
                 errors: &[400, 401, 403, 404, 413, 429, 500],
             }.build()
         },
