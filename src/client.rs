@@ -208,6 +208,14 @@ impl Client {
         Ok(self.call(Method::DELETE, &path, &[], None).await?.data)
     }
 
+    /// A one-time dashboard login link (`path`, `expiresAt`).
+    pub async fn ui_link(&self) -> Result<Value, ClientError> {
+        Ok(self
+            .call(Method::POST, "/api/v1/ui-links", &[], None)
+            .await?
+            .data)
+    }
+
     /// The headers that sign `body` as a delivery to the workflow's webhook.
     pub async fn sign_test_delivery(
         &self,

@@ -592,3 +592,200 @@ async fn connection_mistakes_are_caught_where_they_are_made() {
     let out = s.cli(&["connections", "delete", "conn_hooks", "--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_tried_at_once_and_a_signed_test_delivery() {
+    let s = Server::start();
+    s.apply(
+        json!({"name": "Nightly", "trigger": {"type": "schedule", "cron": "0 2 * * *",
+            "timezone": "Europe/Berlin", "input": {"recipient": "ops@example.com", "n": 1}},
+        "steps": [{"id": "t", "type": "transform", "config": {"mapping": {
+            "to": "{{input.recipient}}", "n": "{{input.n}}",
+            "at": "{{input.schedule.scheduledAt}}", "manual": "{{input.schedule.manual}}"}}}]}),
+    )
+    .await;
+    let out = s.cli(&[
+        "run",
+        "wf_nightly",
+        "--as-schedule",
+        "-i",
+        r#"{"n": 2}"#,
+        "--wait",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let output: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(output["to"], "ops@example.com", "{output}");
+    assert_eq!(output["n"], 2, "--input fields win: {output}");
+    assert!(output["at"].as_str().unwrap().ends_with('Z'), "{output}");
+    assert_eq!(output["manual"], true);
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    s.apply(nap("Plain", 1)).await;
+    let out = s.cli(&["run", "wf_plain", "--as-schedule"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("has no schedule trigger"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A webhook workflow: the test delivery is signed on the server and goes
+    // through the real verification; the event filter and dedupe apply.
+    let (code, _) = s
+        .post(
+            "/api/v1/connections",
+            json!({"id": "conn_hooks", "provider": "webhook", "name": "hooks",
+                   "secret": "whsec_test_secret"}),
+        )
+        .await;
+    assert_eq!(code, 201);
+    s.apply(
+        json!({"name": "Invoices", "trigger": {"type": "webhook", "path": "stripe/invoices",
+            "provider": "stripe", "connection": "conn_hooks", "events": ["invoice.paid"]},
+        "steps": [{"id": "t", "type": "transform", "config": {"mapping": {
+            "type": "{{input.body.type}}"}}}]}),
+    )
+    .await;
+    let out = s.cli(&["webhook", "send", "wf_invoices"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["data"]["workflowsTriggered"], 1, "{answer}");
+    let event = s.home.path().join("evt.json");
+    std::fs::write(
+        &event,
+        json!({"id": "evt_fixed", "type": "invoice.paid", "data": {"object": {}}}).to_string(),
+    )
+    .unwrap();
+    let body_arg = format!("@{}", event.display());
+    let out = s.cli(&["webhook", "send", "wf_invoices", "--body", &body_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = s.cli(&["webhook", "send", "wf_invoices", "--body", &body_arg]);
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        answer["data"]["workflowsTriggered"], 0,
+        "a repeat: {answer}"
+    );
+    let (_, runs) = s.get("/api/v1/runs?triggerType=webhook").await;
+    assert_eq!(runs["data"].as_array().unwrap().len(), 2, "{runs}");
+    // A wrong secret on the server would be refused: the path is the real one.
+    let (code, _) = s
+        .post(
+            "/api/v1/connections",
+            json!({"id": "conn_hooks", "provider": "webhook", "name": "hooks", "secret": "other"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (code, signed) = s
+        .post(
+            "/api/v1/workflows/wf_invoices/test-delivery",
+            json!({"body": "{\"id\": \"evt_2\", \"type\": \"invoice.paid\"}"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{signed}");
+    assert_eq!(signed["data"]["path"], "/webhooks/stripe/invoices");
+    assert!(
+        signed["data"]["headers"]["stripe-signature"]
+            .as_str()
+            .unwrap()
+            .contains(",v1="),
+        "{signed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn open_prints_a_one_time_login_link() {
+    let s = Server::start();
+    for cmd in ["open", "dashboard"] {
+        let out = s.cli(&[cmd, "--no-browser"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let link = stdout(&out).trim().to_string();
+        assert!(
+            link.starts_with(&format!("{}/ui/login/link?t=", s.url)),
+            "{link}"
+        );
+        let browser = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let resp = browser.get(&link).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let cookie = resp
+            .headers()
+            .get("set-cookie")
+            .expect("a session cookie")
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let page = browser
+            .get(format!("{}/ui/runs", s.url))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status().as_u16(), 200);
+        assert!(!page.text().await.unwrap().contains("Log in to flowctl"));
+        // Once only.
+        let again = browser.get(&link).send().await.unwrap();
+        assert_eq!(again.status().as_u16(), 401);
+        // The token is no session cookie.
+        let token = link.rsplit('=').next().unwrap();
+        let forged = browser
+            .get(format!("{}/ui/runs", s.url))
+            .header("cookie", format!("flowctl_session={token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(
+            forged.status().as_u16(),
+            200,
+            "a ticket passed as a session"
+        );
+    }
+}
+
+/// The README's demo output is what `scripts/demo.sh` prints, and the demo
+/// leaves the server running, saying how to stop it.
+#[test]
+fn the_demo_prints_what_the_readme_shows_and_keeps_the_server() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let start = readme.find("```json\n").unwrap() + "```json\n".len();
+    let shown = &readme[start..start + readme[start..].find("```").unwrap()];
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new("bash");
+    env_for(&mut cmd, home.path());
+    let out = cmd
+        .arg(format!("{root}/scripts/demo.sh"))
+        .env("FLOWCTL", BIN)
+        .env("FLOWCTL_URL", format!("http://127.0.0.1:{port}"))
+        .env("TMPDIR", home.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    let pid = err
+        .split("(pid ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .map(str::to_string);
+    let alive = pid.as_ref().is_some_and(|p| {
+        Command::new("kill")
+            .args(["-0", p])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if let Some(p) = &pid {
+        let _ = Command::new("kill").arg(p).status();
+    }
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(stdout(&out), shown, "README and demo differ");
+    assert!(alive, "the server was stopped: {err}");
+    assert!(err.contains("flowctl open"), "{err}");
+}

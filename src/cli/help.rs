@@ -66,6 +66,9 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("db check", "  flowctl db check --db /var/lib/flowctl/flowctl.db"),
     ("db backup", "  flowctl db backup /backups/flowctl-$(date +%F).db"),
     ("db copy", "  flowctl db copy --to postgres://flowctl@db/flowctl --db /var/lib/flowctl/flowctl.db"),
+    ("open", "  flowctl open                  # print the link and open it in the browser
+  flowctl dashboard --no-browser
+  flowctl open --url http://server:3000 --api-key wfk_…"),
     ("webhook", "  flowctl webhook send wf_stripe_invoices"),
     ("webhook send", "  flowctl webhook send wf_stripe_invoices                      # a sample event, signed
   flowctl webhook send wf_stripe_invoices --event invoice.paid --body @evt.json

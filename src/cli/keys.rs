@@ -154,20 +154,22 @@ pub async fn keys(cmd: KeysCommand, json: bool) -> CmdResult {
             if json {
                 print_json(&json!(views));
             } else {
+                let mut t = super::table::Table::new(&["ID", "STATE", "NAME", "SCOPES", "CREATED"]);
                 for k in &rows {
                     let state = if k.revoked_at.is_some() {
                         "revoked"
                     } else {
                         "active"
                     };
-                    println!(
-                        "{}  {:<7} {}  [{}]",
-                        k.id,
-                        state,
-                        k.name,
-                        k.scopes.join(",")
-                    );
+                    t.row(vec![
+                        k.id.as_str().into(),
+                        state.into(),
+                        k.name.as_str().into(),
+                        k.scopes.join(",").into(),
+                        super::table::Cell::Time(Some(crate::time::rfc3339(k.created_at))),
+                    ]);
                 }
+                t.print();
             }
         }
         KeysCommand::Revoke { id, db } => {

@@ -9,6 +9,7 @@ mod db_pg;
 mod exit;
 mod help;
 mod keys;
+mod open;
 mod run;
 mod runs;
 mod serve;
@@ -76,6 +77,15 @@ pub enum Command {
     /// Check the database, back it up, or copy a SQLite deployment to PostgreSQL
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Print (and open in a browser, where there is one) a one-time login link for the dashboard
+    #[command(visible_alias = "dashboard")]
+    Open {
+        /// Only print the link
+        #[arg(long)]
+        no_browser: bool,
+        #[command(flatten)]
+        client: ClientOpts,
+    },
     /// Send a signed test delivery to a webhook workflow (like `stripe trigger`)
     Webhook(webhook::WebhookArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell)
@@ -155,6 +165,10 @@ async fn dispatch(cli: Cli) -> Exit {
         },
         Command::Connections(args) => match target::client(top, &args.client) {
             Ok(c) => connections::connections(&c, &args.command, json).await,
+            Err(e) => Err(e),
+        },
+        Command::Open { no_browser, client } => match target::client(top, client) {
+            Ok(c) => open::open(&c, *no_browser, json).await,
             Err(e) => Err(e),
         },
         Command::Webhook(args) => match target::client(top, &args.client) {

@@ -5,6 +5,7 @@
 //! (state, errors, use cases) and `store`; nothing depends on it but the router.
 
 mod layout;
+pub(crate) mod link;
 mod overview;
 mod runs;
 mod session;
@@ -33,6 +34,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/ui", get(|| async { Redirect::to("/ui/runs") }))
         .route("/ui/", get(|| async { Redirect::to("/ui/runs") }))
         .route("/ui/login", get(session::login_page).post(session::login))
+        .route("/ui/login/link", get(link::redeem))
         .route("/ui/logout", post(session::logout))
         .route("/ui/runs", get(runs::list))
         .route("/ui/runs/{id}", get(runs::show))

@@ -13,6 +13,7 @@ pub mod ratelimit;
 pub(crate) mod runs;
 pub mod server;
 mod test_delivery;
+mod ui_links;
 pub(crate) mod views;
 mod webhooks;
 pub(crate) mod workflows;
@@ -96,6 +97,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         )
         .route("/workflows/{id}/run", post(runs::trigger))
         .route("/workflows/{id}/test-delivery", post(test_delivery::sign))
+        .route("/ui-links", post(ui_links::create))
         .route("/workflows/{id}/activate", post(workflows::activate))
         .route("/workflows/{id}/pause", post(workflows::pause))
         .route("/workflows/{id}/versions/{n}", get(workflows::version))

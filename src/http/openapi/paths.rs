@@ -82,6 +82,25 @@ pub(super) fn runs() -> Value {
                 errors: &[400, 401, 403, 404, 413, 429, 500],
             }.build()
         },
+        "/api/v1/ui-links": {
+            "post": Op {
+                id: "createUiLink",
+                tag: "workflows",
+                summary: "A one-time dashboard login link for the calling key, valid for 2 minutes (`flowctl open`)",
+                scopes: Some(RUNS_READ),
+                params: vec![],
+                body: None,
+                ok: vec![("201", success("The link's path (append it to the server's URL) and its expiry", json!({
+                    "type": "object",
+                    "required": ["path", "expiresAt"],
+                    "properties": {
+                        "path": {"type": "string"},
+                        "expiresAt": {"type": "string", "format": "date-time"}
+                    }
+                })))],
+                errors: &[401, 403, 429, 500],
+            }.build()
+        },
         "/api/v1/runs": {
             "get": Op {
                 id: "listRuns",
