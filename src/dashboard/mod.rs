@@ -44,6 +44,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/ui/workflows/{id}", get(workflows::show))
         .route("/ui/workflows/{id}/activate", post(workflows::activate))
         .route("/ui/workflows/{id}/pause", post(workflows::pause))
+        .route("/ui/workflows/{id}/run", post(workflows::run_now))
         .route("/ui/overview", get(overview::show))
         .route("/ui/assets/{name}", get(asset))
         .route("/ui/{*rest}", get(not_found).post(not_found))
