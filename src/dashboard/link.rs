@@ -84,6 +84,8 @@ pub async fn redeem(
             head {
                 meta charset="utf-8";
                 meta http-equiv="refresh" content="0; url=/ui/runs";
+                link rel="icon" type="image/svg+xml" href=(super::icon_url());
+                link rel="stylesheet" href=(super::css_url());
                 title { "Logged in · flowctl" }
             }
             body { p { "Logged in. " a href="/ui/runs" { "Continue to the dashboard" } } }

@@ -359,6 +359,14 @@ test("Run now on a schedule's page, its recent runs, and times in the schedule's
     steps: [{ id: "mail", type: "transform", config: { mapping: {
       to: "{{ input.recipient }}", format: "{{ input.format }}", manual: "{{ input.schedule.manual }}" } } }] };
   assert.ok((await api("POST", "/api/v1/workflows", def)).status < 300);
+  // Log in as the admin again, with the one-time link of `flowctl open`.
+  const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, "config"), XDG_DATA_HOME: join(home, "data") };
+  delete env.FLOWCTL_API_KEY; delete env.FLOWCTL_URL; delete env.DISPLAY; delete env.WAYLAND_DISPLAY;
+  const open = spawnSync(BIN, ["open", "--no-browser"], { env, encoding: "utf8" });
+  assert.equal(open.status, 0, open.stderr);
+  await page.goto(open.stdout.trim());
+  await page.waitForURL(/\/ui\/runs$/);
+  assert.equal(await page.getByRole("link", { name: "Workflows" }).count(), 1, "logged in with the admin key");
   await page.goto(url + "/ui/workflows/wf_berlin");
   const next = page.locator("dd time[data-tz]");
   assert.match(await next.innerText(), /^\d{4}-\d{2}-\d{2} 02:00:00 GMT\+\d \(Europe\/Berlin\)$/);
