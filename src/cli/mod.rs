@@ -12,7 +12,7 @@ mod keys;
 mod open;
 mod run;
 mod runs;
-mod serve;
+pub mod serve;
 mod table;
 mod target;
 mod webhook;
