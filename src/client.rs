@@ -116,8 +116,12 @@ impl Client {
             query.push(("wait", format!("{w:.3}")));
         }
         let path = format!("/api/v1/workflows/{}/run", seg(workflow_id));
+        // The key also as a header: a trigger that only replays a known run
+        // is then not charged to the execute rate limit.
+        let key = body.idempotency_key.clone();
         let body = serde_json::to_value(body).map_err(|e| ClientError::Decode(e.to_string()))?;
-        self.call(Method::POST, &path, &query, Some(&body)).await
+        self.call_with(Method::POST, &path, &query, Some(&body), key.as_deref())
+            .await
     }
 
     /// A new run with the same input and connection (latest active version).
@@ -288,12 +292,26 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Answer<T>, ClientError> {
+        self.call_with(method, path, query, body, None).await
+    }
+
+    async fn call_with<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Answer<T>, ClientError> {
         let url = format!("{}{}", self.base, path);
         tracing::debug!(%method, path, "API request");
         let mut req = self
             .http
             .request(method, &url)
             .header("x-api-key", &self.key);
+        if let Some(k) = idempotency_key {
+            req = req.header("idempotency-key", k);
+        }
         if !query.is_empty() {
             req = req.query(query);
         }

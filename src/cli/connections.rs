@@ -138,7 +138,11 @@ pub async fn connections(client: &Client, cmd: &ConnectionsCommand, json: bool) 
                 );
                 f
             })?;
-            println!("deleted {id}");
+            if json {
+                print_json(&json!({"id": id, "deleted": true}));
+            } else {
+                println!("deleted {id}");
+            }
         }
     }
     Ok(Exit::Ok)

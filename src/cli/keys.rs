@@ -178,7 +178,11 @@ pub async fn keys(cmd: KeysCommand, json: bool) -> CmdResult {
                 .revoke_api_key(id.clone())
                 .await
                 .map_err(|e| Failure::usage(e.to_string()))?;
-            println!("revoked {id}");
+            if json {
+                print_json(&json!({"id": id, "revoked": true}));
+            } else {
+                println!("revoked {id}");
+            }
         }
     }
     Ok(Exit::Ok)

@@ -109,13 +109,21 @@ pub fn client(top: &TopClientOpts, opts: &ClientOpts) -> Result<Client, Failure>
     }
     // No key for this URL: first make sure a server is there at all.
     if let Err(reason) = reachable(&url) {
+        let mut message = crate::client::ClientError::Unreachable {
+            url: url.clone(),
+            reason,
+        }
+        .to_string();
+        if !creds.servers.is_empty() {
+            let known: Vec<&str> = creds.servers.iter().map(|e| e.url.as_str()).collect();
+            message.push_str(&format!(
+                "\n  servers this machine has keys for: {}",
+                known.join(", ")
+            ));
+        }
         return Err(Failure {
             exit: super::Exit::Server,
-            message: crate::client::ClientError::Unreachable {
-                url: url.clone(),
-                reason,
-            }
-            .to_string(),
+            message,
         });
     }
     if creds.servers.is_empty() {

@@ -106,6 +106,7 @@ pub async fn trigger(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
+    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
     who.require(&["workflows:execute"])?;
@@ -113,6 +114,29 @@ pub async fn trigger(
     let q = parse_query(q.as_deref())?;
     let wait_for = wait(&q)?;
     let mut body = trigger_body(body)?;
+    // The `Idempotency-Key` header (which spares a known replay the execute
+    // limit) and the body's key must agree; the header alone is the key.
+    if let Some(h) = headers.get("idempotency-key") {
+        let h = h.to_str().map_err(|_| {
+            ApiError::InvalidRequest("the Idempotency-Key header must be printable text".into())
+        })?;
+        match &body.idempotency_key {
+            Some(k) if k != h => {
+                return Err(ApiError::InvalidRequest(
+                    "the Idempotency-Key header and the body's idempotencyKey differ".into(),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                if h.is_empty() || h.chars().count() > 255 {
+                    return Err(ApiError::InvalidRequest(
+                        "idempotencyKey must be 1 to 255 printable characters".into(),
+                    ));
+                }
+                body.idempotency_key = Some(h.to_string());
+            }
+        }
+    }
     if body.as_schedule {
         body.input = as_schedule_input(&state, &id, &body.input).await?;
     }

@@ -788,3 +788,61 @@ fn the_demo_prints_what_the_readme_shows_and_keeps_the_server() {
     assert!(alive, "the server was stopped: {err}");
     assert!(err.contains("flowctl open"), "{err}");
 }
+
+/// Re-running a batch replays known runs: not charged to the execute limit,
+/// so it is not paced like new triggers.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rerun_batch_is_not_paced_by_the_execute_limit() {
+    let s = Server::start_with(&["--rate-limit-execute", "10"]);
+    s.apply(
+        json!({"name": "Paced", "steps": [{"id": "t", "type": "transform",
+        "config": {"mapping": {"n": "{{input.n}}"}}}]}),
+    )
+    .await;
+    let lines: Vec<String> = (0..10).map(|i| json!({"n": i}).to_string()).collect();
+    let file = s.home.path().join("ten.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let args = ["run", "wf_paced", "--batch", file.to_str().unwrap()];
+    let out = s.cli(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The allowance (10 a minute) is used up; a rerun must not wait for it.
+    let started = Instant::now();
+    let out = s.cli(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("10 started nothing because they had run before")
+            && stderr(&out).contains("0 rate-limited"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the rerun took {:?}",
+        started.elapsed()
+    );
+    // A header naming a known key cannot start a new run for free.
+    let key = stdout(&out)
+        .lines()
+        .next()
+        .and_then(|l| serde_json::from_str::<Value>(l).ok())
+        .and_then(|v| v["key"].as_str().map(String::from))
+        .unwrap();
+    let resp = s
+        .http
+        .post(format!("{}/api/v1/workflows/wf_paced/run", s.url))
+        .header("x-api-key", &s.key)
+        .header("idempotency-key", &key)
+        .json(&json!({"input": {"n": 99}, "idempotencyKey": "a-new-one"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("differ"),
+        "{body}"
+    );
+}

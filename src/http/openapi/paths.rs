@@ -41,7 +41,9 @@ pub(super) fn runs() -> Value {
                 tag: "runs",
                 summary: "Trigger a run of an active workflow",
                 scopes: Some(EXECUTE),
-                params: vec![param("Wait")],
+                params: vec![param("Wait"), json!({"name": "Idempotency-Key", "in": "header", "required": false,
+                    "description": "The same as the body's idempotencyKey (which must agree with it); a trigger whose key already names a run is not charged to the execute rate limit",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255}})],
                 body: Some(json_body(
                     false,
                     "Run input and options; an empty body is `{}`",
