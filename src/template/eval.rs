@@ -128,16 +128,7 @@ pub(crate) fn eval_expr<'a, 'e: 'a>(
     ctx: &Context<'a>,
     warnings: &mut Vec<String>,
 ) -> Result<Cow<'a, Value>, TemplateError> {
-    // A value followed by `default:` may be missing: that is what the default is for.
-    let defaulted = expr
-        .filters
-        .first()
-        .is_some_and(|c| c.def.name == "default");
-    let mut operand_warnings = vec![];
-    let mut value = Val::Json(eval_operand(&expr.operand, ctx, &mut operand_warnings));
-    if !defaulted {
-        merge(warnings, operand_warnings);
-    }
+    let mut value = Val::Json(eval_operand(&expr.operand, ctx, warnings));
     for call in &expr.filters {
         // Arguments warn only when they are used: the fallback of a `default:`
         // whose value was present is never needed, so its missing path is no news.
