@@ -21,6 +21,9 @@ pub struct ValidateArgs {
     /// Definition files, or folders searched for *.json (example inputs, *.input.json, are skipped)
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Treat warnings (e.g. a reference a condition may leave unset) as problems
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Files named on the command line, and the *.json files of named folders
@@ -91,7 +94,7 @@ struct FileReport {
 }
 
 /// Check every file offline: a report per file, and the files that compiled.
-fn check_all(files: &[PathBuf]) -> (Vec<FileReport>, Vec<(PathBuf, Value, String)>) {
+fn check_all(files: &[PathBuf], strict: bool) -> (Vec<FileReport>, Vec<(PathBuf, Value, String)>) {
     let mut reports = vec![];
     let mut ok = vec![];
     let mut seen: Vec<(String, PathBuf)> = vec![];
@@ -109,7 +112,31 @@ fn check_all(files: &[PathBuf]) -> (Vec<FileReport>, Vec<(PathBuf, Value, String
                 problems: vec![problem(e)],
             },
             Ok((Ok(wf), def)) => {
-                if let Some((_, other)) = seen.iter().find(|(id, _)| *id == wf.id) {
+                // Warnings (e.g. a reference a condition may leave unset) are
+                // printed; with --strict they are the file's problems.
+                let label = if strict { "error" } else { "warning" };
+                for w in &wf.warnings {
+                    let d = crate::api::ErrorDetail {
+                        path: w.path.clone(),
+                        message: w.message.clone(),
+                    };
+                    eprintln!("{shown}: {label}: {}: {}", d.dotted_path(), d.message);
+                }
+                if strict && !wf.warnings.is_empty() {
+                    FileReport {
+                        file: shown,
+                        id: Some(wf.id.clone()),
+                        valid: false,
+                        problems: wf
+                            .warnings
+                            .iter()
+                            .map(|w| crate::api::ErrorDetail {
+                                path: w.path.clone(),
+                                message: w.message.clone(),
+                            })
+                            .collect(),
+                    }
+                } else if let Some((_, other)) = seen.iter().find(|(id, _)| *id == wf.id) {
                     FileReport {
                         file: shown,
                         id: Some(wf.id.clone()),
@@ -172,7 +199,7 @@ fn print_problems(reports: &[FileReport]) -> usize {
 }
 
 pub fn validate(args: &ValidateArgs, json: bool) -> CmdResult {
-    let (reports, _) = check_all(&definition_files(&args.paths)?);
+    let (reports, _) = check_all(&definition_files(&args.paths)?, args.strict);
     let valid = reports.iter().all(|r| r.valid);
     if json {
         print_json(&serde_json::json!({"valid": valid, "files": reports}));
@@ -187,7 +214,7 @@ pub fn validate(args: &ValidateArgs, json: bool) -> CmdResult {
 
 /// All or nothing: every file is checked first; one bad file registers none.
 pub async fn apply(client: &Client, args: &ApplyArgs, json: bool) -> CmdResult {
-    let (reports, ok) = check_all(&definition_files(&args.paths)?);
+    let (reports, ok) = check_all(&definition_files(&args.paths)?, false);
     let problems = print_problems(&reports);
     if problems > 0 {
         return Err(Failure::usage(format!(
@@ -208,7 +235,12 @@ pub async fn apply(client: &Client, args: &ApplyArgs, json: bool) -> CmdResult {
             );
         }
         for w in &applied.warnings {
-            eprintln!("warning: {}: {w}", file.display());
+            eprintln!(
+                "warning: {}: {}: {}",
+                file.display(),
+                w.dotted_path(),
+                w.message
+            );
         }
         results.push(applied);
     }

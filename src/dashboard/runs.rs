@@ -301,6 +301,12 @@ pub async fn show(
                                     p.resumes { "Resumes " (layout::time(at)) }
                                 }
                             }
+                            @if let Some(branch) = s.branch_taken() {
+                                p.step-branch { "Took branch " strong { (branch) } }
+                            }
+                            @if let Some(why) = s.skip_text() {
+                                p.step-skip { "Skipped: " (why) }
+                            }
                             @for w in &s.warnings { p.warning { "Warning: " (w) } }
                             @if !s.output.is_null() {
                                 h4 { "Output" }

@@ -47,7 +47,15 @@ pub async fn apply(
         })
         .await?;
     let id = compiled.id.clone();
-    let warnings = missing_connections(&state, &compiled.definition).await?;
+    let mut warnings: Vec<ErrorDetail> = compiled
+        .warnings
+        .iter()
+        .map(|w| ErrorDetail {
+            path: w.path.clone(),
+            message: w.message.clone(),
+        })
+        .collect();
+    warnings.extend(missing_connections(&state, &compiled.definition).await?);
     state.catalog.remember(outcome.version, Arc::new(compiled));
     state.catalog.forget_head(&id);
     let status = if outcome.result == "created" {
@@ -71,14 +79,18 @@ pub async fn apply(
 /// Connections the definition names that do not exist: applied anyway (the
 /// connection may be created next), but said now rather than at the first
 /// run or delivery.
-async fn missing_connections(state: &AppState, def: &Value) -> Result<Vec<String>, ApiError> {
-    let mut named: Vec<(String, String)> = vec![];
+async fn missing_connections(state: &AppState, def: &Value) -> Result<Vec<ErrorDetail>, ApiError> {
+    use serde_json::json;
+    let mut named: Vec<(Vec<Value>, String)> = vec![];
     if let Some(c) = def["trigger"]["connection"].as_str() {
-        named.push(("trigger.connection".into(), c.to_string()));
+        named.push((vec![json!("trigger"), json!("connection")], c.to_string()));
     }
     for (i, step) in def["steps"].as_array().into_iter().flatten().enumerate() {
         if let Some(c) = step["connection"].as_str() {
-            named.push((format!("steps[{i}].connection"), c.to_string()));
+            named.push((
+                vec![json!("steps"), json!(i), json!("connection")],
+                c.to_string(),
+            ));
         }
     }
     if named.is_empty() {
@@ -88,10 +100,11 @@ async fn missing_connections(state: &AppState, def: &Value) -> Result<Vec<String
     Ok(named
         .into_iter()
         .filter(|(_, c)| !existing.iter().any(|e| &e.id == c))
-        .map(|(path, c)| {
-            format!(
-                "{path}: connection '{c}' does not exist; runs and deliveries that need it are refused until it is created (flowctl connections create --id {c} …)"
-            )
+        .map(|(path, c)| ErrorDetail {
+            path,
+            message: format!(
+                "connection '{c}' does not exist; runs and deliveries that need it are refused until it is created (flowctl connections create --id {c} …)"
+            ),
         })
         .collect())
 }

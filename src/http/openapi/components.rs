@@ -142,13 +142,27 @@ fn schemas() -> Value {
             "properties": {
                 "id": {"type": "string"},
                 "name": {"type": ["string", "null"]},
-                "type": {"type": "string", "enum": ["transform", "action", "email", "wait"]},
+                "type": {"type": "string",
+                    "enum": ["transform", "action", "email", "wait", "condition", "stop"]},
                 "status": {"type": "string", "enum": STEP_STATUSES},
                 "output": {},
                 "error": {},
                 "attempts": {"type": "integer", "minimum": 0},
                 "warnings": {"type": "array", "items": {"type": "string"},
                     "description": "e.g. unresolved template paths; left out when empty"},
+                "skipReason": {
+                    "type": "object",
+                    "description": "Why a skipped step did not run (left out otherwise): \
+                        {condition, branch} when a condition took the other branch (branch \
+                        null when the condition did not run), {stop} when a stop step ended \
+                        the run, {if} when the step's own `if` was falsy",
+                    "properties": {
+                        "condition": {"type": "string"},
+                        "branch": {"type": ["string", "null"], "enum": ["then", "else", null]},
+                        "stop": {"type": "string"},
+                        "if": {"type": "string"}
+                    }
+                },
                 "startedAt": nullable_timestamp(),
                 "completedAt": nullable_timestamp()
             }
@@ -163,8 +177,11 @@ fn schemas() -> Value {
                 "status": {"type": "string", "enum": WORKFLOW_STATUSES},
                 "changed": {"type": "boolean"},
                 "result": {"type": "string", "enum": ["created", "updated", "unchanged"]},
-                "warnings": {"type": "array", "items": {"type": "string"},
-                    "description": "Present when the definition names a connection that does not exist"}
+                "warnings": {"type": "array", "items": schema("ErrorDetail"),
+                    "description": "Problems that do not stop the definition from running \
+                        (errors under `flowctl validate --strict`), e.g. a reference to a \
+                        step that a condition may skip, or a connection it names that does \
+                        not exist; left out when empty"}
             }
         },
         "Workflow": {
