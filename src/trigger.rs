@@ -13,6 +13,28 @@ use crate::store::{ConnectionRow, NewRun, Store, StoreError, TriggerOutcome, Tri
 use crate::workflow::{CompiledWorkflow, StepKind, WorkflowStatus};
 use serde_json::Value;
 
+/// The input a schedule gives its runs: the trigger's static `input`, then
+/// `extra` on top (a person trying it may change fields), and the `schedule`
+/// block; `manual: true` tells a run started by hand from a real occurrence.
+/// `None` when the workflow has no schedule trigger.
+pub fn schedule_input(wf: &CompiledWorkflow, extra: &Value, now_ms: i64) -> Option<Value> {
+    let crate::workflow::TriggerDef::Schedule(def) = &wf.trigger else {
+        return None;
+    };
+    let mut input = def.input.clone();
+    if let Value::Object(m) = extra {
+        for (k, v) in m {
+            input.insert(k.clone(), v.clone());
+        }
+    }
+    let at = crate::time::rfc3339(now_ms);
+    input.insert(
+        "schedule".into(),
+        serde_json::json!({"name": wf.name, "scheduledAt": at, "firedAt": at, "manual": true}),
+    );
+    Some(Value::Object(input))
+}
+
 /// How long an API idempotency key is remembered (webhook event ids have
 /// their own, longer window: `delivery::DEFAULT_DEDUPE_HOURS`).
 pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
@@ -81,6 +103,16 @@ impl Triggers {
     /// Check and durably queue one run. `Replayed` means an unexpired
     /// idempotency key already named a run: nothing new started.
     pub async fn trigger_run(&self, req: TriggerRequest) -> Result<TriggerOutcome, TriggerError> {
+        Ok(self.trigger_run_checked(req).await?.0)
+    }
+
+    /// `trigger_run`, also saying whether a replayed run's input differs from
+    /// this request's (after schema defaults): the key was reused for
+    /// something else, and the caller should hear about it.
+    pub async fn trigger_run_checked(
+        &self,
+        req: TriggerRequest,
+    ) -> Result<(TriggerOutcome, bool), TriggerError> {
         let (row, wf) = self.catalog.head(&req.workflow_id).await?;
         if row.status != WorkflowStatus::Active {
             return Err(TriggerError::InvalidStatus(row.status.as_str().into()));
@@ -105,6 +137,7 @@ impl Triggers {
         };
         self.check_connections(&wf, req.connection_id.as_deref())
             .await?;
+        let compared = req.idempotency_key.is_some().then(|| input.clone());
         let outcome = self
             .store
             .create_run(NewRun {
@@ -123,7 +156,11 @@ impl Triggers {
         if matches!(outcome, TriggerOutcome::Created(_)) {
             self.events.run_queued();
         }
-        Ok(outcome)
+        let differs = match (&outcome, compared) {
+            (TriggerOutcome::Replayed(run), Some(input)) => run.input != input,
+            _ => false,
+        };
+        Ok((outcome, differs))
     }
 
     /// A run that could not get its connections is never queued.

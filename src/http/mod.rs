@@ -17,6 +17,8 @@ pub(crate) mod params;
 pub mod ratelimit;
 mod runs;
 pub mod server;
+mod test_delivery;
+mod ui_links;
 pub(crate) mod views;
 mod webhooks;
 mod workflows;
@@ -118,6 +120,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             get(workflows::show).delete(workflows::archive),
         )
         .route("/workflows/{id}/run", post(runs::trigger))
+        .route("/workflows/{id}/test-delivery", post(test_delivery::sign))
+        .route("/ui-links", post(ui_links::create))
         .route("/workflows/{id}/activate", post(workflows::activate))
         .route("/workflows/{id}/pause", post(workflows::pause))
         .route("/workflows/{id}/versions/{n}", get(workflows::version))

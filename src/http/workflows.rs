@@ -49,7 +49,7 @@ pub async fn apply(
         })
         .await?;
     let id = compiled.id.clone();
-    let warnings = compiled
+    let mut warnings: Vec<ErrorDetail> = compiled
         .warnings
         .iter()
         .map(|w| ErrorDetail {
@@ -57,6 +57,7 @@ pub async fn apply(
             message: w.message.clone(),
         })
         .collect();
+    warnings.extend(missing_connections(&state, &compiled.definition).await?);
     state.catalog.remember(outcome.version, Arc::new(compiled));
     if let Err(e) = state.catalog.workflow_changed(&id).await {
         // Done all the same: the index catches up within its refresh.
@@ -105,6 +106,39 @@ async fn check_webhook_path(
         }]));
     }
     Ok(())
+}
+
+/// Connections the definition names that do not exist: applied anyway (the
+/// connection may be created next), but said now rather than at the first
+/// run or delivery.
+async fn missing_connections(state: &AppState, def: &Value) -> Result<Vec<ErrorDetail>, ApiError> {
+    use serde_json::json;
+    let mut named: Vec<(Vec<Value>, String)> = vec![];
+    if let Some(c) = def["trigger"]["connection"].as_str() {
+        named.push((vec![json!("trigger"), json!("connection")], c.to_string()));
+    }
+    for (i, step) in def["steps"].as_array().into_iter().flatten().enumerate() {
+        if let Some(c) = step["connection"].as_str() {
+            named.push((
+                vec![json!("steps"), json!(i), json!("connection")],
+                c.to_string(),
+            ));
+        }
+    }
+    if named.is_empty() {
+        return Ok(vec![]);
+    }
+    let existing = state.store.list_connections().await?;
+    Ok(named
+        .into_iter()
+        .filter(|(_, c)| !existing.iter().any(|e| &e.id == c))
+        .map(|(path, c)| ErrorDetail {
+            path,
+            message: format!(
+                "connection '{c}' does not exist; runs and deliveries that need it are refused until it is created (flowctl connections create --id {c} …)"
+            ),
+        })
+        .collect())
 }
 
 pub async fn list(

@@ -2,8 +2,10 @@
 //! raw request bytes with constant-time comparison, and where each provider
 //! puts its event id and event type. No I/O; time comes in as an argument.
 
+mod sign;
 mod verify;
 
+pub use sign::sign;
 pub use verify::{SignatureError, missing_header, signature_headers, verify};
 
 use crate::workflow::trigger::WebhookProvider;

@@ -34,6 +34,7 @@ impl WebhookProvider {
             _ => return None,
         })
     }
+
 }
 
 #[derive(Debug, Clone)]

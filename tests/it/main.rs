@@ -26,6 +26,7 @@ mod install;
 mod lifecycle;
 mod multinode;
 mod newcomer;
+mod newcomer_cli;
 mod openapi;
 mod replay;
 mod run_limits;

@@ -27,7 +27,7 @@ const KEY_PREFIX_CHARS: usize = 12;
 
 pub const COOKIE_NAME: &str = "flowctl_session";
 /// Sessions last 12 hours; revoking the key ends them at once.
-const SESSION_MS: i64 = 12 * 60 * 60 * 1000;
+pub(super) const SESSION_MS: i64 = 12 * 60 * 60 * 1000;
 
 /// A logged-in dashboard user: the key's scopes decide what is shown and allowed.
 #[derive(Debug, Clone)]
