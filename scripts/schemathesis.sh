@@ -48,7 +48,7 @@ mkdir -p "$HOME"
 # Loopback only: fuzzed workflows must not reach the network, so the server's
 # outgoing HTTP goes to a proxy address where nothing listens. Rate limits stay
 # on (their headers are checked) but high, so the fuzzer reaches the handlers
-# rather than a wall of 429s (tests/openapi.rs checks the 429 answer).
+# rather than a wall of 429s (tests/it/openapi.rs checks the 429 answer).
 HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 ALL_PROXY=http://127.0.0.1:9 NO_PROXY= \
     "$bin" serve --listen 127.0.0.1:0 --db "$tmp/flowctl.db" \
     --rate-limit-execute 1000000 --rate-limit-read 1000000 --rate-limit-write 1000000 \

@@ -81,6 +81,12 @@ impl App {
         })
     }
 
+    /// The store this app serves; the in-process test harness creates its
+    /// API keys through it.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.listener
             .local_addr()

@@ -10,7 +10,7 @@ mod exit;
 mod keys;
 mod run;
 mod runs;
-mod serve;
+pub mod serve;
 mod target;
 mod workflows;
 

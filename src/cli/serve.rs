@@ -65,6 +65,38 @@ pub struct ServeArgs {
     pub log_format: String,
 }
 
+impl ServeArgs {
+    /// The settings these flags ask for; the in-process test harness builds
+    /// its servers through here too, so both see the same defaults.
+    pub fn settings(&self) -> ServeSettings {
+        ServeSettings {
+            listen: loopback_literal(&self.listen),
+            db: self
+                .db
+                .clone()
+                .unwrap_or_else(crate::config::default_db_path),
+            database_url: self.database_url.clone(),
+            workers: self.workers,
+            retention_days: self.retention_days,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            body_limit_bytes: self.body_limit,
+            rate_limits: crate::http::ratelimit::RateLimitConfig {
+                execute: self.rate_limit_execute,
+                read: self.rate_limit_read,
+                write: self.rate_limit_write,
+                webhook: self.rate_limit_webhook,
+            },
+            connections: crate::config::ConnectionLimits {
+                header_timeout: Duration::from_secs(self.header_timeout),
+                body_timeout: Duration::from_secs(self.body_timeout),
+                idle_timeout: Duration::from_secs(self.idle_timeout),
+                max_connections: self.max_connections.filter(|n| *n > 0),
+            },
+            metrics_public: self.metrics_public,
+        }
+    }
+}
+
 pub async fn serve(args: ServeArgs) -> CmdResult {
     if args.workers == 0 {
         return Err(Failure::usage("--workers must be 1 or more"));
@@ -72,25 +104,7 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
     let listen = check_listen(&args.listen).map_err(Failure::usage)?;
     let settings = ServeSettings {
         listen,
-        db: args.db.unwrap_or_else(crate::config::default_db_path),
-        database_url: args.database_url,
-        workers: args.workers,
-        retention_days: args.retention_days,
-        shutdown_grace: Duration::from_secs(args.shutdown_grace),
-        body_limit_bytes: args.body_limit,
-        rate_limits: crate::http::ratelimit::RateLimitConfig {
-            execute: args.rate_limit_execute,
-            read: args.rate_limit_read,
-            write: args.rate_limit_write,
-            webhook: args.rate_limit_webhook,
-        },
-        connections: crate::config::ConnectionLimits {
-            header_timeout: Duration::from_secs(args.header_timeout),
-            body_timeout: Duration::from_secs(args.body_timeout),
-            idle_timeout: Duration::from_secs(args.idle_timeout),
-            max_connections: args.max_connections.filter(|n| *n > 0),
-        },
-        metrics_public: args.metrics_public,
+        ..args.settings()
     };
     let db =
         match crate::store::Location::choose(settings.database_url.clone(), settings.db.clone()) {

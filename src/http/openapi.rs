@@ -1,7 +1,7 @@
 //! `GET /api/v1/openapi.json`: the OpenAPI 3.1 description of this API, built
 //! once from `serde_json::json!` pieces. Paths live in `openapi/paths.rs` and
 //! `openapi/more_paths.rs`, shared schemas, parameters, headers and error
-//! responses in `openapi/components.rs`. `tests/openapi.rs` keeps it true:
+//! responses in `openapi/components.rs`. `tests/it/openapi.rs` keeps it true:
 //! every route served is documented and real answers match their schemas.
 //! Depends on serde_json, and axum for the handler.
 

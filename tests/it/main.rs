@@ -1,0 +1,40 @@
+//! The integration suite, one test binary: each module is the old file of the
+//! same name. Servers are the real `flowctl serve` (common::Server) or, where the
+//! process does not matter, an in-process app (common::app::TestApp).
+
+mod common;
+
+mod actions_email;
+mod actions_http;
+mod actions_logs;
+mod actions_secrets;
+mod actions_stripe;
+mod api_limits;
+mod api_trigger;
+mod batch;
+mod cli;
+mod dashboard;
+mod db_copy;
+mod disk_full;
+mod docs;
+mod durability;
+mod hardening_connections;
+mod hardening_files;
+mod hardening_redirects;
+mod install;
+mod lifecycle;
+mod multinode;
+mod newcomer;
+mod openapi;
+mod packaging;
+mod replay;
+mod schedules;
+mod seed_example;
+mod seed_snippets;
+mod serve_hygiene;
+mod static_binary;
+mod synopsis;
+mod template_cases;
+mod template_props;
+mod template_workflows;
+mod webhooks;
