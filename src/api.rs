@@ -114,8 +114,40 @@ pub struct StepView {
     pub attempts: i64,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub warnings: Vec<String>,
+    /// Why a skipped step did not run: `{condition, branch}` (the branch the condition
+    /// took), `{stop}` or `{if}`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub skip_reason: Option<Value>,
     pub started_at: Option<String>,
     pub completed_at: Option<String>,
+}
+
+impl StepView {
+    /// The branch a `condition` step took (`then` / `else`), once it ran.
+    pub fn branch_taken(&self) -> Option<&str> {
+        if self.step_type != "condition" || self.status != "completed" {
+            return None;
+        }
+        self.output.get("branch").and_then(Value::as_str)
+    }
+
+    /// Why the step was skipped, in words (`check-amount took else`), for people.
+    pub fn skip_text(&self) -> Option<String> {
+        let reason = self.skip_reason.as_ref()?;
+        let text = |k: &str| reason.get(k).and_then(Value::as_str);
+        Some(if let Some(c) = text("condition") {
+            match text("branch") {
+                Some(b) => format!("{c} took {b}"),
+                None => format!("{c} did not run"),
+            }
+        } else if let Some(stop) = text("stop") {
+            format!("{stop} stopped the run")
+        } else if let Some(t) = text("if") {
+            format!("if {t} was false")
+        } else {
+            reason.to_string()
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -127,6 +159,10 @@ pub struct ApplyResponse {
     pub changed: bool,
     /// `created`, `updated` or `unchanged`
     pub result: String,
+    /// What `flowctl validate --strict` would refuse, e.g. a reference a condition may
+    /// leave unset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<ErrorDetail>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

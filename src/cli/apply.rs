@@ -21,6 +21,9 @@ pub struct ValidateArgs {
     /// Definition files, or folders searched for *.json (example inputs, *.input.json, are skipped)
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Treat warnings (e.g. a reference a condition may leave unset) as problems
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Files named on the command line, and the *.json files of named folders
@@ -64,8 +67,9 @@ fn read_definition(path: &Path) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("not valid JSON: {e}"))
 }
 
-/// Check every file offline; prints each problem and returns how many there were.
-fn check_all(files: &[PathBuf]) -> (usize, Vec<(PathBuf, Value, String)>) {
+/// Check every file offline; prints each problem and warning and returns how many
+/// problems there were (warnings count as problems when `strict`).
+fn check_all(files: &[PathBuf], strict: bool) -> (usize, Vec<(PathBuf, Value, String)>) {
     let mut problems = 0;
     let mut ok = vec![];
     let mut seen: Vec<(String, PathBuf)> = vec![];
@@ -84,6 +88,18 @@ fn check_all(files: &[PathBuf]) -> (usize, Vec<(PathBuf, Value, String)>) {
                         wf.id,
                         other.display()
                     );
+                    continue;
+                }
+                let label = if strict { "error" } else { "warning" };
+                for w in &wf.warnings {
+                    let d = crate::api::ErrorDetail {
+                        path: w.path.clone(),
+                        message: w.message.clone(),
+                    };
+                    eprintln!("{shown}: {label}: {}: {}", d.dotted_path(), d.message);
+                }
+                if strict && !wf.warnings.is_empty() {
+                    problems += wf.warnings.len();
                     continue;
                 }
                 seen.push((wf.id.clone(), file.clone()));
@@ -109,7 +125,7 @@ fn check_all(files: &[PathBuf]) -> (usize, Vec<(PathBuf, Value, String)>) {
 }
 
 pub fn validate(args: &ValidateArgs) -> CmdResult {
-    let (problems, ok) = check_all(&definition_files(&args.paths)?);
+    let (problems, ok) = check_all(&definition_files(&args.paths)?, args.strict);
     for (file, _, id) in &ok {
         eprintln!("{}: ok ({id})", file.display());
     }
@@ -118,7 +134,7 @@ pub fn validate(args: &ValidateArgs) -> CmdResult {
 
 /// All or nothing: every file is checked first; one bad file registers none.
 pub async fn apply(client: &Client, args: &ApplyArgs, json: bool) -> CmdResult {
-    let (problems, ok) = check_all(&definition_files(&args.paths)?);
+    let (problems, ok) = check_all(&definition_files(&args.paths)?, false);
     if problems > 0 {
         return Err(Failure::usage(format!(
             "{problems} problem(s); nothing was applied (fix them, or check with `flowctl validate`)"

@@ -215,13 +215,19 @@ fn current_step(run: &RunView) -> String {
     format!("{}/{} {}", current + 1, steps.len(), id)
 }
 
-/// Output on stdout when completed; the error on stderr otherwise.
+/// Output on stdout when completed; the error on stderr otherwise. The branches taken
+/// and the steps skipped go to stderr, beside the output, not in it.
 fn report(run: &RunView, json: bool) -> Exit {
     let completed = run.status == "completed";
     if json {
         print_json(run);
-    } else if completed {
-        print_json(&run.output);
+    } else {
+        for line in control_flow_lines(run) {
+            eprintln!("{line}");
+        }
+        if completed {
+            print_json(&run.output);
+        }
     }
     if completed {
         return Exit::Ok;
@@ -237,6 +243,24 @@ fn report(run: &RunView, json: bool) -> Exit {
         eprintln!("  failed step: {step}");
     }
     Exit::RunFailed
+}
+
+/// `check-amount: took then` for each condition that ran, and `skipped request-approval
+/// (check-amount took else)` for each step skipped by a condition, a stop or its `if`.
+pub(super) fn control_flow_lines(run: &RunView) -> Vec<String> {
+    let mut out = vec![];
+    for s in &run.steps {
+        if let Some(branch) = s.branch_taken() {
+            out.push(format!("{}: took {branch}", s.id));
+        }
+        if s.step_type == "stop" && s.status == "completed" {
+            out.push(format!("{}: stopped the run", s.id));
+        }
+        if let Some(why) = s.skip_text() {
+            out.push(format!("skipped {} ({why})", s.id));
+        }
+    }
+    out
 }
 
 /// `Value` helper for the batch summary.

@@ -78,7 +78,15 @@ pub async fn runs(client: &Client, cmd: &RunsCommand, json: bool) -> CmdResult {
                 }
             }
         }
-        RunsCommand::Show { run_id } => print_json(&client.run(run_id, None).await?),
+        RunsCommand::Show { run_id } => {
+            let run = client.run(run_id, None).await?;
+            if !json {
+                for line in super::run::control_flow_lines(&run) {
+                    eprintln!("{line}");
+                }
+            }
+            print_json(&run);
+        }
         RunsCommand::Cancel { run_id } => {
             let run = client.cancel(run_id).await?;
             if json {

@@ -296,6 +296,12 @@ pub async fn show(
                             @if !s.error.is_null() {
                                 p.step-error { "Error (last attempt): " (error_line(&s.error)) }
                             }
+                            @if let Some(branch) = s.branch_taken() {
+                                p.step-branch { "Took branch " strong { (branch) } }
+                            }
+                            @if let Some(why) = s.skip_text() {
+                                p.step-skip { "Skipped: " (why) }
+                            }
                             @for w in &s.warnings { p.warning { "Warning: " (w) } }
                             @if !s.output.is_null() {
                                 h4 { "Output" }

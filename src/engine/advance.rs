@@ -6,8 +6,8 @@
 //! commits the state; it decides nothing.
 
 use super::{
-    FailureDecision, Next, Prepared, RunError, RunFacts, RunStatus, Scope, StepRecord, StepStatus,
-    next, on_step_error, prepare, run_output, transform_output,
+    FailureDecision, Next, Prepared, RunError, RunFacts, RunStatus, Scope, SkipReason, StepRecord,
+    StepStatus, control, next, on_step_error, prepare, run_output, transform_output,
 };
 use crate::time::{parse_rfc3339, rfc3339};
 use crate::workflow::{CompiledWorkflow, StepKind};
@@ -93,6 +93,7 @@ impl StepRecord {
             attempts: 0,
             started_at: None,
             completed_at: None,
+            skip_reason: None,
         }
     }
 }
@@ -156,6 +157,7 @@ pub fn placeholder_workflow(id: &str) -> CompiledWorkflow {
         timeout_ms: None,
         concurrency: None,
         trigger: Default::default(),
+        warnings: vec![],
     }
 }
 
@@ -278,14 +280,32 @@ fn drive(wf: &CompiledWorkflow, mut s: RunState, now: i64, deadline: Option<i64>
             Next::Step(i) => i,
         };
         let step = &wf.steps[i];
-        let prepared = prepare(step, &scope.context(&s.input, &wf.variables, &now_text));
+        // A branch not taken skips the step before its `if` is even rendered.
+        let prepared = match control::guard_skip(step, &s.steps) {
+            Some(reason) => Prepared::Skip {
+                warnings: vec![],
+                reason,
+            },
+            None => prepare(step, &scope.context(&s.input, &wf.variables, &now_text)),
+        };
+        if let (StepKind::Stop, Prepared::Execute { config, .. }) = (&step.kind, &prepared) {
+            let ctx = scope.context(&s.input, &wf.variables, &now_text);
+            let output = match config.get("output") {
+                Some(out) => Ok(out.clone()),
+                // Without its own output the run's is computed as if it ended here.
+                None => run_output(wf, &s.steps, &ctx).map(|(out, _)| out),
+            };
+            drop(scope);
+            return stop_run(wf, s, i, config, output, now);
+        }
         drop(scope);
         let rec = &mut s.steps[i];
         rec.started_at.get_or_insert(now);
         match prepared {
-            Prepared::Skip { warnings } => {
+            Prepared::Skip { warnings, reason } => {
                 rec.status = StepStatus::Skipped;
                 rec.warnings = warnings;
+                rec.skip_reason = Some(reason);
                 rec.completed_at = Some(now);
             }
             Prepared::TemplateFailed { error } => {
@@ -303,6 +323,24 @@ fn drive(wf: &CompiledWorkflow, mut s: RunState, now: i64, deadline: Option<i64>
                         rec.output = transform_output(&config);
                         rec.completed_at = Some(now);
                     }
+                    StepKind::Condition => {
+                        // Settled here and committed with whatever comes next, before any
+                        // later effect: a crash never evaluates it a second time.
+                        rec.attempts += 1;
+                        rec.completed_at = Some(now);
+                        match control::evaluate_step(&step.id, &config) {
+                            Ok(output) => {
+                                rec.status = StepStatus::Completed;
+                                rec.output = output;
+                            }
+                            Err(error) => {
+                                rec.status = StepStatus::Failed;
+                                rec.error = Some(error);
+                            }
+                        }
+                    }
+                    // Handled above, where the scope is still at hand.
+                    StepKind::Stop => {}
                     StepKind::Wait => {
                         if let Some(until) = wait_step(rec, &config, now) {
                             // A parked run still times out on time.
@@ -328,6 +366,55 @@ fn drive(wf: &CompiledWorkflow, mut s: RunState, now: i64, deadline: Option<i64>
                 }
             }
         }
+    }
+}
+
+/// A `stop` step: it completes, every later step is skipped naming it, and the run ends
+/// with the stop's status and output (or error).
+fn stop_run(
+    wf: &CompiledWorkflow,
+    mut s: RunState,
+    i: usize,
+    config: &Value,
+    output: Result<Value, RunError>,
+    now: i64,
+) -> Transition {
+    let stop_id = s.steps[i].step_id.clone();
+    let failed = config.get("status").and_then(Value::as_str) == Some("failed");
+    {
+        let rec = &mut s.steps[i];
+        rec.started_at.get_or_insert(now);
+        rec.attempts += 1;
+        rec.status = StepStatus::Completed;
+        rec.output = config.get("output").cloned().unwrap_or(Value::Null);
+        rec.completed_at = Some(now);
+    }
+    for rec in s.steps.iter_mut().skip(i + 1) {
+        if !rec.status.is_settled() {
+            rec.status = StepStatus::Skipped;
+            rec.skip_reason = Some(SkipReason::Stop {
+                stop: stop_id.clone(),
+            });
+            rec.completed_at = Some(now);
+        }
+    }
+    if failed {
+        let field = |k: &str| {
+            config
+                .get("error")
+                .and_then(|e| e.get(k))
+                .map(crate::template::value_text)
+                .unwrap_or_default()
+        };
+        let error = RunError::stopped(&stop_id, &field("code"), &field("message"));
+        return finish(wf, s, RunStatus::Failed, Some(error), now);
+    }
+    match output {
+        Ok(out) => {
+            s.output = out;
+            finish(wf, s, RunStatus::Completed, None, now)
+        }
+        Err(error) => finish(wf, s, RunStatus::Failed, Some(error), now),
     }
 }
 

@@ -52,6 +52,26 @@ impl RunError {
         }
     }
 
+    /// A `condition` that cannot be decided (`gt` on text, a bad pattern).
+    pub fn condition(step_id: &str, at: &str, message: &str) -> RunError {
+        RunError {
+            code: "CONDITION_ERROR".into(),
+            message: format!("step '{step_id}', {at}: {message}"),
+            step_id: Some(step_id.into()),
+            path: Some(at.into()),
+        }
+    }
+
+    /// The error a `stop` step with `status: failed` ends its run with.
+    pub fn stopped(step_id: &str, code: &str, message: &str) -> RunError {
+        RunError {
+            code: code.into(),
+            message: message.into(),
+            step_id: Some(step_id.into()),
+            path: None,
+        }
+    }
+
     pub fn output_template(message: &str) -> RunError {
         RunError::step("TEMPLATE_ERROR", format!("workflow output: {message}"))
     }

@@ -7,12 +7,14 @@
 
 mod advance;
 mod connections;
+mod control;
 mod error;
 mod retry;
 mod status;
 
 pub use advance::{Effect, Event, RunState, Transition, advance, placeholder_workflow};
 pub use connections::{ConnectionRef, ResolveError, check_trigger, resolve};
+pub use control::{SkipReason, compare_op};
 pub use error::RunError;
 pub use retry::{FailureDecision, on_step_error};
 pub use status::{RunStatus, StepStatus};
@@ -33,6 +35,8 @@ pub struct StepRecord {
     pub attempts: i64,
     pub started_at: Option<i64>,
     pub completed_at: Option<i64>,
+    /// Why a `skipped` step did not run, when a condition, a stop or its `if` decided it.
+    pub skip_reason: Option<SkipReason>,
 }
 
 /// What a run knows about itself, for templates (`run.*`, `workflow.*`).
@@ -128,6 +132,7 @@ pub fn next(wf: &CompiledWorkflow, records: &[StepRecord]) -> Next {
 pub enum Prepared {
     Skip {
         warnings: Vec<String>,
+        reason: SkipReason,
     },
     Execute {
         config: Value,
@@ -145,7 +150,10 @@ pub fn prepare(step: &CompiledStep, ctx: &Context) -> Prepared {
             Ok(r) => {
                 warnings.extend(r.warnings);
                 if !is_truthy(&r.value) {
-                    return Prepared::Skip { warnings };
+                    let reason = SkipReason::If {
+                        template: cond.source().to_string(),
+                    };
+                    return Prepared::Skip { warnings, reason };
                 }
             }
             Err(e) => {

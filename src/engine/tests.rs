@@ -553,7 +553,7 @@ fn rows() -> Vec<Row> {
 
 #[test]
 fn every_rule_of_the_run_lifecycle() {
-    for row in rows() {
+    for row in rows().into_iter().chain(control_rows()) {
         let t = advance(&row.workflow, &row.state, row.event.clone(), row.now, 0.999);
         let steps: Vec<StepStatus> = t.state.steps.iter().map(|s| s.status).collect();
         assert_eq!(
@@ -650,4 +650,493 @@ fn backoff_grows_is_jittered_and_capped() {
     assert_eq!(at(1, 0.0, Some(3000)), 3000);
     assert_eq!(at(1, 0.0, Some(u64::MAX)), 4000);
     assert_eq!(at(19, 0.999, None), 3998);
+}
+
+// ---------------------------------------------------------------- condition and stop
+
+/// A user's own error code for a failed stop (a constant, so the scan for documented
+/// `"code": "…"` literals does not take it for one of ours).
+const CODE: &str = "NOTHING_TO_DO";
+
+fn cond(id: &str, conditions: Value, then: &[&str], els: &[&str]) -> Value {
+    json!({"id": id, "type": "condition",
+           "config": {"conditions": conditions, "then": then, "else": els}})
+}
+
+fn amount_gt(right: Value) -> Value {
+    json!({"left": "{{ input.amount }}", "operator": "gt", "right": right})
+}
+
+fn with_input(w: &CompiledWorkflow, input: Value) -> RunState {
+    let mut s = fresh(w);
+    s.input = input;
+    s
+}
+
+/// check-amount guards `hi` (then) and `lo` (else); `join` is in neither list.
+fn branching(extra_cond: Value) -> CompiledWorkflow {
+    let mut c = cond("check-amount", amount_gt(json!("1000")), &["hi"], &["lo"]);
+    if let (Some(o), Value::Object(e)) = (c.as_object_mut(), extra_cond) {
+        o.extend(e);
+    }
+    wf(
+        json!({}),
+        json!([c, transform("hi"), transform("lo"), transform("join")]),
+    )
+}
+
+fn stop(id: &str, config: Value, extra: Value) -> Value {
+    let mut s = json!({"id": id, "type": "stop", "config": config});
+    if let (Some(o), Value::Object(e)) = (s.as_object_mut(), extra) {
+        o.extend(e);
+    }
+    s
+}
+
+fn done(status: RunStatus, steps: &'static [StepStatus]) -> Expect {
+    Expect {
+        status,
+        steps,
+        effect: Effect::Finish { status },
+        error_code: None,
+    }
+}
+
+fn control_rows() -> Vec<Row> {
+    use RunStatus as R;
+    use StepStatus::*;
+    let branching_plain = branching(json!({}));
+    let guarded_action = wf(
+        json!({}),
+        json!([
+            cond("check-amount", amount_gt(json!(1000)), &["charge"], &[]),
+            http("charge", json!({})),
+            transform("after")
+        ]),
+    );
+    // The condition is on record as having taken `else`, although the input now says
+    // `then`: a claim after a crash reads the record, it does not evaluate again.
+    let mut recorded_else = with_input(&branching_plain, json!({"amount": 5000}));
+    recorded_else.status = R::Running;
+    recorded_else.started_at = Some(T0);
+    recorded_else.steps[0].status = Completed;
+    recorded_else.steps[0].attempts = 1;
+    recorded_else.steps[0].output = json!({"result": false, "branch": "else"});
+    let stops = |config: Value, extra: Value| {
+        wf(
+            json!({}),
+            json!([transform("a"), stop("halt", config, extra), transform("b")]),
+        )
+    };
+    let stop_done = stops(
+        json!({"status": "completed", "output": {"x": 1}}),
+        json!({}),
+    );
+    let stop_failed = stops(
+        json!({"status": "failed", "error": {"code": CODE, "message": "no invoices"}}),
+        json!({}),
+    );
+    let stop_if = stops(
+        json!({"status": "completed"}),
+        json!({"if": "{{ input.amount > 10 }}"}),
+    );
+    let stop_in_branch = wf(
+        json!({}),
+        json!([
+            cond("check-amount", amount_gt(json!(1000)), &["halt"], &[]),
+            stop("halt", json!({"status": "completed"}), json!({})),
+            transform("rest")
+        ]),
+    );
+    let compound = |c: Value| {
+        wf(
+            json!({}),
+            json!([
+                cond("c", c, &["yes"], &["no"]),
+                transform("yes"),
+                transform("no")
+            ]),
+        )
+    };
+    let all_any_not = compound(json!({"all": [
+        {"any": [
+            {"left": "{{ input.country }}", "operator": "eq", "right": "DE"},
+            {"left": "{{ input.country }}", "operator": "eq", "right": "AT"}
+        ]},
+        {"not": {"left": "{{ input.email }}", "operator": "endsWith", "right": "@test.invalid"}}
+    ]}));
+    let ops = |op: &str, left: Value, right: Option<Value>| {
+        let mut c = json!({"left": left, "operator": op});
+        if let Some(r) = right {
+            c["right"] = r;
+        }
+        compound(c)
+    };
+    let then = done(R::Completed, &[Completed, Completed, Skipped]);
+    let els = done(R::Completed, &[Completed, Skipped, Completed]);
+    let op_row = |rule: &'static str, w: CompiledWorkflow, input: Value, expect: Expect| Row {
+        rule,
+        state: with_input(&w, input),
+        workflow: w,
+        event: Event::Claimed,
+        now: T0,
+        expect,
+    };
+    vec![
+        op_row(
+            "condition: then taken, the else step is skipped, the join runs",
+            branching_plain.clone(),
+            json!({"amount": 5000}),
+            done(R::Completed, &[Completed, Completed, Skipped, Completed]),
+        ),
+        op_row(
+            "condition: else taken, the then step is skipped",
+            branching_plain.clone(),
+            json!({"amount": 10}),
+            done(R::Completed, &[Completed, Skipped, Completed, Completed]),
+        ),
+        op_row(
+            "condition: a numeric string compares as a decimal (\"999.5\" gt \"1000\" is false)",
+            branching_plain.clone(),
+            json!({"amount": "999.5"}),
+            done(R::Completed, &[Completed, Skipped, Completed, Completed]),
+        ),
+        Row {
+            rule: "condition: gt on text fails the step (CONDITION_ERROR) and the run",
+            workflow: branching_plain.clone(),
+            state: with_input(&branching_plain, json!({"amount": "lots"})),
+            event: Event::Claimed,
+            now: T0,
+            expect: Expect {
+                status: R::Failed,
+                steps: &[Failed, Skipped, Skipped, Skipped],
+                effect: Effect::Finish { status: R::Failed },
+                error_code: Some("STEP_ERROR"),
+            },
+        },
+        op_row(
+            "condition: gt on a missing value fails, never silently false",
+            branching_plain.clone(),
+            json!({}),
+            Expect {
+                status: R::Failed,
+                steps: &[Failed, Skipped, Skipped, Skipped],
+                effect: Effect::Finish { status: R::Failed },
+                error_code: Some("STEP_ERROR"),
+            },
+        ),
+        op_row(
+            "condition: failed with errorHandling continue, both branches are skipped",
+            branching(json!({"errorHandling": "continue"})),
+            json!({"amount": "lots"}),
+            done(R::Completed, &[Failed, Skipped, Skipped, Completed]),
+        ),
+        op_row(
+            "condition: skipped by its own if, both branches are skipped",
+            branching(json!({"if": "{{ input.check }}"})),
+            json!({"amount": 5000, "check": false}),
+            done(R::Completed, &[Skipped, Skipped, Skipped, Completed]),
+        ),
+        op_row(
+            "condition: a guarded step's own if is ANDed with the guard",
+            wf(
+                json!({}),
+                json!([
+                    cond("c", amount_gt(json!(1)), &["t"], &[]),
+                    {"id": "t", "type": "transform", "if": "{{ input.go }}", "config": {"mapping": 1}}
+                ]),
+            ),
+            json!({"amount": 5, "go": false}),
+            done(R::Completed, &[Completed, Skipped]),
+        ),
+        Row {
+            rule: "condition: settled before the guarded action, so it is committed with it",
+            workflow: guarded_action.clone(),
+            state: with_input(&guarded_action, json!({"amount": 5000})),
+            event: Event::Claimed,
+            now: T0,
+            expect: Expect {
+                status: R::Running,
+                steps: &[Completed, Running, Pending],
+                effect: exec(1, 30_000),
+                error_code: None,
+            },
+        },
+        Row {
+            rule: "condition: a claim after a crash keeps the recorded branch (never re-evaluated)",
+            workflow: branching_plain.clone(),
+            state: recorded_else,
+            event: Event::Claimed,
+            now: T0 + 5,
+            expect: done(R::Completed, &[Completed, Skipped, Completed, Completed]),
+        },
+        op_row(
+            "condition: all/any/not (true)",
+            all_any_not.clone(),
+            json!({"country": "AT", "email": "a@b.com"}),
+            then.clone_expect(),
+        ),
+        op_row(
+            "condition: all/any/not (false)",
+            all_any_not.clone(),
+            json!({"country": "AT", "email": "a@test.invalid"}),
+            els.clone_expect(),
+        ),
+        op_row(
+            "condition: eq on a number and a numeric string",
+            ops("eq", json!("{{ input.n }}"), Some(json!("10000"))),
+            json!({"n": 10000}),
+            then.clone_expect(),
+        ),
+        op_row(
+            "condition: ne",
+            ops("ne", json!("{{ input.s }}"), Some(json!("x"))),
+            json!({"s": "x"}),
+            els.clone_expect(),
+        ),
+        op_row(
+            "condition: gte at the boundary",
+            ops("gte", json!("{{ input.n }}"), Some(json!(5))),
+            json!({"n": 5}),
+            then.clone_expect(),
+        ),
+        op_row(
+            "condition: lt",
+            ops("lt", json!("{{ input.n }}"), Some(json!("5.01"))),
+            json!({"n": 5}),
+            then.clone_expect(),
+        ),
+        op_row(
+            "condition: lte",
+            ops("lte", json!("{{ input.n }}"), Some(json!(4))),
+            json!({"n": 5}),
+            els.clone_expect(),
+        ),
+        op_row(
+            "condition: contains on an array",
+            ops("contains", json!("{{ input.tags }}"), Some(json!("vip"))),
+            json!({"tags": ["new", "vip"]}),
+            then.clone_expect(),
+        ),
+        op_row(
+            "condition: startsWith",
+            ops("startsWith", json!("{{ input.s }}"), Some(json!("INV-"))),
+            json!({"s": "INV-42"}),
+            then.clone_expect(),
+        ),
+        op_row(
+            "condition: exists on a missing value",
+            ops("exists", json!("{{ input.none }}"), None),
+            json!({}),
+            els.clone_expect(),
+        ),
+        op_row(
+            "condition: isEmpty on an empty list",
+            ops("isEmpty", json!("{{ input.l }}"), None),
+            json!({"l": []}),
+            then.clone_expect(),
+        ),
+        op_row(
+            "condition: matches a literal regex",
+            ops(
+                "matches",
+                json!("{{ input.s }}"),
+                Some(json!("^INV-[0-9]+$")),
+            ),
+            json!({"s": "INV-42"}),
+            then.clone_expect(),
+        ),
+        op_row(
+            "condition: matches with a templated pattern that does not compile fails",
+            ops(
+                "matches",
+                json!("{{ input.s }}"),
+                Some(json!("{{ input.p }}")),
+            ),
+            json!({"s": "x", "p": "("}),
+            Expect {
+                status: R::Failed,
+                steps: &[Failed, Skipped, Skipped],
+                effect: Effect::Finish { status: R::Failed },
+                error_code: Some("STEP_ERROR"),
+            },
+        ),
+        op_row(
+            "stop: completed ends the run with its output, later steps are skipped",
+            stop_done.clone(),
+            json!({}),
+            done(R::Completed, &[Completed, Completed, Skipped]),
+        ),
+        op_row(
+            "stop: failed ends the run with its error",
+            stop_failed.clone(),
+            json!({}),
+            Expect {
+                status: R::Failed,
+                steps: &[Completed, Completed, Skipped],
+                effect: Effect::Finish { status: R::Failed },
+                error_code: Some(CODE),
+            },
+        ),
+        op_row(
+            "stop: its if false, it is skipped and the run goes on",
+            stop_if.clone(),
+            json!({"amount": 1}),
+            done(R::Completed, &[Completed, Skipped, Completed]),
+        ),
+        op_row(
+            "stop: under a branch not taken, it is skipped",
+            stop_in_branch.clone(),
+            json!({"amount": 1}),
+            done(R::Completed, &[Completed, Skipped, Completed]),
+        ),
+    ]
+}
+
+impl Expect {
+    fn clone_expect(&self) -> Expect {
+        Expect {
+            status: self.status,
+            steps: self.steps,
+            effect: self.effect.clone(),
+            error_code: self.error_code,
+        }
+    }
+}
+
+#[test]
+fn a_condition_outputs_its_result_and_branch_and_skipped_steps_say_why() {
+    let w = branching(json!({}));
+    let t = advance(
+        &w,
+        &with_input(&w, json!({"amount": 5000})),
+        Event::Claimed,
+        T0,
+        0.5,
+    );
+    assert_eq!(
+        t.state.steps[0].output,
+        json!({"result": true, "branch": "then"})
+    );
+    assert_eq!(
+        t.state.steps[2].skip_reason,
+        Some(SkipReason::Condition {
+            condition: "check-amount".into(),
+            branch: Some("then".into())
+        })
+    );
+    assert_eq!(
+        t.state.steps[2]
+            .skip_reason
+            .as_ref()
+            .map(SkipReason::to_value),
+        Some(json!({"condition": "check-amount", "branch": "then"}))
+    );
+    assert_eq!(t.state.steps[1].skip_reason, None);
+    // A condition that did not run took no branch.
+    let w = branching(json!({"if": "{{ false }}"}));
+    let t = advance(
+        &w,
+        &with_input(&w, json!({"amount": 5000})),
+        Event::Claimed,
+        T0,
+        0.5,
+    );
+    assert_eq!(
+        t.state.steps[0]
+            .skip_reason
+            .as_ref()
+            .map(SkipReason::to_value),
+        Some(json!({"if": "{{ false }}"}))
+    );
+    assert_eq!(
+        t.state.steps[1]
+            .skip_reason
+            .as_ref()
+            .map(SkipReason::to_value),
+        Some(json!({"condition": "check-amount", "branch": null}))
+    );
+}
+
+#[test]
+fn a_condition_error_names_the_step_the_path_and_both_values() {
+    let w = branching(json!({}));
+    let t = advance(
+        &w,
+        &with_input(&w, json!({"amount": "lots"})),
+        Event::Claimed,
+        T0,
+        0.5,
+    );
+    let e = t.state.steps[0].error.clone().expect("step error");
+    assert_eq!(e.code, "CONDITION_ERROR");
+    assert_eq!(e.path.as_deref(), Some("config.conditions"));
+    assert!(
+        e.message
+            .contains("'gt': cannot order string \"lots\" against string \"1000\""),
+        "{}",
+        e.message
+    );
+    assert_eq!(
+        t.state.error.expect("run error").step_id.as_deref(),
+        Some("check-amount")
+    );
+}
+
+#[test]
+fn a_stop_sets_the_output_or_error_and_names_itself_on_skipped_steps() {
+    let w = wf(
+        json!({}),
+        json!([
+            transform("a"),
+            stop(
+                "halt",
+                json!({"status": "completed", "output": {"n": "{{ steps.a.output.from }}"}}),
+                json!({})
+            ),
+            transform("b")
+        ]),
+    );
+    let t = advance(&w, &fresh(&w), Event::Claimed, T0, 0.5);
+    assert_eq!(t.state.output, json!({"n": "a"}));
+    assert_eq!(
+        t.state.steps[2]
+            .skip_reason
+            .as_ref()
+            .map(SkipReason::to_value),
+        Some(json!({"stop": "halt"}))
+    );
+    // Without its own output, the run's output is as if the run ended there.
+    let w = wf(
+        json!({}),
+        json!([
+            transform("a"),
+            stop("halt", json!({"status": "completed"}), json!({})),
+            transform("b")
+        ]),
+    );
+    let t = advance(&w, &fresh(&w), Event::Claimed, T0, 0.5);
+    assert_eq!(t.state.output, json!({"from": "a"}));
+    let w = wf(
+        json!({}),
+        json!([stop(
+            "halt",
+            json!({"status": "failed", "error": {"code": CODE, "message": "nothing for {{ input.who }}"}}),
+            json!({})
+        )]),
+    );
+    let t = advance(
+        &w,
+        &with_input(&w, json!({"who": "ada"})),
+        Event::Claimed,
+        T0,
+        0.5,
+    );
+    let e = t.state.error.expect("run error");
+    assert_eq!(
+        (e.code.as_str(), e.message.as_str()),
+        (CODE, "nothing for ada")
+    );
+    assert_eq!(e.step_id.as_deref(), Some("halt"));
+    assert_eq!(t.state.output, Value::Null);
 }

@@ -47,6 +47,14 @@ pub async fn apply(
         })
         .await?;
     let id = compiled.id.clone();
+    let warnings = compiled
+        .warnings
+        .iter()
+        .map(|w| ErrorDetail {
+            path: w.path.clone(),
+            message: w.message.clone(),
+        })
+        .collect();
     state.catalog.remember(outcome.version, Arc::new(compiled));
     state.catalog.forget_head(&id);
     let status = if outcome.result == "created" {
@@ -62,6 +70,7 @@ pub async fn apply(
             status: outcome.status,
             changed: outcome.result != "unchanged",
             result: outcome.result.into(),
+            warnings,
         }),
     ))
 }

@@ -3,7 +3,7 @@
 //! their JSON text. Plain functions, no SQL.
 
 use super::Result;
-use crate::engine::{RunError, StepRecord};
+use crate::engine::{RunError, SkipReason, StepRecord, StepStatus};
 use serde_json::Value;
 
 pub(crate) fn opt_json(v: &Value) -> Option<String> {
@@ -47,7 +47,12 @@ impl From<&StepRecord> for StepColumns {
             idx: s.idx as i64,
             step_id: s.step_id.clone(),
             status: s.status.as_str(),
-            output: opt_json(&s.output),
+            output: match (&s.skip_reason, s.status) {
+                (Some(reason), StepStatus::Skipped) => {
+                    Some(serde_json::json!({ SKIP_REASON: reason }).to_string())
+                }
+                _ => opt_json(&s.output),
+            },
             error: encode_error(&s.error),
             warnings: (!s.warnings.is_empty())
                 .then(|| serde_json::to_string(&s.warnings).unwrap_or_default()),
@@ -55,5 +60,79 @@ impl From<&StepRecord> for StepColumns {
             started_at: s.started_at,
             completed_at: s.completed_at,
         }
+    }
+}
+
+/// A skipped step has no output, so its output column carries why it was skipped
+/// (`{"skipReason": …}`), which saves both stores a column and a migration.
+const SKIP_REASON: &str = "skipReason";
+
+/// A step's output and skip reason from its status and output column.
+pub(crate) fn decode_output(
+    status: StepStatus,
+    text: Option<String>,
+) -> Result<(Value, Option<SkipReason>)> {
+    let value = from_json(text)?;
+    if status == StepStatus::Skipped
+        && let Some(reason) = value.get(SKIP_REASON)
+    {
+        let reason = serde_json::from_value(reason.clone())?;
+        return Ok((Value::Null, Some(reason)));
+    }
+    Ok((value, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn skipped(reason: Option<SkipReason>) -> StepRecord {
+        StepRecord {
+            status: StepStatus::Skipped,
+            skip_reason: reason,
+            ..StepRecord::blank(2, "lo")
+        }
+    }
+
+    #[test]
+    fn a_skip_reason_round_trips_through_the_output_column() {
+        let reason = SkipReason::Condition {
+            condition: "check-amount".into(),
+            branch: Some("then".into()),
+        };
+        let cols = StepColumns::from(&skipped(Some(reason.clone())));
+        assert_eq!(
+            cols.output.as_deref(),
+            Some(r#"{"skipReason":{"condition":"check-amount","branch":"then"}}"#)
+        );
+        let (output, back) = decode_output(StepStatus::Skipped, cols.output).unwrap();
+        assert_eq!((output, back), (Value::Null, Some(reason)));
+        for reason in [
+            SkipReason::Stop {
+                stop: "halt".into(),
+            },
+            SkipReason::If {
+                template: "{{ false }}".into(),
+            },
+            SkipReason::Condition {
+                condition: "c".into(),
+                branch: None,
+            },
+        ] {
+            let cols = StepColumns::from(&skipped(Some(reason.clone())));
+            let (_, back) = decode_output(StepStatus::Skipped, cols.output).unwrap();
+            assert_eq!(back, Some(reason));
+        }
+    }
+
+    #[test]
+    fn outputs_of_other_steps_are_left_alone() {
+        let cols = StepColumns::from(&skipped(None));
+        assert_eq!(cols.output, None);
+        // A completed step whose output happens to carry the key keeps it.
+        let text = Some(r#"{"skipReason":"mine"}"#.to_string());
+        let (output, reason) = decode_output(StepStatus::Completed, text).unwrap();
+        assert_eq!(output, serde_json::json!({"skipReason": "mine"}));
+        assert_eq!(reason, None);
     }
 }

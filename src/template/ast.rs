@@ -11,11 +11,132 @@ pub(crate) enum Part {
     Expr(Expr),
 }
 
-/// `operand | filter: args | …`
+/// An expression: a filter chain, or comparisons and logic over chains.
 #[derive(Debug, Clone)]
-pub(crate) struct Expr {
-    pub operand: Operand,
+pub(crate) enum Expr {
+    Chain(Chain),
+    Not(Box<Expr>),
+    /// `and` / `or`, evaluated left to right with short-circuit.
+    Logic {
+        op: Logic,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
+    Compare {
+        op: CmpOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+        /// Column of the operator, for run-time errors.
+        column: usize,
+    },
+}
+
+/// `head | filter: args | …`
+#[derive(Debug, Clone)]
+pub(crate) struct Chain {
+    pub head: Head,
     pub filters: Vec<FilterCall>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Head {
+    Operand(Operand),
+    /// `( expression )`
+    Group(Box<Expr>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Logic {
+    And,
+    Or,
+}
+
+/// The comparison operators (Liquid's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CmpOp {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    Eq,
+    Ne,
+    Contains,
+}
+
+impl CmpOp {
+    /// Every operator a template knows, as listed in errors about unknown ones.
+    pub(crate) const ALL: &'static str = "> >= < <= == != contains and or not";
+
+    pub(crate) fn parse(text: &str) -> Option<CmpOp> {
+        Some(match text {
+            ">" => CmpOp::Gt,
+            ">=" => CmpOp::Ge,
+            "<" => CmpOp::Lt,
+            "<=" => CmpOp::Le,
+            "==" => CmpOp::Eq,
+            "!=" => CmpOp::Ne,
+            "contains" => CmpOp::Contains,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Eq => "==",
+            CmpOp::Ne => "!=",
+            CmpOp::Contains => "contains",
+        }
+    }
+}
+
+/// What a mistaken operator most likely meant (`=` → `==`, `&&` → `and`).
+pub(crate) fn operator_hint(text: &str) -> Option<&'static str> {
+    Some(match text {
+        "=" | "===" | "eq" => "==",
+        "!==" | "<>" | "ne" => "!=",
+        "=>" | "gte" | "ge" => ">=",
+        "=<" | "lte" | "le" => "<=",
+        "gt" => ">",
+        "lt" => "<",
+        "&&" | "&" => "and",
+        "||" => "or",
+        "!" => "not",
+        _ => return None,
+    })
+}
+
+impl Expr {
+    /// Every path in the expression (filter arguments and dynamic keys included), with
+    /// whether it sits at the head of a chain that goes through `default` (a value the
+    /// author expected to be missing).
+    pub(crate) fn visit_paths<'e>(&'e self, f: &mut impl FnMut(&'e Path, bool)) {
+        match self {
+            Expr::Chain(c) => {
+                let defaulted = c.filters.iter().any(|fc| fc.def.name == "default");
+                match &c.head {
+                    Head::Operand(Operand::Path(p)) => p.visit(defaulted, f),
+                    Head::Operand(Operand::Literal(_)) => {}
+                    Head::Group(e) => e.visit_paths(f),
+                }
+                for fc in &c.filters {
+                    for op in fc.args.iter().chain(fc.kwargs.iter().map(|(_, op)| op)) {
+                        if let Operand::Path(p) = op {
+                            p.visit(false, f);
+                        }
+                    }
+                }
+            }
+            Expr::Not(e) => e.visit_paths(f),
+            Expr::Logic { left, right, .. } | Expr::Compare { left, right, .. } => {
+                left.visit_paths(f);
+                right.visit_paths(f);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -59,9 +180,11 @@ impl Root {
 pub(crate) enum Seg {
     Key(String),
     Index(i64),
+    /// `[input.country]`: the key (or index) is the value of another path.
+    Dynamic(Box<Path>),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Path {
     pub root: Root,
     pub segs: Vec<Seg>,
@@ -75,6 +198,16 @@ impl Path {
         match (self.root, self.segs.first()) {
             (Root::Steps, Some(Seg::Key(id))) => Some(id),
             _ => None,
+        }
+    }
+
+    /// This path and the paths in its dynamic keys.
+    fn visit<'e>(&'e self, defaulted: bool, f: &mut impl FnMut(&'e Path, bool)) {
+        f(self, defaulted);
+        for seg in &self.segs {
+            if let Seg::Dynamic(p) = seg {
+                p.visit(false, f);
+            }
         }
     }
 }

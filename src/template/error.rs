@@ -15,6 +15,10 @@ pub enum TemplateErrorKind {
     Arithmetic,
     /// A `map` expression that does not parse.
     Expression,
+    /// A comparison or logic operator that does not exist (`=`, `&&`, `gt`).
+    UnknownOperator,
+    /// Values that cannot be compared that way (`5 > 'abc'`, `null < 3`).
+    Comparison,
 }
 
 /// A template error. `column` is 1-based and counts characters (not bytes) from the start

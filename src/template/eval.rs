@@ -2,10 +2,11 @@
 //! text. Missing values become `null` plus a warning naming the path.
 
 use super::Context;
-use super::ast::{Expr, Operand, Part, Path, Root, Seg};
+use super::ast::{Chain, CmpOp, Expr, Head, Logic, Operand, Part, Path, Root, Seg};
 use super::chain::Val;
+use super::compare;
 use super::decimal::canonical_number;
-use super::error::TemplateError;
+use super::error::{TemplateError, TemplateErrorKind};
 use super::filters::{Apply, Args};
 use serde_json::Value;
 use std::borrow::Cow;
@@ -29,6 +30,7 @@ pub(crate) fn lookup<'v>(mut v: &'v Value, segs: &[Seg]) -> Option<&'v Value> {
                 };
                 a.get(idx)?
             }
+            // Dynamic keys are resolved to keys or indexes before lookup.
             _ => return None,
         };
     }
@@ -74,18 +76,53 @@ fn lookup_with_properties<'v>(v: &'v Value, segs: &[Seg]) -> Option<Cow<'v, Valu
     Some(Cow::Borrowed(cur))
 }
 
-fn resolve_path<'a>(path: &Path, ctx: &Context<'a>) -> Option<Cow<'a, Value>> {
+/// The segments of a path with every dynamic key replaced by its value: a string is a
+/// key, an integer an index. `None` (unresolved) when a key is missing or not usable.
+fn concrete_segs<'p>(
+    path: &'p Path,
+    ctx: &Context<'_>,
+    warnings: &mut Vec<String>,
+) -> Option<Cow<'p, [Seg]>> {
+    if !path.segs.iter().any(|s| matches!(s, Seg::Dynamic(_))) {
+        return Some(Cow::Borrowed(&path.segs));
+    }
+    let mut out = Vec::with_capacity(path.segs.len());
+    for seg in &path.segs {
+        out.push(match seg {
+            Seg::Dynamic(inner) => match resolve_path(inner, ctx, warnings)
+                .or_else(|| {
+                    warn_unresolved(inner, warnings);
+                    None
+                })?
+                .as_ref()
+            {
+                Value::String(s) => Seg::Key(s.clone()),
+                Value::Number(n) if n.as_i64().is_some() => Seg::Index(n.as_i64()?),
+                _ => return None,
+            },
+            other => other.clone(),
+        });
+    }
+    Some(Cow::Owned(out))
+}
+
+fn resolve_path<'a>(
+    path: &Path,
+    ctx: &Context<'a>,
+    warnings: &mut Vec<String>,
+) -> Option<Cow<'a, Value>> {
+    let segs = concrete_segs(path, ctx, warnings)?;
     let (root, rest): (Cow<'a, Value>, &[Seg]) = match path.root {
-        Root::Input => (Cow::Borrowed(ctx.input), &path.segs),
-        Root::Variables => (Cow::Borrowed(ctx.variables), &path.segs),
-        Root::Run => (Cow::Borrowed(ctx.run), &path.segs),
-        Root::Workflow => (Cow::Borrowed(ctx.workflow), &path.segs),
-        Root::RunId => (Cow::Borrowed(ctx.run.get("id")?), &path.segs),
-        Root::Now => (Cow::Owned(Value::String(ctx.now.to_string())), &path.segs),
-        Root::Steps => match path.segs.split_first() {
+        Root::Input => (Cow::Borrowed(ctx.input), &segs),
+        Root::Variables => (Cow::Borrowed(ctx.variables), &segs),
+        Root::Run => (Cow::Borrowed(ctx.run), &segs),
+        Root::Workflow => (Cow::Borrowed(ctx.workflow), &segs),
+        Root::RunId => (Cow::Borrowed(ctx.run.get("id")?), &segs),
+        Root::Now => (Cow::Owned(Value::String(ctx.now.to_string())), &segs),
+        Root::Steps => match segs.split_first() {
             None => (Cow::Owned(Value::Object(ctx.steps.clone())), &[][..]),
             Some((Seg::Key(id), rest)) => (Cow::Borrowed(ctx.steps.get(id)?), rest),
-            Some((Seg::Index(_), _)) => return None,
+            Some(_) => return None,
         },
     };
     match root {
@@ -104,13 +141,17 @@ where
 {
     match op {
         Operand::Literal(v) => Cow::Borrowed(v),
-        Operand::Path(p) => resolve_path(p, ctx).unwrap_or_else(|| {
-            let w = format!("unresolved path '{}'", p.text);
-            if !warnings.contains(&w) {
-                warnings.push(w);
-            }
+        Operand::Path(p) => resolve_path(p, ctx, warnings).unwrap_or_else(|| {
+            warn_unresolved(p, warnings);
             Cow::Owned(Value::Null)
         }),
+    }
+}
+
+fn warn_unresolved(p: &Path, warnings: &mut Vec<String>) {
+    let w = format!("unresolved path '{}'", p.text);
+    if !warnings.contains(&w) {
+        warnings.push(w);
     }
 }
 
@@ -120,8 +161,60 @@ pub(crate) fn eval_expr<'a, 'e: 'a>(
     ctx: &Context<'a>,
     warnings: &mut Vec<String>,
 ) -> Result<Cow<'a, Value>, TemplateError> {
-    let mut value = Val::Json(eval_operand(&expr.operand, ctx, warnings));
-    for call in &expr.filters {
+    match expr {
+        Expr::Chain(c) => eval_chain(c, ctx, warnings),
+        Expr::Not(e) => Ok(Cow::Owned(Value::Bool(!super::is_truthy(
+            eval_expr(e, ctx, warnings)?.as_ref(),
+        )))),
+        Expr::Logic { op, left, right } => {
+            let l = super::is_truthy(eval_expr(left, ctx, warnings)?.as_ref());
+            // Short-circuit, so `input.x != null and input.x > 5` never orders a null.
+            let result = match (op, l) {
+                (Logic::And, false) => false,
+                (Logic::Or, true) => true,
+                _ => super::is_truthy(eval_expr(right, ctx, warnings)?.as_ref()),
+            };
+            Ok(Cow::Owned(Value::Bool(result)))
+        }
+        Expr::Compare {
+            op,
+            left,
+            right,
+            column,
+        } => {
+            let l = eval_expr(left, ctx, warnings)?;
+            let r = eval_expr(right, ctx, warnings)?;
+            let result = match op {
+                CmpOp::Eq => Ok(compare::equal(&l, &r)),
+                CmpOp::Ne => Ok(!compare::equal(&l, &r)),
+                CmpOp::Contains => compare::contains(&l, &r),
+                CmpOp::Gt => compare::order(&l, &r).map(|o| o.is_gt()),
+                CmpOp::Ge => compare::order(&l, &r).map(|o| o.is_ge()),
+                CmpOp::Lt => compare::order(&l, &r).map(|o| o.is_lt()),
+                CmpOp::Le => compare::order(&l, &r).map(|o| o.is_le()),
+            };
+            result.map(|b| Cow::Owned(Value::Bool(b))).map_err(|msg| {
+                TemplateError::new(
+                    TemplateErrorKind::Comparison,
+                    format!("'{}': {msg}", op.as_str()),
+                    *column,
+                )
+            })
+        }
+    }
+}
+
+fn eval_chain<'a, 'e: 'a>(
+    chain: &'e Chain,
+    ctx: &Context<'a>,
+    warnings: &mut Vec<String>,
+) -> Result<Cow<'a, Value>, TemplateError> {
+    let head = match &chain.head {
+        Head::Operand(op) => eval_operand(op, ctx, warnings),
+        Head::Group(e) => eval_expr(e, ctx, warnings)?,
+    };
+    let mut value = Val::Json(head);
+    for call in &chain.filters {
         let values: Vec<Cow<'a, Value>> = call
             .args
             .iter()

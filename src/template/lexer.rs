@@ -19,6 +19,11 @@ pub(crate) enum Tok {
     Pipe,
     Colon,
     Comma,
+    LParen,
+    RParen,
+    /// A run of comparison characters (`>=`, `==`, but also `=>` or `&&`); the parser
+    /// decides whether it is an operator it knows.
+    Op(String),
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +109,11 @@ fn lex_expr(src: &str, open: usize, tokens: &mut Vec<Token>) -> Result<usize, Te
             let (value, len) = lex_string(rest, c)
                 .ok_or_else(|| syntax("unterminated string literal".into(), start))?;
             push(Tok::Str(value), len)
+        } else if rest.starts_with("||") {
+            push(Tok::Op("||".into()), 2)
+        } else if is_op_char(c) {
+            let len = rest.find(|c| !is_op_char(c)).unwrap_or(rest.len());
+            push(Tok::Op(rest[..len].to_string()), len)
         } else {
             let tok = match c {
                 '.' => Tok::Dot,
@@ -112,11 +122,18 @@ fn lex_expr(src: &str, open: usize, tokens: &mut Vec<Token>) -> Result<usize, Te
                 '|' => Tok::Pipe,
                 ':' => Tok::Colon,
                 ',' => Tok::Comma,
+                '(' => Tok::LParen,
+                ')' => Tok::RParen,
                 _ => return Err(syntax(format!("unexpected character '{c}'"), start)),
             };
             push(tok, 1)
         };
     }
+}
+
+/// Characters that make up comparison operators (and the mistakes people make with them).
+fn is_op_char(c: char) -> bool {
+    matches!(c, '<' | '>' | '=' | '!' | '&')
 }
 
 /// Length of `-?digits(.digits)?([eE][+-]?digits)?` at the start of `s`.
@@ -200,6 +217,16 @@ mod tests {
     fn unterminated_open_reports_its_column() {
         let err = lex("ab {{ input").unwrap_err();
         assert_eq!(err.column, 4);
+    }
+
+    #[test]
+    fn operators_and_parentheses() {
+        let toks = kinds("{{ (a >= 1) && b || c }}");
+        assert_eq!(toks[1], Tok::LParen);
+        assert_eq!(toks[3], Tok::Op(">=".into()));
+        assert_eq!(toks[5], Tok::RParen);
+        assert_eq!(toks[6], Tok::Op("&&".into()));
+        assert_eq!(toks[8], Tok::Op("||".into()));
     }
 
     #[test]

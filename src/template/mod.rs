@@ -26,6 +26,7 @@
 
 mod ast;
 mod chain;
+pub mod compare;
 mod decimal;
 mod error;
 mod eval;
@@ -38,7 +39,7 @@ pub mod value;
 pub use error::{TemplateError, TemplateErrorKind};
 pub use value::{CompiledValue, PathSeg, format_path};
 
-use ast::{Operand, Part};
+use ast::Part;
 use serde_json::Value;
 
 /// One compiled template string, e.g. `"Total: ${{steps.calc.output.total}}"`.
@@ -54,6 +55,20 @@ pub struct Template {
 /// Every filter's name (the documentation check lists them all in docs/templates.md).
 pub fn filter_names() -> impl Iterator<Item = &'static str> {
     filters::FILTERS.iter().map(|f| f.name)
+}
+
+/// One `steps.X…` path in a template, for the apply-time checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepPath<'t> {
+    /// The step id X.
+    pub step: &'t str,
+    /// The path as written (`steps.high-value.output.total`).
+    pub text: &'t str,
+    /// It heads a filter chain that goes through `default` (the author expected it to be
+    /// missing).
+    pub defaulted: bool,
+    /// It reads `steps.X.status`, which is set for a skipped step too.
+    pub status_only: bool,
 }
 
 /// A rendered value and the warnings (unresolved paths) met on the way.
@@ -75,6 +90,12 @@ pub struct Context<'a> {
     pub run: &'a Value,
     pub workflow: &'a Value,
     pub now: &'a str,
+}
+
+/// A value as it reads inside text: strings raw, numbers canonical, null empty, arrays and
+/// objects as compact JSON.
+pub fn value_text(v: &Value) -> String {
+    eval::to_text(v)
 }
 
 /// `false`, `null`, `""` and `0` are falsy (a step's `if`); everything else is truthy.
@@ -114,24 +135,37 @@ impl Template {
         &self.source
     }
 
-    /// Ids X of every `steps.X…` path used anywhere (operands and filter arguments),
-    /// each once, in order of appearance.
+    /// Ids X of every `steps.X…` path used anywhere (operands, filter arguments and
+    /// dynamic keys), each once, in order of appearance.
     pub fn step_refs(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
+        for r in self.step_paths() {
+            if !out.contains(&r.step) {
+                out.push(r.step);
+            }
+        }
+        out
+    }
+
+    /// Every `steps.X…` path, in order of appearance, with how it is used.
+    pub fn step_paths(&self) -> Vec<StepPath<'_>> {
+        let mut out = Vec::new();
         for part in &self.parts {
             let Part::Expr(e) = part else { continue };
-            let args = e
-                .filters
-                .iter()
-                .flat_map(|f| f.args.iter().chain(f.kwargs.iter().map(|(_, op)| op)));
-            for op in std::iter::once(&e.operand).chain(args) {
-                if let Operand::Path(p) = op
-                    && let Some(id) = p.step_ref()
-                    && !out.contains(&id)
-                {
-                    out.push(id);
+            e.visit_paths(&mut |p, defaulted| {
+                if let Some(step) = p.step_ref() {
+                    let status_only = matches!(
+                        p.segs.get(1),
+                        Some(ast::Seg::Key(k)) if k == "status"
+                    );
+                    out.push(StepPath {
+                        step,
+                        text: &p.text,
+                        defaulted,
+                        status_only,
+                    });
                 }
-            }
+            });
         }
         out
     }

@@ -1,7 +1,9 @@
 //! Parser: turns the lexer's tokens into `Part`s, resolving filter names, checking arity and
 //! pre-parsing literal `map` expressions and `date` formats, so mistakes surface at apply time.
 
-use super::ast::{Expr, FilterCall, Operand, Part, Path, Root, Seg};
+use super::ast::{
+    Chain, CmpOp, Expr, FilterCall, Head, Logic, Operand, Part, Path, Root, Seg, operator_hint,
+};
 use super::decimal::literal_number;
 use super::error::{TemplateError, TemplateErrorKind, column_at};
 use super::expr;
@@ -28,6 +30,9 @@ pub(crate) fn parse(src: &str) -> Result<Vec<Part>, TemplateError> {
     Ok(parts)
 }
 
+/// How deep parentheses and `not` may nest inside one expression.
+const MAX_NESTING: usize = 32;
+
 struct Parser<'s> {
     src: &'s str,
     tokens: &'s [Token],
@@ -48,6 +53,9 @@ fn describe_tok(t: Option<&Token>) -> String {
         Some(Tok::Pipe) => "'|'".into(),
         Some(Tok::Colon) => "':'".into(),
         Some(Tok::Comma) => "','".into(),
+        Some(Tok::LParen) => "'('".into(),
+        Some(Tok::RParen) => "')'".into(),
+        Some(Tok::Op(s)) => format!("'{s}'"),
     }
 }
 
@@ -84,25 +92,175 @@ impl<'s> Parser<'s> {
         self.error(&format!("expected {what}, found {found}"), self.here())
     }
 
+    /// One `{{ … }}`: `or`-expression, then `}}`.
+    ///
+    /// Precedence, loosest first: `or`, `and`, `not`, a comparison, a filter chain. So
+    /// `items | size > 3` compares the size, and a filter argument ends at an operator.
     fn expr(&mut self, open: usize) -> Result<Expr, TemplateError> {
         if self.peek_is(&Tok::Close) {
             return Err(self.error("empty expression '{{ }}'", open));
         }
-        let operand = self.operand()?;
-        let mut filters = Vec::new();
-        loop {
-            match self.peek().map(|t| &t.tok) {
-                Some(Tok::Close) => {
-                    self.pos += 1;
-                    return Ok(Expr { operand, filters });
-                }
-                Some(Tok::Pipe) => {
-                    self.pos += 1;
-                    filters.push(self.filter()?);
-                }
-                _ => return Err(self.expected("'|' or '}}'")),
+        let e = self.or_expr(0)?;
+        match self.peek().map(|t| &t.tok) {
+            Some(Tok::Close) => {
+                self.pos += 1;
+                Ok(e)
             }
+            _ => Err(self.unexpected_after_value("'|', an operator or '}}'")),
         }
+    }
+
+    /// Nesting of parentheses and `not` is bounded, so a hostile template cannot
+    /// exhaust the stack.
+    fn check_depth(&self, depth: usize) -> Result<(), TemplateError> {
+        if depth > MAX_NESTING {
+            return Err(self.error(
+                &format!("expression nested more than {MAX_NESTING} levels deep"),
+                self.here(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn keyword_is(&self, word: &str) -> bool {
+        matches!(self.peek(), Some(Token { tok: Tok::Ident(w), .. }) if w == word)
+    }
+
+    fn or_expr(&mut self, depth: usize) -> Result<Expr, TemplateError> {
+        let mut left = self.and_expr(depth)?;
+        while self.keyword_is("or") {
+            self.pos += 1;
+            let right = self.and_expr(depth)?;
+            left = Expr::Logic {
+                op: Logic::Or,
+                left: Box::new(left),
+                right: Box::new(right),
+            };
+        }
+        Ok(left)
+    }
+
+    fn and_expr(&mut self, depth: usize) -> Result<Expr, TemplateError> {
+        let mut left = self.not_expr(depth)?;
+        while self.keyword_is("and") {
+            self.pos += 1;
+            let right = self.not_expr(depth)?;
+            left = Expr::Logic {
+                op: Logic::And,
+                left: Box::new(left),
+                right: Box::new(right),
+            };
+        }
+        Ok(left)
+    }
+
+    fn not_expr(&mut self, depth: usize) -> Result<Expr, TemplateError> {
+        if self.keyword_is("not") {
+            self.check_depth(depth + 1)?;
+            self.pos += 1;
+            return Ok(Expr::Not(Box::new(self.not_expr(depth + 1)?)));
+        }
+        let left = self.chain(depth)?;
+        let (op, start) = match self.peek() {
+            Some(Token {
+                tok: Tok::Op(text),
+                start,
+                ..
+            }) => match CmpOp::parse(text) {
+                Some(op) => (op, *start),
+                None => return Err(self.unknown_operator(text, *start)),
+            },
+            Some(Token {
+                tok: Tok::Ident(w),
+                start,
+                ..
+            }) if w == "contains" => (CmpOp::Contains, *start),
+            _ => return Ok(left),
+        };
+        self.pos += 1;
+        let right = self.chain(depth)?;
+        if let Some(Token {
+            tok: Tok::Op(text),
+            start,
+            ..
+        }) = self.peek()
+        {
+            let msg = format!(
+                "comparisons do not chain: use 'and' between them ('{}' then '{text}')",
+                op.as_str()
+            );
+            return Err(self.error(&msg, *start));
+        }
+        Ok(Expr::Compare {
+            op,
+            left: Box::new(left),
+            right: Box::new(right),
+            column: self.col(start),
+        })
+    }
+
+    fn chain(&mut self, depth: usize) -> Result<Expr, TemplateError> {
+        let head = if self.peek_is(&Tok::LParen) {
+            self.check_depth(depth + 1)?;
+            self.pos += 1;
+            let inner = self.or_expr(depth + 1)?;
+            if !self.peek_is(&Tok::RParen) {
+                return Err(self.unexpected_after_value("')'"));
+            }
+            self.pos += 1;
+            Head::Group(Box::new(inner))
+        } else {
+            if let Some(Token {
+                tok: Tok::Op(text),
+                start,
+                ..
+            }) = self.peek()
+            {
+                return Err(self.unknown_operator(text, *start));
+            }
+            Head::Operand(self.operand()?)
+        };
+        let mut filters = Vec::new();
+        while self.peek_is(&Tok::Pipe) {
+            self.pos += 1;
+            filters.push(self.filter()?);
+        }
+        Ok(Expr::Chain(Chain { head, filters }))
+    }
+
+    /// After a complete value: a word or symbol that is not an operator we know is named
+    /// as an unknown operator; anything else is "expected …".
+    fn unexpected_after_value(&self, what: &str) -> TemplateError {
+        match self.peek() {
+            Some(Token {
+                tok: Tok::Op(text),
+                start,
+                ..
+            }) => self.unknown_operator(text, *start),
+            // A word that could start a value (`input`, `true`) is a missing operator or
+            // pipe, not a misspelt one.
+            Some(Token {
+                tok: Tok::Ident(word),
+                start,
+                ..
+            }) if Root::from_name(word).is_none()
+                && !matches!(word.as_str(), "true" | "false" | "null") =>
+            {
+                self.unknown_operator(word, *start)
+            }
+            _ => self.expected(what),
+        }
+    }
+
+    fn unknown_operator(&self, text: &str, byte: usize) -> TemplateError {
+        let hint = operator_hint(text)
+            .map(|h| format!(" (did you mean '{h}'?)"))
+            .unwrap_or_default();
+        let msg = format!(
+            "unknown operator '{text}'{hint}: the operators are {}",
+            CmpOp::ALL
+        );
+        TemplateError::new(TemplateErrorKind::UnknownOperator, msg, self.col(byte))
     }
 
     fn operand(&mut self) -> Result<Operand, TemplateError> {
@@ -166,7 +324,30 @@ impl<'s> Parser<'s> {
                     Some(Tok::Number(n)) if n.parse::<i64>().is_ok() => {
                         Seg::Index(n.parse().unwrap_or_default())
                     }
-                    _ => return Err(self.expected("an integer or a quoted key inside '[ ]'")),
+                    Some(Tok::Ident(word)) => {
+                        let at = self.here();
+                        let Some(inner_root) = Root::from_name(word) else {
+                            return Err(
+                                self.expected("an integer, a quoted key or a path inside '[ ]'")
+                            );
+                        };
+                        if root == Root::Steps && segs.is_empty() {
+                            return Err(self.error(
+                                "a step id is written literally (steps.my-step), not computed",
+                                at,
+                            ));
+                        }
+                        self.pos += 1;
+                        let inner = self.path(inner_root, at)?;
+                        // `path` stopped before the ']'.
+                        self.pos -= 1;
+                        Seg::Dynamic(Box::new(inner))
+                    }
+                    _ => {
+                        return Err(
+                            self.expected("an integer, a quoted key or a path inside '[ ]'")
+                        );
+                    }
                 };
                 self.pos += 1;
                 match self.peek() {

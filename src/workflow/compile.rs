@@ -208,9 +208,22 @@ pub fn compile(def: &Value) -> Result<CompiledWorkflow, Vec<Issue>> {
         .filter_map(|s| s.get("id").and_then(Value::as_str).map(String::from))
         .collect();
     let mut steps = Vec::with_capacity(raw_steps.len());
+    let mut guards: Vec<Vec<Guard>> = vec![vec![]; raw_steps.len()];
     for (i, raw) in raw_steps.iter().enumerate() {
         let earlier = &all_ids[..all_ids.len().min(i)];
         let later = &all_ids[all_ids.len().min(i)..];
+        if raw.get("type").and_then(Value::as_str) == Some("condition")
+            && let Some(cfg) = raw.get("config").and_then(Value::as_object)
+        {
+            let id = raw.get("id").and_then(Value::as_str).unwrap_or_default();
+            for (target, branch) in super::control::check_targets(&mut ck, i, cfg, &all_ids) {
+                guards[target].push(Guard {
+                    condition: i,
+                    condition_id: id.to_string(),
+                    branch,
+                });
+            }
+        }
         if let Some(step) = compile_step(&mut ck, i, raw, earlier, later) {
             steps.push(step);
         }
@@ -224,6 +237,11 @@ pub fn compile(def: &Value) -> Result<CompiledWorkflow, Vec<Issue>> {
     if !ck.issues.is_empty() {
         return Err(ck.issues);
     }
+    // Every step compiled, so indexes line up with `guards`.
+    for (step, g) in steps.iter_mut().zip(guards) {
+        step.guards = g;
+    }
+    let warnings = super::control::definedness(&steps, output.as_ref());
     let mut definition = obj.clone();
     definition.remove("status");
     definition.insert("id".into(), json!(id));
@@ -239,6 +257,7 @@ pub fn compile(def: &Value) -> Result<CompiledWorkflow, Vec<Issue>> {
         timeout_ms,
         trigger,
         concurrency,
+        warnings,
     })
 }
 

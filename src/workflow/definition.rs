@@ -69,6 +69,10 @@ pub enum StepKind {
     Wait,
     /// `action` steps (`http.request`, `stripe.*`) and `email` steps.
     Action(ActionKind),
+    /// Tests `config.conditions`; its `then`/`else` guard later steps (`CompiledStep::guards`).
+    Condition,
+    /// Ends the run `completed` or `failed`; later steps are skipped.
+    Stop,
 }
 
 impl StepKind {
@@ -78,8 +82,46 @@ impl StepKind {
             StepKind::Wait => "wait",
             StepKind::Action(ActionKind::Email) => "email",
             StepKind::Action(_) => "action",
+            StepKind::Condition => "condition",
+            StepKind::Stop => "stop",
         }
     }
+}
+
+/// A branch of a `condition`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Branch {
+    Then,
+    Else,
+}
+
+impl Branch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Branch::Then => "then",
+            Branch::Else => "else",
+        }
+    }
+
+    pub fn other(self) -> Branch {
+        match self {
+            Branch::Then => Branch::Else,
+            Branch::Else => Branch::Then,
+        }
+    }
+
+    pub fn of(result: bool) -> Branch {
+        if result { Branch::Then } else { Branch::Else }
+    }
+}
+
+/// A step listed in a condition's `then` or `else`: it runs only when that branch was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guard {
+    /// Index of the condition step in the same block.
+    pub condition: usize,
+    pub condition_id: String,
+    pub branch: Branch,
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +136,8 @@ pub struct CompiledStep {
     pub timeout_ms: u64,
     /// The step's own `connection` field (resolution).
     pub connection: Option<String>,
+    /// The condition branches this step is listed in (all must have been taken).
+    pub guards: Vec<Guard>,
 }
 
 /// A validated definition with every template and the schema compiled once.
@@ -113,6 +157,9 @@ pub struct CompiledWorkflow {
     pub trigger: super::trigger::TriggerDef,
     /// At most this many runs of the workflow execute at once (all nodes).
     pub concurrency: Option<u32>,
+    /// Problems that do not stop the definition from running (errors under
+    /// `validate --strict`), such as a reference a condition may leave unset.
+    pub warnings: Vec<super::compile::Issue>,
 }
 
 impl CompiledWorkflow {

@@ -81,6 +81,8 @@ pub fn config_fields(kind: &super::StepKind) -> Option<&'static [&'static str]> 
             "timeoutMs",
         ]),
         super::StepKind::Action(_) => None,
+        super::StepKind::Condition => Some(&["conditions", "then", "else"]),
+        super::StepKind::Stop => Some(&["status", "output", "error"]),
     }
 }
 

@@ -3,6 +3,9 @@
 //! Depends only on `template`.
 
 mod compile;
+pub mod control;
+#[cfg(test)]
+mod control_tests;
 mod definition;
 pub mod fields;
 mod schema;
@@ -12,7 +15,8 @@ mod webhook_trigger;
 
 pub use compile::{Issue, compile, derive_id};
 pub use definition::{
-    CompiledStep, CompiledWorkflow, ErrorHandling, RetryConfig, StepKind, WorkflowStatus,
+    Branch, CompiledStep, CompiledWorkflow, ErrorHandling, Guard, RetryConfig, StepKind,
+    WorkflowStatus,
 };
 pub use schema::{InputSchema, InputViolation};
 pub use trigger::TriggerDef;

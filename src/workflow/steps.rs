@@ -2,6 +2,7 @@
 //! error handling, retry policy and timeout, and its references to other steps.
 
 use super::compile::{Checker, positive_ms, valid_step_id};
+use super::control;
 use super::definition::*;
 use super::fields;
 use crate::actions::ActionKind;
@@ -9,6 +10,13 @@ use crate::template::{CompiledValue, Template};
 use serde_json::{Value, json};
 
 const DEFAULT_STEP_TIMEOUT_MS: u64 = 30_000;
+
+/// The step types this version runs.
+const STEP_TYPES: &[&str] = &["transform", "action", "email", "wait", "condition", "stop"];
+
+fn at_config(i: usize, field: &str) -> Vec<Value> {
+    vec![json!("steps"), json!(i), json!("config"), json!(field)]
+}
 
 pub(super) fn compile_step(
     ck: &mut Checker,
@@ -88,21 +96,33 @@ pub(super) fn compile_step(
                 }
             }
         }
+        "condition" => {
+            match config_raw.get("conditions") {
+                Some(c) => control::check_conditions(ck, &at_config(i, "conditions"), c, 0),
+                None => ck.add(
+                    at("config"),
+                    "a condition needs `conditions`: {left, operator, right}",
+                ),
+            }
+            StepKind::Condition
+        }
+        "stop" => {
+            if let Some(cfg) = config_raw.as_object() {
+                control::check_stop(ck, &at("config"), cfg);
+            }
+            StepKind::Stop
+        }
         "" => {
             ck.add(
                 at("type"),
-                "required: one of transform, action, email, wait",
+                format!("required: one of {}", STEP_TYPES.join(", ")),
             );
             StepKind::Transform
         }
         other => {
             ck.add(
                 at("type"),
-                fields::unknown_name(
-                    "step type",
-                    other,
-                    &["transform", "action", "email", "wait"],
-                ),
+                fields::unknown_name("step type", other, STEP_TYPES),
             );
             StepKind::Transform
         }
@@ -180,6 +200,7 @@ pub(super) fn compile_step(
         retry,
         timeout_ms,
         connection,
+        guards: vec![],
     })
 }
 

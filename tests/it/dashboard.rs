@@ -290,3 +290,27 @@ async fn the_run_list_filters_search_and_overview_answer() {
     let (status, html) = page(&s, &cookie, "/ui/overview").await;
     assert_eq!(status, 200, "{html}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_run_page_shows_the_branch_taken_and_why_steps_were_skipped() {
+    let s = Server::start();
+    s.apply(json!({"name": "Branchy", "steps": [
+        {"id": "check-amount", "type": "condition", "config": {
+            "conditions": {"left": "{{ input.amount }}", "operator": "gt", "right": "10000"},
+            "then": ["big"], "else": ["small"]}},
+        {"id": "big", "type": "transform", "config": {"mapping": 1}},
+        {"id": "small", "type": "transform", "config": {"mapping": 2}},
+        {"id": "done", "type": "stop", "config": {"status": "completed"}},
+        {"id": "never", "type": "transform", "config": {"mapping": 3}}
+    ]}))
+    .await;
+    let run = s.trigger("wf_branchy", json!({"amount": 50})).await;
+    s.wait_for_run(&run, Duration::from_secs(10)).await;
+    let reader = s.create_key("reader", "runs:read");
+    let cookie = login(&s, &reader).await;
+    let (status, html) = page(&s, &cookie, &format!("/ui/runs/{run}")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Took branch <strong>else</strong>"), "{html}");
+    assert!(html.contains("Skipped: check-amount took else"), "{html}");
+    assert!(html.contains("Skipped: done stopped the run"), "{html}");
+}

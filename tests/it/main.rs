@@ -13,6 +13,7 @@ mod api_limits;
 mod api_trigger;
 mod batch;
 mod cli;
+mod control_flow;
 mod dashboard;
 mod db_copy;
 mod disk_full;

@@ -261,6 +261,8 @@ fn every_error_kind_is_covered() {
         TemplateErrorKind::FilterType,
         TemplateErrorKind::Arithmetic,
         TemplateErrorKind::Expression,
+        TemplateErrorKind::UnknownOperator,
+        TemplateErrorKind::Comparison,
     ] {
         assert!(
             text.contains(&format!("\nerr {kind:?}")),

@@ -136,13 +136,27 @@ fn schemas() -> Value {
             "properties": {
                 "id": {"type": "string"},
                 "name": {"type": ["string", "null"]},
-                "type": {"type": "string", "enum": ["transform", "action", "email", "wait"]},
+                "type": {"type": "string",
+                    "enum": ["transform", "action", "email", "wait", "condition", "stop"]},
                 "status": {"type": "string", "enum": STEP_STATUSES},
                 "output": {},
                 "error": {},
                 "attempts": {"type": "integer", "minimum": 0},
                 "warnings": {"type": "array", "items": {"type": "string"},
                     "description": "e.g. unresolved template paths; left out when empty"},
+                "skipReason": {
+                    "type": "object",
+                    "description": "Why a skipped step did not run (left out otherwise): \
+                        {condition, branch} when a condition took the other branch (branch \
+                        null when the condition did not run), {stop} when a stop step ended \
+                        the run, {if} when the step's own `if` was falsy",
+                    "properties": {
+                        "condition": {"type": "string"},
+                        "branch": {"type": ["string", "null"], "enum": ["then", "else", null]},
+                        "stop": {"type": "string"},
+                        "if": {"type": "string"}
+                    }
+                },
                 "startedAt": nullable_timestamp(),
                 "completedAt": nullable_timestamp()
             }
@@ -156,7 +170,11 @@ fn schemas() -> Value {
                 "version": {"type": "integer", "minimum": 1},
                 "status": {"type": "string", "enum": WORKFLOW_STATUSES},
                 "changed": {"type": "boolean"},
-                "result": {"type": "string", "enum": ["created", "updated", "unchanged"]}
+                "result": {"type": "string", "enum": ["created", "updated", "unchanged"]},
+                "warnings": {"type": "array", "items": schema("ErrorDetail"),
+                    "description": "Problems that do not stop the definition from running \
+                        (errors under `flowctl validate --strict`), e.g. a reference to a \
+                        step that a condition may skip; left out when empty"}
             }
         },
         "Workflow": {

@@ -172,6 +172,27 @@ pub(super) fn definition_schema() -> Value {
                             "description": "Milliseconds, or a template giving them"},
                         "until": {"type": "string", "description": "RFC 3339, templates allowed"}
                     }})),
+                step("condition", json!({"type": "object", "required": ["conditions"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "conditions": {"type": "object", "description": "{left, operator, right} \
+                            (operators eq ne gt gte lt lte contains startsWith endsWith exists \
+                            isEmpty matches), or {all: [...]}, {any: [...]}, {not: {...}}, nested \
+                            at most 4 deep"},
+                        "then": {"type": "array", "items": {"type": "string"},
+                            "description": "Ids of later steps that run only when the result is true"},
+                        "else": {"type": "array", "items": {"type": "string"},
+                            "description": "Ids of later steps that run only when the result is false"}
+                    }})),
+                step("stop", json!({"type": "object", "required": ["status"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "status": {"type": "string", "enum": ["completed", "failed"]},
+                        "output": {"description": "The run's output (completed)"},
+                        "error": {"type": "object", "required": ["code", "message"],
+                            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                            "description": "The run's error (failed)"}
+                    }})),
                 step("action", json!({"type": "object"})),
                 step("email", json!({"type": "object", "required": ["to", "subject"]})),
             ]}}

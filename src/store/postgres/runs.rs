@@ -6,6 +6,7 @@ use super::notify::Note;
 use super::writer::InsertCmd;
 use super::{Db, PgStore, from_json, pg};
 use crate::engine::{RunError, RunStatus, StepRecord, StepStatus};
+use crate::store::columns::decode_output;
 use crate::store::{NewRun, Result, RunFilter, RunRow, StoreError, TriggerOutcome, TriggerType};
 use std::collections::HashMap;
 use tokio_postgres::Row;
@@ -55,12 +56,15 @@ pub(super) async fn steps_for(
     for r in rows {
         let status: String = r.get(3);
         let warnings: Option<String> = r.get(6);
+        let status = StepStatus::parse(&status)
+            .ok_or_else(|| StoreError::Decode(format!("unknown step status '{status}'")))?;
+        let (output, skip_reason) = decode_output(status, r.get(4))?;
         let record = StepRecord {
             idx: r.get::<_, i32>(1) as usize,
             step_id: r.get(2),
-            status: StepStatus::parse(&status)
-                .ok_or_else(|| StoreError::Decode(format!("unknown step status '{status}'")))?,
-            output: from_json(r.get(4))?,
+            status,
+            output,
+            skip_reason,
             error: decode_error(r.get(5))?,
             warnings: match warnings {
                 Some(w) => serde_json::from_str(&w)?,

@@ -3,6 +3,7 @@
 
 use super::{SqliteStore, from_json, to_json};
 use crate::engine::{RunError, RunStatus, StepRecord, StepStatus};
+use crate::store::columns::decode_output;
 use crate::store::{NewRun, Result, RunFilter, RunRow, StoreError, TriggerOutcome, TriggerType};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
@@ -78,11 +79,13 @@ pub(super) fn load_steps(c: &Connection, seq: i64) -> Result<Vec<StepRecord>> {
         };
         let status = StepStatus::parse(&status)
             .ok_or_else(|| StoreError::Decode(format!("unknown step status '{status}'")))?;
+        let (output, skip_reason) = decode_output(status, output)?;
         out.push(StepRecord {
             idx: idx as usize,
             step_id,
             status,
-            output: from_json(output)?,
+            output,
+            skip_reason,
             error: decode_error(error)?,
             warnings,
             attempts,

@@ -96,6 +96,7 @@ pub(crate) static FILTERS: &[FilterDef] = &[
     chain("abs", 0, 0, numbers::abs),
     chain("at_least", 1, 1, numbers::at_least),
     chain("at_most", 1, 1, numbers::at_most),
+    chain("fixed", 1, 1, numbers::fixed),
     // strings
     def("upcase", 0, 0, strings::upcase),
     def("downcase", 0, 0, strings::downcase),

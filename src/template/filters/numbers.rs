@@ -135,3 +135,23 @@ pub(crate) fn at_most<'v>(v: Val<'v>, args: &Args<'_>) -> Res<'v> {
         Val::dec(b)
     })
 }
+
+/// `fixed: digits`: the number as text with exactly that many decimals (`1234.5 | fixed: 2`
+/// is `"1234.50"`), rounding half away from zero like `round`. Digits run from 0 to 28.
+pub(crate) fn fixed<'v>(v: Val<'v>, args: &Args<'_>) -> Res<'v> {
+    let d = args.num(&v)?.dec();
+    let digits = args.int_arg(0)?;
+    let Some(dp) = u32::try_from(digits)
+        .ok()
+        .filter(|d| i64::from(*d) <= MAX_DIGITS)
+    else {
+        let msg = format!("filter 'fixed' needs digits from 0 to {MAX_DIGITS}, got {digits}");
+        return Err(args.error(TemplateErrorKind::FilterType, msg));
+    };
+    let mut r = d.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero);
+    // Pads with zeros; a decimal that cannot carry that many digits keeps what it has.
+    r.rescale(dp);
+    Ok(Val::Json(std::borrow::Cow::Owned(
+        serde_json::Value::String(r.to_string()),
+    )))
+}
