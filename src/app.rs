@@ -43,9 +43,8 @@ impl App {
             .unwrap_or_else(|| crate::http::server::default_max_connections(fd_limit));
         let location = Location::choose(settings.database_url.clone(), settings.db.clone())
             .map_err(anyhow::Error::msg)?;
-        let (store, recovered) = Store::serve_at(&location).await?;
-        let (secrets, created_key) = load_secret_key(&settings.db)?;
-        check_secret_key(&store, &secrets).await?;
+        // The port first: a busy one must fail before the database, its
+        // WAL or the secret key file exist.
         let listener = TcpListener::bind(&settings.listen).await.map_err(|e| {
             let message = format!(
                 "cannot listen on {}: {e} (is another server running? use --listen)",
@@ -57,6 +56,9 @@ impl App {
                 anyhow::anyhow!(message)
             }
         })?;
+        let (store, recovered) = Store::serve_at(&location).await?;
+        let (secrets, created_key) = load_secret_key(&settings.db)?;
+        check_secret_key(&store, &secrets).await?;
         let catalog = Catalog::new(store.clone());
         let events = Events::default();
         store.attach_events(&events);

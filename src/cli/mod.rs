@@ -113,12 +113,21 @@ pub fn init_tracing(cli: &Cli) {
     let json = matches!(&cli.command, Command::Serve(a) if a.log_format == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(colour_logs());
     if json {
         builder.json().init();
     } else {
         builder.with_target(false).init();
     }
+}
+
+/// Colour log lines only for a person at a terminal: a file, a pipe, journald
+/// or `nohup` gets plain text, and `NO_COLOR` (any non-empty value) turns it off.
+fn colour_logs() -> bool {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color && std::io::stderr().is_terminal()
 }
 
 pub fn run(cli: Cli) -> ExitCode {

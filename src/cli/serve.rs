@@ -130,7 +130,11 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
     if args.workers == 0 {
         return Err(Failure::usage("--workers must be 1 or more"));
     }
-    let settings = args.settings();
+    let listen = check_listen(&args.listen).map_err(Failure::usage)?;
+    let settings = ServeSettings {
+        listen,
+        ..args.settings()
+    };
     let db =
         match crate::store::Location::choose(settings.database_url.clone(), settings.db.clone()) {
             Ok(location) => location.describe(),
@@ -187,6 +191,34 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
         })?;
     say("flowctl stopped".into());
     Ok(Exit::Ok)
+}
+
+/// `--listen` in its normalized form, or a message that shows the expected one.
+/// Checked before anything is opened, so a typo is reported as a typo (not as
+/// a busy database or port).
+fn check_listen(listen: &str) -> Result<String, String> {
+    let normalized = loopback_literal(listen);
+    if normalized.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(normalized);
+    }
+    // A host name with a numeric port is left to the resolver.
+    let named = normalized.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok()
+    });
+    if named {
+        return Ok(normalized);
+    }
+    let hint = match listen.trim() {
+        "" => String::new(),
+        l if !l.contains(':') && l.parse::<u16>().is_ok() => format!("; did you mean :{l}?"),
+        l if !l.contains(':') => format!("; did you mean {l}:3000?"),
+        _ => String::new(),
+    };
+    Err(format!(
+        "--listen '{listen}' is not an address to listen on: expected HOST:PORT, \
+         e.g. 127.0.0.1:3000, localhost:3000, :3000 (loopback), 0.0.0.0:3000 (every interface), \
+         [::1]:3000, or port 0 for a free port{hint}"
+    ))
 }
 
 /// `localhost:3000` → `127.0.0.1:3000`: binding then needs no name lookup
