@@ -136,7 +136,12 @@ impl Deliveries {
             ));
         };
         let conn = match self.triggers.store.get_connection(conn_id.clone()).await {
-            Ok(c) if c.provider == "webhook" && c.status == crate::store::ConnectionStatus::Active => c,
+            Ok(c)
+                if c.provider == "webhook"
+                    && c.status == crate::store::ConnectionStatus::Active =>
+            {
+                c
+            }
             Ok(_) | Err(StoreError::NotFound(_)) => {
                 tracing::warn!(workflow_id = %l.workflow_id, connection = %conn_id,
                     "webhook connection is missing, inactive or not of provider webhook");

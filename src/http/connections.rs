@@ -76,7 +76,10 @@ pub(crate) async fn workflows_using(
     loop {
         let page = state.store.list_workflows(after.clone(), 100).await?;
         let last = page.last().map(|w| w.id.clone());
-        for w in page.iter().filter(|w| w.status == crate::workflow::WorkflowStatus::Active) {
+        for w in page
+            .iter()
+            .filter(|w| w.status == crate::workflow::WorkflowStatus::Active)
+        {
             let Ok((_, wf)) = state.catalog.head(&w.id).await else {
                 continue;
             };

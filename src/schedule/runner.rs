@@ -155,7 +155,7 @@ impl Scheduler {
             let page = store.list_workflows(after.clone(), PAGE).await?;
             for wf in &page {
                 let row = rows.remove(&wf.id);
-                let head = (wf.latest_version, wf.status.clone());
+                let head = (wf.latest_version, wf.status);
                 let known = self.index.get(&wf.id).filter(|e| {
                     e.wf.latest_version == wf.latest_version && e.wf.status == wf.status
                 });

@@ -34,7 +34,6 @@ impl WebhookProvider {
             _ => return None,
         })
     }
-
 }
 
 #[derive(Debug, Clone)]

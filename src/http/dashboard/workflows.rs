@@ -193,7 +193,8 @@ pub async fn show(
         None
     };
     let can_write = session.can("workflows:write");
-    let can_run = session.can("workflows:execute") && row.status == crate::workflow::WorkflowStatus::Active;
+    let can_run =
+        session.can("workflows:execute") && row.status == crate::workflow::WorkflowStatus::Active;
     let next = crate::workflows::next_run_at(&state.catalog, &row, crate::time::now_ms()).await;
     let (latest_def, _) = state.store.workflow_version(id.clone(), latest).await?;
     let is_schedule = latest_def["trigger"]["type"] == "schedule";

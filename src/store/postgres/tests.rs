@@ -232,7 +232,7 @@ async fn lease_renewals_and_batches_of_commits_never_deadlock() {
     for _ in 0..60 {
         s.create_run(new_run(crate::ids::run_id())).await.unwrap();
     }
-    let claims = s.claim("node_a".into(), 60, 30_000).await.unwrap();
+    let claims = s.claim("node_a", 60, 30_000).await.unwrap();
     assert_eq!(claims.len(), 60);
     let keys: Vec<ClaimRef> = claims.iter().map(|c| c.key()).collect();
     // The heartbeat names its claims in one order, the commits of one
@@ -245,7 +245,7 @@ async fn lease_renewals_and_batches_of_commits_never_deadlock() {
         reversed.reverse();
         let beat = {
             let s = s.clone();
-            tokio::spawn(async move { s.heartbeat("node_a".into(), reversed, 30_000).await })
+            tokio::spawn(async move { s.heartbeat("node_a", reversed, 30_000).await })
         };
         let commits: Vec<_> = keys
             .iter()
