@@ -57,11 +57,26 @@ pub struct TriggerRequest {
     pub connection_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub idempotency_key: Option<String>,
+    /// `api` (the default) or `batch`: how the run is recorded (`flowctl run --batch` sends `batch`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub trigger_type: Option<String>,
+    /// Run a scheduled workflow now as its schedule would: the trigger's static
+    /// `input` (overridden by `input`) plus a `schedule` block.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub as_schedule: bool,
 }
 
 impl TriggerRequest {
     /// The body's fields as sent; any other field is rejected, naming the nearest of these.
-    pub const FIELDS: &'static [&'static str] = &["input", "connectionId", "idempotencyKey"];
+    pub const FIELDS: &'static [&'static str] = &[
+        "input",
+        "connectionId",
+        "idempotencyKey",
+        "triggerType",
+        "asSchedule",
+    ];
+    /// The trigger types a client may ask for.
+    pub const TRIGGER_TYPES: &'static [&'static str] = &["api", "batch"];
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,6 +91,10 @@ pub struct TriggerResponse {
     pub output: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<Value>,
+    /// True on a repeated idempotency key whose input differs from the first
+    /// request's: the first run is returned and nothing new started.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub input_differs: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -247,4 +266,5 @@ pub mod codes {
     pub const STORAGE_UNAVAILABLE: &str = "STORAGE_UNAVAILABLE";
     pub const STORAGE_CORRUPT: &str = "STORAGE_CORRUPT";
     pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
+    pub const SERVER_BUSY: &str = "SERVER_BUSY";
 }

@@ -43,9 +43,8 @@ impl App {
             .unwrap_or_else(|| crate::http::server::default_max_connections(fd_limit));
         let location = Location::choose(settings.database_url.clone(), settings.db.clone())
             .map_err(anyhow::Error::msg)?;
-        let (store, recovered) = Store::serve_at(&location).await?;
-        let (secrets, created_key) = load_secret_key(&settings.db)?;
-        check_secret_key(&store, &secrets).await?;
+        // The port first: a busy one must fail before the database, its
+        // WAL or the secret key file exist.
         let listener = TcpListener::bind(&settings.listen).await.map_err(|e| {
             let message = format!(
                 "cannot listen on {}: {e} (is another server running? use --listen)",
@@ -57,10 +56,13 @@ impl App {
                 anyhow::anyhow!(message)
             }
         })?;
+        let (store, recovered) = Store::serve_at(&location).await?;
+        let (secrets, created_key) = load_secret_key(&settings.db)?;
+        check_secret_key(&store, &secrets).await?;
         let catalog = Catalog::new(store.clone());
         let events = Events::default();
         store.attach_events(&events);
-        let state = AppState::new(
+        let mut state = AppState::new(
             store.clone(),
             catalog,
             events,
@@ -68,6 +70,12 @@ impl App {
             RateLimits::new(settings.rate_limits),
             Metrics::new(),
         );
+        state.intake = crate::http::intake::Intake::new(
+            crate::http::intake::unauthenticated_slots(max_connections),
+            settings.unauthenticated_body_budget,
+            settings.body_limit_bytes,
+        );
+        state.webhook_dedupe_ms = (settings.webhook_dedupe_hours as i64).saturating_mul(3_600_000);
         Ok(App {
             listener,
             store,

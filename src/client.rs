@@ -116,8 +116,12 @@ impl Client {
             query.push(("wait", format!("{w:.3}")));
         }
         let path = format!("/api/v1/workflows/{}/run", seg(workflow_id));
+        // The key also as a header: a trigger that only replays a known run
+        // is then not charged to the execute rate limit.
+        let key = body.idempotency_key.clone();
         let body = serde_json::to_value(body).map_err(|e| ClientError::Decode(e.to_string()))?;
-        self.call(Method::POST, &path, &query, Some(&body)).await
+        self.call_with(Method::POST, &path, &query, Some(&body), key.as_deref())
+            .await
     }
 
     /// A new run with the same input and connection (latest active version).
@@ -213,6 +217,54 @@ impl Client {
         Ok(self.call(Method::DELETE, &path, &[], None).await?.data)
     }
 
+    /// A one-time dashboard login link (`path`, `expiresAt`).
+    pub async fn ui_link(&self) -> Result<Value, ClientError> {
+        Ok(self
+            .call(Method::POST, "/api/v1/ui-links", &[], None)
+            .await?
+            .data)
+    }
+
+    /// The headers that sign `body` as a delivery to the workflow's webhook.
+    pub async fn sign_test_delivery(
+        &self,
+        workflow_id: &str,
+        body: &str,
+    ) -> Result<Value, ClientError> {
+        let path = format!("/api/v1/workflows/{}/test-delivery", seg(workflow_id));
+        let req = serde_json::json!({ "body": body });
+        Ok(self.call(Method::POST, &path, &[], Some(&req)).await?.data)
+    }
+
+    /// Post `body` to a webhook path as a provider would (no API key).
+    pub async fn deliver(
+        &self,
+        path: &str,
+        body: &str,
+        headers: &[(String, String)],
+    ) -> Result<(u16, Value), ClientError> {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let resp = req.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            reason: root_cause(&e),
+        })?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, value))
+    }
+
     pub async fn create_connection(&self, body: &Value) -> Result<ConnectionView, ClientError> {
         Ok(self
             .call(Method::POST, "/api/v1/connections", &[], Some(body))
@@ -227,9 +279,14 @@ impl Client {
             .data)
     }
 
-    pub async fn delete_connection(&self, id: &str) -> Result<(), ClientError> {
+    pub async fn delete_connection(&self, id: &str, force: bool) -> Result<(), ClientError> {
         let path = format!("/api/v1/connections/{}", seg(id));
-        let _: Answer<Value> = self.call(Method::DELETE, &path, &[], None).await?;
+        let query = if force {
+            vec![("force", "true".to_string())]
+        } else {
+            vec![]
+        };
+        let _: Answer<Value> = self.call(Method::DELETE, &path, &query, None).await?;
         Ok(())
     }
 
@@ -240,21 +297,50 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Answer<T>, ClientError> {
+        self.call_with(method, path, query, body, None).await
+    }
+
+    async fn call_with<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Answer<T>, ClientError> {
         let url = format!("{}{}", self.base, path);
         tracing::debug!(%method, path, "API request");
         let mut req = self
             .http
             .request(method, &url)
             .header("x-api-key", &self.key);
+        if let Some(k) = idempotency_key {
+            req = req.header("idempotency-key", k);
+        }
         if !query.is_empty() {
             req = req.query(query);
         }
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.clone(),
-            reason: root_cause(&e),
+        let resp = req.send().await.map_err(|e| {
+            let cause = root_cause(&e);
+            let reason = if self.base.starts_with("https://")
+                && (cause.contains("InvalidContentType")
+                    || cause.contains("corrupt message")
+                    || cause.contains("wrong version number"))
+            {
+                format!(
+                    "it does not answer TLS; flowctl serve speaks plain HTTP (use {} unless a TLS proxy is in front)",
+                    self.base.replacen("https://", "http://", 1)
+                )
+            } else {
+                cause
+            };
+            ClientError::Unreachable {
+                url: self.base.clone(),
+                reason,
+            }
         })?;
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -271,8 +357,13 @@ impl Client {
             #[serde(default)]
             meta: Option<ListMeta>,
         }
-        let env: Envelope<T> = serde_json::from_str(&text)
-            .map_err(|e| ClientError::Decode(format!("{e} (while reading {path})")))?;
+        let env: Envelope<T> = serde_json::from_str(&text).map_err(|e| {
+            if serde_json::from_str::<Value>(&text).is_ok_and(|v| v.get("data").is_some()) {
+                ClientError::Decode(format!("{e} (while reading {path})"))
+            } else {
+                ClientError::Decode(self.not_flowctl(status))
+            }
+        })?;
         Ok(Answer {
             status,
             headers,
@@ -281,8 +372,19 @@ impl Client {
         })
     }
 
+    /// An answer without flowctl's envelope: the URL points at another service.
+    fn not_flowctl(&self, status: StatusCode) -> String {
+        format!(
+            "{} answered {status} without flowctl's JSON envelope: it does not look like a flowctl server (check --url / FLOWCTL_URL; `flowctl serve` prints its address)",
+            self.base
+        )
+    }
+
     fn failure(&self, status: StatusCode, headers: HeaderMap, text: String) -> ClientError {
         let envelope: Option<ErrorEnvelope> = serde_json::from_str(&text).ok();
+        if envelope.is_none() {
+            return ClientError::Decode(self.not_flowctl(status));
+        }
         if status.is_server_error() {
             return ClientError::Server {
                 status: status.as_u16(),

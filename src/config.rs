@@ -40,6 +40,10 @@ pub struct ServeSettings {
     pub shutdown_grace: std::time::Duration,
     pub body_limit_bytes: usize,
     pub rate_limits: crate::http::ratelimit::RateLimitConfig,
+    /// Bytes requests without credentials may hold in memory at once.
+    pub unauthenticated_body_budget: usize,
+    /// Hours a webhook event id is remembered.
+    pub webhook_dedupe_hours: u64,
     pub connections: ConnectionLimits,
     /// Serve `/metrics` without a key even when listening beyond loopback.
     pub metrics_public: bool,

@@ -96,7 +96,15 @@ impl CredentialsFile {
         self.api_key = default.map(|e| e.api_key);
         let path = crate::config::credentials_path();
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            // 0700 whatever the umask (as the data dir): the file holds admin keys.
+            let mut b = std::fs::DirBuilder::new();
+            b.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                b.mode(0o700);
+            }
+            b.create(dir)?;
         }
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create(true).truncate(true);

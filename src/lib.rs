@@ -15,6 +15,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod credentials;
+pub mod delivery;
 pub mod engine;
 pub mod events;
 pub mod http;

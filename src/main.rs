@@ -1,4 +1,3 @@
-use clap::Parser;
 use std::process::ExitCode;
 
 // glibc's malloc/free were an eighth of the server's CPU under load (many
@@ -8,7 +7,7 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = flowctl::cli::Cli::parse();
+    let cli = flowctl::cli::parse();
     flowctl::cli::init_tracing(&cli);
     flowctl::cli::run(cli)
 }

@@ -13,7 +13,30 @@ use crate::store::{ConnectionRow, NewRun, Store, StoreError, TriggerOutcome, Tri
 use crate::workflow::{CompiledWorkflow, StepKind, WorkflowStatus};
 use serde_json::Value;
 
-/// How long an idempotency key is remembered.
+/// The input a schedule gives its runs: the trigger's static `input`, then
+/// `extra` on top (a person trying it may change fields), and the `schedule`
+/// block; `manual: true` tells a run started by hand from a real occurrence.
+/// `None` when the workflow has no schedule trigger.
+pub fn schedule_input(wf: &CompiledWorkflow, extra: &Value, now_ms: i64) -> Option<Value> {
+    let crate::workflow::TriggerDef::Schedule(def) = &wf.trigger else {
+        return None;
+    };
+    let mut input = def.input.clone();
+    if let Value::Object(m) = extra {
+        for (k, v) in m {
+            input.insert(k.clone(), v.clone());
+        }
+    }
+    let at = crate::time::rfc3339(now_ms);
+    input.insert(
+        "schedule".into(),
+        serde_json::json!({"name": wf.name, "scheduledAt": at, "firedAt": at, "manual": true}),
+    );
+    Some(Value::Object(input))
+}
+
+/// How long an API idempotency key is remembered (webhook event ids have
+/// their own, longer window: `delivery::DEFAULT_DEDUPE_HOURS`).
 pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// What a trigger needs: the store, compiled definitions, and the signal
@@ -32,6 +55,8 @@ pub struct TriggerRequest {
     pub input: Value,
     pub connection_id: Option<String>,
     pub idempotency_key: Option<String>,
+    /// How long `idempotency_key` is remembered.
+    pub idempotency_ttl_ms: i64,
     pub trigger_type: TriggerType,
     /// A schedule's occurrence, recorded with the run in one transaction.
     pub scheduled_at: Option<i64>,
@@ -46,6 +71,7 @@ impl TriggerRequest {
             input,
             connection_id: None,
             idempotency_key: None,
+            idempotency_ttl_ms: IDEMPOTENCY_TTL_MS,
             trigger_type,
             scheduled_at: None,
             delay_ms: 0,
@@ -77,6 +103,16 @@ impl Triggers {
     /// Check and durably queue one run. `Replayed` means an unexpired
     /// idempotency key already named a run: nothing new started.
     pub async fn trigger_run(&self, req: TriggerRequest) -> Result<TriggerOutcome, TriggerError> {
+        Ok(self.trigger_run_checked(req).await?.0)
+    }
+
+    /// `trigger_run`, also saying whether a replayed run's input differs from
+    /// this request's (after schema defaults): the key was reused for
+    /// something else, and the caller should hear about it.
+    pub async fn trigger_run_checked(
+        &self,
+        req: TriggerRequest,
+    ) -> Result<(TriggerOutcome, bool), TriggerError> {
         let (row, wf) = self.catalog.head(&req.workflow_id).await?;
         if row.status != WorkflowStatus::Active {
             return Err(TriggerError::InvalidStatus(row.status.as_str().into()));
@@ -101,6 +137,7 @@ impl Triggers {
         };
         self.check_connections(&wf, req.connection_id.as_deref())
             .await?;
+        let compared = req.idempotency_key.is_some().then(|| input.clone());
         let outcome = self
             .store
             .create_run(NewRun {
@@ -111,7 +148,7 @@ impl Triggers {
                 idempotency_key: req.idempotency_key,
                 connection_id: req.connection_id,
                 trigger_type: req.trigger_type,
-                idempotency_ttl_ms: IDEMPOTENCY_TTL_MS,
+                idempotency_ttl_ms: req.idempotency_ttl_ms,
                 scheduled_at: req.scheduled_at,
                 delay_ms: i64::try_from(req.delay_ms).unwrap_or(0),
             })
@@ -119,7 +156,11 @@ impl Triggers {
         if matches!(outcome, TriggerOutcome::Created(_)) {
             self.events.run_queued();
         }
-        Ok(outcome)
+        let differs = match (&outcome, compared) {
+            (TriggerOutcome::Replayed(run), Some(input)) => run.input != input,
+            _ => false,
+        };
+        Ok((outcome, differs))
     }
 
     /// A run that could not get its connections is never queued.

@@ -23,7 +23,11 @@ pub async fn set_status(
     status: WorkflowStatus,
 ) -> Result<WorkflowRow, StatusError> {
     let row = store.set_workflow_status(id.clone(), status).await?;
-    catalog.forget_head(&id);
+    // The head is read again and the webhook index updated in place.
+    if let Err(e) = catalog.workflow_changed(&id).await {
+        // Done all the same: the index catches up within its refresh.
+        tracing::warn!(workflow_id = %id, error = %e, "cannot refresh the webhook index");
+    }
     Ok(row)
 }
 

@@ -32,8 +32,15 @@ fn definition_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
     let mut out = vec![];
     for p in paths {
         if p.is_dir() {
+            let before = out.len();
             collect_dir(p, &mut out)
                 .map_err(|e| Failure::usage(format!("cannot read {}: {e}", p.display())))?;
+            if out.len() == before {
+                return Err(Failure::usage(format!(
+                    "{}: no *.json definitions in this folder (definitions are JSON files; *.input.json example inputs are skipped)",
+                    p.display()
+                )));
+            }
         } else if p.exists() {
             out.push(p.clone());
         } else {
@@ -64,32 +71,49 @@ fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 fn read_definition(path: &Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
-    serde_json::from_str(&text).map_err(|e| format!("not valid JSON: {e}"))
+    serde_json::from_str(&text).map_err(|e| {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+        if matches!(ext, "yaml" | "yml" | "toml") {
+            format!("not valid JSON: {e}; definitions are JSON, not {}", ext.to_uppercase())
+        } else if !text.trim_start().starts_with(['{', '[']) {
+            format!("not valid JSON: {e}; definitions are JSON objects ({{\"name\": …, \"steps\": […]}})")
+        } else {
+            format!("not valid JSON: {e}")
+        }
+    })
 }
 
-/// Check every file offline; prints each problem and warning and returns how many
-/// problems there were (warnings count as problems when `strict`).
-fn check_all(files: &[PathBuf], strict: bool) -> (usize, Vec<(PathBuf, Value, String)>) {
-    let mut problems = 0;
+/// One file's verdict, for `validate --json`.
+#[derive(serde::Serialize)]
+struct FileReport {
+    file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    valid: bool,
+    problems: Vec<crate::api::ErrorDetail>,
+}
+
+/// Check every file offline: a report per file, and the files that compiled.
+fn check_all(files: &[PathBuf], strict: bool) -> (Vec<FileReport>, Vec<(PathBuf, Value, String)>) {
+    let mut reports = vec![];
     let mut ok = vec![];
     let mut seen: Vec<(String, PathBuf)> = vec![];
     for file in files {
-        let shown = file.display();
-        match read_definition(file).map(|def| (compile(&def), def)) {
-            Err(e) => {
-                problems += 1;
-                eprintln!("{shown}: {e}");
-            }
+        let shown = file.display().to_string();
+        let problem = |message: String| crate::api::ErrorDetail {
+            path: vec![],
+            message,
+        };
+        let report = match read_definition(file).map(|def| (compile(&def), def)) {
+            Err(e) => FileReport {
+                file: shown,
+                id: None,
+                valid: false,
+                problems: vec![problem(e)],
+            },
             Ok((Ok(wf), def)) => {
-                if let Some((_, other)) = seen.iter().find(|(id, _)| *id == wf.id) {
-                    problems += 1;
-                    eprintln!(
-                        "{shown}: workflow id {} is also defined in {}",
-                        wf.id,
-                        other.display()
-                    );
-                    continue;
-                }
+                // Warnings (e.g. a reference a condition may leave unset) are
+                // printed; with --strict they are the file's problems.
                 let label = if strict { "error" } else { "warning" };
                 for w in &wf.warnings {
                     let d = crate::api::ErrorDetail {
@@ -99,37 +123,93 @@ fn check_all(files: &[PathBuf], strict: bool) -> (usize, Vec<(PathBuf, Value, St
                     eprintln!("{shown}: {label}: {}: {}", d.dotted_path(), d.message);
                 }
                 if strict && !wf.warnings.is_empty() {
-                    problems += wf.warnings.len();
-                    continue;
+                    FileReport {
+                        file: shown,
+                        id: Some(wf.id.clone()),
+                        valid: false,
+                        problems: wf
+                            .warnings
+                            .iter()
+                            .map(|w| crate::api::ErrorDetail {
+                                path: w.path.clone(),
+                                message: w.message.clone(),
+                            })
+                            .collect(),
+                    }
+                } else if let Some((_, other)) = seen.iter().find(|(id, _)| *id == wf.id) {
+                    FileReport {
+                        file: shown,
+                        id: Some(wf.id.clone()),
+                        valid: false,
+                        problems: vec![problem(format!(
+                            "workflow id {} is also defined in {}",
+                            wf.id,
+                            other.display()
+                        ))],
+                    }
+                } else {
+                    seen.push((wf.id.clone(), file.clone()));
+                    ok.push((file.clone(), def, wf.id.clone()));
+                    FileReport {
+                        file: shown,
+                        id: Some(wf.id),
+                        valid: true,
+                        problems: vec![],
+                    }
                 }
-                seen.push((wf.id.clone(), file.clone()));
-                ok.push((file.clone(), def, wf.id));
             }
-            Ok((Err(issues), _)) => {
-                problems += issues.len();
+            Ok((Err(issues), _)) => FileReport {
+                file: shown,
+                id: None,
+                valid: false,
+                problems: issues
+                    .into_iter()
+                    .map(|i| crate::api::ErrorDetail {
+                        path: i.path,
+                        message: i.message,
+                    })
+                    .collect(),
+            },
+        };
+        reports.push(report);
+    }
+    (reports, ok)
+}
+
+/// Problems on stderr, each with its path; returns how many there were.
+fn print_problems(reports: &[FileReport]) -> usize {
+    let mut count = 0;
+    for r in reports.iter().filter(|r| !r.valid) {
+        count += r.problems.len();
+        match r.problems.as_slice() {
+            [one] if one.path.is_empty() => eprintln!("{}: {}", r.file, one.message),
+            all => {
                 eprintln!(
-                    "{shown}: VALIDATION_ERROR: Workflow definition is invalid ({} problem(s))",
-                    issues.len()
+                    "{}: VALIDATION_ERROR: Workflow definition is invalid ({} problem(s))",
+                    r.file,
+                    all.len()
                 );
-                for issue in issues {
-                    let d = crate::api::ErrorDetail {
-                        path: issue.path,
-                        message: issue.message,
-                    };
+                for d in all {
                     eprintln!("  {}: {}", d.dotted_path(), d.message);
                 }
             }
         }
     }
-    (problems, ok)
+    count
 }
 
-pub fn validate(args: &ValidateArgs) -> CmdResult {
-    let (problems, ok) = check_all(&definition_files(&args.paths)?, args.strict);
-    for (file, _, id) in &ok {
-        eprintln!("{}: ok ({id})", file.display());
+pub fn validate(args: &ValidateArgs, json: bool) -> CmdResult {
+    let (reports, _) = check_all(&definition_files(&args.paths)?, args.strict);
+    let valid = reports.iter().all(|r| r.valid);
+    if json {
+        print_json(&serde_json::json!({"valid": valid, "files": reports}));
+    } else {
+        print_problems(&reports);
+        for r in reports.iter().filter(|r| r.valid) {
+            eprintln!("{}: ok ({})", r.file, r.id.as_deref().unwrap_or_default());
+        }
     }
-    Ok(if problems == 0 { Exit::Ok } else { Exit::Usage })
+    Ok(if valid { Exit::Ok } else { Exit::Usage })
 }
 
 /// A batch in call order: a workflow another file's `workflow` step calls is
@@ -152,7 +232,8 @@ fn call_order<T>(
 
 /// All or nothing: every file is checked first; one bad file registers none.
 pub async fn apply(client: &Client, args: &ApplyArgs, json: bool) -> CmdResult {
-    let (problems, ok) = check_all(&definition_files(&args.paths)?, false);
+    let (reports, ok) = check_all(&definition_files(&args.paths)?, false);
+    let problems = print_problems(&reports);
     if problems > 0 {
         return Err(Failure::usage(format!(
             "{problems} problem(s); nothing was applied (fix them, or check with `flowctl validate`)"
@@ -169,6 +250,14 @@ pub async fn apply(client: &Client, args: &ApplyArgs, json: bool) -> CmdResult {
             println!(
                 "{} {} (version {}, {})",
                 applied.result, applied.id, applied.version, applied.status
+            );
+        }
+        for w in &applied.warnings {
+            eprintln!(
+                "warning: {}: {}: {}",
+                file.display(),
+                w.dotted_path(),
+                w.message
             );
         }
         results.push(applied);

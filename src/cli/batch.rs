@@ -1,8 +1,9 @@
 //! `flowctl run WORKFLOW --batch FILE`: one run per input, paced by the
 //! server's `X-RateLimit-*` and `Retry-After` answers so that a batch larger
 //! than the rate limit costs few extra requests. Each input's idempotency key
-//! comes from `--key-field` or from the file name and line, so running the
-//! same file twice starts nothing new. Results are JSON lines on stdout.
+//! comes from `--key-field`, or from the file name, line and a digest of the
+//! input, so running the same file twice starts nothing new while a new file
+//! with an old name still runs. Results are JSON lines on stdout.
 
 use super::run::{RunArgs, is_finished, text, trigger_failure};
 use super::{CmdResult, Exit, Failure};
@@ -22,7 +23,11 @@ struct Item {
 }
 
 /// Inputs of a JSON array (line = position, from 1) or of JSON lines.
-fn read_items(file: &Path, key_field: Option<&str>) -> Result<Vec<Item>, Failure> {
+fn read_items(
+    file: &Path,
+    key_field: Option<&str>,
+    skip_duplicates: bool,
+) -> Result<Vec<Item>, Failure> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?;
     let name = file
@@ -60,7 +65,7 @@ fn read_items(file: &Path, key_field: Option<&str>) -> Result<Vec<Item>, Failure
             }
         };
         let key = match key_field {
-            None => format!("{name}:{line}"),
+            None => format!("{name}:{line}:{}", digest(&input)),
             Some(f) => match &input[f] {
                 Value::String(s) if !s.is_empty() => s.clone(),
                 Value::Number(n) => n.to_string(),
@@ -84,7 +89,49 @@ fn read_items(file: &Path, key_field: Option<&str>) -> Result<Vec<Item>, Failure
     if items.is_empty() {
         return Err(Failure::usage(format!("{name}: no inputs")));
     }
+    // A repeated --key-field value would silently drop every input after the first.
+    let mut first_line: std::collections::HashMap<&str, usize> = Default::default();
+    let mut repeats = vec![];
+    let mut keep = vec![true; items.len()];
+    for (i, item) in items.iter().enumerate() {
+        match first_line.get(item.key.as_str()) {
+            Some(first) => {
+                repeats.push(format!(
+                    "{name}:{}: key '{}' repeats line {first}",
+                    item.line, item.key
+                ));
+                keep[i] = false;
+            }
+            None => {
+                first_line.insert(&item.key, item.line);
+            }
+        }
+    }
+    if !repeats.is_empty() {
+        if !skip_duplicates {
+            return Err(Failure::usage(format!(
+                "{} input(s) repeat a --key-field value, nothing was started (only the first of each would run; pass --skip-duplicates to run just the first):\n  {}",
+                repeats.len(),
+                repeats.join("\n  ")
+            )));
+        }
+        eprintln!(
+            "skipping {} input(s) whose --key-field value repeats an earlier line:\n  {}",
+            repeats.len(),
+            repeats.join("\n  ")
+        );
+    }
+    let mut keep = keep.into_iter();
+    items.retain(|_| keep.next().unwrap_or(true));
     Ok(items)
+}
+
+/// 12 hex digits of the input's SHA-256: the same line again maps to the
+/// same key, a changed line to a new one.
+fn digest(input: &Value) -> String {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(input.to_string().as_bytes());
+    hash.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Request pacing from the rate-limit headers: once the allowance is used up,
@@ -130,7 +177,7 @@ impl Pacer {
 }
 
 pub async fn run_batch(client: &Client, args: &RunArgs, file: &Path) -> CmdResult {
-    let items = read_items(file, args.key_field.as_deref())?;
+    let items = read_items(file, args.key_field.as_deref(), args.skip_duplicates)?;
     let bar = std::io::stderr().is_terminal().then(|| {
         let pb = indicatif::ProgressBar::new(items.len() as u64);
         if let Ok(style) = indicatif::ProgressStyle::with_template(
@@ -142,12 +189,14 @@ pub async fn run_batch(client: &Client, args: &RunArgs, file: &Path) -> CmdResul
     });
     let mut pacer = Pacer::default();
     let mut results: Vec<Value> = Vec::with_capacity(items.len());
-    let (mut started, mut replayed, mut rejected) = (0, 0, 0);
+    let (mut started, mut replayed, mut rejected, mut differs) = (0, 0, 0, 0);
     for item in &items {
         let body = TriggerRequest {
             input: Some(item.input.clone()),
             connection_id: args.connection.clone(),
             idempotency_key: Some(item.key.clone()),
+            trigger_type: Some("batch".into()),
+            as_schedule: false,
         };
         let result = loop {
             pacer.before_send().await;
@@ -160,8 +209,13 @@ pub async fn run_batch(client: &Client, args: &RunArgs, file: &Path) -> CmdResul
                     } else {
                         started += 1;
                     }
-                    break json!({"key": item.key, "line": item.line, "runId": answer.data.run_id,
+                    let mut r = json!({"key": item.key, "line": item.line, "runId": answer.data.run_id,
                                  "status": answer.data.status, "replayed": again});
+                    if answer.data.input_differs {
+                        differs += 1;
+                        r["inputDiffers"] = json!(true);
+                    }
+                    break r;
                 }
                 Err(ClientError::Rejected {
                     status: 429,
@@ -187,7 +241,7 @@ pub async fn run_batch(client: &Client, args: &RunArgs, file: &Path) -> CmdResul
                             headers,
                             hint,
                         };
-                        return Err(trigger_failure(client, &args.workflow_id, e));
+                        return Err(trigger_failure(client, &args.workflow_id, e).await);
                     }
                     break json!({"key": item.key, "line": item.line, "error": error});
                 }
@@ -221,7 +275,9 @@ pub async fn run_batch(client: &Client, args: &RunArgs, file: &Path) -> CmdResul
                     break run;
                 }
             };
-            if run.status != "completed" {
+            if run.status == "completed" {
+                r["output"] = run.output.clone();
+            } else {
                 failed += 1;
                 r["error"] = run.error.clone();
             }
@@ -230,8 +286,13 @@ pub async fn run_batch(client: &Client, args: &RunArgs, file: &Path) -> CmdResul
         }
     }
     eprintln!(
-        "{} input(s): {started} started, {replayed} already run (same key), {rejected} rejected{}; {} request(s), {} rate-limited",
+        "{} input(s): {started} started, {replayed} started nothing because they had run before (same key){}, {rejected} rejected{}; {} request(s), {} rate-limited",
         items.len(),
+        if differs > 0 {
+            format!(" ({differs} of them with a different input than that first run)")
+        } else {
+            String::new()
+        },
         if args.wait {
             format!(", {failed} did not complete")
         } else {
@@ -240,6 +301,14 @@ pub async fn run_batch(client: &Client, args: &RunArgs, file: &Path) -> CmdResul
         pacer.requests,
         pacer.limited,
     );
+    for r in results.iter().filter(|r| r.get("inputDiffers").is_some()) {
+        eprintln!(
+            "  line {}: key {} was used before with a different input; its first run {} stands",
+            r["line"],
+            r["key"],
+            text(&r["runId"])
+        );
+    }
     for r in results.iter().filter(|r| r.get("error").is_some()) {
         let e = &r["error"];
         let mut why = text(&e["message"]);
@@ -250,7 +319,7 @@ pub async fn run_batch(client: &Client, args: &RunArgs, file: &Path) -> CmdResul
         }
         eprintln!("  line {}: {why}", r["line"]);
     }
-    Ok(if rejected > 0 {
+    Ok(if rejected > 0 || differs > 0 {
         Exit::Usage
     } else if failed > 0 {
         Exit::RunFailed

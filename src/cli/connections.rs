@@ -2,6 +2,7 @@
 //! read from an environment variable or a file, never from the command line,
 //! so they stay out of shell history and `ps`.
 
+use super::table::{Cell, Table};
 use super::{ClientOpts, CmdResult, Exit, Failure, print_json};
 use crate::client::Client;
 use clap::{Args, Subcommand};
@@ -44,10 +45,13 @@ pub enum ConnectionsCommand {
     },
     /// List connections (secrets are never shown)
     List,
-    /// Delete a connection
+    /// Delete a connection (refused while an active workflow names it)
     Delete {
         /// Connection id (conn_…)
         id: String,
+        /// Delete it even if active workflows name it (their runs will then need another)
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -108,23 +112,37 @@ pub async fn connections(client: &Client, cmd: &ConnectionsCommand, json: bool) 
             if json {
                 print_json(&all);
             } else {
+                let mut t = Table::new(&[
+                    "ID", "PROVIDER", "STATUS", "NAME", "DEFAULT", "SECRET", "CREATED",
+                ]);
                 for c in &all {
-                    let default = if c.default { " (default)" } else { "" };
-                    let secret = if c.has_secret {
-                        "secret set"
-                    } else {
-                        "no secret"
-                    };
-                    println!(
-                        "{}  {:<6} {:<8} {}{}  [{}]",
-                        c.id, c.provider, c.status, c.name, default, secret
-                    );
+                    t.row(vec![
+                        c.id.as_str().into(),
+                        c.provider.as_str().into(),
+                        c.status.as_str().into(),
+                        c.name.as_str().into(),
+                        if c.default { "default" } else { "-" }.into(),
+                        if c.has_secret { "set" } else { "none" }.into(),
+                        Cell::Time(Some(c.created_at.clone())),
+                    ]);
                 }
+                t.print();
             }
         }
-        ConnectionsCommand::Delete { id } => {
-            client.delete_connection(id).await?;
-            println!("deleted {id}");
+        ConnectionsCommand::Delete { id, force } => {
+            client.delete_connection(id, *force).await.map_err(|e| {
+                let mut f = super::Failure::from(e);
+                f.message = f.message.replace(
+                    "delete anyway with force=true",
+                    &format!("delete anyway with `flowctl connections delete {id} --force`"),
+                );
+                f
+            })?;
+            if json {
+                print_json(&json!({"id": id, "deleted": true}));
+            } else {
+                println!("deleted {id}");
+            }
         }
     }
     Ok(Exit::Ok)

@@ -12,6 +12,8 @@ pub enum Exit {
     Server,
     /// 124: `--timeout` elapsed while waiting
     Timeout,
+    /// 130: Ctrl-C stopped the waiting (the run goes on)
+    Interrupted,
 }
 
 impl Exit {
@@ -22,6 +24,7 @@ impl Exit {
             Exit::Usage => 2,
             Exit::Server => 3,
             Exit::Timeout => 124,
+            Exit::Interrupted => 130,
         }
     }
 }

@@ -92,9 +92,23 @@ async fn open(db: &StoreArgs) -> Result<Store, Failure> {
 pub async fn keys(cmd: KeysCommand, json: bool) -> CmdResult {
     match cmd {
         KeysCommand::Create { name, scopes, db } => {
-            if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+            // Every typo at once, each with its nearest scope.
+            let bad: Vec<String> = scopes
+                .iter()
+                .filter(|s| !SCOPES.contains(&s.as_str()))
+                .map(|s| match crate::workflow::fields::nearest(s, &SCOPES) {
+                    Some(n) => format!("unknown scope '{s}' — did you mean '{n}'?"),
+                    None => format!("unknown scope '{s}'"),
+                })
+                .collect();
+            if !bad.is_empty() {
                 return Err(Failure::usage(format!(
-                    "unknown scope '{bad}'; known: {}",
+                    "{}
+  known scopes: {}",
+                    bad.join(
+                        "
+"
+                    ),
                     SCOPES.join(", ")
                 )));
             }
@@ -140,20 +154,22 @@ pub async fn keys(cmd: KeysCommand, json: bool) -> CmdResult {
             if json {
                 print_json(&json!(views));
             } else {
+                let mut t = super::table::Table::new(&["ID", "STATE", "NAME", "SCOPES", "CREATED"]);
                 for k in &rows {
                     let state = if k.revoked_at.is_some() {
                         "revoked"
                     } else {
                         "active"
                     };
-                    println!(
-                        "{}  {:<7} {}  [{}]",
-                        k.id,
-                        state,
-                        k.name,
-                        k.scopes.join(",")
-                    );
+                    t.row(vec![
+                        k.id.as_str().into(),
+                        state.into(),
+                        k.name.as_str().into(),
+                        k.scopes.join(",").into(),
+                        super::table::Cell::Time(Some(crate::time::rfc3339(k.created_at))),
+                    ]);
                 }
+                t.print();
             }
         }
         KeysCommand::Revoke { id, db } => {
@@ -162,7 +178,11 @@ pub async fn keys(cmd: KeysCommand, json: bool) -> CmdResult {
                 .revoke_api_key(id.clone())
                 .await
                 .map_err(|e| Failure::usage(e.to_string()))?;
-            println!("revoked {id}");
+            if json {
+                print_json(&json!({"id": id, "revoked": true}));
+            } else {
+                println!("revoked {id}");
+            }
         }
     }
     Ok(Exit::Ok)

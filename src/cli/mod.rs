@@ -7,11 +7,15 @@ mod connections;
 mod db;
 mod db_pg;
 mod exit;
+mod help;
 mod keys;
+mod open;
 mod run;
 mod runs;
 pub mod serve;
+mod table;
 mod target;
+mod webhook;
 mod workflows;
 
 pub use exit::Exit;
@@ -73,6 +77,29 @@ pub enum Command {
     /// Check the database, back it up, or copy a SQLite deployment to PostgreSQL
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Print (and open in a browser, where there is one) a one-time login link for the dashboard
+    #[command(visible_alias = "dashboard")]
+    Open {
+        /// Only print the link
+        #[arg(long)]
+        no_browser: bool,
+        #[command(flatten)]
+        client: ClientOpts,
+    },
+    /// Send a signed test delivery to a webhook workflow (like `stripe trigger`)
+    Webhook(webhook::WebhookArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell)
+    Completion {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Parse the command line with the full help (EXAMPLES included).
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    let matches = help::command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 pub fn init_tracing(cli: &Cli) {
@@ -86,12 +113,21 @@ pub fn init_tracing(cli: &Cli) {
     let json = matches!(&cli.command, Command::Serve(a) if a.log_format == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(colour_logs());
     if json {
         builder.json().init();
     } else {
         builder.with_target(false).init();
     }
+}
+
+/// Colour log lines only for a person at a terminal: a file, a pipe, journald
+/// or `nohup` gets plain text, and `NO_COLOR` (any non-empty value) turns it off.
+fn colour_logs() -> bool {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color && std::io::stderr().is_terminal()
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -116,7 +152,8 @@ async fn dispatch(cli: Cli) -> Exit {
     let top = &cli.client;
     let result = match &cli.command {
         Command::Serve(args) => serve::serve(args.clone()).await,
-        Command::Validate(args) => apply::validate(args),
+        Command::Validate(args) => apply::validate(args, json),
+        Command::Completion { shell } => help::completion(*shell),
         Command::Keys(cmd) => keys::keys(cmd.clone(), json).await,
         Command::Db(cmd) => db::db(cmd.clone(), json).await,
         Command::Apply(args) => match target::client(top, &args.client) {
@@ -137,6 +174,14 @@ async fn dispatch(cli: Cli) -> Exit {
         },
         Command::Connections(args) => match target::client(top, &args.client) {
             Ok(c) => connections::connections(&c, &args.command, json).await,
+            Err(e) => Err(e),
+        },
+        Command::Open { no_browser, client } => match target::client(top, client) {
+            Ok(c) => open::open(&c, *no_browser, json).await,
+            Err(e) => Err(e),
+        },
+        Command::Webhook(args) => match target::client(top, &args.client) {
+            Ok(c) => webhook::webhook(&c, &args.command, json).await,
             Err(e) => Err(e),
         },
         Command::Workflows(args) => match target::client(top, &args.client) {

@@ -27,14 +27,20 @@ pub struct RunArgs {
     #[arg(long)]
     pub wait: bool,
     /// With --wait: give up after this many seconds (exit 124); 0 checks once
-    #[arg(long, value_name = "SECS", requires = "wait", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", requires = "wait", value_parser = parse_secs, allow_negative_numbers = true)]
     pub timeout: Option<Duration>,
     /// One run per input: a JSON array, or JSON lines (one input object per line)
     #[arg(long, value_name = "FILE")]
     pub batch: Option<PathBuf>,
-    /// With --batch: the idempotency key is this field of each input [default: file name and line]
+    /// With --batch: the idempotency key is this field of each input [default: file name, line and a digest of the input]
     #[arg(long, value_name = "FIELD", requires = "batch")]
     pub key_field: Option<String>,
+    /// With --key-field: run the first input of a repeated key value and skip the others, instead of refusing the batch
+    #[arg(long, requires = "key_field")]
+    pub skip_duplicates: bool,
+    /// Run a scheduled workflow now as its schedule would: the trigger's static input (--input fields on top) plus a `schedule` block
+    #[arg(long, conflicts_with = "batch")]
+    pub as_schedule: bool,
     #[command(flatten)]
     pub client: ClientOpts,
 }
@@ -44,7 +50,7 @@ pub struct WaitArgs {
     /// Run id (run_…), as printed by `flowctl run`
     pub run_id: String,
     /// Give up after this many seconds (exit 124); 0 checks once
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
     pub timeout: Option<Duration>,
     #[command(flatten)]
     pub client: ClientOpts,
@@ -57,7 +63,9 @@ pub(super) fn parse_secs(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("'{s}' is not a number of seconds"))?;
     if secs.is_nan() || secs < 0.0 {
-        return Err(format!("'{s}': seconds must be 0 or more"));
+        return Err(format!(
+            "'{s}': seconds must be 0 or more (leave --timeout out to wait as long as the run takes)"
+        ));
     }
     Ok(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
 }
@@ -95,18 +103,37 @@ pub(super) fn read_trigger(args: &RunArgs) -> Result<TriggerRequest, Failure> {
         input: args.input.as_deref().map(read_input).transpose()?,
         connection_id: args.connection.clone(),
         idempotency_key: args.idempotency_key.clone(),
+        trigger_type: None,
+        as_schedule: args.as_schedule,
     })
 }
 
 /// A rejected trigger, with what to do about it.
-pub(super) fn trigger_failure(client: &Client, workflow_id: &str, e: ClientError) -> Failure {
+pub(super) async fn trigger_failure(client: &Client, workflow_id: &str, e: ClientError) -> Failure {
     if e.code() == Some(crate::api::codes::NOT_FOUND) {
         return Failure::usage(format!(
-            "NOT_FOUND: workflow '{workflow_id}' does not exist on {}; `flowctl workflows list` shows the registered ones, `flowctl apply FILE` registers one",
-            client.base_url()
+            "NOT_FOUND: workflow '{workflow_id}' does not exist on {}{}; `flowctl workflows list` shows the registered ones, `flowctl apply FILE` registers one",
+            client.base_url(),
+            did_you_mean(client, workflow_id).await
         ));
     }
     e.into()
+}
+
+/// ` — did you mean 'wf_order_total'?` when a registered id (or the id of a
+/// name, `order total` → `wf_order_total`) is close; empty otherwise.
+pub(super) async fn did_you_mean(client: &Client, workflow_id: &str) -> String {
+    let Ok(all) = client.workflows().await else {
+        return String::new();
+    };
+    let ids: Vec<&str> = all.iter().map(|w| w.id.as_str()).collect();
+    let prefixed = format!("wf_{}", workflow_id.trim_start_matches("wf_"));
+    if ids.contains(&prefixed.as_str()) {
+        return format!(" — did you mean '{prefixed}'?");
+    }
+    crate::workflow::fields::nearest(&prefixed, &ids)
+        .map(|n| format!(" — did you mean '{n}'?"))
+        .unwrap_or_default()
 }
 
 pub async fn run(client: &Client, args: &RunArgs, json: bool) -> CmdResult {
@@ -116,10 +143,16 @@ pub async fn run(client: &Client, args: &RunArgs, json: bool) -> CmdResult {
     let body = read_trigger(args)?;
     let id = &args.workflow_id;
     if !args.wait {
-        let resp = client
-            .trigger(id, &body, None)
-            .await
-            .map_err(|e| trigger_failure(client, id, e))?;
+        let resp = match client.trigger(id, &body, None).await {
+            Ok(r) => r,
+            Err(e) => return Err(trigger_failure(client, id, e).await),
+        };
+        if resp.data.input_differs {
+            eprintln!(
+                "note: idempotency key reused with a different input; {} is the first request's run and nothing new started",
+                resp.data.run_id
+            );
+        }
         if json {
             print_json(&resp.data);
         } else {
@@ -128,18 +161,31 @@ pub async fn run(client: &Client, args: &RunArgs, json: bool) -> CmdResult {
         return Ok(Exit::Ok);
     }
     let deadline = deadline(args.timeout);
-    let interactive = std::io::stderr().is_terminal();
-    let first_wait = poll_secs(deadline, interactive);
-    let resp = client
-        .trigger(id, &body, Some(first_wait))
-        .await
-        .map_err(|e| trigger_failure(client, id, e))?;
+    // Trigger without waiting, so the run id is known (and printed) before
+    // anything can interrupt the wait.
+    let resp = match client.trigger(id, &body, None).await {
+        Ok(r) => r,
+        Err(e) => return Err(trigger_failure(client, id, e).await),
+    };
     let run_id = resp.data.run_id;
-    if is_finished(&resp.data.status) {
-        let run = client.run(&run_id, None).await?;
-        return Ok(report(&run, json));
+    if resp.status.as_u16() == 200 {
+        eprintln!(
+            "{run_id} already exists for this idempotency key; nothing new started{}",
+            differed_note(resp.data.input_differs)
+        );
+    } else {
+        eprintln!("{run_id} started");
     }
     follow(client, &run_id, deadline, json).await
+}
+
+/// The server says when a repeated idempotency key came with a different input.
+pub(super) fn differed_note(differs: bool) -> &'static str {
+    if differs {
+        " (the input differed from the first request's: the first run's input was kept)"
+    } else {
+        ""
+    }
 }
 
 pub async fn wait(client: &Client, args: &WaitArgs, json: bool) -> CmdResult {
@@ -177,25 +223,39 @@ async fn follow(client: &Client, run_id: &str, deadline: Option<Instant>, json: 
         pb.set_message(format!("{run_id} pending"));
         pb
     });
-    let outcome = loop {
-        let secs = poll_secs(deadline, interactive);
-        let run = client.run(run_id, Some(secs)).await?;
-        if is_finished(&run.status) {
-            break Some(run);
-        }
-        if let Some(pb) = &spinner {
-            pb.set_message(current_step(&run));
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            break None;
+    let poll = async {
+        loop {
+            let secs = poll_secs(deadline, interactive);
+            let run = client.run(run_id, Some(secs)).await?;
+            if is_finished(&run.status) {
+                break Ok::<_, ClientError>(Some(run));
+            }
+            if let Some(pb) = &spinner {
+                pb.set_message(format!("{run_id} {}", current_step(&run)));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break Ok(None);
+            }
         }
     };
-    if let Some(pb) = spinner {
+    // Ctrl-C stops the waiting, never the run: say how to pick it up again.
+    let outcome = tokio::select! {
+        r = poll => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    if let Some(pb) = &spinner {
         pb.finish_and_clear();
     }
     match outcome {
-        Some(run) => Ok(report(&run, json)),
         None => {
+            eprintln!(
+                "interrupted: {run_id} keeps running; wait again with `flowctl wait {run_id}`, or stop it with `flowctl runs cancel {run_id}`"
+            );
+            Ok(Exit::Interrupted)
+        }
+        Some(Err(e)) => Err(e.into()),
+        Some(Ok(Some(run))) => Ok(report(&run, json)),
+        Some(Ok(None)) => {
             eprintln!(
                 "timed out waiting for {run_id}; it is still running (check later with `flowctl wait {run_id}`)"
             );
@@ -229,6 +289,7 @@ fn report(run: &RunView, json: bool) -> Exit {
             print_json(&run.output);
         }
     }
+    print_warnings(run);
     if completed {
         return Exit::Ok;
     }
@@ -243,6 +304,15 @@ fn report(run: &RunView, json: bool) -> Exit {
         eprintln!("  failed step: {step}");
     }
     Exit::RunFailed
+}
+
+/// Step warnings (unresolved paths …) on stderr, after the result.
+fn print_warnings(run: &RunView) {
+    for step in &run.steps {
+        for w in &step.warnings {
+            eprintln!("warning: step '{}': {w}", step.id);
+        }
+    }
 }
 
 /// `check-amount: took then` for each condition that ran, and `skipped request-approval

@@ -1,7 +1,9 @@
 //! `flowctl runs list|show|cancel|replay|redrive`
 
-use super::{ClientOpts, CmdResult, Exit, print_json};
-use crate::client::{Client, RunFilter};
+use super::table::{Cell, Table};
+use super::{ClientOpts, CmdResult, Exit, Failure, print_json};
+use crate::api::ListMeta;
+use crate::client::{Client, ClientError, RunFilter};
 use clap::{Args, Subcommand};
 
 #[derive(Debug, Args)]
@@ -26,8 +28,11 @@ pub enum RunsCommand {
         #[arg(long, value_name = "TYPE")]
         trigger: Option<String>,
         /// How many runs to show, 1 to 100
-        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100))]
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100), conflicts_with = "all")]
         limit: u32,
+        /// Every matching run, page after page (instead of --limit)
+        #[arg(long)]
+        all: bool,
     },
     /// Show one run with its steps, as JSON
     Show {
@@ -59,29 +64,51 @@ pub async fn runs(client: &Client, cmd: &RunsCommand, json: bool) -> CmdResult {
             status,
             trigger,
             limit,
+            all,
         } => {
-            let filter = RunFilter {
+            let mut filter = RunFilter {
                 workflow_id: workflow.clone(),
                 status: status.clone(),
                 trigger_type: trigger.clone(),
-                limit: Some(*limit),
+                limit: Some(if *all { 100 } else { *limit }),
                 cursor: None,
             };
-            let resp = client.runs(&filter).await?;
-            if json {
-                print_json(&resp.data);
-            } else {
-                for r in &resp.data {
-                    println!(
-                        "{}  {:<10} {:<8} {}  v{}  {}",
-                        r.id,
-                        r.status,
-                        r.trigger_type,
-                        r.workflow_id,
-                        r.workflow_version,
-                        r.created_at
-                    );
+            let mut runs = vec![];
+            loop {
+                let resp = client
+                    .runs(&filter)
+                    .await
+                    .map_err(|e| list_failure(e, trigger))?;
+                runs.extend(resp.data);
+                match resp.meta {
+                    Some(ListMeta {
+                        cursor: Some(c),
+                        has_more: true,
+                    }) if *all => filter.cursor = Some(c),
+                    _ => break,
                 }
+            }
+            if json {
+                print_json(&runs);
+            } else {
+                let mut t = Table::new(&[
+                    "ID", "WORKFLOW", "VERSION", "STATUS", "TRIGGER", "DURATION", "CREATED",
+                ]);
+                for r in &runs {
+                    t.row(vec![
+                        r.id.as_str().into(),
+                        r.workflow_id.as_str().into(),
+                        format!("v{}", r.workflow_version).into(),
+                        r.status.as_str().into(),
+                        r.trigger_type.as_str().into(),
+                        r.duration_ms
+                            .map(duration)
+                            .unwrap_or_else(|| "-".into())
+                            .into(),
+                        Cell::Time(Some(r.created_at.clone())),
+                    ]);
+                }
+                t.print();
             }
         }
         RunsCommand::Show { run_id } => {
@@ -94,6 +121,17 @@ pub async fn runs(client: &Client, cmd: &RunsCommand, json: bool) -> CmdResult {
             print_json(&run);
         }
         RunsCommand::Cancel { run_id } => {
+            // Cancelling a finished run changes nothing: say so, and exit 2.
+            let before = client.run(run_id, None).await?;
+            if super::run::is_finished(&before.status) {
+                if json {
+                    print_json(&before);
+                }
+                return Err(Failure::usage(format!(
+                    "{run_id} already finished ({}); there is nothing to cancel",
+                    before.status
+                )));
+            }
             let run = client.cancel(run_id).await?;
             if json {
                 print_json(&run);
@@ -119,4 +157,25 @@ pub async fn runs(client: &Client, cmd: &RunsCommand, json: bool) -> CmdResult {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// `850 ms`, `2.3 s`, `4 min 10 s`
+fn duration(ms: i64) -> String {
+    match ms {
+        ms if ms < 1000 => format!("{ms} ms"),
+        ms if ms < 60_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        ms => format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000),
+    }
+}
+
+/// A misspelled `--trigger` gets the nearest trigger type.
+fn list_failure(e: ClientError, trigger: &Option<String>) -> Failure {
+    const TYPES: [&str; 5] = ["api", "schedule", "webhook", "replay", "batch"];
+    match trigger {
+        Some(t) if !TYPES.contains(&t.as_str()) => Failure::usage(format!(
+            "--trigger: {}",
+            crate::workflow::fields::unknown_name("trigger type", t, &TYPES)
+        )),
+        _ => e.into(),
+    }
 }

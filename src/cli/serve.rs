@@ -69,6 +69,19 @@ pub struct ServeArgs {
     /// it fails with RUN_INTERRUPTED instead of being resumed again (0 = resume forever)
     #[arg(long, env = "FLOWCTL_MAX_RUN_RECOVERIES", default_value_t = crate::limits::DEFAULT_MAX_RECOVERIES, value_name = "N")]
     pub max_run_recoveries: u32,
+    /// Dashboard login attempts per client IP per minute, and failed ones
+    /// per key prefix (0 = no limit)
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub rate_limit_login: u32,
+    /// Bytes that requests without credentials (webhook deliveries, dashboard
+    /// logins) may hold in memory at once; beyond it they get 503 SERVER_BUSY
+    #[arg(long, default_value_t = crate::http::intake::DEFAULT_BUDGET_BYTES, value_name = "BYTES")]
+    pub unauthenticated_body_budget: usize,
+    /// Hours a webhook event id is remembered, so a provider's retry starts
+    /// nothing (Stripe retries for 3 days)
+    #[arg(long, default_value_t = crate::delivery::DEFAULT_DEDUPE_HOURS, value_name = "HOURS",
+          value_parser = clap::value_parser!(u64).range(1..=8760))]
+    pub webhook_dedupe_hours: u64,
     /// Log format on stderr: text or json
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -94,7 +107,10 @@ impl ServeArgs {
                 read: self.rate_limit_read,
                 write: self.rate_limit_write,
                 webhook: self.rate_limit_webhook,
+                login: self.rate_limit_login,
             },
+            unauthenticated_body_budget: self.unauthenticated_body_budget,
+            webhook_dedupe_hours: self.webhook_dedupe_hours,
             connections: crate::config::ConnectionLimits {
                 header_timeout: Duration::from_secs(self.header_timeout),
                 body_timeout: Duration::from_secs(self.body_timeout),
@@ -114,7 +130,11 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
     if args.workers == 0 {
         return Err(Failure::usage("--workers must be 1 or more"));
     }
-    let settings = args.settings();
+    let listen = check_listen(&args.listen).map_err(Failure::usage)?;
+    let settings = ServeSettings {
+        listen,
+        ..args.settings()
+    };
     let db =
         match crate::store::Location::choose(settings.database_url.clone(), settings.db.clone()) {
             Ok(location) => location.describe(),
@@ -171,6 +191,34 @@ pub async fn serve(args: ServeArgs) -> CmdResult {
         })?;
     say("flowctl stopped".into());
     Ok(Exit::Ok)
+}
+
+/// `--listen` in its normalized form, or a message that shows the expected one.
+/// Checked before anything is opened, so a typo is reported as a typo (not as
+/// a busy database or port).
+fn check_listen(listen: &str) -> Result<String, String> {
+    let normalized = loopback_literal(listen);
+    if normalized.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(normalized);
+    }
+    // A host name with a numeric port is left to the resolver.
+    let named = normalized.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok()
+    });
+    if named {
+        return Ok(normalized);
+    }
+    let hint = match listen.trim() {
+        "" => String::new(),
+        l if !l.contains(':') && l.parse::<u16>().is_ok() => format!("; did you mean :{l}?"),
+        l if !l.contains(':') => format!("; did you mean {l}:3000?"),
+        _ => String::new(),
+    };
+    Err(format!(
+        "--listen '{listen}' is not an address to listen on: expected HOST:PORT, \
+         e.g. 127.0.0.1:3000, localhost:3000, :3000 (loopback), 0.0.0.0:3000 (every interface), \
+         [::1]:3000, or port 0 for a free port{hint}"
+    ))
 }
 
 /// `localhost:3000` → `127.0.0.1:3000`: binding then needs no name lookup

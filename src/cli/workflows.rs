@@ -1,5 +1,6 @@
 //! `flowctl workflows list|show|activate|pause|archive`
 
+use super::table::{Cell, Table};
 use super::{ClientOpts, CmdResult, Exit, print_json};
 use crate::client::Client;
 use clap::{Args, Subcommand};
@@ -45,13 +46,18 @@ pub async fn workflows(client: &Client, cmd: &WorkflowsCommand, json: bool) -> C
             if json {
                 print_json(&all);
             } else {
+                let mut t = Table::new(&["ID", "STATUS", "VERSION", "NAME", "NEXT RUN", "UPDATED"]);
                 for w in &all {
-                    let next = match &w.next_run_at {
-                        Some(at) => format!("  next run {at}"),
-                        None => String::new(),
-                    };
-                    println!("{}  {:<8} v{}  {}{next}", w.id, w.status, w.version, w.name);
+                    t.row(vec![
+                        w.id.as_str().into(),
+                        w.status.as_str().into(),
+                        format!("v{}", w.version).into(),
+                        w.name.as_str().into(),
+                        Cell::Time(w.next_run_at.clone()),
+                        Cell::Time(Some(w.updated_at.clone())),
+                    ]);
                 }
+                t.print();
             }
             return Ok(Exit::Ok);
         }

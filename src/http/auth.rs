@@ -98,6 +98,58 @@ pub async fn require_admin(req: Request, next: Next) -> Result<Response, ApiErro
     }
 }
 
+/// A trigger whose `Idempotency-Key` header names a run that already exists
+/// (and whose key is still remembered) starts nothing: it is not charged to the
+/// execute limit, so re-running a batch is not paced like new work. The
+/// trigger handler refuses a body whose `idempotencyKey` differs from the
+/// header, so the header cannot buy a new run for free.
+async fn known_replay(state: &AppState, target: Option<(String, String)>) -> bool {
+    let Some((workflow, key)) = target else {
+        return false;
+    };
+    let key = key.as_str();
+    let found = state
+        .store
+        .search_runs(crate::store::RunSearch {
+            status: None,
+            workflow_id: Some(workflow),
+            trigger_type: None,
+            q: Some(key.to_string()),
+            before_seq: None,
+            limit: 1,
+            budget: Duration::from_millis(50),
+        })
+        .await;
+    let now = crate::time::now_ms();
+    found.is_ok_and(|page| {
+        page.runs.iter().any(|r| {
+            r.idempotency_key.as_deref() == Some(key)
+                && now - r.created_at < crate::trigger::IDEMPOTENCY_TTL_MS
+        })
+    })
+}
+
+/// The workflow and `Idempotency-Key` of a trigger request, if it is one.
+fn replay_target(req: &Request) -> Option<(String, String)> {
+    if req.method() != axum::http::Method::POST {
+        return None;
+    }
+    // Inside the nested `/api/v1` router the prefix is already stripped.
+    let path = req.uri().path();
+    let workflow = path
+        .strip_prefix("/api/v1")
+        .unwrap_or(path)
+        .strip_prefix("/workflows/")
+        .and_then(|p| p.strip_suffix("/run"))
+        .filter(|w| !w.contains('/'))?;
+    let key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty() && k.len() <= 255)?;
+    Some((workflow.to_string(), key.to_string()))
+}
+
 pub async fn authenticate(
     State(state): State<AppState>,
     mut req: Request,
@@ -138,15 +190,20 @@ pub async fn authenticate(
     };
     // Logs name the key's id, never the key.
     tracing::debug!(key_id = %principal.key_id, "authenticated");
-    let decision = state
-        .limits
-        .check_in(
-            &state.store,
-            req.method(),
-            req.uri().path(),
-            &principal.key_id,
-        )
-        .await;
+    let target = replay_target(&req);
+    let decision = if known_replay(&state, target).await {
+        None
+    } else {
+        state
+            .limits
+            .check_in(
+                &state.store,
+                req.method(),
+                req.uri().path(),
+                &principal.key_id,
+            )
+            .await
+    };
     let mut response = match decision {
         Some(d) if !d.allowed => {
             state.metrics.rate_limited();

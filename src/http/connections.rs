@@ -15,6 +15,90 @@ use serde_json::{Map, Value, json};
 
 pub const PROVIDERS: [&str; 4] = ["stripe", "smtp", "http", "webhook"];
 
+/// `config` fields each provider reads, and the ones it cannot do without
+/// (docs/workflows.md → Connections). Anything else is a typo caught here,
+/// not at the first run.
+fn config_fields(provider: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match provider {
+        "smtp" => (
+            &[
+                "host",
+                "port",
+                "tls",
+                "username",
+                "from",
+                "heloName",
+                "acceptInvalidCerts",
+            ],
+            &["host"],
+        ),
+        "http" => (&["baseUrl", "headers", "authHeader"], &[]),
+        "stripe" => (&["baseUrl", "apiVersion"], &[]),
+        "webhook" => (&["header"], &[]),
+        _ => (&[], &[]),
+    }
+}
+
+fn check_config(provider: &str, config: &Value) -> Result<(), ApiError> {
+    let (known, required) = config_fields(provider);
+    let mut details = vec![];
+    if let Value::Object(m) = config {
+        for key in m.keys().filter(|k| !known.contains(&k.as_str())) {
+            details.push(crate::api::ErrorDetail {
+                path: vec![json!("config"), json!(key)],
+                message: crate::workflow::fields::unknown_field(key, known),
+            });
+        }
+        for key in required.iter().filter(|k| !m.contains_key(**k)) {
+            details.push(crate::api::ErrorDetail {
+                path: vec![json!("config"), json!(key)],
+                message: format!("required for a {provider} connection"),
+            });
+        }
+    }
+    if details.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::Validation {
+        message: format!("Connection config is invalid for provider {provider}"),
+        details,
+    })
+}
+
+/// Active workflows whose latest definition names `conn_id` (a step's
+/// `connection` or a webhook trigger's), as `wf_… (Name)`.
+pub(crate) async fn workflows_using(
+    state: &AppState,
+    conn_id: &str,
+) -> Result<Vec<String>, ApiError> {
+    let mut users = vec![];
+    let mut after = None;
+    loop {
+        let page = state.store.list_workflows(after.clone(), 100).await?;
+        let last = page.last().map(|w| w.id.clone());
+        for w in page
+            .iter()
+            .filter(|w| w.status == crate::workflow::WorkflowStatus::Active)
+        {
+            let Ok((_, wf)) = state.catalog.head(&w.id).await else {
+                continue;
+            };
+            let def = &wf.definition;
+            let named = |v: &Value| v.get("connection").and_then(Value::as_str) == Some(conn_id);
+            let in_steps = def["steps"]
+                .as_array()
+                .is_some_and(|steps| steps.iter().any(named));
+            if in_steps || named(&def["trigger"]) {
+                users.push(format!("{} ({})", w.id, w.name));
+            }
+        }
+        match last {
+            Some(l) if page.len() == 100 => after = Some(l),
+            _ => return Ok(users),
+        }
+    }
+}
+
 pub fn view(c: &ConnectionRow) -> Value {
     json!({
         "id": c.id,
@@ -93,6 +177,7 @@ pub async fn create(
             ));
         }
     };
+    check_config(provider, &config)?;
     let is_default = match obj.get("default") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -143,8 +228,31 @@ pub async fn delete(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
     who.require(&["connections:write"])?;
+    let q = super::params::parse_query(q.as_deref())?;
+    let force = match q.get("force").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::InvalidRequest(
+                "force must be true or false".into(),
+            ));
+        }
+    };
+    // Deleting what an active workflow needs breaks its next run: refuse
+    // unless asked, and name the workflows.
+    state.store.get_connection(id.clone()).await?;
+    if !force {
+        let users = workflows_using(&state, &id).await?;
+        if !users.is_empty() {
+            return Err(ApiError::InvalidRequest(format!(
+                "connection {id} is used by active workflow(s): {}; pause or change them first, or delete anyway with force=true",
+                users.join(", ")
+            )));
+        }
+    }
     state.store.delete_connection(id.clone()).await?;
     Ok(ok(json!({"id": id, "deleted": true})))
 }

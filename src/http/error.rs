@@ -33,6 +33,8 @@ pub enum ApiError {
     StorageCorrupt,
     /// A request body did not arrive within the server's body timeout.
     RequestTimeout(String),
+    /// Too many unauthenticated requests at once: retry after the seconds given.
+    Unavailable(String, u64),
     Internal(String),
 }
 
@@ -89,6 +91,11 @@ impl ApiError {
                 codes::REQUEST_TIMEOUT,
                 m.clone(),
             ),
+            Unavailable(m, _) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                codes::SERVER_BUSY,
+                m.clone(),
+            ),
             StorageUnavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 codes::STORAGE_UNAVAILABLE,
@@ -117,6 +124,7 @@ impl IntoResponse for ApiError {
                 retry_after_secs, ..
             } => Some(*retry_after_secs),
             ApiError::StorageUnavailable(_) => Some(STORAGE_RETRY_AFTER_SECS),
+            ApiError::Unavailable(_, secs) => Some(*secs),
             _ => None,
         };
         let details = match self {
@@ -189,6 +197,19 @@ impl From<crate::workflows::StatusError> for ApiError {
     fn from(e: crate::workflows::StatusError) -> Self {
         match e {
             crate::workflows::StatusError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<crate::delivery::DeliveryError> for ApiError {
+    fn from(e: crate::delivery::DeliveryError) -> Self {
+        use crate::delivery::DeliveryError::*;
+        match e {
+            NoListener(_) | Paused(_) => ApiError::NotFound(e.to_string()),
+            Unverified(_) => ApiError::Unauthorized(e.to_string()),
+            Refused(t) => t.into(),
+            TooDeep(_) => ApiError::InvalidRequest(e.to_string()),
+            Store(s) => s.into(),
         }
     }
 }

@@ -11,11 +11,14 @@ mod connections;
 pub mod dashboard;
 pub(crate) mod error;
 mod health;
+pub mod intake;
 mod openapi;
 pub(crate) mod params;
 pub mod ratelimit;
 mod runs;
 pub mod server;
+mod test_delivery;
+mod ui_links;
 pub(crate) mod views;
 mod webhooks;
 mod workflow_targets;
@@ -51,6 +54,10 @@ pub struct AppState {
     pub secrets: SecretBox,
     pub limits: RateLimits,
     pub metrics: Metrics,
+    /// What requests without credentials may hold before they authenticate.
+    pub intake: intake::Intake,
+    /// How long webhook event ids are remembered (`--webhook-dedupe-hours`).
+    pub webhook_dedupe_ms: i64,
 }
 
 impl AppState {
@@ -70,6 +77,12 @@ impl AppState {
             secrets,
             limits,
             metrics,
+            intake: intake::Intake::new(
+                intake::unauthenticated_slots(16_384),
+                intake::DEFAULT_BUDGET_BYTES,
+                1024 * 1024,
+            ),
+            webhook_dedupe_ms: crate::delivery::DEFAULT_DEDUPE_HOURS as i64 * 3_600_000,
         }
     }
 }
@@ -81,6 +94,15 @@ impl AppState {
             store: self.store.clone(),
             catalog: self.catalog.clone(),
             events: self.events.clone(),
+        }
+    }
+
+    /// The webhook delivery use case.
+    pub fn deliveries(&self) -> crate::delivery::Deliveries {
+        crate::delivery::Deliveries {
+            triggers: self.triggers(),
+            secrets: self.secrets.clone(),
+            dedupe_ttl_ms: self.webhook_dedupe_ms,
         }
     }
 }
@@ -99,6 +121,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             get(workflows::show).delete(workflows::archive),
         )
         .route("/workflows/{id}/run", post(runs::trigger))
+        .route("/workflows/{id}/test-delivery", post(test_delivery::sign))
+        .route("/ui-links", post(ui_links::create))
         .route("/workflows/{id}/activate", post(workflows::activate))
         .route("/workflows/{id}/pause", post(workflows::pause))
         .route("/workflows/{id}/versions/{n}", get(workflows::version))
@@ -133,6 +157,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed_fallback)
         .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(axum::middleware::map_response(nosniff))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
@@ -163,6 +188,14 @@ fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
     tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+}
+
+/// No answer is ever sniffed into something it is not (JSON as HTML).
+async fn nosniff(mut resp: axum::response::Response) -> axum::response::Response {
+    resp.headers_mut()
+        .entry(axum::http::header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(axum::http::HeaderValue::from_static("nosniff"));
+    resp
 }
 
 fn panic_response(_: Box<dyn Any + Send + 'static>) -> axum::response::Response {

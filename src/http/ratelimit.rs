@@ -1,8 +1,10 @@
 //! Per-key rate limits by category (docs/api.md): execute (triggers), read (GET)
 //! and write (everything else), each a GCRA bucket keyed by API key id, so
-//! one key's burst never affects another key. A store shared by several
-//! nodes keeps the buckets (one per key, never one per node); otherwise
-//! they are `governor` limiters in this process.
+//! one key's burst never affects another key; inbound webhooks per client
+//! IP, and dashboard logins per client IP and per key prefix (never one
+//! bucket for everyone). A store shared by several nodes keeps the buckets
+//! (one per key, never one per node); otherwise they are `governor`
+//! limiters in this process.
 
 use axum::http::{HeaderMap, HeaderValue, Method};
 use governor::clock::DefaultClock;
@@ -23,6 +25,8 @@ pub struct RateLimitConfig {
     pub write: u32,
     /// `POST /webhooks/…` per client IP (no API key there).
     pub webhook: u32,
+    /// Dashboard login attempts per client IP (and failed ones per key prefix).
+    pub login: u32,
 }
 
 impl Default for RateLimitConfig {
@@ -32,6 +36,7 @@ impl Default for RateLimitConfig {
             read: 1000,
             write: 200,
             webhook: 10_000,
+            login: 30,
         }
     }
 }
@@ -48,6 +53,7 @@ pub struct RateLimits {
     read: Option<Arc<Category>>,
     write: Option<Arc<Category>>,
     webhook: Option<Arc<Category>>,
+    login: Option<Arc<Category>>,
 }
 
 /// The outcome for one request, with what its headers should say.
@@ -80,6 +86,7 @@ impl RateLimits {
             read: category("read", cfg.read),
             write: category("write", cfg.write),
             webhook: category("webhook", cfg.webhook),
+            login: category("login", cfg.login),
         }
     }
 
@@ -103,29 +110,52 @@ impl RateLimits {
         path: &str,
         key_id: &str,
     ) -> Option<Decision> {
-        let c = self.category_for(method, path)?;
-        let emission_ms = (60_000 / i64::from(c.limit)).max(1);
-        let burst_ms = emission_ms * i64::from(c.limit);
-        match store
-            .rate_hit(key_id.to_string(), c.name, emission_ms, burst_ms)
-            .await
-        {
-            Ok(Some(state)) => Some(shared_decision(c.limit, emission_ms, burst_ms, state)),
-            Ok(None) => self.check(method, path, key_id),
-            Err(e) => {
-                tracing::warn!(error = %e, "shared rate limit unavailable; limiting in this node");
-                self.check(method, path, key_id)
-            }
-        }
+        shared_or_local(self.category_for(method, path)?, store, key_id).await
     }
 
     pub fn check(&self, method: &Method, path: &str, key_id: &str) -> Option<Decision> {
         decide(self.category_for(method, path)?, key_id)
     }
 
-    /// Inbound webhooks are limited per client IP.
-    pub fn check_webhook(&self, ip: &str) -> Option<Decision> {
-        decide(self.webhook.as_deref()?, ip)
+    /// Inbound webhooks are limited per client IP, in the shared bucket
+    /// when the store keeps them.
+    pub async fn check_webhook(&self, store: &crate::store::Store, ip: &str) -> Option<Decision> {
+        shared_or_local(self.webhook.as_deref()?, store, &format!("ip:{ip}")).await
+    }
+
+    /// A dashboard login attempt from `ip`: each client address has its own
+    /// bucket, so a stranger's guesses never lock anyone else out.
+    pub async fn check_login_ip(&self, store: &crate::store::Store, ip: &str) -> Option<Decision> {
+        shared_or_local(self.login.as_deref()?, store, &format!("ip:{ip}")).await
+    }
+
+    /// A failed login with a key starting with `prefix` (guesses at one
+    /// key spread over many addresses). Only failures are charged, so the
+    /// right key is never refused by it.
+    pub async fn check_login_prefix(
+        &self,
+        store: &crate::store::Store,
+        prefix: &str,
+    ) -> Option<Decision> {
+        shared_or_local(self.login.as_deref()?, store, &format!("prefix:{prefix}")).await
+    }
+}
+
+/// The decision from the store's shared bucket when it keeps them, else
+/// (or when the store fails) from this process's own.
+async fn shared_or_local(c: &Category, store: &crate::store::Store, key: &str) -> Option<Decision> {
+    let emission_ms = (60_000 / i64::from(c.limit)).max(1);
+    let burst_ms = emission_ms * i64::from(c.limit);
+    match store
+        .rate_hit(key.to_string(), c.name, emission_ms, burst_ms)
+        .await
+    {
+        Ok(Some(state)) => Some(shared_decision(c.limit, emission_ms, burst_ms, state)),
+        Ok(None) => decide(c, key),
+        Err(e) => {
+            tracing::warn!(error = %e, "shared rate limit unavailable; limiting in this node");
+            decide(c, key)
+        }
     }
 }
 
@@ -202,6 +232,7 @@ mod tests {
             read: 0,
             write: 1,
             webhook: 0,
+            login: 0,
         });
         assert!(
             limits.check(&Method::GET, "/api/v1/runs", "k").is_none(),

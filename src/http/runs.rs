@@ -22,6 +22,8 @@ struct TriggerBody {
     input: Value,
     connection_id: Option<String>,
     idempotency_key: Option<String>,
+    trigger_type: TriggerType,
+    as_schedule: bool,
 }
 
 fn trigger_body(body: Value) -> Result<TriggerBody, ApiError> {
@@ -67,10 +69,35 @@ fn trigger_body(body: Value) -> Result<TriggerBody, ApiError> {
             "connectionId must be 1 to 128 characters".into(),
         ));
     }
+    let as_schedule = match obj.remove("asSchedule") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(_) => {
+            return Err(ApiError::InvalidRequest(
+                "asSchedule must be true or false".into(),
+            ));
+        }
+    };
+    let trigger_type = match text_field(&mut obj, "triggerType")?.as_deref() {
+        None | Some("api") => TriggerType::Api,
+        Some("batch") => TriggerType::Batch,
+        Some(other) => {
+            return Err(ApiError::InvalidRequest(format!(
+                "triggerType: {}",
+                crate::workflow::fields::unknown_name(
+                    "trigger type",
+                    other,
+                    crate::api::TriggerRequest::TRIGGER_TYPES
+                )
+            )));
+        }
+    };
     Ok(TriggerBody {
         input,
         connection_id,
         idempotency_key,
+        trigger_type,
+        as_schedule,
     })
 }
 
@@ -79,21 +106,94 @@ pub async fn trigger(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
+    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
     who.require(&["workflows:execute"])?;
     let accepted_from = Instant::now();
     let q = parse_query(q.as_deref())?;
     let wait_for = wait(&q)?;
-    let body = trigger_body(body)?;
-    let mut req = TriggerRequest::new(id, body.input, TriggerType::Api);
+    let mut body = trigger_body(body)?;
+    // The `Idempotency-Key` header (which spares a known replay the execute
+    // limit) and the body's key must agree; the header alone is the key.
+    if let Some(h) = headers.get("idempotency-key") {
+        let h = h.to_str().map_err(|_| {
+            ApiError::InvalidRequest("the Idempotency-Key header must be printable text".into())
+        })?;
+        match &body.idempotency_key {
+            Some(k) if k != h => {
+                return Err(ApiError::InvalidRequest(
+                    "the Idempotency-Key header and the body's idempotencyKey differ".into(),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                if h.is_empty() || h.chars().count() > 255 {
+                    return Err(ApiError::InvalidRequest(
+                        "idempotencyKey must be 1 to 255 printable characters".into(),
+                    ));
+                }
+                body.idempotency_key = Some(h.to_string());
+            }
+        }
+    }
+    if body.as_schedule {
+        body.input = as_schedule_input(&state, &id, &body.input).await?;
+    }
+    let mut req = TriggerRequest::new(id, body.input, body.trigger_type);
     req.connection_id = body.connection_id;
     req.idempotency_key = body.idempotency_key;
-    let outcome = state.triggers().trigger_run(req).await?;
+    let (outcome, input_differs) = state.triggers().trigger_run_checked(req).await?;
     state
         .metrics
         .observe_trigger(accepted_from.elapsed().as_secs_f64());
-    trigger_answer(&state, outcome, wait_for).await
+    let mut resp = trigger_answer(&state, outcome, wait_for).await?;
+    if input_differs {
+        // The first run stands (the key's promise); the caller learns its
+        // key was reused for a different input.
+        tracing::info!(
+            idempotency_key_reused = true,
+            "idempotency key reused with a different input; the first run was returned"
+        );
+        resp = mark_input_differs(resp).await;
+    }
+    Ok(resp)
+}
+
+/// `asSchedule`: the input the workflow's schedule would give, `input` on top.
+pub(crate) async fn as_schedule_input(
+    state: &AppState,
+    id: &str,
+    input: &Value,
+) -> Result<Value, ApiError> {
+    let (_, wf) = state.catalog.head(id).await?;
+    crate::trigger::schedule_input(&wf, input, crate::time::now_ms()).ok_or_else(|| {
+        ApiError::InvalidRequest(format!(
+            "asSchedule: workflow {id} has no schedule trigger (its trigger is {})",
+            wf.definition["trigger"]["type"].as_str().unwrap_or("api")
+        ))
+    })
+}
+
+/// Set `inputDiffers: true` in a trigger answer and add the header
+/// `Idempotent-Input-Differs: true`.
+async fn mark_input_differs(resp: axum::response::Response) -> axum::response::Response {
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 24).await else {
+        return axum::response::Response::from_parts(parts, axum::body::Body::empty());
+    };
+    let body = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(mut v) => {
+            v["data"]["inputDiffers"] = Value::Bool(true);
+            serde_json::to_vec(&v).unwrap_or_else(|_| bytes.to_vec())
+        }
+        Err(_) => bytes.to_vec(),
+    };
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert("idempotent-input-differs", HeaderValue::from_static("true"));
+    axum::response::Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 /// `POST /api/v1/runs/{id}/replay`: the same input and connection, a new run
@@ -130,6 +230,7 @@ async fn trigger_answer(
         workflow_version: run.workflow_version,
         output: finished.then_some(run.output),
         error: finished.then(|| RunError::to_value(&run.error)),
+        input_differs: false,
     };
     let status = if replayed {
         StatusCode::OK

@@ -37,6 +37,7 @@ pub async fn apply(
 ) -> Result<impl IntoResponse, ApiError> {
     who.require(&["workflows:write"])?;
     let compiled = compile(&def).map_err(invalid_definition)?;
+    check_webhook_path(&state, &compiled).await?;
     let (problems, target_warnings) =
         super::workflow_targets::check(&state.catalog, &compiled.id, &compiled.definition).await?;
     if !problems.is_empty() {
@@ -56,7 +57,7 @@ pub async fn apply(
         })
         .await?;
     let id = compiled.id.clone();
-    let warnings = compiled
+    let mut warnings: Vec<ErrorDetail> = compiled
         .warnings
         .iter()
         .map(|w| ErrorDetail {
@@ -65,8 +66,12 @@ pub async fn apply(
         })
         .chain(target_warnings)
         .collect();
+    warnings.extend(missing_connections(&state, &compiled.definition).await?);
     state.catalog.remember(outcome.version, Arc::new(compiled));
-    state.catalog.forget_head(&id);
+    if let Err(e) = state.catalog.workflow_changed(&id).await {
+        // Done all the same: the index catches up within its refresh.
+        tracing::warn!(workflow_id = %id, error = %e, "cannot refresh the webhook index");
+    }
     let status = if outcome.result == ApplyResult::Created {
         StatusCode::CREATED
     } else {
@@ -83,6 +88,66 @@ pub async fn apply(
             warnings,
         }),
     ))
+}
+
+/// Workflows sharing a webhook path share one delivery, so they must agree
+/// on how it is signed and where its event id is: one provider per path.
+async fn check_webhook_path(
+    state: &AppState,
+    wf: &crate::workflow::CompiledWorkflow,
+) -> Result<(), ApiError> {
+    let crate::workflow::TriggerDef::Webhook(def) = &wf.trigger else {
+        return Ok(());
+    };
+    let listeners = state.catalog.webhook_listeners(&def.path).await?;
+    if let Some(other) = listeners
+        .iter()
+        .find(|l| l.workflow_id != wf.id && l.def.provider != def.provider)
+    {
+        return Err(invalid_definition(vec![Issue {
+            path: vec!["trigger".into(), "provider".into()],
+            message: format!(
+                "workflow {} already receives webhooks at /webhooks/{} from provider {}: one path takes one provider (choose another path)",
+                other.workflow_id,
+                def.path,
+                other.def.provider.as_str()
+            ),
+        }]));
+    }
+    Ok(())
+}
+
+/// Connections the definition names that do not exist: applied anyway (the
+/// connection may be created next), but said now rather than at the first
+/// run or delivery.
+async fn missing_connections(state: &AppState, def: &Value) -> Result<Vec<ErrorDetail>, ApiError> {
+    use serde_json::json;
+    let mut named: Vec<(Vec<Value>, String)> = vec![];
+    if let Some(c) = def["trigger"]["connection"].as_str() {
+        named.push((vec![json!("trigger"), json!("connection")], c.to_string()));
+    }
+    for (i, step) in def["steps"].as_array().into_iter().flatten().enumerate() {
+        if let Some(c) = step["connection"].as_str() {
+            named.push((
+                vec![json!("steps"), json!(i), json!("connection")],
+                c.to_string(),
+            ));
+        }
+    }
+    if named.is_empty() {
+        return Ok(vec![]);
+    }
+    let existing = state.store.list_connections().await?;
+    Ok(named
+        .into_iter()
+        .filter(|(_, c)| !existing.iter().any(|e| &e.id == c))
+        .map(|(path, c)| ErrorDetail {
+            path,
+            message: format!(
+                "connection '{c}' does not exist; runs and deliveries that need it are refused until it is created (flowctl connections create --id {c} …)"
+            ),
+        })
+        .collect())
 }
 
 pub async fn list(

@@ -218,16 +218,34 @@ fn eval_chain<'a, 'e: 'a>(
     };
     let mut value = Val::Json(head);
     for call in &chain.filters {
+        // Arguments warn only when they are used: the fallback of a `default:`
+        // whose value was present is never needed, so its missing path is no news.
+        let mut arg_warnings = vec![];
         let values: Vec<Cow<'a, Value>> = call
             .args
             .iter()
-            .map(|a| eval_operand(a, ctx, warnings))
+            .map(|a| eval_operand(a, ctx, &mut arg_warnings))
             .collect();
         let kwargs: Vec<Cow<'a, Value>> = call
             .kwargs
             .iter()
-            .map(|(_, a)| eval_operand(a, ctx, warnings))
+            .map(|(_, a)| eval_operand(a, ctx, &mut arg_warnings))
             .collect();
+        let fallback_unused = call.def.name == "default"
+            && !super::filters::values::needs_default(
+                &value.as_value(),
+                call.kwargs
+                    .iter()
+                    .zip(&kwargs)
+                    .any(|((k, _), v)| k == "allow_false" && super::is_truthy(v)),
+            );
+        if !fallback_unused {
+            for w in arg_warnings {
+                if !warnings.contains(&w) {
+                    warnings.push(w);
+                }
+            }
+        }
         let args = Args {
             values: &values,
             kwargs: &kwargs,

@@ -63,6 +63,34 @@ fn fresh(timestamp: i64, now_secs: i64) -> Result<(), SignatureError> {
     Ok(())
 }
 
+/// The signature header a delivery lacks, told from the headers alone, so
+/// that an unsigned request is refused before its body is read.
+pub fn missing_header(
+    provider: WebhookProvider,
+    headers: &HeaderMap,
+    custom_header: Option<&str>,
+) -> Option<SignatureError> {
+    let needed: &[&'static str] = match provider {
+        WebhookProvider::Stripe => &["stripe-signature"],
+        WebhookProvider::Github => &["x-hub-signature-256"],
+        WebhookProvider::Standard => &["webhook-id", "webhook-timestamp", "webhook-signature"],
+        WebhookProvider::Custom => {
+            let name = custom_header.unwrap_or(DEFAULT_CUSTOM_HEADER);
+            return headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .is_none()
+                .then_some(SignatureError::Missing(
+                    "named by the connection's config.header",
+                ));
+        }
+    };
+    needed
+        .iter()
+        .find(|h| header(headers, h).is_none())
+        .map(|h| SignatureError::Missing(h))
+}
+
 /// Verify `body` as signed by `provider` with `secret`, at `now_secs`.
 /// `custom_header` is the header a `custom` signature is in.
 pub fn verify(

@@ -16,6 +16,15 @@ pub enum WebhookProvider {
 impl WebhookProvider {
     pub const ALL: [&'static str; 4] = ["stripe", "github", "standard", "custom"];
 
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookProvider::Stripe => "stripe",
+            WebhookProvider::Github => "github",
+            WebhookProvider::Standard => "standard",
+            WebhookProvider::Custom => "custom",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<WebhookProvider> {
         Some(match s {
             "stripe" => WebhookProvider::Stripe,

@@ -352,6 +352,93 @@ test("a runs:read key sees no Cancel and the server refuses it", { skip }, async
   forgive(mark, 403);
 });
 
+test("Run now on a schedule's page, its recent runs, and times in the schedule's zone", { skip }, async () => {
+  const def = { id: "wf_berlin", name: "Berlin report",
+    trigger: { type: "schedule", cron: "0 2 * * *", timezone: "Europe/Berlin", input: { recipient: "ops@example.com" } },
+    inputSchema: { type: "object", properties: { format: { type: "string", default: "pdf" } } },
+    steps: [{ id: "mail", type: "transform", config: { mapping: {
+      to: "{{ input.recipient }}", format: "{{ input.format }}", manual: "{{ input.schedule.manual }}" } } }] };
+  assert.ok((await api("POST", "/api/v1/workflows", def)).status < 300);
+  // Log in as the admin again, with the one-time link of `flowctl open`.
+  const env = { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, "config"), XDG_DATA_HOME: join(home, "data") };
+  delete env.FLOWCTL_API_KEY; delete env.FLOWCTL_URL; delete env.DISPLAY; delete env.WAYLAND_DISPLAY;
+  const open = spawnSync(BIN, ["open", "--no-browser"], { env, encoding: "utf8" });
+  assert.equal(open.status, 0, open.stderr);
+  await page.goto(open.stdout.trim());
+  await page.waitForURL(/\/ui\/runs$/);
+  assert.equal(await page.getByRole("link", { name: "Workflows" }).count(), 1, "logged in with the admin key");
+  await page.goto(url + "/ui/workflows/wf_berlin");
+  const next = page.locator("dd time[data-tz]");
+  assert.match(await next.innerText(), /^\d{4}-\d{2}-\d{2} 02:00:00 GMT\+\d \(Europe\/Berlin\)$/);
+  assert.match(await next.getAttribute("title"), /UTC$/);
+  const editor = page.locator("#run-input");
+  const prefilled = JSON.parse(await editor.inputValue());
+  assert.deepEqual(prefilled, { recipient: "ops@example.com", format: "pdf" });
+  assert.equal(await page.locator("#recent-title + p", { hasText: "No runs yet" }).count(), 1);
+  await axe("workflow page with Run now");
+  await editor.fill(JSON.stringify({ recipient: "ceo@example.com" }));
+  await page.getByRole("button", { name: "Run now" }).click();
+  await page.waitForURL(/\/ui\/runs\/run_/);
+  const id = page.url().split("/").pop();
+  const run = await waitFinished(id);
+  assert.equal(run.status, "completed");
+  assert.deepEqual(run.output, { to: "ceo@example.com", format: "pdf", manual: true });
+  await page.goto(url + "/ui/workflows/wf_berlin");
+  assert.equal(await page.locator("table.recent-runs tbody tr").count(), 1);
+  assert.match(await page.locator("table.recent-runs").innerText(), new RegExp(id));
+  await shot("workflow-run-now");
+});
+
+test("the timeline's labels never overprint, long errors are clamped, waiting steps say when they resume", { skip }, async () => {
+  // An upstream that answers with a whole HTML page.
+  const html = "<!DOCTYPE HTML><html><head><title>500</title></head><body>" + "<p>Internal failure, details follow.</p>\n".repeat(40) + "</body></html>";
+  const upstream = createServer((req, res) => { res.writeHead(500, { "content-type": "text/html" }); res.end(html); });
+  await new Promise((ok) => upstream.listen(0, "127.0.0.1", ok));
+  try {
+    assert.ok((await api("POST", "/api/v1/workflows", { id: "wf_invoice", name: "Process order", steps: [
+      { id: "create-invoice", name: "Create Invoice", type: "wait", config: { durationMs: 400 } },
+      { id: "fetch", name: "Fetch the upstream", type: "action", action: "http.request", errorHandling: "fail",
+        retryConfig: { maxAttempts: 1 }, config: { url: `http://127.0.0.1:${upstream.address().port}/fail` } },
+    ] })).status < 300);
+    const failed = await trigger("wf_invoice", {});
+    assert.equal((await waitFinished(failed)).status, "failed");
+    await page.goto(url + `/ui/runs/${failed}`);
+    const overlaps = await page.evaluate(() => [...document.querySelectorAll("svg.timeline g.row")].map((g) => {
+      const label = g.querySelector("text.label")?.getBBox();
+      const status = g.querySelector("text.bar-text")?.getBBox();
+      if (!label || !status) return false;
+      return status.x < label.x + label.width && label.x < status.x + status.width;
+    }));
+    assert.deepEqual(overlaps, overlaps.map(() => false), "a status overprints its label");
+    await shot("run-timeline");
+    await page.goto(url + "/ui/runs?workflowId=wf_invoice");
+    const cell = page.locator("td.error-cell").first();
+    assert.ok((await cell.boundingBox()).height < 80, "the error cell is clamped");
+    await cell.locator("summary").click();
+    assert.ok((await cell.boundingBox()).height > 80, "the whole error opens");
+    await shot("runs-clamped-error");
+    await axe("runs page with a long error");
+
+    const waiting = await trigger("wf_slow", {});
+    await page.goto(url + `/ui/runs/${waiting}`);
+    await page.locator("p.resumes time").waitFor();
+    assert.match(await page.locator("p.resumes").innerText(), /^Resumes \d{4}-\d{2}-\d{2} /);
+    const looks = await page.evaluate(() => ["pending", "waiting"].map((s) => {
+      const b = document.createElement("span");
+      b.className = `badge status-${s}`;
+      document.body.appendChild(b);
+      const st = getComputedStyle(b);
+      const seen = `${st.color} ${st.borderStyle}`;
+      b.remove();
+      return seen;
+    }));
+    assert.notEqual(looks[0], looks[1], "pending and waiting look alike");
+    await api("POST", `/api/v1/runs/${waiting}/cancel`);
+  } finally {
+    upstream.close();
+  }
+});
+
 test("no console errors (CSP violations included) on any page", { skip }, async () => {
   for (const path of ["/ui/runs", `/ui/runs/${runs.ok}`, "/ui/overview"]) {
     await page.goto(url + path);

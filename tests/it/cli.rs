@@ -190,9 +190,26 @@ async fn run_and_wait_exit_codes() {
 #[test]
 fn client_errors_name_the_cause_and_the_fix() {
     let dir = tempfile::tempdir().unwrap();
+    // Nothing listens there: that is said first, nothing about keys (exit 3).
     let mut cmd = Command::new(BIN);
     env_for(&mut cmd, dir.path());
-    let out = cmd.args(["run", "wf_x"]).output().unwrap();
+    let out = cmd
+        .args(["run", "wf_x", "--url", "127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot reach the flowctl server at http://127.0.0.1:9")
+            && !stderr(&out).contains("API key"),
+        "{}",
+        stderr(&out)
+    );
+    // Something listens, but there is no key for it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let mut cmd = Command::new(BIN);
+    env_for(&mut cmd, dir.path());
+    let out = cmd.args(["run", "wf_x", "--url", &url]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out)

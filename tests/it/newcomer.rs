@@ -154,12 +154,22 @@ fn two_servers_on_one_machine_keep_their_own_credentials() {
         stderr(&out)
     );
 
-    // An unknown URL: no key is guessed, the known servers are listed.
+    // An unknown URL: no key is guessed, the known servers are listed; where
+    // nothing listens, that is said first (exit 3).
     let out = cli(
         h,
         &["workflows", "list", "--url", "http://127.0.0.1:9"],
         &[],
     );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("cannot reach") && stderr(&out).contains(&url_b),
+        "{}",
+        stderr(&out)
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let other = format!("http://{}", listener.local_addr().unwrap());
+    let out = cli(h, &["workflows", "list", "--url", &other], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains(&url_b), "{}", stderr(&out));
 

@@ -15,8 +15,10 @@ use std::collections::BTreeSet;
 use support::*;
 
 /// Every route of docs/api.md (method, path).
-const KNOWN_ROUTES: [(&str, &str); 21] = [
+const KNOWN_ROUTES: [(&str, &str); 23] = [
     ("POST", "/api/v1/workflows/{id}/run"),
+    ("POST", "/api/v1/workflows/{id}/test-delivery"),
+    ("POST", "/api/v1/ui-links"),
     ("GET", "/api/v1/runs/{id}"),
     ("GET", "/api/v1/runs"),
     ("POST", "/api/v1/runs/{id}/cancel"),

@@ -60,7 +60,7 @@ async fn replay_starts_a_new_run_with_the_same_input_on_the_latest_version() {
     let out = s.cli(&["runs", "list", "--trigger", "cron"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("triggerType must be one of"),
+        stderr(&out).contains("unknown trigger type 'cron'"),
         "{}",
         stderr(&out)
     );

@@ -74,9 +74,10 @@ async fn an_interval_fires_repeatedly_with_its_input_and_stops_when_paused() {
     }
     assert_eq!(times[1] - times[0], 2000, "{times:?}");
 
+    // Off a terminal the list is tab-separated; its last column is the next run.
     let out = s.cli(&["workflows", "list"]);
     assert!(
-        stdout(&out).contains("wf_every_two  active   v1  Scheduled wf_every_two  next run "),
+        stdout(&out).contains("wf_every_two\tactive\tv1\tScheduled wf_every_two\t20"),
         "{}",
         stdout(&out)
     );

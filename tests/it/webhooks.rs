@@ -171,8 +171,13 @@ async fn stripe_deliveries_are_verified_deduplicated_and_filtered() {
     .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(
-        v["data"],
-        json!({"received": true, "eventId": "evt_1", "workflowsTriggered": 1})
+        (
+            &v["data"]["received"],
+            &v["data"]["eventId"],
+            &v["data"]["workflowsTriggered"]
+        ),
+        (&json!(true), &json!("evt_1"), &json!(1)),
+        "{v}"
     );
     let runs = webhook_runs(&s).await;
     assert_eq!(runs.len(), 1);
@@ -204,8 +209,13 @@ async fn stripe_deliveries_are_verified_deduplicated_and_filtered() {
     let (status, v) = deliver(&s, "stripe-orders", &other, &[("stripe-signature", sig2)]).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(
-        v["data"],
-        json!({"received": true, "eventId": "evt_2", "workflowsTriggered": 0})
+        (
+            &v["data"]["received"],
+            &v["data"]["eventId"],
+            &v["data"]["workflowsTriggered"]
+        ),
+        (&json!(true), &json!("evt_2"), &json!(0)),
+        "{v}"
     );
 
     // Refused, nothing stored: wrong secret, stale timestamp, tampered body, no header.
@@ -323,8 +333,13 @@ async fn standard_webhooks_and_several_workflows_on_one_path() {
     let (status, v) = deliver(&s, "events/std", &body, &headers).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(
-        v["data"],
-        json!({"received": true, "eventId": "msg_1", "workflowsTriggered": 2})
+        (
+            &v["data"]["received"],
+            &v["data"]["eventId"],
+            &v["data"]["workflowsTriggered"]
+        ),
+        (&json!(true), &json!("msg_1"), &json!(2)),
+        "{v}"
     );
     let runs = webhook_runs(&s).await;
     assert_eq!(runs.len(), 2);
@@ -398,18 +413,42 @@ async fn github_and_custom_signatures_with_openssl_and_unsigned_when_explicit() 
     };
     let (status, v) = deliver(&s, "github", &body, &gh("push", "d-1", &sig)).await;
     assert_eq!(status, 200, "{v}");
-    assert_eq!(
-        v["data"],
-        json!({"received": true, "eventId": "d-1", "workflowsTriggered": 1})
-    );
+    // GitHub signs only the body: the delivery is keyed by the body's hash.
+    let event_id = v["data"]["eventId"].as_str().unwrap().to_string();
+    assert!(event_id.starts_with("sha256:"), "{v}");
+    assert_eq!(v["data"]["workflowsTriggered"], 1, "{v}");
+    assert_eq!(v["data"]["workflows"][0]["outcome"], "started", "{v}");
     let (_, v) = deliver(&s, "github", &body, &gh("push", "d-1", &sig)).await;
     assert_eq!(v["data"]["workflowsTriggered"], 0, "duplicate delivery");
-    let (_, v) = deliver(&s, "github", &body, &gh("issues", "d-2", &sig)).await;
+    // A captured delivery replayed with fresh (unsigned) delivery ids, or
+    // none, starts nothing, and the answer says why.
+    for delivery in ["d-2", "d-3", ""] {
+        let (status, v) = deliver(&s, "github", &body, &gh("push", delivery, &sig)).await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["data"]["workflowsTriggered"], 0, "replay {delivery}: {v}");
+        assert_eq!(v["data"]["workflows"][0]["outcome"], "duplicate", "{v}");
+        assert!(
+            v["data"]["workflows"][0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("delivered before"),
+            "{v}"
+        );
+    }
+    let other = json!({"ref": "refs/heads/dev"}).to_string();
+    let other_sig = format!("sha256={}", openssl_hmac(GITHUB_SECRET, &other));
+    let (_, v) = deliver(&s, "github", &other, &gh("issues", "d-4", &other_sig)).await;
     assert_eq!(v["data"]["workflowsTriggered"], 0, "filtered event");
+    assert_eq!(v["data"]["workflows"][0]["outcome"], "filtered", "{v}");
+    assert_eq!(
+        v["data"]["workflows"][0]["reason"],
+        "event type 'issues' is not in the workflow's events"
+    );
     let bad = format!("sha256={}", openssl_hmac("not-the-secret", &body));
     let (status, _) = deliver(&s, "github", &body, &gh("push", "d-3", &bad)).await;
     assert_eq!(status, 401);
 
+    let body = json!({"id": "ord_1", "ref": "refs/heads/main"}).to_string();
     let sig = openssl_hmac("custom-secret", &body);
     let (status, v) = deliver(
         &s,
@@ -419,7 +458,21 @@ async fn github_and_custom_signatures_with_openssl_and_unsigned_when_explicit() 
     )
     .await;
     assert_eq!(status, 200, "{v}");
-    assert_eq!(v["data"]["eventId"], "c-1");
+    assert_eq!(v["data"]["eventId"], "ord_1", "the signed body id wins");
+    for fresh in [("idempotency-key", "fresh-1"), ("x-webhook-id", "fresh-2")] {
+        let (status, v) = deliver(
+            &s,
+            "custom",
+            &body,
+            &[("x-signature", sig.clone()), (fresh.0, fresh.1.into())],
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(
+            v["data"]["workflowsTriggered"], 0,
+            "replay with {fresh:?}: {v}"
+        );
+    }
     let (status, _) = deliver(
         &s,
         "custom",
@@ -482,4 +535,135 @@ async fn webhook_definitions_are_checked_and_the_per_ip_limit_holds() {
     let (status, v) = deliver(&s, "open", "{}", &[]).await;
     assert_eq!(status, 429, "{v}");
     assert_eq!(v["error"]["code"], "RATE_LIMITED");
+}
+
+/// SQL against the server's own store (sqlite3 or psql), one value out.
+fn store_sql(s: &Server, sql: &str) -> String {
+    let out = match &s.database_url {
+        Some(url) => Command::new("psql")
+            .args([url.as_str(), "-tAc", sql])
+            .output()
+            .unwrap(),
+        None => Command::new("sqlite3")
+            .arg(&s.db)
+            .arg(sql)
+            .output()
+            .unwrap(),
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn event_ids_outlive_provider_retries_paused_paths_say_so_and_one_provider_per_path() {
+    if !have("openssl", Command::new("openssl").arg("version"))
+        || !have("sqlite3", Command::new("sqlite3").arg("-version"))
+    {
+        return;
+    }
+    let s = Server::start();
+    if s.on_postgres() && !have("psql", Command::new("psql").arg("--version")) {
+        return;
+    }
+    connection(&s, "conn_custom", "custom-secret", json!({})).await;
+    s.apply(json!({"id": "wf_a", "name": "a",
+        "trigger": {"type": "webhook", "path": "shared", "provider": "custom", "connection": "conn_custom"},
+        "steps": [{"id": "t", "type": "transform", "config": {"mapping": {}}}]}))
+        .await;
+    // Another provider on the same path is refused at apply.
+    let (status, v) = s
+        .post(
+            "/api/v1/workflows",
+            json!({"id": "wf_b", "name": "b",
+                "trigger": {"type": "webhook", "path": "shared", "provider": "github", "connection": "conn_custom"},
+                "steps": [{"id": "t", "type": "transform", "config": {"mapping": {}}}]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(
+        v["error"]["details"][0]["path"],
+        json!(["trigger", "provider"]),
+        "{v}"
+    );
+    assert!(
+        v["error"]["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("wf_a"),
+        "{v}"
+    );
+
+    let body = json!({"id": "evt_w2"}).to_string();
+    let sig = vec![("x-webhook-signature", openssl_hmac("custom-secret", &body))];
+    let (status, v) = deliver(&s, "shared", &body, &sig).await;
+    assert_eq!(
+        (status, &v["data"]["workflowsTriggered"]),
+        (200, &json!(1)),
+        "{v}"
+    );
+    // Remembered 72 hours (Stripe retries for 3 days); API keys 24 hours.
+    let window = |key: &str| -> i64 {
+        store_sql(
+            &s,
+            &format!(
+                "SELECT k.expires_at - r.created_at FROM idempotency_keys k JOIN runs r ON r.id = k.run_id WHERE k.key = '{key}'"
+            ),
+        )
+        .parse()
+        .unwrap()
+    };
+    // (PostgreSQL stamps the run and the key a few milliseconds apart.)
+    let about = |ms: i64, hours: i64| (ms - hours * 3_600_000).abs() < 1000;
+    assert!(about(window("evt_w2"), 72), "{}", window("evt_w2"));
+    let (status, v) = s
+        .post(
+            "/api/v1/workflows/wf_a/run",
+            json!({"input": {}, "idempotencyKey": "api-1"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{v}");
+    assert!(about(window("api-1"), 24), "{}", window("api-1"));
+    // A retry 25 hours later (the key's clock moved back) still starts nothing.
+    store_sql(
+        &s,
+        "UPDATE idempotency_keys SET expires_at = expires_at - 25*3600*1000 WHERE key = 'evt_w2'",
+    );
+    let (status, v) = deliver(&s, "shared", &body, &sig).await;
+    assert_eq!(
+        (status, &v["data"]["workflowsTriggered"]),
+        (200, &json!(0)),
+        "{v}"
+    );
+
+    // A paused workflow: the answer names it (after the signature check).
+    let (status, _) = s.post("/api/v1/workflows/wf_a/pause", json!({})).await;
+    assert_eq!(status, 200);
+    let body = json!({"id": "evt_paused"}).to_string();
+    let sig = vec![("x-webhook-signature", openssl_hmac("custom-secret", &body))];
+    let (status, v) = deliver(&s, "shared", &body, &sig).await;
+    assert_eq!(status, 404, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("wf_a paused"),
+        "{v}"
+    );
+    assert!(
+        s.logs().contains("webhook delivery started nothing"),
+        "{}",
+        s.logs()
+    );
+    let (status, _) = s.post("/api/v1/workflows/wf_a/activate", json!({})).await;
+    assert_eq!(status, 200);
+    let (status, v) = deliver(&s, "shared", &body, &sig).await;
+    assert_eq!(
+        (status, &v["data"]["workflowsTriggered"]),
+        (200, &json!(1)),
+        "{v}"
+    );
 }

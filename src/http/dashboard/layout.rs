@@ -95,7 +95,8 @@ pub fn badge(status: &str) -> Markup {
         "failed" | "timed_out" => "✗",
         "cancelled" => "⊘",
         "running" | "retrying" => "▶",
-        "waiting" | "pending" => "…",
+        "waiting" => "⏸",
+        "pending" => "◷",
         "skipped" => "–",
         "active" => "●",
         "paused" => "❚❚",
@@ -113,7 +114,34 @@ pub fn badge(status: &str) -> Markup {
 pub fn time(ms: i64) -> Markup {
     let exact = rfc3339(ms);
     let shown = format!("{} {} UTC", &exact[..10], &exact[11..19]);
-    html! { time datetime=(exact) { (shown) } }
+    html! { time datetime=(exact) title=(shown) { (shown) } }
+}
+
+/// A schedule's instant, shown (by app.js) in the schedule's own time zone.
+pub fn zoned_time(ms: i64, tz: Option<&str>) -> Markup {
+    let exact = rfc3339(ms);
+    let shown = format!("{} {} UTC", &exact[..10], &exact[11..19]);
+    html! { time datetime=(exact) title=(shown) data-tz=[tz] { (shown) } }
+}
+
+/// A long text (an upstream HTML error page) clamped to its first line, with
+/// the whole of it one click away.
+pub fn clamped(text: &str) -> Markup {
+    const MAX: usize = 140;
+    if text.chars().count() <= MAX && !text.contains('\n') {
+        return html! { (text) };
+    }
+    let head: String = text
+        .chars()
+        .take(MAX)
+        .collect::<String>()
+        .replace('\n', " ");
+    html! {
+        details.clamp {
+            summary { (head) "…" }
+            div.full { (text) }
+        }
+    }
 }
 
 pub fn opt_time(ms: Option<i64>) -> Markup {

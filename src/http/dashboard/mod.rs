@@ -6,6 +6,7 @@
 //! auth, parameters, views and error mapping; only the router mounts it.
 
 mod layout;
+pub(crate) mod link;
 mod overview;
 mod runs;
 mod session;
@@ -34,6 +35,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/ui", get(|| async { Redirect::to("/ui/runs") }))
         .route("/ui/", get(|| async { Redirect::to("/ui/runs") }))
         .route("/ui/login", get(session::login_page).post(session::login))
+        .route("/ui/login/link", get(link::redeem))
         .route("/ui/logout", post(session::logout))
         .route("/ui/runs", get(runs::list))
         .route("/ui/runs/{id}", get(runs::show))
@@ -43,6 +45,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/ui/workflows/{id}", get(workflows::show))
         .route("/ui/workflows/{id}/activate", post(workflows::activate))
         .route("/ui/workflows/{id}/pause", post(workflows::pause))
+        .route("/ui/workflows/{id}/run", post(workflows::run_now))
         .route("/ui/overview", get(overview::show))
         .route("/ui/assets/{name}", get(asset))
         .route("/ui/{*rest}", get(not_found).post(not_found))

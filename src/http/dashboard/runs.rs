@@ -207,7 +207,7 @@ fn runs_table(rows: &[RunSummary]) -> Markup {
                             td { (r.trigger_type.as_deref().unwrap_or("api")) }
                             td { (layout::time(r.created_at)) }
                             td { (opt_duration(r.started_at, r.completed_at)) }
-                            td.error-cell { (error_line(&r.error)) }
+                            td.error-cell { (layout::clamped(&error_line(&r.error))) }
                         }
                     }
                 }
@@ -264,7 +264,7 @@ pub async fn show(
             @if !view.error.is_null() {
                 section.run-error role="alert" aria-labelledby="err-title" {
                     h2 #err-title { "Error" }
-                    p { (error_line(&view.error)) }
+                    p { (layout::clamped(&error_line(&view.error))) }
                     @if let Some(step) = view.error.get("stepId").and_then(|v| v.as_str()) {
                         p { "In step " a href={ "#step-" (step) } { (step) } }
                     }
@@ -294,7 +294,12 @@ pub async fn show(
                                 }
                             }
                             @if !s.error.is_null() {
-                                p.step-error { "Error (last attempt): " (error_line(&s.error)) }
+                                p.step-error { "Error (last attempt): " (layout::clamped(&error_line(&s.error))) }
+                            }
+                            @if s.status == "waiting" {
+                                @if let Some(at) = s.output.get("resumeAt").and_then(|v| v.as_str()).and_then(crate::time::parse_rfc3339) {
+                                    p.resumes { "Resumes " (layout::time(at)) }
+                                }
                             }
                             @if let Some(branch) = s.branch_taken() {
                                 p.step-branch { "Took branch " strong { (branch) } }

@@ -7,20 +7,27 @@ use super::layout::{self, Shell};
 use super::{FormData, Page, PageError};
 use crate::http::AppState;
 use crate::http::auth::Principal;
+use crate::http::intake::{LOGIN_BODY_LIMIT, read_body};
 use crate::store::UiSession;
 use crate::time::now_ms;
-use axum::extract::{FromRequestParts, Query, State};
-use axum::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
+use axum::extract::FromRequest;
+use axum::extract::{ConnectInfo, FromRequestParts, Query, Request, State};
+use axum::http::header::{COOKIE, HOST, LOCATION, ORIGIN, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use subtle::ConstantTimeEq;
+
+/// Failed logins are also limited per this many leading characters of the
+/// key tried (`wfk_` and 8 more).
+const KEY_PREFIX_CHARS: usize = 12;
 
 pub const COOKIE_NAME: &str = "flowctl_session";
 /// Sessions last 12 hours; revoking the key ends them at once.
-const SESSION_MS: i64 = 12 * 60 * 60 * 1000;
+pub(super) const SESSION_MS: i64 = 12 * 60 * 60 * 1000;
 
 /// A logged-in dashboard user: the key's scopes decide what is shown and allowed.
 #[derive(Debug, Clone)]
@@ -104,10 +111,20 @@ pub fn urlencode(s: &str) -> String {
     out
 }
 
-/// Only local paths under `/ui/` are followed after login (no open redirect).
+/// Only local paths under `/ui/` are followed after login (no open
+/// redirect), and only visible ASCII (no CR/LF or other control characters,
+/// which no `Location` header can carry): anything else goes to the runs.
 fn safe_next(next: Option<&String>) -> String {
     match next {
-        Some(n) if n.starts_with("/ui/") && !n.starts_with("//") && !n.contains('\\') => n.clone(),
+        Some(n)
+            if n.starts_with("/ui/")
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && n.len() <= 2048
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            n.clone()
+        }
         _ => "/ui/runs".into(),
     }
 }
@@ -185,22 +202,45 @@ fn login_form(next: &str, error: Option<&str>, status: StatusCode) -> Page {
     Page::new(status, layout::page(&Shell::anonymous("Log in"), body))
 }
 
-pub async fn login(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    FormData(form): FormData,
-) -> Result<Response, PageError> {
-    check_same_origin(&headers)?;
-    let next = safe_next(form.get("next"));
-    // Login attempts count against one shared write budget, like other writes.
-    if let Some(d) = state.limits.check(&Method::POST, "/ui/login", "ui-login")
-        && !d.allowed
-    {
-        return Err(PageError::from(crate::http::ApiError::RateLimited {
+/// `POST /ui/login`. Nobody is authenticated yet, so everything that can be
+/// decided from the headers comes first (same origin, this address's login
+/// limit), then an intake slot, and the form is read only up to
+/// `LOGIN_BODY_LIMIT`. Attempts are limited per client address, failed ones
+/// also per key prefix: a stranger's guesses never lock anyone else out.
+pub async fn login(State(state): State<AppState>, req: Request) -> Result<Response, PageError> {
+    let (parts, body) = req.into_parts();
+    let headers = &parts.headers;
+    check_same_origin(headers)?;
+    let ip = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let limited = |d: crate::http::ratelimit::Decision| {
+        PageError::from(crate::http::ApiError::RateLimited {
             limit: d.limit,
             retry_after_secs: d.retry_after_secs,
-        }));
+        })
+    };
+    if let Some(d) = state.limits.check_login_ip(&state.store, &ip).await
+        && !d.allowed
+    {
+        return Err(limited(d));
     }
+    let _admission = state
+        .intake
+        .admit(headers, LOGIN_BODY_LIMIT)
+        .map_err(|r| PageError::from(r.0))?;
+    let bytes = read_body(body, LOGIN_BODY_LIMIT).await?;
+    let mut form_req = Request::new(axum::body::Body::from(bytes));
+    if let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) {
+        form_req
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_TYPE, ct.clone());
+    }
+    *form_req.method_mut() = axum::http::Method::POST;
+    let FormData(form) = FormData::from_request(form_req, &state).await?;
+    let next = safe_next(form.get("next"));
     let key = form.get("key").map(|k| k.trim()).unwrap_or("");
     let found = if key.is_empty() {
         None
@@ -211,6 +251,13 @@ pub async fn login(
             .await?
     };
     let Some(key_row) = found else {
+        let prefix: String = key.chars().take(KEY_PREFIX_CHARS).collect();
+        if let Some(d) = state.limits.check_login_prefix(&state.store, &prefix).await
+            && !d.allowed
+        {
+            return Err(limited(d));
+        }
+        tracing::info!(client = %ip, "dashboard login with an invalid or revoked key");
         return Ok(login_form(
             &next,
             Some("Invalid or revoked API key"),
@@ -230,13 +277,16 @@ pub async fn login(
             now + SESSION_MS,
         )
         .await?;
-    let mut resp = Redirect::to(&next).into_response();
-    let secure = behind_tls(&headers);
+    let secure = behind_tls(headers);
     let cookie = format!(
         "{COOKIE_NAME}={session_id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         SESSION_MS / 1000,
         if secure { "; Secure" } else { "" }
     );
+    // `next` holds only visible ASCII (safe_next), so both headers are valid.
+    let location = HeaderValue::from_str(&next).unwrap_or(HeaderValue::from_static("/ui/runs"));
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    resp.headers_mut().insert(LOCATION, location);
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         resp.headers_mut().insert(SET_COOKIE, v);
     }
@@ -317,5 +367,8 @@ mod tests {
         assert_eq!(safe_next(Some(&"//evil.example/ui/".into())), "/ui/runs");
         assert_eq!(safe_next(Some(&"https://evil.example".into())), "/ui/runs");
         assert_eq!(safe_next(None), "/ui/runs");
+        assert_eq!(safe_next(Some(&"/ui/runs\r\nX-A: b".into())), "/ui/runs");
+        assert_eq!(safe_next(Some(&"/ui/runs\u{7f}".into())), "/ui/runs");
+        assert_eq!(safe_next(Some(&"/ui/r\u{e9}".into())), "/ui/runs");
     }
 }

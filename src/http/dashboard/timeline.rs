@@ -45,8 +45,16 @@ pub fn render(steps: &[StepView], t0: i64, t1: i64) -> Markup {
                         rect class={ "bar status-" (s.status) } x=(xa) y=(y + 6) width=(w) height=(ROW_H - 12) rx="3" {
                             title { (label) ": " (s.status) ", " (super::layout::duration(b - a)) ", attempts " (s.attempts) }
                         }
-                        @let text_x = if xa + w + 150 < WIDTH { xa + w + 6 } else { xa - 6 };
-                        text.bar-text x=(text_x) y=(y + 19) text-anchor=(if xa + w + 150 < WIDTH { "start" } else { "end" }) {
+                        // Right of the bar when there is room; else inside its end
+                        // (light text), or left of it, but never over the label column.
+                        @let (text_x, anchor, class) = if xa + w + 170 < WIDTH {
+                            (xa + w + 6, "start", "bar-text")
+                        } else if w >= 170 || xa - 170 < LABEL_W {
+                            (xb - 6, "end", "bar-text inside")
+                        } else {
+                            (xa - 6, "end", "bar-text")
+                        };
+                        text class=(class) x=(text_x) y=(y + 19) text-anchor=(anchor) {
                             (s.status.replace('_', " ")) " · " (super::layout::duration(b - a))
                             @if s.attempts > 1 { " · " (s.attempts) " attempts" }
                         }

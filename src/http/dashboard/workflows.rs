@@ -64,7 +64,7 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Result<Pag
                             td { (badge(w.status.as_str())) }
                             td { "v" (w.latest_version) }
                             td { (trigger_text(def)) }
-                            td { (next_schedule(*next)) }
+                            td { (next_schedule(*next, def)) }
                             td { (layout::time(w.updated_at)) }
                         }
                     }
@@ -78,12 +78,80 @@ pub async fn list(State(state): State<AppState>, session: Session) -> Result<Pag
     )))
 }
 
-/// Only a live schedule has a next occurrence (the API's `nextRunAt`).
-fn next_schedule(next: Option<i64>) -> Markup {
+/// Only a live schedule has a next occurrence (the API's `nextRunAt`); it is
+/// shown in the schedule's own time zone.
+fn next_schedule(next: Option<i64>, def: &Value) -> Markup {
     match next {
-        Some(at) => layout::time(at),
+        Some(at) => layout::zoned_time(at, def["trigger"]["timezone"].as_str()),
         None => html! { span.muted { "—" } },
     }
+}
+
+/// What the Run-now editor starts with: for a schedule, the trigger's static
+/// input (the server adds the `schedule` block); then every `default` of the
+/// input schema's top-level properties that is not set yet.
+fn prefilled_input(def: &Value) -> Value {
+    let mut input = match &def["trigger"] {
+        t if t["type"] == "schedule" => t["input"].as_object().cloned().unwrap_or_default(),
+        _ => Default::default(),
+    };
+    for (k, p) in def["inputSchema"]["properties"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        if let Some(d) = p.get("default") {
+            input.entry(k.clone()).or_insert_with(|| d.clone());
+        }
+    }
+    Value::Object(input)
+}
+
+/// `POST /ui/workflows/{id}/run`: start a run from the editor (as the
+/// schedule would, for a scheduled workflow) and show it.
+pub async fn run_now(
+    State(state): State<AppState>,
+    session: Session,
+    PathId(id): PathId,
+    headers: HeaderMap,
+    FormData(form): FormData,
+) -> Result<Response, PageError> {
+    check_csrf(&headers, &session, &form)?;
+    session.principal.require(&["workflows:execute"])?;
+    let text = form.get("input").map(String::as_str).unwrap_or("{}");
+    let input: Value = match serde_json::from_str(if text.trim().is_empty() { "{}" } else { text })
+    {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => {
+            return Err(PageError::new(
+                StatusCode::BAD_REQUEST,
+                "The input must be a JSON object like {\"key\": \"value\"}",
+            ));
+        }
+        Err(e) => {
+            return Err(PageError::new(
+                StatusCode::BAD_REQUEST,
+                &format!("The input is not valid JSON: {e}"),
+            ));
+        }
+    };
+    let input = if form.get("as_schedule").is_some_and(|v| v == "true") {
+        crate::http::runs::as_schedule_input(&state, &id, &input).await?
+    } else {
+        input
+    };
+    let req = crate::trigger::TriggerRequest::new(id, input, crate::store::TriggerType::Api);
+    let outcome = state
+        .triggers()
+        .trigger_run(req)
+        .await
+        .map_err(crate::http::ApiError::from)?;
+    let run_id = match outcome {
+        crate::store::TriggerOutcome::Created(r) | crate::store::TriggerOutcome::Replayed(r) => {
+            r.id
+        }
+    };
+    Ok(Redirect::to(&format!("/ui/runs/{run_id}")).into_response())
 }
 
 fn version_param(
@@ -125,7 +193,27 @@ pub async fn show(
         None
     };
     let can_write = session.can("workflows:write");
+    let can_run =
+        session.can("workflows:execute") && row.status == crate::workflow::WorkflowStatus::Active;
     let next = crate::workflows::next_run_at(&state.catalog, &row, crate::time::now_ms()).await;
+    let (latest_def, _) = state.store.workflow_version(id.clone(), latest).await?;
+    let is_schedule = latest_def["trigger"]["type"] == "schedule";
+    let prefill = serde_json::to_string_pretty(&prefilled_input(&latest_def)).unwrap_or_default();
+    let recent = if session.can("runs:read") {
+        state
+            .store
+            .list_runs(crate::store::RunFilter {
+                workflow_id: Some(id.clone()),
+                status: None,
+                trigger_type: None,
+                before_seq: None,
+                limit: 10,
+                parent_run_id: None,
+            })
+            .await?
+    } else {
+        vec![]
+    };
     let body = html! {
         header.run-head {
             h1 { (row.name) " " span.mono.muted { (row.id) } }
@@ -142,10 +230,56 @@ pub async fn show(
         dl.facts {
             dt { "Latest version" } dd { "v" (latest) }
             dt { "Trigger" } dd { (trigger_text(&def)) }
-            dt { "Next schedule" } dd { (next_schedule(next)) }
+            dt { "Next schedule" } dd { (next_schedule(next, &def)) }
             dt { "Created" } dd { (layout::time(row.created_at)) }
             dt { "Updated" } dd { (layout::time(row.updated_at)) }
             dt { "Runs" } dd { a href={ "/ui/runs?workflowId=" (super::session::urlencode(&row.id)) } { "Runs of this workflow" } }
+        }
+        @if can_run {
+            section.run-now aria-labelledby="run-now-title" {
+                h2 #run-now-title { "Run now" }
+                p.muted {
+                    @if is_schedule {
+                        "Starts a run as the schedule would: this input (the trigger's static input) plus a "
+                        code { "schedule" } " block with the current time."
+                    } @else {
+                        "Starts a run with this input (prefilled from the input schema's defaults)."
+                    }
+                }
+                form.run-now method="post" action={ "/ui/workflows/" (row.id) "/run" } {
+                    (layout::csrf_field(&session))
+                    @if is_schedule { input type="hidden" name="as_schedule" value="true"; }
+                    label for="run-input" { "Input (JSON)" }
+                    textarea #run-input name="input" spellcheck="false" { (prefill) }
+                    button #run-now type="submit" { "Run now" }
+                }
+            }
+        }
+        @if session.can("runs:read") {
+            section aria-labelledby="recent-title" {
+                h2 #recent-title { "Recent runs" }
+                @if recent.is_empty() {
+                    p.muted { "No runs yet." }
+                } @else {
+                    table.recent-runs {
+                        thead { tr {
+                            th scope="col" { "Run" } th scope="col" { "Status" } th scope="col" { "Trigger" }
+                            th scope="col" { "Created" } th scope="col" { "Duration" }
+                        } }
+                        tbody {
+                            @for r in &recent {
+                                tr {
+                                    td { a.mono href={ "/ui/runs/" (r.id) } { (r.id) } span.muted { " v" (r.workflow_version) } }
+                                    td { (badge(r.status.as_str())) }
+                                    td { (r.trigger_type.as_str()) }
+                                    td { (layout::time(r.created_at)) }
+                                    td { (layout::opt_duration(r.started_at, r.completed_at)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
         section aria-labelledby="versions-title" {
             h2 #versions-title { "Versions" }

@@ -89,7 +89,11 @@ fn schemas() -> Value {
                 "connectionId": {"type": ["string", "null"], "minLength": 1, "maxLength": 128},
                 "idempotencyKey": {"type": ["string", "null"], "minLength": 1, "maxLength": 255,
                     "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
-                    "description": "Scoped per workflow, remembered 24 hours"}
+                    "description": "Scoped per workflow, remembered 24 hours"},
+                "triggerType": {"type": ["string", "null"], "enum": ["api", "batch", null],
+                    "description": "How the run is recorded: `api` (default) or `batch` (one input of a batch)"},
+                "asSchedule": {"type": ["boolean", "null"],
+                    "description": "Run a scheduled workflow as its schedule would: the trigger's static input (overridden by `input`) plus a `schedule` block with `manual: true`"}
             }
         },
         "TriggerResponse": {
@@ -101,7 +105,9 @@ fn schemas() -> Value {
                 "workflowId": {"type": "string"},
                 "workflowVersion": {"type": "integer", "minimum": 1},
                 "output": {"description": "Only with `?wait=` when the run finished in time"},
-                "error": {"description": "Only with `?wait=` when the run finished in time"}
+                "error": {"description": "Only with `?wait=` when the run finished in time"},
+                "inputDiffers": {"type": "boolean",
+                    "description": "Present (true) when a repeated idempotency key came with a different input: the first run is returned and nothing new started"}
             }
         },
         "Run": {
@@ -183,7 +189,8 @@ fn schemas() -> Value {
                 "warnings": {"type": "array", "items": schema("ErrorDetail"),
                     "description": "Problems that do not stop the definition from running \
                         (errors under `flowctl validate --strict`), e.g. a reference to a \
-                        step that a condition may skip; left out when empty"}
+                        step that a condition may skip, or a connection it names that does \
+                        not exist; left out when empty"}
             }
         },
         "Workflow": {
@@ -267,6 +274,7 @@ fn all_codes() -> Vec<&'static str> {
         RATE_LIMITED,
         REQUEST_TIMEOUT,
         STORAGE_CORRUPT,
+        SERVER_BUSY,
         INTERNAL,
         STORAGE_UNAVAILABLE,
     ]
@@ -319,7 +327,9 @@ fn headers() -> Value {
         "X-RateLimit-Reset": int("Seconds until the window is full again", true),
         "Retry-After": int("Seconds to wait before retrying", true),
         "Idempotent-Replayed": {"description": "The run already existed for this idempotency key",
-            "required": true, "schema": {"type": "string", "const": "true"}}
+            "required": true, "schema": {"type": "string", "const": "true"}},
+        "Idempotent-Input-Differs": {"description": "The repeated idempotency key came with a different input than the first request",
+            "required": false, "schema": {"type": "string", "const": "true"}}
     })
 }
 

@@ -76,9 +76,11 @@ fn connections() -> Value {
             "delete": Op {
                 id: "deleteConnection",
                 tag: "connections",
-                summary: "Delete a connection",
+                summary: "Delete a connection (refused while an active workflow names it, unless force=true)",
                 scopes: Some(CONN_WRITE),
-                params: vec![],
+                params: vec![json!({"name": "force", "in": "query", "required": false,
+                    "description": "Delete even if active workflows name this connection",
+                    "schema": {"type": "string", "enum": ["true", "false"]}})],
                 body: None,
                 ok: vec![("200", success("The connection is gone", json!({
                     "type": "object",

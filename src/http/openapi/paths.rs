@@ -28,6 +28,8 @@ pub(super) fn runs() -> Value {
     );
     replayed["headers"]["Idempotent-Replayed"] =
         json!({"$ref": "#/components/headers/Idempotent-Replayed"});
+    replayed["headers"]["Idempotent-Input-Differs"] =
+        json!({"$ref": "#/components/headers/Idempotent-Input-Differs"});
     replayed["links"] = run_links();
     let mut replay_created = success("The new run was queued", schema("TriggerResponse"));
     replay_created["links"] = run_links();
@@ -39,7 +41,9 @@ pub(super) fn runs() -> Value {
                 tag: "runs",
                 summary: "Trigger a run of an active workflow",
                 scopes: Some(EXECUTE),
-                params: vec![param("Wait")],
+                params: vec![param("Wait"), json!({"name": "Idempotency-Key", "in": "header", "required": false,
+                    "description": "The same as the body's idempotencyKey (which must agree with it); a trigger whose key already names a run is not charged to the execute rate limit",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255}})],
                 body: Some(json_body(
                     false,
                     "Run input and options; an empty body is `{}`",
@@ -50,6 +54,53 @@ pub(super) fn runs() -> Value {
                 )),
                 ok: vec![("202", created), ("200", replayed)],
                 errors: &[400, 401, 403, 404, 413, 429, 500],
+            }.build()
+        },
+        "/api/v1/workflows/{id}/test-delivery": {
+            "parameters": [param("WorkflowId")],
+            "post": Op {
+                id: "signTestDelivery",
+                tag: "workflows",
+                summary: "Sign a test delivery for a webhook workflow with its connection's secret (which stays on the server); post the body with these headers to `path`",
+                scopes: Some(EXECUTE),
+                params: vec![],
+                body: Some(json_body(
+                    true,
+                    "The exact text to deliver",
+                    json!({"type": "object", "required": ["body"], "additionalProperties": false,
+                        "properties": {"body": {"type": "string"}}}),
+                    json!({"body": "{\"id\": \"evt_test_1\", \"type\": \"invoice.paid\"}"}),
+                )),
+                ok: vec![("200", success("Where to post the body, and the headers that sign it", json!({
+                    "type": "object",
+                    "required": ["path", "provider", "headers"],
+                    "properties": {
+                        "path": {"type": "string"},
+                        "provider": {"type": "string", "enum": ["stripe", "github", "standard", "custom"]},
+                        "events": {"type": ["array", "null"], "items": {"type": "string"}},
+                        "headers": {"type": "object", "additionalProperties": {"type": "string"}}
+                    }
+                })))],
+                errors: &[400, 401, 403, 404, 413, 429, 500],
+            }.build()
+        },
+        "/api/v1/ui-links": {
+            "post": Op {
+                id: "createUiLink",
+                tag: "workflows",
+                summary: "A one-time dashboard login link for the calling key, valid for 2 minutes (`flowctl open`)",
+                scopes: Some(RUNS_READ),
+                params: vec![],
+                body: None,
+                ok: vec![("201", success("The link's path (append it to the server's URL) and its expiry", json!({
+                    "type": "object",
+                    "required": ["path", "expiresAt"],
+                    "properties": {
+                        "path": {"type": "string"},
+                        "expiresAt": {"type": "string", "format": "date-time"}
+                    }
+                })))],
+                errors: &[401, 403, 429, 500],
             }.build()
         },
         "/api/v1/runs": {

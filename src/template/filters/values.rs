@@ -18,17 +18,21 @@ use std::fmt::Write;
 
 /// Replaces what Liquid calls empty: null, `false`, `""`, `[]` and `{}`. With
 /// `allow_false: true` a `false` stays. `0` is a real value and stays.
-pub(crate) fn default(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
-    let keep_false = args.kwarg("allow_false").is_some_and(is_truthy);
-    let empty = match v {
+/// Whether `default:` replaces `v` by its fallback.
+pub(crate) fn needs_default(v: &Value, keep_false: bool) -> bool {
+    match v {
         Value::Null => true,
         Value::Bool(b) => !*b && !keep_false,
         Value::String(s) => s.is_empty(),
         Value::Array(a) => a.is_empty(),
         Value::Object(m) => m.is_empty(),
         Value::Number(_) => false,
-    };
-    Ok(if empty {
+    }
+}
+
+pub(crate) fn default(v: &Value, args: &Args<'_>) -> Result<Value, TemplateError> {
+    let keep_false = args.kwarg("allow_false").is_some_and(is_truthy);
+    Ok(if needs_default(v, keep_false) {
         args.get(0).cloned().unwrap_or(Value::Null)
     } else {
         v.clone()

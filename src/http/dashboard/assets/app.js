@@ -58,7 +58,40 @@
     });
   }
 
+  // Times arrive in UTC; show them in the viewer's time zone (a schedule's in
+  // its own, data-tz), with the UTC instant on hover.
+  function localizeTimes(root) {
+    var els = root.querySelectorAll("time[datetime]");
+    for (var i = 0; i < els.length; i++) {
+      var el = els[i];
+      if (el.getAttribute("data-localized")) continue;
+      var d = new Date(el.getAttribute("datetime"));
+      if (isNaN(d.getTime())) continue;
+      var tz = el.getAttribute("data-tz");
+      var opts = { year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
+        minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZoneName: "short" };
+      if (tz) opts.timeZone = tz;
+      try {
+        // 2026-01-15 11:00:05 CET: the same shape as the server's UTC text.
+        var p = {};
+        var parts = new Intl.DateTimeFormat("en-US", opts).formatToParts(d);
+        for (var j = 0; j < parts.length; j++) p[parts[j].type] = parts[j].value;
+        var shown = p.year + "-" + p.month + "-" + p.day + " " + p.hour + ":" + p.minute + ":" + p.second +
+          " " + p.timeZoneName;
+        el.textContent = tz ? shown + " (" + tz + ")" : shown;
+      } catch (e) { continue; }
+      el.setAttribute("title", el.getAttribute("datetime").replace("T", " ").replace(/\.\d+Z$/, " UTC").replace(/Z$/, " UTC"));
+      el.setAttribute("data-localized", "1");
+    }
+  }
+
+  var observer = window.MutationObserver ? new MutationObserver(function () {
+    localizeTimes(document);
+  }) : null;
+
   document.addEventListener("DOMContentLoaded", function () {
+    localizeTimes(document);
+    if (observer) observer.observe(document.body, { childList: true, subtree: true });
     var region = document.getElementById("live");
     if (region) schedule(region);
     document.addEventListener("visibilitychange", function () {
