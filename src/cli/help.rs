@@ -33,6 +33,8 @@ const EXAMPLES: &[(&str, &str)] = &[
   flowctl runs list --status failed --limit 100"),
     ("runs show", "  flowctl runs show run_2x8Kq3zVb7LmN1pQ"),
     ("runs cancel", "  flowctl runs cancel run_2x8Kq3zVb7LmN1pQ      # exit 2 if it already finished"),
+    ("runs redrive", "  flowctl runs redrive run_2x8Kq3zVb7LmN1pQ     # the same run again from its first unfinished step
+  flowctl wait run_2x8Kq3zVb7LmN1pQ"),
     ("runs replay", "  flowctl runs replay run_2x8Kq3zVb7LmN1pQ
   flowctl wait $(flowctl runs replay run_2x8Kq3zVb7LmN1pQ)"),
     ("workflows", "  flowctl workflows list
