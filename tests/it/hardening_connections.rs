@@ -139,16 +139,7 @@ async fn silent_connections_under_a_low_file_limit_do_not_stop_healthz() {
     );
     let home = tempfile::tempdir().unwrap();
     let db = home.path().join("flowctl.db");
-    let args: Vec<String> = [
-        "-c",
-        "ulimit -n 1024 && exec \"$0\" serve --listen 127.0.0.1:0 --db \"$1\"",
-        crate::common::BIN,
-        db.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let server = Spawned::start("sh", &args, home.path());
+    let server = Spawned::serve_after("ulimit -n 1024", &db, home.path());
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id())).unwrap();
     let files = limits
         .lines()

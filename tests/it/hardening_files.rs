@@ -60,16 +60,7 @@ fn files_are_private_whatever_the_umask() {
     let home = tempfile::tempdir().unwrap();
     let data = home.path().join("new/data");
     let db = data.join("flowctl.db");
-    let args: Vec<String> = [
-        "-c",
-        "umask 000 && exec \"$0\" serve --listen 127.0.0.1:0 --db \"$1\"",
-        crate::common::BIN,
-        db.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let _server = Spawned::start("sh", &args, home.path());
+    let _server = Spawned::serve_after("umask 000", &db, home.path());
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&home.path().join("new")), 0o700);
     for name in [

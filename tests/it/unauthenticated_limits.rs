@@ -221,16 +221,7 @@ async fn a_thousand_one_mib_bodies_under_an_address_space_limit_do_not_stop_the_
     );
     let home = tempfile::tempdir().unwrap();
     let db = home.path().join("flowctl.db");
-    let args: Vec<String> = [
-        "-c",
-        "ulimit -v 1572864 && ulimit -n 8192 && exec \"$0\" serve --listen 127.0.0.1:0 --db \"$1\"",
-        common::BIN,
-        db.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut server = Spawned::start("sh", &args, home.path());
+    let mut server = Spawned::serve_after("ulimit -v 1572864 && ulimit -n 8192", &db, home.path());
     let key = {
         let creds: Value = serde_json::from_str(
             &std::fs::read_to_string(home.path().join("config/flowctl/credentials.json")).unwrap(),
