@@ -21,7 +21,12 @@ impl Spawned {
     /// shell `setup` (e.g. `ulimit -v 1572864`, `umask 000`) in the same process.
     pub fn serve_after(setup: &str, db: &Path, home: &Path) -> Spawned {
         let script = format!("{setup} && exec \"$0\" serve --listen 127.0.0.1:0 --db \"$1\"");
-        let args = ["-c".to_string(), script, BIN.to_string(), db.display().to_string()];
+        let args = [
+            "-c".to_string(),
+            script,
+            BIN.to_string(),
+            db.display().to_string(),
+        ];
         Spawned::start("sh", &args, home)
     }
 
