@@ -6,6 +6,7 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::params::Path;
 use super::{AppState, ok};
+use crate::scope::Scope;
 use crate::store::{ConnectionRow, ConnectionStatus, ConnectionWrite};
 use crate::time::rfc3339;
 use axum::extract::{Extension, State};
@@ -134,7 +135,7 @@ pub async fn create(
     Extension(who): Extension<Principal>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.require(&["connections:write"])?;
+    who.require(&[Scope::ConnectionsWrite])?;
     let Value::Object(obj) = body else {
         return Err(ApiError::InvalidRequest(
             "body must be a JSON object".into(),
@@ -210,7 +211,7 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.require(&["connections:read"])?;
+    who.require(&[Scope::ConnectionsRead])?;
     let rows = state.store.list_connections().await?;
     Ok(ok(rows.iter().map(view).collect::<Vec<_>>()))
 }
@@ -220,7 +221,7 @@ pub async fn show(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.require(&["connections:read"])?;
+    who.require(&[Scope::ConnectionsRead])?;
     Ok(ok(view(&state.store.get_connection(id).await?)))
 }
 
@@ -230,7 +231,7 @@ pub async fn delete(
     Path(id): Path<String>,
     axum::extract::RawQuery(q): axum::extract::RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.require(&["connections:write"])?;
+    who.require(&[Scope::ConnectionsWrite])?;
     let q = super::params::parse_query(q.as_deref())?;
     let force = match q.get("force").map(String::as_str) {
         None | Some("false") => false,
