@@ -28,8 +28,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    db: std::path::PathBuf,
-    database_url: Option<String>,
+    pub db: std::path::PathBuf,
+    pub database_url: Option<String>,
     home: tempfile::TempDir,
 }
 
@@ -102,6 +102,10 @@ impl TestApp {
             database_url,
             home,
         }
+    }
+
+    pub fn on_postgres(&self) -> bool {
+        self.database_url.is_some()
     }
 
     /// The flags that open this app's store from the CLI.
