@@ -328,34 +328,6 @@ async fn sigkill_around_a_childs_finish_resumes_the_parent_once_and_runs_the_chi
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn many_parents_share_a_child_workflow_capped_at_two_without_deadlock() {
-    let s = Server::start();
-    s.apply(json!({
-        "name": "Capped Child",
-        "concurrency": 2,
-        "steps": [{"id": "nap", "type": "wait", "config": {"durationMs": 20}},
-                  {"id": "echo", "type": "transform", "config": {"mapping": {"n": "{{ input.n }}"}}}]
-    }))
-    .await;
-    s.apply(json!({
-        "name": "Capped Parent",
-        "concurrency": 4,
-        "steps": [{"id": "call", "type": "workflow",
-                   "config": {"workflowId": "wf_capped_child", "input": {"n": "{{ input.n }}"}}}]
-    }))
-    .await;
-    let mut ids = vec![];
-    for n in 0..40 {
-        ids.push(s.trigger("wf_capped_parent", json!({"n": n})).await);
-    }
-    for (n, id) in ids.iter().enumerate() {
-        let run = s.wait_for_run(id, Duration::from_secs(60)).await;
-        assert_eq!(run["status"], "completed", "{run}");
-        assert_eq!(run["output"], json!({"n": n}));
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn apply_checks_workflow_targets_literal_input_and_call_cycles() {
     let s = Server::start();
     // A missing target is refused, naming the path.

@@ -1,10 +1,12 @@
 //! The node's write path on PostgreSQL: group commit. Keyless trigger
 //! inserts and fenced run commits are queued to a writer task, which takes
 //! every command waiting (up to `MAX_BATCH`), sends them pipelined on one
-//! connection inside one transaction (`BEGIN`, one multi-row insert for all
-//! the triggers, one fenced statement per commit, `COMMIT`: one round trip
-//! and one WAL flush for the whole batch) and answers each caller once the
-//! transaction committed. A stale fencing token is not an error: that
+//! connection inside one transaction (`BEGIN`, the lock of the queue rows
+//! when a commit ends a run, one multi-row insert for all the triggers, one
+//! fenced statement per commit and the statements that follow it — a child
+//! spawned, a finished child recorded on its parent —, `COMMIT`: one round
+//! trip and one WAL flush for the whole batch) and answers each caller once
+//! the transaction committed. A stale fencing token is not an error: that
 //! command's statement matches nothing and only its caller hears so. A
 //! statement that fails aborts the transaction, so the batch is then run
 //! again one command per transaction, and only the failing command fails.
