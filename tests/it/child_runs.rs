@@ -2,8 +2,9 @@
 //! `FLOWCTL_TEST_DATABASE_URL`) PostgreSQL: a SIGKILL in the window between a
 //! child's finish and its parent's resume, many parents sharing a capped child
 //! workflow, a cancel reaching a child in the middle of a step, the default run
-//! list and `includeChildren`, and on PostgreSQL a child finished by another
-//! node than the one that spawned it.
+//! list and `includeChildren`; on PostgreSQL, a child finished by another
+//! node than the one that spawned it, and a suspended parent copied from
+//! SQLite (`db copy`) that resumes there.
 
 use crate::common::target::Target;
 use crate::common::*;
@@ -262,4 +263,84 @@ async fn a_child_finished_by_another_node_resumes_its_parent() {
     let kid = only_child(&b, &id).await.expect("one child");
     assert_eq!(kid["status"], "completed", "{kid}");
     drop(a);
+}
+
+/// `flowctl db copy` of a SQLite deployment whose parent is suspended while
+/// its child's step is in flight: on PostgreSQL the parent stays suspended
+/// (no node claims it), the child runs again (at-least-once) and its finish
+/// resumes the parent, with the tree's columns copied.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_suspended_parent_copied_to_postgres_resumes_when_its_child_finishes() {
+    let Some(base) = pg::cluster_or_skip("a_suspended_parent_copied_to_postgres") else {
+        return;
+    };
+    let t = Target::start().await;
+    let home = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let db = home.path().join("flowctl.db");
+    let mut s = Server::start_at(home.clone(), db.clone(), &[], &[]);
+    s.apply(json!({"name": "Copied Child", "steps": [t.step("inner", "delay_ms=3000")]}))
+        .await;
+    s.apply(json!({"name": "Copied Parent", "steps": [
+        {"id": "call", "type": "workflow", "config": {"workflowId": "wf_copied_child"}},
+        t.step("after", "")]}))
+        .await;
+    let id = s.trigger("wf_copied_parent", json!({})).await;
+    eventually(Duration::from_secs(20), || async {
+        (t.count("inner") == 1).then_some(())
+    })
+    .await;
+    let kid = only_child(&s, &id).await.expect("a child")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.kill();
+
+    let target = pg::create_database(&base);
+    let mut copy = std::process::Command::new(BIN);
+    env_for(&mut copy, home.path());
+    let out = copy
+        .args(["db", "copy", "--to", &target, "--db"])
+        .arg(&db)
+        .env_remove("FLOWCTL_SECRET_KEY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "db copy failed: {}", stderr(&out));
+    let key = std::fs::read_to_string(home.path().join("secret.key")).unwrap();
+    // Only the child is queued: the parent was copied suspended.
+    let mut check = std::process::Command::new(BIN);
+    env_for(&mut check, home.path());
+    let out = check
+        .args(["db", "check", "--json", "--database-url", &target])
+        .env("FLOWCTL_SECRET_KEY", key.trim())
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(
+        (report["runs"].clone(), report["queued"].clone()),
+        (json!(2), json!(1)),
+        "{report}"
+    );
+    let node = Server::start_node(&target, &[("FLOWCTL_SECRET_KEY", key.trim())], &[]);
+    let child = node.get(&format!("/api/v1/runs/{kid}")).await.1["data"].clone();
+    assert_eq!(
+        (
+            child["parentRunId"].clone(),
+            child["rootRunId"].clone(),
+            child["depth"].clone()
+        ),
+        (json!(id), json!(id), json!(1)),
+        "{child}"
+    );
+    let parent = node.get(&format!("/api/v1/runs/{id}")).await.1["data"].clone();
+    assert_eq!(step(&parent, "call")["status"], "waiting", "{parent}");
+    // The copied child's step is in flight again; the parent was not claimed.
+    eventually(Duration::from_secs(20), || async {
+        (t.count("inner") == 2).then_some(())
+    })
+    .await;
+    assert_eq!(t.count("after"), 0);
+    let run = node.wait_for_run(&id, Duration::from_secs(60)).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(t.count("after"), 1);
+    assert_eq!(t.count("inner"), 2);
 }
