@@ -553,10 +553,13 @@ async fn a_childs_finish_records_it_on_the_waiting_parent_and_queues_it(s: Store
         })
     );
     // A failed child is recorded the same way, with its error.
+    // (This parent has a deadline: it waits parked until then, and the
+    // child's finish makes it due at once.)
     let second = run(&s, "parent").await;
     let p2 = claim_one(&s, "node_a").await;
     assert_eq!(p2.run.id, second.id);
-    let wait = spawning(&second, "0", true, TriggerType::Workflow);
+    let mut wait = spawning(&second, "0", true, TriggerType::Workflow);
+    wait.park_until = Some(crate::time::now_ms() + 3_600_000);
     assert_eq!(
         s.commit(p2.key(), wait).await.unwrap(),
         CommitOutcome::Saved

@@ -111,8 +111,10 @@ pub enum QueueChange {
     /// Parked (a `wait` step, a pending retry): queued again, due at this
     /// time, holding no worker and no `concurrency` slot.
     Parked(i64),
-    /// Waiting for its children: out of the claimable queue, holding no
-    /// worker and no slot, until a child's finish queues it again.
+    /// Waiting for its children with no deadline: out of the claimable
+    /// queue, holding no worker and no slot, until a child's finish queues
+    /// it again. (With a deadline it is `Parked` until then, and a child's
+    /// finish makes it due at once.)
     Suspended,
     /// Runs on: the holder keeps its lease.
     Held,

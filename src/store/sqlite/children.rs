@@ -92,10 +92,11 @@ pub(super) fn on_finished(c: &Connection, seq: i64) -> Result<()> {
         )?
         .execute(params![parent, step, child.to_string()])?;
     if recorded > 0 {
-        // A suspended parent goes back to the queue; one that is claimed
-        // right now sees the record when its next spawn commit repeats this.
+        // A suspended parent (or one parked until its deadline) is due now;
+        // one that is claimed right now sees the record when its next spawn
+        // commit repeats this.
         c.prepare_cached(
-            "UPDATE runs SET ready = 1, not_before = 0 WHERE id = ?1 AND ready = 0 \
+            "UPDATE runs SET ready = 1, not_before = 0 WHERE id = ?1 \
              AND lease_until IS NULL AND status IN ('pending', 'running')",
         )?
         .execute([parent])?;
