@@ -700,6 +700,11 @@ async fn redrive_continues_a_run_and_its_waited_for_children(s: Store) {
         (RunStatus::Pending, 1)
     );
     assert!(kid.steps.is_empty());
+    let in_list = s.list_runs(children_of(&parent.id)).await.unwrap();
+    assert_eq!(
+        in_list[0].family.redrive_count, 1,
+        "lists carry the count too"
+    );
     // Both are queued again, and no old holder can write.
     let again = s.claim("node_c", 10, 30_000).await.unwrap();
     let mut ids: Vec<&str> = again.iter().map(|c| c.run.id.as_str()).collect();

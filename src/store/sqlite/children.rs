@@ -192,13 +192,3 @@ pub(super) fn redrive(c: &Connection, seq: i64) -> Result<bool> {
     }
     Ok(true)
 }
-
-/// How often a run was redriven.
-pub(super) fn redrive_count(c: &Connection, id: &str) -> Result<i64> {
-    Ok(
-        c.prepare_cached("SELECT redrive_count FROM runs WHERE id = ?1")?
-            .query_row([id], |r| r.get(0))
-            .optional()?
-            .unwrap_or(0),
-    )
-}
