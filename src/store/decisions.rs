@@ -170,8 +170,11 @@ pub fn listed_by_default(has_parent: bool, trigger_type: super::TriggerType) -> 
 }
 
 /// `listed_by_default` as a SQL condition on a `runs` row.
-pub fn listed_by_default_sql() -> &'static str {
-    "(parent_run_id IS NULL OR trigger_type = 'workflow')"
+pub fn listed_by_default_sql() -> String {
+    format!(
+        "(parent_run_id IS NULL OR trigger_type = '{}')",
+        super::TriggerType::Workflow.as_str()
+    )
 }
 
 /// `'a', 'b'` for a SQL `IN (…)` list, from the statuses' own names.
@@ -318,6 +321,10 @@ mod tests {
         assert!(listed_by_default(false, TriggerType::Api));
         assert!(listed_by_default(true, TriggerType::Workflow));
         assert!(!listed_by_default(true, TriggerType::Batch));
+        assert_eq!(
+            listed_by_default_sql(),
+            "(parent_run_id IS NULL OR trigger_type = 'workflow')"
+        );
         let rec = child_record(
             "run_1",
             RunStatus::Failed,
