@@ -27,6 +27,7 @@ pub mod schedule;
 pub mod secrets;
 pub mod store;
 pub mod template;
+pub mod testing;
 pub mod time;
 pub mod trigger;
 pub mod webhook;
