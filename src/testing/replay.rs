@@ -82,6 +82,7 @@ pub struct Replay {
     pub steps: Vec<StepChange>,
     /// Effectful steps without a recording: the replay stopped at the first.
     pub live_calls: Vec<MissingMock>,
+    /// The final output's differences (none when the replay stopped early).
     pub output: Vec<Difference>,
     pub changed: bool,
     pub replay: Outcome,
@@ -133,7 +134,11 @@ pub fn replay(wf: &CompiledWorkflow, recorded: &RunView, library: &Library) -> R
             }
         }
         let old_status = before.map(|s| s.status.clone());
-        if old_status.as_deref() != Some(now.status.as_str()) {
+        // A new step that does not run changes nothing; after a missing recording
+        // the rest of the replay is unknown, not changed.
+        let new_and_idle = old_status.is_none() && now.status == "skipped";
+        let unknown = matches!(now.status.as_str(), "pending" | "running" | "waiting");
+        if old_status.as_deref() != Some(now.status.as_str()) && !new_and_idle && !unknown {
             steps.push(StepChange {
                 step: step.id.clone(),
                 was: old_status,
@@ -142,7 +147,11 @@ pub fn replay(wf: &CompiledWorkflow, recorded: &RunView, library: &Library) -> R
         }
     }
     let live_calls: Vec<MissingMock> = outcome.first_missing().cloned().into_iter().collect();
-    let output = diff("output", &recorded.output, &outcome.output);
+    let output = if live_calls.is_empty() {
+        diff("output", &recorded.output, &outcome.output)
+    } else {
+        vec![]
+    };
     let changed = !branches.is_empty()
         || !steps.is_empty()
         || !live_calls.is_empty()
