@@ -245,8 +245,11 @@ impl From<crate::client::ClientError> for Failure {
 pub type CmdResult = Result<Exit, Failure>;
 
 /// Print a value on stdout as pretty JSON.
+/// A closed pipe (`| head`) ends the output quietly instead of panicking.
 pub(crate) fn print_json<T: serde::Serialize + ?Sized>(v: &T) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    use std::io::Write;
+    let text = serde_json::to_string_pretty(v).unwrap_or_default();
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
 #[cfg(test)]
