@@ -248,6 +248,19 @@ fn run_file(path: &Path, pool: &mut Pool, update: bool) -> Vec<Line> {
         Ok(v) => v,
         Err(e) => return vec![Line::file_error(&shown, e)],
     };
+    if raw.get("steps").is_some() && raw.get("cases").is_none() {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let stem = name.strip_suffix(".json").unwrap_or(name);
+        return vec![Line::file_error(
+            &shown,
+            format!(
+                "this is a workflow definition, not a test file; its cases go in {stem}.test.json beside it"
+            ),
+        )];
+    }
     let file: TestFile = match serde_json::from_value(raw.clone()) {
         Ok(f) => f,
         Err(e) => {
