@@ -325,9 +325,10 @@ fn run_filter(q: &QueryMap) -> Result<RunFilter, ApiError> {
         trigger_type,
         before_seq,
         limit: limit(q)?,
-        // Sub-workflow children are listed anyway; `includeChildren` is accepted
-        // for the loop and parallel children that are hidden by default.
+        // Sub-workflow children are listed anyway; loop items' and parallel
+        // branches' runs only under their parent or with `includeChildren=true`.
         parent_run_id: q.get("parentRunId").cloned(),
+        include_children: q.get("includeChildren").is_some_and(|v| v == "true"),
     })
 }
 

@@ -58,6 +58,12 @@ pub struct RunWrite {
     /// Not finished and not parked: out of the queue, holding no worker,
     /// until a child's finish queues it again.
     pub suspend: bool,
+    /// A `loop` or `parallel` step's children, created in this commit as the
+    /// window allows (once per key).
+    pub fanout: Option<FanOutWrite>,
+    /// This run is a loop item that a `stop` with `breakLoop` ended: its
+    /// finish stops the loop from starting further items.
+    pub break_loop: bool,
 }
 
 impl RunWrite {
@@ -74,6 +80,8 @@ impl RunWrite {
             steps: vec![],
             spawn: None,
             suspend: false,
+            fanout: None,
+            break_loop: false,
         }
     }
 }
@@ -108,6 +116,15 @@ pub trait RunQueue: Send + Sync {
     /// Whether this store can create child runs (`RunWrite::spawn`) and redrive.
     fn child_runs(&self) -> bool {
         true
+    }
+    /// Whether this store runs `loop` and `parallel` blocks (`RunWrite::fanout`).
+    fn fan_out(&self) -> bool {
+        false
+    }
+    /// What the body of block `step_id` of run `parent_run_id` sees of its parent
+    /// (`{input, steps, vars}`, stored with the fan-out).
+    async fn block_scope(&self, _parent_run_id: String, _step_id: String) -> Result<Value> {
+        Err(StoreError::NotFound("block"))
     }
     /// Claim up to `limit` due runs, oldest due first, for `owner`, with a
     /// lease of `lease_ms`. Runs of a workflow at its `concurrency` cap stay
