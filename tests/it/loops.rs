@@ -88,6 +88,7 @@ impl StandIn {
         };
         let app = Router::new()
             .route("/item/{name}", axum::routing::any(item))
+            .route("/invoices/{name}/finalize", axum::routing::any(item))
             .with_state(t.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         t
@@ -460,4 +461,111 @@ async fn a_failing_parallel_branch_with_fail_fast_stops_its_slow_sibling() {
     assert_eq!(out["ok"], json!({"v": 1}), "{out}");
     assert_eq!(out["bad"], Value::Null);
     assert_eq!(out["errors"][0]["branch"], "bad", "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nested_blocks_and_break_loop() {
+    let s = Server::start();
+    if s.on_postgres() {
+        return;
+    }
+    s.apply(json!({
+        "name": "Nested Blocks",
+        "steps": [
+            {"id": "base", "type": "transform", "config": {"mapping": {"k": 10}}},
+            {"id": "groups", "type": "loop", "config": {
+                "collection": "{{ input.groups }}", "itemVariable": "g", "indexVariable": "gi",
+                "maxConcurrency": 2,
+                "steps": [
+                    {"id": "lines", "type": "loop", "config": {
+                        "collection": "{{ g.items }}", "itemVariable": "x", "maxConcurrency": 3,
+                        "steps": [{"id": "scale", "type": "transform",
+                                   "config": {"mapping": "{{ x | times: steps.base.output.k }}"}}]}},
+                    {"id": "both", "type": "parallel", "config": {"branches": {
+                        "sum": [{"id": "add", "type": "transform",
+                                 "config": {"mapping": "{{ steps.lines.output.items | sum }}"}}],
+                        "name": [{"id": "label", "type": "transform",
+                                  "config": {"mapping": "{{ g.name }}-{{ gi }}"}}]}}}
+                ],
+                "output": "{{ steps.both.output }}"}}
+        ]
+    }))
+    .await;
+    let id = s
+        .trigger(
+            "wf_nested_blocks",
+            json!({"groups": [{"name": "a", "items": [1, 2]}, {"name": "b", "items": [3]}, {"name": "c", "items": []}]}),
+        )
+        .await;
+    let run = s.wait_for_run(&id, Duration::from_secs(60)).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(
+        step(&run, "groups")["output"]["items"],
+        json!([{"sum": 30, "name": "a-0"}, {"sum": 30, "name": "b-1"}, {"sum": 0, "name": "c-2"}]),
+        "{run}"
+    );
+    // The item runs of the outer loop are one deeper than the run, the inner loop's two.
+    let (_, kids) = s.get(&format!("/api/v1/runs?parentRunId={id}")).await;
+    let kid = &kids["data"][0];
+    assert_eq!(kid["depth"], 1);
+    assert_eq!(kid["rootRunId"], id);
+
+    s.apply(json!({
+        "name": "Break Early",
+        "steps": [{"id": "each", "type": "loop", "config": {
+            "collection": "{{ input.list }}",
+            "steps": [
+                {"id": "enough", "type": "stop", "if": "{{ item == 3 }}",
+                 "config": {"status": "completed", "output": "stop", "breakLoop": true}},
+                {"id": "work", "type": "transform", "config": {"mapping": "{{ item }}"}}
+            ]}}]
+    }))
+    .await;
+    let id = s
+        .trigger("wf_break_early", json!({"list": [1, 2, 3, 4, 5]}))
+        .await;
+    let run = s.wait_for_run(&id, Duration::from_secs(30)).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    let out = &step(&run, "each")["output"];
+    assert_eq!(out["items"], json!([1, 2, "stop", null, null]), "{out}");
+    assert_eq!(
+        (
+            out["count"].clone(),
+            out["succeeded"].clone(),
+            out["failed"].clone()
+        ),
+        (json!(5), json!(3), json!(0))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_finalize_invoices_example_runs_and_runs_show_prints_its_progress() {
+    let s = Server::start();
+    if s.on_postgres() {
+        return;
+    }
+    let t = StandIn::start().await;
+    let out = s.cli(&["apply", "workflows/finalize_invoices.json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut input: Value = serde_json::from_str(
+        &std::fs::read_to_string("workflows/finalize_invoices.input.json").unwrap(),
+    )
+    .unwrap();
+    input["billingUrl"] = json!(t.url);
+    let id = s.trigger("wf_finalize_invoices", input).await;
+    let run = s.wait_for_run(&id, Duration::from_secs(30)).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(
+        run["output"],
+        json!({"finalized": 3, "failed": 0, "errors": []}),
+        "{run}"
+    );
+    assert_eq!(t.calls("in_002"), 1);
+    let shown = s.cli(&["runs", "show", &id]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    assert!(
+        stderr(&shown).contains("finalize-each: 3/3 done, 0 failed"),
+        "{}",
+        stderr(&shown)
+    );
 }
