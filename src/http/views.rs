@@ -60,6 +60,7 @@ pub fn run_view(run: RunRow, wf: Option<&CompiledWorkflow>, with_steps: bool) ->
         root_run_id: family.root_run_id.unwrap_or_else(|| run.id.clone()),
         parent_run_id: family.parent_run_id,
         parent_step_id: family.parent_step_id,
+        key: family.key,
         depth: family.depth,
         redrive_count: family.redrive_count,
         children: family.children.map(|n| {
