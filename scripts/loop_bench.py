@@ -84,15 +84,21 @@ def main():
                 peak_rss[0] = max(peak_rss[0], rss_mib(server.pid))
                 time.sleep(0.05)
 
+        def queued(run_id):
+            # Item runs waiting for a worker, a few times a second.
+            while not stop[0]:
+                pending = req(f"{url}/api/v1/runs?parentRunId={run_id}&status=pending&limit=100", key)["data"]
+                peak_queued[0] = max(peak_queued[0], len(pending))
+                time.sleep(0.2)
+
         threading.Thread(target=sample, daemon=True).start()
         t0 = time.monotonic()
         run_id = req(f"{url}/api/v1/workflows/wf_loop_bench/run", key, "POST", {"input": {"items": items}})["data"]["runId"]
+        threading.Thread(target=queued, args=(run_id,), daemon=True).start()
         while True:
             run = req(f"{url}/api/v1/runs/{run_id}?wait=5", key)["data"]
             if run["status"] not in ("pending", "running"):
                 break
-            pending = req(f"{url}/api/v1/runs?parentRunId={run_id}&status=pending&limit=100", key)["data"]
-            peak_queued[0] = max(peak_queued[0], len(pending))
         elapsed = time.monotonic() - t0
         stop[0] = True
         out = run["steps"][0]["output"] if run.get("steps") else {}

@@ -207,10 +207,16 @@ impl Runs for SqliteStore {
     async fn list_runs(&self, f: RunFilter) -> Result<Vec<RunRow>> {
         let status = f.status.map(RunStatus::as_str);
         self.read(move |c| {
+            // A parent's children (10 000 items of a loop) are found by their index,
+            // not by scanning every run for them.
+            let parent = if f.parent_run_id.is_some() {
+                "parent_run_id = ?6"
+            } else {
+                "?6 IS NULL"
+            };
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR workflow_id = ?1) AND (?2 IS NULL OR status = ?2) \
+                "SELECT {RUN_COLUMNS} FROM runs WHERE {parent} AND (?1 IS NULL OR workflow_id = ?1) AND (?2 IS NULL OR status = ?2) \
                  AND (?3 IS NULL OR seq < ?3) AND (?5 IS NULL OR trigger_type = ?5) \
-                 AND (?6 IS NULL OR parent_run_id = ?6) \
                  AND (?6 IS NOT NULL OR ?5 IS NOT NULL OR ?7 OR trigger_type NOT IN ('loop', 'parallel')) \
                  ORDER BY seq DESC LIMIT ?4"
             ))?;
