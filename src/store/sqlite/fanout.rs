@@ -370,6 +370,26 @@ pub(super) fn reset(c: &Connection, parent: &str) -> Result<()> {
     Ok(())
 }
 
+/// Blocks of runs that retention deleted go too (up to `batch` blocks at a time).
+pub(super) fn purge(c: &Connection, batch: usize) -> Result<()> {
+    let orphans: Vec<(String, String)> = c
+        .prepare_cached(
+            "SELECT parent_run_id, step_id FROM fanouts f \
+             WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = f.parent_run_id) LIMIT ?1",
+        )?
+        .query_map([batch as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (parent, step) in orphans {
+        for table in ["fanout_items", "fanouts"] {
+            c.prepare_cached(&format!(
+                "DELETE FROM {table} WHERE parent_run_id = ?1 AND step_id = ?2"
+            ))?
+            .execute(params![parent, step])?;
+        }
+    }
+    Ok(())
+}
+
 /// What block (`parent`, `step`)'s body sees of its parent.
 pub(super) fn scope(c: &Connection, parent: &str, step: &str) -> Result<Option<Value>> {
     let text: Option<String> = c

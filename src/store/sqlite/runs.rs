@@ -285,10 +285,12 @@ impl Runs for SqliteStore {
                  (SELECT workflow_id, scheduled_at FROM schedule_fires WHERE fired_at < ?1 LIMIT ?2)",
                 params![cutoff, batch as i64],
             )?;
-            Ok(c.execute(
+            let gone = c.execute(
                 "DELETE FROM runs WHERE seq IN (SELECT seq FROM runs WHERE completed_at IS NOT NULL AND completed_at < ?1 LIMIT ?2)",
                 params![cutoff, batch as i64],
-            )?)
+            )?;
+            super::fanout::purge(c, batch)?;
+            Ok(gone)
         })
         .await
     }
