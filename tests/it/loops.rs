@@ -211,6 +211,16 @@ async fn items_come_back_in_input_order_while_finishing_out_of_order() {
     );
     let (_, with) = s.get("/api/v1/runs?includeChildren=true").await;
     assert_eq!(with["data"].as_array().unwrap().len(), 6);
+    // An item's run shows the body's steps, and names its place under the parent.
+    let kid = kids.iter().find(|k| k["key"] == "2").expect("item 2");
+    let (_, one) = s
+        .get(&format!("/api/v1/runs/{}", kid["id"].as_str().unwrap()))
+        .await;
+    let one = &one["data"];
+    assert_eq!(one["parentStepId"], "each", "{one}");
+    assert_eq!(one["steps"].as_array().unwrap().len(), 1, "{one}");
+    assert_eq!(step(one, "call")["status"], "completed", "{one}");
+    assert_eq!(one["output"], "i2", "{one}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
