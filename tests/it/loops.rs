@@ -221,6 +221,13 @@ async fn items_come_back_in_input_order_while_finishing_out_of_order() {
     assert_eq!(one["steps"].as_array().unwrap().len(), 1, "{one}");
     assert_eq!(step(one, "call")["status"], "completed", "{one}");
     assert_eq!(one["output"], "i2", "{one}");
+    let (st, v) = s
+        .post(
+            &format!("/api/v1/runs/{}/replay", kid["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, 400, "an item alone is not replayed: {v}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
