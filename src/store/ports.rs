@@ -113,10 +113,6 @@ pub struct HeartbeatReport {
 /// The claimable queue of runs and the lease protocol.
 #[async_trait]
 pub trait RunQueue: Send + Sync {
-    /// Whether this store can create child runs (`RunWrite::spawn`) and redrive.
-    fn child_runs(&self) -> bool {
-        true
-    }
     /// Whether this store runs `loop` and `parallel` blocks (`RunWrite::fanout`).
     fn fan_out(&self) -> bool {
         false

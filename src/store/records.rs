@@ -174,6 +174,10 @@ pub struct ChildSpawn {
     /// and queues the parent again.
     pub wait: bool,
     pub deadline_at: Option<i64>,
+    /// `Workflow` for a `workflow` step's child (listed among runs); a
+    /// block's children take another type and are hidden from the default
+    /// run list (`decisions::listed_by_default`).
+    pub trigger_type: TriggerType,
 }
 
 /// A block's fan-out to commit with its run's new state (`engine::FanOut` plus what the
@@ -210,7 +214,7 @@ pub struct RunFilter {
     pub limit: usize,
     /// Only the children of this run.
     pub parent_run_id: Option<String>,
-    /// Also list loop items' and parallel branches' runs (hidden by default).
+    /// Also the children hidden by default (`decisions::listed_by_default`).
     pub include_children: bool,
 }
 
@@ -285,10 +289,54 @@ impl ConnectionStatus {
     }
 }
 
+/// What a connection connects to; which actions and triggers may use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionProvider {
+    Stripe,
+    Smtp,
+    Http,
+    Webhook,
+}
+
+impl ConnectionProvider {
+    pub const ALL: [ConnectionProvider; 4] = [
+        ConnectionProvider::Stripe,
+        ConnectionProvider::Smtp,
+        ConnectionProvider::Http,
+        ConnectionProvider::Webhook,
+    ];
+
+    pub fn parse(s: &str) -> Option<ConnectionProvider> {
+        ConnectionProvider::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConnectionProvider::Stripe => "stripe",
+            ConnectionProvider::Smtp => "smtp",
+            ConnectionProvider::Http => "http",
+            ConnectionProvider::Webhook => "webhook",
+        }
+    }
+
+    /// Every provider's name, for messages.
+    pub fn names() -> Vec<&'static str> {
+        ConnectionProvider::ALL.iter().map(|p| p.as_str()).collect()
+    }
+}
+
+impl std::fmt::Display for ConnectionProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ConnectionRow {
     pub id: String,
-    pub provider: String,
+    pub provider: ConnectionProvider,
     pub name: String,
     pub status: ConnectionStatus,
     pub is_default: bool,
@@ -303,7 +351,7 @@ impl ConnectionRow {
     pub fn as_ref(&self) -> crate::engine::ConnectionRef<'_> {
         crate::engine::ConnectionRef {
             id: &self.id,
-            provider: &self.provider,
+            provider: self.provider,
             active: self.status == ConnectionStatus::Active,
             is_default: self.is_default,
         }
@@ -314,7 +362,7 @@ impl ConnectionRow {
 #[derive(Debug, Clone)]
 pub struct ConnectionWrite {
     pub id: String,
-    pub provider: String,
+    pub provider: ConnectionProvider,
     pub name: String,
     pub status: ConnectionStatus,
     pub is_default: bool,
