@@ -59,6 +59,7 @@ fn main() {
         run: &run,
         workflow: &workflow,
         now: "2024-01-15T10:00:05.123Z",
+        locals: &Value::Null,
     };
 
     let seed = json!({

@@ -120,6 +120,9 @@ pub struct RunView {
     pub parent_run_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_step_id: Option<String>,
+    /// A child run's key under its parent's step: a loop item's index, a branch's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// The top of this run's tree (itself when it has no parent).
     #[serde(default)]
     pub root_run_id: String,

@@ -82,6 +82,11 @@ pub enum ReplayError {
     /// no longer valid, connection gone).
     #[error(transparent)]
     Trigger(#[from] TriggerError),
+    /// A loop item's or parallel branch's run is part of its parent run.
+    #[error(
+        "{0} is an item of a loop or a branch of a parallel step; replay or redrive its parent run {1}"
+    )]
+    PartOfParent(String, String),
 }
 
 /// A new run of the same workflow (its latest version, which must be
@@ -92,6 +97,10 @@ pub async fn replay(triggers: &Triggers, run_id: &str) -> Result<TriggerOutcome,
         .get_run(run_id.to_string())
         .await
         .map_err(ReplayError::Original)?;
+    if original.trigger_type.is_body() {
+        let parent = original.family.parent_run_id.unwrap_or_default();
+        return Err(ReplayError::PartOfParent(original.id, parent));
+    }
     let mut req = TriggerRequest::new(original.workflow_id, original.input, TriggerType::Replay);
     req.connection_id = original.connection_id;
     Ok(triggers.trigger_run(req).await?)

@@ -117,6 +117,9 @@ pub async fn runs(client: &Client, cmd: &RunsCommand, json: bool) -> CmdResult {
                 for line in super::run::control_flow_lines(&run) {
                     eprintln!("{line}");
                 }
+                for line in block_progress(&run) {
+                    eprintln!("{line}");
+                }
             }
             print_json(&run);
         }
@@ -178,4 +181,34 @@ fn list_failure(e: ClientError, trigger: &Option<String>) -> Failure {
         )),
         _ => e.into(),
     }
+}
+
+/// The progress of a run's `loop` and `parallel` steps (`each: 37/100 done, 2 failed`):
+/// while they wait, from the counters the store keeps; once settled, from their output.
+fn block_progress(run: &crate::api::RunView) -> Vec<String> {
+    let n = |v: &serde_json::Value| v.as_i64().unwrap_or(0);
+    run.steps
+        .iter()
+        .filter(|s| s.step_type == "loop" || s.step_type == "parallel")
+        .filter_map(|s| {
+            let p = &s.output["progress"];
+            let (done, total, failed) = if p.is_object() {
+                (
+                    n(&p["completed"]) + n(&p["failed"]),
+                    n(&p["total"]),
+                    n(&p["failed"]),
+                )
+            } else if s.output["count"].is_number() {
+                let failed = n(&s.output["failed"]);
+                (
+                    n(&s.output["succeeded"]) + failed,
+                    n(&s.output["count"]),
+                    failed,
+                )
+            } else {
+                return None;
+            };
+            Some(format!("{}: {done}/{total} done, {failed} failed", s.id))
+        })
+        .collect()
 }

@@ -41,6 +41,11 @@ pub struct RunState {
     /// How often the store took this run back from a holder that abandoned its lease
     /// (crashed, killed or hung while holding it).
     pub recoveries: u32,
+    /// A body's run (a loop item, a parallel branch): what its block saw, `{input, steps,
+    /// vars}`; its own `input` holds its loop variables. Not stored with the run.
+    pub outer: Option<std::sync::Arc<Value>>,
+    /// A `stop` with `breakLoop` ended this loop item: start no further items.
+    pub break_loop: bool,
 }
 
 impl RunState {
@@ -85,6 +90,8 @@ impl RunState {
             deadline_at: None,
             limits: RunLimits::default(),
             recoveries: 0,
+            outer: None,
+            break_loop: false,
         }
     }
 
@@ -162,6 +169,10 @@ pub enum Effect {
     Park { until: i64 },
     /// Commit the final state; the run is over.
     Finish { status: RunStatus },
+    /// Commit the state, suspended, together with a block's fan-out: its child
+    /// runs (one per loop item or branch) are created as the window allows, and the
+    /// last child's finish queues the run again with the join on the step.
+    FanOut(super::FanOut),
     /// Commit the state together with a child run of `workflow_id` (created
     /// once: `child_run_id` is derived from the parent, step and key). With
     /// `wait`, the commit also suspends the run until the child's finish
@@ -336,10 +347,10 @@ fn drive(wf: &CompiledWorkflow, mut s: RunState, now: i64, deadline: Option<i64>
             started_at: &started_text,
             input: &s.input,
         };
-        let scope = Scope::new(&facts, &s.steps);
+        let scope = Scope::new(&facts, &s.steps).within(s.outer.as_deref(), &s.input);
         let i = match next(wf, &s.steps) {
             Next::Finish => {
-                let ctx = scope.context(&s.input, &wf.variables, &now_text);
+                let ctx = scope.context(input_of(&s), &wf.variables, &now_text);
                 return match run_output(wf, &s.steps, &ctx, s.limits.max_value_bytes) {
                     Ok((output, _)) => {
                         s.output = output;
@@ -363,12 +374,12 @@ fn drive(wf: &CompiledWorkflow, mut s: RunState, now: i64, deadline: Option<i64>
             },
             None => prepare(
                 step,
-                &scope.context(&s.input, &wf.variables, &now_text),
+                &scope.context(input_of(&s), &wf.variables, &now_text),
                 s.limits.max_value_bytes,
             ),
         };
         if let (StepKind::Stop, Prepared::Execute { config, .. }) = (&step.kind, &prepared) {
-            let ctx = scope.context(&s.input, &wf.variables, &now_text);
+            let ctx = scope.context(input_of(&s), &wf.variables, &now_text);
             let output = match config.get("output") {
                 Some(out) => Ok(out.clone()),
                 // Without its own output the run's is computed as if it ended here.
@@ -378,6 +389,18 @@ fn drive(wf: &CompiledWorkflow, mut s: RunState, now: i64, deadline: Option<i64>
             };
             drop(scope);
             return stop_run(wf, s, i, config, output, now);
+        }
+        if let (StepKind::Loop(_) | StepKind::Parallel(_), Prepared::Execute { config, warnings }) =
+            (&step.kind, &prepared)
+        {
+            let outer =
+                super::loops::needs_scope(&s.steps[i]).then(|| scope.snapshot(input_of(&s)));
+            drop(scope);
+            s.steps[i].warnings = warnings.clone();
+            if let Some(t) = super::loops::block_step(wf, &mut s, i, config, outer, now, deadline) {
+                return t;
+            }
+            continue;
         }
         drop(scope);
         let rec = &mut s.steps[i];
@@ -430,7 +453,7 @@ fn drive(wf: &CompiledWorkflow, mut s: RunState, now: i64, deadline: Option<i64>
                         }
                     }
                     // Handled above, where the scope is still at hand.
-                    StepKind::Stop => {}
+                    StepKind::Stop | StepKind::Loop(_) | StepKind::Parallel(_) => {}
                     StepKind::Workflow => {
                         if let Some(t) = workflow_step(wf, &mut s, i, config, now, deadline) {
                             return t;
@@ -475,6 +498,7 @@ fn stop_run(
     now: i64,
 ) -> Transition {
     let stop_id = s.steps[i].step_id.clone();
+    s.break_loop = config.get("breakLoop") == Some(&Value::Bool(true));
     let failed = config.get("status").and_then(Value::as_str) == Some("failed");
     {
         let rec = &mut s.steps[i];
@@ -633,6 +657,14 @@ fn wait_step(rec: &mut StepRecord, config: &Value, now: i64) -> Option<i64> {
     rec.status = StepStatus::Waiting;
     rec.output = json!({"resumeAt": rfc3339(due)});
     Some(due)
+}
+
+/// The run's `input` as templates see it: a body's run sees its block's.
+fn input_of(s: &RunState) -> &Value {
+    s.outer
+        .as_ref()
+        .and_then(|o| o.get("input"))
+        .unwrap_or(&s.input)
 }
 
 fn park(mut s: RunState, until: i64) -> Transition {

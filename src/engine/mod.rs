@@ -9,6 +9,7 @@ mod advance;
 mod connections;
 mod control;
 mod error;
+mod loops;
 mod retry;
 mod status;
 
@@ -19,6 +20,7 @@ pub use advance::{
 pub use connections::{ConnectionRef, ResolveError, check_trigger, resolve};
 pub use control::{SkipReason, compare_op};
 pub use error::RunError;
+pub use loops::FanOut;
 pub use retry::{FailureDecision, on_step_error};
 pub use status::{RunStatus, StepStatus};
 
@@ -57,6 +59,8 @@ pub struct Scope {
     steps: Map<String, Value>,
     run: Value,
     workflow: Value,
+    /// Loop variables in scope (a body's run: its own and its enclosing loops').
+    locals: Value,
 }
 
 impl Scope {
@@ -71,11 +75,37 @@ impl Scope {
                 "startedAt": facts.started_at,
             }),
             workflow: json!({"id": facts.workflow_id, "name": facts.workflow_name}),
+            locals: Value::Object(Map::new()),
         };
         for r in records.iter().filter(|r| r.status.is_settled()) {
             scope.record(r);
         }
         scope
+    }
+
+    /// A body's run also sees what its block saw (`outer`: `{input, steps, vars}`, taken
+    /// when the block started) and its own loop variables (`own_vars`, the run's input).
+    pub fn within(mut self, outer: Option<&Value>, own_vars: &Value) -> Scope {
+        let Some(outer) = outer else { return self };
+        if let Some(Value::Object(steps)) = outer.get("steps") {
+            for (id, v) in steps {
+                self.steps.entry(id.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        let mut locals = match outer.get("vars") {
+            Some(Value::Object(v)) => v.clone(),
+            _ => Map::new(),
+        };
+        if let Value::Object(own) = own_vars {
+            locals.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        self.locals = Value::Object(locals);
+        self
+    }
+
+    /// What a block's body will see: `{input, steps, vars}` as of now.
+    pub fn snapshot(&self, input: &Value) -> Value {
+        json!({"input": input, "steps": self.steps, "vars": self.locals})
     }
 
     pub fn record(&mut self, r: &StepRecord) {
@@ -98,6 +128,7 @@ impl Scope {
             run: &self.run,
             workflow: &self.workflow,
             now,
+            locals: &self.locals,
         }
     }
 }

@@ -1309,3 +1309,378 @@ fn max_depth_and_wait_false_and_the_parents_deadline() {
         }
     );
 }
+
+// ---- loop and parallel blocks (engine/loops.rs) ----
+
+fn looping(extra: Value) -> CompiledWorkflow {
+    let mut config = json!({
+        "collection": "{{ input.list }}",
+        "itemVariable": "invoice", "indexVariable": "i",
+        "maxConcurrency": 3, "maxIterations": 5,
+        "steps": [{"id": "charge", "type": "transform",
+                   "config": {"mapping": {"id": "{{ invoice.id }}", "at": "{{ i }}",
+                                          "cur": "{{ input.currency }}", "seen": "{{ steps.fetch.output.n }}"}}}],
+        "output": "{{ steps.charge.output.id }}"
+    });
+    if let (Some(c), Value::Object(e)) = (config.as_object_mut(), extra) {
+        c.extend(e);
+    }
+    wf(
+        json!({}),
+        json!([{"id": "fetch", "type": "transform", "config": {"mapping": {"n": 7}}},
+               {"id": "each", "type": "loop", "config": config},
+               {"id": "after", "type": "transform", "config": {"mapping": {"c": "{{ steps.each.output.count }}"}}}]),
+    )
+}
+
+fn fan_out(t: &Transition) -> &FanOut {
+    match &t.effect {
+        Effect::FanOut(f) => f,
+        other => panic!("expected a fan-out: {other:?}"),
+    }
+}
+
+/// The join the store records when every child has finished: slots in key order.
+fn join_of(slots: &[(&str, Value)]) -> Value {
+    Value::Array(
+        slots
+            .iter()
+            .map(|(status, v)| match *status {
+                "completed" => json!({"status": "completed", "output": v}),
+                "never" => json!({"status": null}),
+                st => json!({"status": st, "error": v}),
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn a_loop_fans_out_one_child_per_item_with_its_variables_and_suspends() {
+    let w = looping(json!({}));
+    let s = with_input(
+        &w,
+        json!({"list": [{"id": "a"}, {"id": "b"}], "currency": "EUR"}),
+    );
+    let t = advance(&w, &s, Event::Claimed, T0, 0.5);
+    let f = fan_out(&t);
+    assert_eq!(f.kind, "loop");
+    assert_eq!(f.keys, vec!["0", "1"]);
+    assert_eq!(f.inputs[1], json!({"invoice": {"id": "b"}, "i": 1}));
+    assert_eq!(f.max_concurrency, 3);
+    assert!(f.stop_on_failure);
+    assert_eq!(f.depth, 1);
+    assert_eq!(f.scope["input"]["currency"], "EUR");
+    assert_eq!(f.scope["steps"]["fetch"]["output"], json!({"n": 7}));
+    assert_eq!(t.state.steps[1].status, StepStatus::Waiting);
+    assert_eq!(t.state.steps[1].output["progress"]["total"], 2);
+    assert_eq!(t.state.steps[0].status, StepStatus::Completed);
+
+    // Claimed again before the join (a restart): the same fan-out, no new attempt.
+    let again = advance(&w, &t.state, Event::Claimed, T0 + 5, 0.5);
+    assert_eq!(fan_out(&again).keys, f.keys);
+    assert_eq!(again.state.steps[1].attempts, 1);
+}
+
+#[test]
+fn a_body_run_sees_its_item_the_parents_input_and_earlier_steps() {
+    let w = looping(json!({}));
+    let parent = advance(
+        &w,
+        &with_input(&w, json!({"list": [{"id": "a"}], "currency": "EUR"})),
+        Event::Claimed,
+        T0,
+        0.5,
+    );
+    let f = fan_out(&parent).clone();
+    let body = w.body("each", "0").expect("the loop's body");
+    let mut child = RunState::new(
+        &body,
+        child_run_id("run_1", "each", "0"),
+        1,
+        f.inputs[0].clone(),
+        RunStatus::Pending,
+        None,
+        false,
+        vec![],
+    );
+    child.outer = Some(std::sync::Arc::new(f.scope.clone()));
+    child.depth = 1;
+    let t = advance(&body, &child, Event::Claimed, T0 + 1, 0.5);
+    assert_eq!(
+        t.effect,
+        Effect::Finish {
+            status: RunStatus::Completed
+        }
+    );
+    assert_eq!(
+        t.state.steps[0].output,
+        json!({"id": "a", "at": 0, "cur": "EUR", "seen": 7})
+    );
+    // The item's result is the loop's `output` template.
+    assert_eq!(t.state.output, json!("a"));
+}
+
+#[test]
+fn a_loop_rejects_a_non_array_or_too_long_collection_and_completes_an_empty_one() {
+    let w = looping(json!({}));
+    for (list, code) in [
+        (json!("nope"), "INVALID_COLLECTION"),
+        (json!({"a": 1}), "INVALID_COLLECTION"),
+        (json!([1, 2, 3, 4, 5, 6]), "MAX_ITERATIONS"),
+    ] {
+        let t = advance(
+            &w,
+            &with_input(&w, json!({"list": list})),
+            Event::Claimed,
+            T0,
+            0.5,
+        );
+        assert_eq!(
+            t.effect,
+            Effect::Finish {
+                status: RunStatus::Failed
+            },
+            "{code}"
+        );
+        assert_eq!(t.state.steps[1].error.as_ref().unwrap().code, code);
+    }
+    let t = advance(
+        &w,
+        &with_input(&w, json!({"list": []})),
+        Event::Claimed,
+        T0,
+        0.5,
+    );
+    assert_eq!(
+        t.effect,
+        Effect::Finish {
+            status: RunStatus::Completed
+        }
+    );
+    assert_eq!(
+        t.state.steps[1].output,
+        json!({"items": [], "count": 0, "succeeded": 0, "failed": 0, "errors": []})
+    );
+    assert_eq!(t.state.steps[2].output, json!({"c": 0}));
+}
+
+#[test]
+fn a_loop_settles_from_its_join_in_input_order() {
+    let w = looping(json!({}));
+    let s = with_input(&w, json!({"list": [1, 2, 3]}));
+    let waiting = advance(&w, &s, Event::Claimed, T0, 0.5).state;
+    let mut done = waiting.clone();
+    done.steps[1].output["join"] = join_of(&[
+        ("completed", json!("x")),
+        ("completed", json!("y")),
+        ("completed", json!("z")),
+    ]);
+    let t = advance(&w, &done, Event::Claimed, T0 + 9, 0.5);
+    assert_eq!(
+        t.effect,
+        Effect::Finish {
+            status: RunStatus::Completed
+        }
+    );
+    assert_eq!(
+        t.state.steps[1].output,
+        json!({"items": ["x", "y", "z"], "count": 3, "succeeded": 3, "failed": 0, "errors": []})
+    );
+
+    // `fail`: the first failed item (not a cancelled sibling) fails the step.
+    let err = json!({"code": "HTTP_STATUS", "message": "502"});
+    let mut bad = waiting.clone();
+    bad.steps[1].output["join"] = join_of(&[
+        (
+            "cancelled",
+            json!({"code": "CANCELLED", "message": "cancelled"}),
+        ),
+        ("failed", err.clone()),
+        ("never", Value::Null),
+    ]);
+    let t = advance(&w, &bad, Event::Claimed, T0 + 9, 0.5);
+    assert_eq!(
+        t.effect,
+        Effect::Finish {
+            status: RunStatus::Failed
+        }
+    );
+    let e = t.state.steps[1].error.clone().unwrap();
+    assert_eq!(e.code, "ITEM_FAILED");
+    assert_eq!(e.path.as_deref(), Some("items[1]"));
+    assert!(e.message.contains("502"), "{e:?}");
+    assert_eq!(
+        t.state.steps[1].output["errors"][1],
+        json!({"index": 1, "error": err})
+    );
+    assert_eq!(t.state.steps[2].status, StepStatus::Skipped);
+
+    // `continue`: the step completes and lists the failures.
+    let w = looping(json!({"onItemError": "continue"}));
+    let mut cont = advance(&w, &s, Event::Claimed, T0, 0.5).state;
+    cont.steps[1].output["join"] = join_of(&[
+        ("completed", json!(1)),
+        ("failed", err.clone()),
+        ("completed", json!(3)),
+    ]);
+    let t = advance(&w, &cont, Event::Claimed, T0 + 9, 0.5);
+    assert_eq!(
+        t.effect,
+        Effect::Finish {
+            status: RunStatus::Completed
+        }
+    );
+    let out = &t.state.steps[1].output;
+    assert_eq!(out["items"], json!([1, null, 3]));
+    assert_eq!(
+        (out["succeeded"].clone(), out["failed"].clone()),
+        (json!(2), json!(1))
+    );
+    assert_eq!(out["errors"], json!([{"index": 1, "error": err}]));
+}
+
+#[test]
+fn an_aggregate_over_the_value_budget_fails_with_output_too_large() {
+    let w = looping(json!({}));
+    let mut s = with_input(&w, json!({"list": [1, 2]}));
+    s.limits.max_value_bytes = 64;
+    let mut waiting = advance(&w, &s, Event::Claimed, T0, 0.5).state;
+    waiting.steps[1].output["join"] = join_of(&[
+        ("completed", json!("x".repeat(40))),
+        ("completed", json!("y".repeat(40))),
+    ]);
+    let t = advance(&w, &waiting, Event::Claimed, T0 + 9, 0.5);
+    let e = t.state.steps[1].error.clone().unwrap();
+    assert_eq!(e.code, "OUTPUT_TOO_LARGE");
+    assert!(e.message.contains("output"), "{e:?}");
+}
+
+#[test]
+fn a_stop_with_break_loop_marks_the_item() {
+    let w = wf(
+        json!({}),
+        json!([{"id": "each", "type": "loop", "config": {"collection": "{{ input.list }}",
+            "steps": [{"id": "halt", "type": "stop", "if": "{{ item > 1 }}",
+                       "config": {"status": "completed", "breakLoop": true}},
+                      {"id": "work", "type": "transform", "config": {"mapping": {"v": "{{ item }}"}}}]}}]),
+    );
+    let body = w.body("each", "0").unwrap();
+    let run = |item: i64| {
+        let mut s = RunState::new(
+            &body,
+            "run_c".into(),
+            1,
+            json!({"item": item, "index": 0}),
+            RunStatus::Pending,
+            None,
+            false,
+            vec![],
+        );
+        s.outer = Some(std::sync::Arc::new(
+            json!({"input": {}, "steps": {}, "vars": {}}),
+        ));
+        advance(&body, &s, Event::Claimed, T0, 0.5)
+    };
+    assert!(run(5).state.break_loop);
+    let go_on = run(1);
+    assert!(!go_on.state.break_loop);
+    assert_eq!(go_on.state.output, json!({"v": 1}));
+}
+
+fn branches(fail_fast: bool) -> CompiledWorkflow {
+    wf(
+        json!({}),
+        json!([{"id": "both", "type": "parallel", "config": {"failFast": fail_fast, "branches": {
+            "customer": [transform("c1")],
+            "invoices": [transform("i1"), transform("i2")]}}}]),
+    )
+}
+
+#[test]
+fn a_parallel_fans_out_its_branches_and_joins_by_name() {
+    let w = branches(true);
+    let t = advance(&w, &with_input(&w, json!({})), Event::Claimed, T0, 0.5);
+    let f = fan_out(&t);
+    assert_eq!(f.kind, "parallel");
+    assert_eq!(f.keys, vec!["customer", "invoices"]);
+    assert_eq!(f.max_concurrency, 2, "all branches at once");
+    assert!(
+        w.body("both", "invoices")
+            .is_some_and(|b| b.steps.len() == 2)
+    );
+
+    let mut ok = t.state.clone();
+    ok.steps[0].output["join"] =
+        join_of(&[("completed", json!({"c": 1})), ("completed", json!(2))]);
+    let done = advance(&w, &ok, Event::Claimed, T0 + 1, 0.5);
+    assert_eq!(
+        done.state.steps[0].output,
+        json!({"customer": {"c": 1}, "invoices": 2})
+    );
+
+    let err = json!({"code": "X", "message": "bad"});
+    let mut bad = t.state.clone();
+    bad.steps[0].output["join"] = join_of(&[
+        ("failed", err.clone()),
+        ("cancelled", json!({"code": "CANCELLED"})),
+    ]);
+    let failed = advance(&w, &bad, Event::Claimed, T0 + 1, 0.5);
+    let e = failed.state.steps[0].error.clone().unwrap();
+    assert_eq!(
+        (e.code.as_str(), e.path.as_deref()),
+        ("BRANCH_FAILED", Some("customer"))
+    );
+
+    let w = branches(false);
+    let mut some = advance(&w, &with_input(&w, json!({})), Event::Claimed, T0, 0.5).state;
+    some.steps[0].output["join"] = join_of(&[("failed", err.clone()), ("completed", json!(2))]);
+    let done = advance(&w, &some, Event::Claimed, T0 + 1, 0.5);
+    assert_eq!(
+        done.effect,
+        Effect::Finish {
+            status: RunStatus::Completed
+        }
+    );
+    assert_eq!(
+        done.state.steps[0].output,
+        json!({"customer": null, "invoices": 2, "errors": [{"branch": "customer", "error": err}]})
+    );
+}
+
+proptest::proptest! {
+    /// Children finishing in any order give the same aggregate: the store records the
+    /// join by key (here: slots placed by index as each child finishes, in a random
+    /// order), and the engine reads it in key order.
+    #[test]
+    fn any_completion_order_gives_the_same_aggregate(
+        order in proptest::collection::vec(0usize..1000, 1..40),
+        failing in proptest::collection::vec(proptest::bool::ANY, 40),
+    ) {
+        let n = order.len();
+        let w = looping(json!({"maxIterations": 100, "onItemError": "continue"}));
+        let list: Vec<Value> = (0..n).map(|k| json!({"id": format!("x{k}")})).collect();
+        let s = with_input(&w, json!({"list": list}));
+        let waiting = advance(&w, &s, Event::Claimed, T0, 0.5).state;
+        let slot = |k: usize| if failing[k] {
+            json!({"status": "failed", "error": {"code": "E", "message": format!("m{k}")}})
+        } else {
+            json!({"status": "completed", "output": format!("x{k}")})
+        };
+        // Finishing order: indexes sorted by the random keys.
+        let mut finish: Vec<usize> = (0..n).collect();
+        finish.sort_by_key(|k| (order[*k], *k));
+        let mut slots = vec![Value::Null; n];
+        for k in finish {
+            slots[k] = slot(k);
+        }
+        let mut a = waiting.clone();
+        a.steps[1].output["join"] = Value::Array(slots);
+        let mut b = waiting;
+        b.steps[1].output["join"] = Value::Array((0..n).map(slot).collect());
+        let ta = advance(&w, &a, Event::Claimed, T0 + 1, 0.5);
+        let tb = advance(&w, &b, Event::Claimed, T0 + 1, 0.5);
+        proptest::prop_assert_eq!(&ta.state.steps[1].output, &tb.state.steps[1].output);
+        let failed = failing[..n].iter().filter(|f| **f).count();
+        proptest::prop_assert_eq!(&ta.state.steps[1].output["failed"], &json!(failed));
+    }
+}

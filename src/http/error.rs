@@ -189,6 +189,9 @@ impl From<crate::runs::ReplayError> for ApiError {
         match e {
             crate::runs::ReplayError::Original(s) => s.into(),
             crate::runs::ReplayError::Trigger(t) => t.into(),
+            e @ crate::runs::ReplayError::PartOfParent(..) => {
+                ApiError::InvalidRequest(e.to_string())
+            }
         }
     }
 }

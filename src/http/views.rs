@@ -10,6 +10,14 @@ use serde_json::Value;
 
 /// Takes the run by value: its JSON moves into the view instead of being copied.
 pub fn run_view(run: RunRow, wf: Option<&CompiledWorkflow>, with_steps: bool) -> RunView {
+    // A loop item's or branch's run executes its block's body, not the whole workflow.
+    let body = match (wf, &run.family.parent_step_id) {
+        (Some(w), Some(step)) if run.trigger_type.is_body() => {
+            w.body(step, run.family.key.as_deref().unwrap_or_default())
+        }
+        _ => None,
+    };
+    let wf = body.as_deref().or(wf);
     let mut records: Vec<Option<StepRecord>> = Vec::new();
     if let Some(wf) = wf {
         records.resize(wf.steps.len(), None);
@@ -60,6 +68,7 @@ pub fn run_view(run: RunRow, wf: Option<&CompiledWorkflow>, with_steps: bool) ->
         root_run_id: family.root_run_id.unwrap_or_else(|| run.id.clone()),
         parent_run_id: family.parent_run_id,
         parent_step_id: family.parent_step_id,
+        key: family.key,
         depth: family.depth,
         redrive_count: family.redrive_count,
         children: family.children.map(|n| {

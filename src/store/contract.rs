@@ -64,6 +64,8 @@ fn progress(status: RunStatus, step_status: StepStatus, park_until: Option<i64>)
     RunWrite {
         spawn: None,
         suspend: false,
+        fanout: None,
+        break_loop: false,
         status,
         started_at: Some(crate::time::now_ms()),
         completed_at: status.is_terminal().then(crate::time::now_ms),
@@ -386,6 +388,8 @@ fn spawning(parent: &RunRow, key: &str, wait: bool, trigger_type: TriggerType) -
             trigger_type,
         }),
         suspend: wait,
+        fanout: None,
+        break_loop: false,
     }
 }
 

@@ -271,6 +271,8 @@ mod tests {
             steps: vec![],
             spawn: None,
             suspend,
+            fanout: None,
+            break_loop: false,
         };
         assert_eq!(
             queue_change(&w(RunStatus::Completed, None, false)),

@@ -59,6 +59,12 @@ pub struct RunWrite {
     /// out of the queue until the child's finish queues it again, or (with
     /// `park_until`, the run's deadline) due then at the latest.
     pub suspend: bool,
+    /// A `loop` or `parallel` step's children, created in this commit as the
+    /// window allows (once per key).
+    pub fanout: Option<FanOutWrite>,
+    /// This run is a loop item that a `stop` with `breakLoop` ended: its
+    /// finish stops the loop from starting further items.
+    pub break_loop: bool,
 }
 
 impl RunWrite {
@@ -75,6 +81,8 @@ impl RunWrite {
             steps: vec![],
             spawn: None,
             suspend: false,
+            fanout: None,
+            break_loop: false,
         }
     }
 }
@@ -106,6 +114,15 @@ pub struct HeartbeatReport {
 /// The claimable queue of runs and the lease protocol.
 #[async_trait]
 pub trait RunQueue: Send + Sync {
+    /// Whether this store runs `loop` and `parallel` blocks (`RunWrite::fanout`).
+    fn fan_out(&self) -> bool {
+        false
+    }
+    /// What the body of block `step_id` of run `parent_run_id` sees of its parent
+    /// (`{input, steps, vars}`, stored with the fan-out).
+    async fn block_scope(&self, _parent_run_id: String, _step_id: String) -> Result<Value> {
+        Err(StoreError::NotFound("block"))
+    }
     /// Claim up to `limit` due runs, oldest due first, for `owner`, with a
     /// lease of `lease_ms`. Runs of a workflow at its `concurrency` cap stay
     /// queued (runs parked in a wait or retry do not count towards it).

@@ -15,11 +15,16 @@ pub enum TriggerType {
     Batch,
     /// A child run started by a `workflow` step.
     Workflow,
+    /// A loop item's child run (the loop's body).
+    Loop,
+    /// A parallel branch's child run.
+    Parallel,
 }
 
 impl TriggerType {
-    pub const ALL: [&'static str; 6] =
-        ["api", "schedule", "webhook", "replay", "batch", "workflow"];
+    pub const ALL: [&'static str; 8] = [
+        "api", "schedule", "webhook", "replay", "batch", "workflow", "loop", "parallel",
+    ];
 
     pub fn parse(s: &str) -> Option<TriggerType> {
         Some(match s {
@@ -29,6 +34,8 @@ impl TriggerType {
             "replay" => TriggerType::Replay,
             "batch" => TriggerType::Batch,
             "workflow" => TriggerType::Workflow,
+            "loop" => TriggerType::Loop,
+            "parallel" => TriggerType::Parallel,
             _ => return None,
         })
     }
@@ -41,7 +48,15 @@ impl TriggerType {
             TriggerType::Replay => "replay",
             TriggerType::Batch => "batch",
             TriggerType::Workflow => "workflow",
+            TriggerType::Loop => "loop",
+            TriggerType::Parallel => "parallel",
         }
+    }
+
+    /// A run of a block's body (a loop item, a parallel branch): hidden from the
+    /// default run list, shown under its parent.
+    pub fn is_body(self) -> bool {
+        matches!(self, TriggerType::Loop | TriggerType::Parallel)
     }
 }
 
@@ -163,6 +178,25 @@ pub struct ChildSpawn {
     /// block's children take another type and are hidden from the default
     /// run list (`decisions::listed_by_default`).
     pub trigger_type: TriggerType,
+}
+
+/// A block's fan-out to commit with its run's new state (`engine::FanOut` plus what the
+/// worker knows of the run): the children are created as the window allows.
+#[derive(Debug, Clone)]
+pub struct FanOutWrite {
+    pub step_id: String,
+    pub trigger_type: TriggerType,
+    pub workflow_id: String,
+    pub workflow_version: i64,
+    pub connection_id: Option<String>,
+    pub root_run_id: String,
+    pub depth: i64,
+    pub deadline_at: Option<i64>,
+    pub keys: Vec<String>,
+    pub inputs: Vec<Value>,
+    pub max_concurrency: i64,
+    pub stop_on_failure: bool,
+    pub scope: Value,
 }
 
 impl RunRow {

@@ -155,6 +155,8 @@ pub(crate) enum Root {
     Workflow,
     RunId,
     Now,
+    /// A loop's item or index variable (`invoice.id`): the name is the path's first key.
+    Local,
 }
 
 impl Root {

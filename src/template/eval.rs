@@ -115,6 +115,7 @@ fn resolve_path<'a>(
     let (root, rest): (Cow<'a, Value>, &[Seg]) = match path.root {
         Root::Input => (Cow::Borrowed(ctx.input), &segs),
         Root::Variables => (Cow::Borrowed(ctx.variables), &segs),
+        Root::Local => (Cow::Borrowed(ctx.locals), &segs),
         Root::Run => (Cow::Borrowed(ctx.run), &segs),
         Root::Workflow => (Cow::Borrowed(ctx.workflow), &segs),
         Root::RunId => (Cow::Borrowed(ctx.run.get("id")?), &segs),

@@ -90,6 +90,14 @@ pub struct Context<'a> {
     pub run: &'a Value,
     pub workflow: &'a Value,
     pub now: &'a str,
+    /// The item and index variables of the loops around a step (`{}` elsewhere).
+    pub locals: &'a Value,
+}
+
+/// Parse templates inside `f` with these loop variables as extra roots (a loop body's
+/// `invoice.id`); outside any loop a name that is not a root stays a parse error.
+pub fn with_locals<T>(names: &[String], f: impl FnOnce() -> T) -> T {
+    parser::with_locals(names, f)
 }
 
 /// A value as it reads inside text: strings raw, numbers canonical, null empty, arrays and

@@ -11,6 +11,27 @@ use super::filters::{self, FilterDef};
 use super::lexer::{Tok, Token, lex};
 use serde_json::Value;
 
+thread_local! {
+    /// The loop variables in scope while a body's templates are parsed.
+    static LOCALS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+pub(crate) fn with_locals<T>(names: &[String], f: impl FnOnce() -> T) -> T {
+    let saved = LOCALS.with(|l| std::mem::replace(&mut *l.borrow_mut(), names.to_vec()));
+    let out = f();
+    LOCALS.with(|l| *l.borrow_mut() = saved);
+    out
+}
+
+/// A root name, or a loop variable in scope (`Root::Local`).
+fn root_named(word: &str) -> Option<Root> {
+    Root::from_name(word).or_else(|| {
+        LOCALS
+            .with(|l| l.borrow().iter().any(|n| n == word))
+            .then_some(Root::Local)
+    })
+}
+
 pub(crate) fn parse(src: &str) -> Result<Vec<Part>, TemplateError> {
     let tokens = lex(src)?;
     let mut p = Parser {
@@ -28,6 +49,14 @@ pub(crate) fn parse(src: &str) -> Result<Vec<Part>, TemplateError> {
         }
     }
     Ok(parts)
+}
+
+/// A loop variable's path keeps the variable's name as its first key.
+fn local_named(mut p: Path, name: String) -> Path {
+    if p.root == Root::Local {
+        p.segs.insert(0, Seg::Key(name));
+    }
+    p
 }
 
 /// How deep parentheses and `not` may nest inside one expression.
@@ -273,15 +302,19 @@ impl<'s> Parser<'s> {
                 "false" => Operand::Literal(Value::Bool(false)),
                 "null" => Operand::Literal(Value::Null),
                 _ => {
-                    let Some(root) = Root::from_name(word) else {
+                    let Some(root) = root_named(word) else {
                         let msg = format!(
                             "unknown root '{word}': a path starts with one of {}",
                             Root::NAMES
                         );
                         return Err(self.error(&msg, t.start));
                     };
+                    let word = word.clone();
                     self.pos += 1;
-                    return self.path(root, t.start).map(Operand::Path);
+                    return self
+                        .path(root, t.start)
+                        .map(|p| local_named(p, word))
+                        .map(Operand::Path);
                 }
             },
             Tok::Number(text) => match literal_number(text) {
@@ -326,7 +359,8 @@ impl<'s> Parser<'s> {
                     }
                     Some(Tok::Ident(word)) => {
                         let at = self.here();
-                        let Some(inner_root) = Root::from_name(word) else {
+                        let name = word.clone();
+                        let Some(inner_root) = root_named(word) else {
                             return Err(
                                 self.expected("an integer, a quoted key or a path inside '[ ]'")
                             );
@@ -338,7 +372,7 @@ impl<'s> Parser<'s> {
                             ));
                         }
                         self.pos += 1;
-                        let inner = self.path(inner_root, at)?;
+                        let inner = local_named(self.path(inner_root, at)?, name);
                         // `path` stopped before the ']'.
                         self.pos -= 1;
                         Seg::Dynamic(Box::new(inner))

@@ -9,7 +9,9 @@ use super::Worker;
 use super::lease::Held;
 use super::steps::{RunRef, StepError, run_action};
 use crate::engine::{self, Effect, Event, RunState, StepRecord, Transition};
-use crate::store::{ChildSpawn, Claim, CommitOutcome, RunWrite, StoreError};
+use crate::store::{
+    ChildSpawn, Claim, CommitOutcome, FanOutWrite, RunRow, RunWrite, StoreError, TriggerType,
+};
 use crate::time::now_ms;
 use crate::workflow::{CompiledWorkflow, StepKind};
 use serde_json::Value;
@@ -57,8 +59,8 @@ impl Worker {
         held: &Held,
         mut cancel: watch::Receiver<bool>,
     ) -> Result<(), Stop> {
-        let run = claim.run;
-        let (wf, mut event) = match self
+        let mut run = claim.run;
+        let (wf, event) = match self
             .catalog
             .version(&run.workflow_id, run.workflow_version)
             .await
@@ -71,19 +73,32 @@ impl Worker {
                 (wf, Event::DefinitionUnavailable)
             }
         };
+        // A loop item's or branch's run executes its block's body and sees what the
+        // block saw.
+        let (wf, outer, event) = match self.body_of(&run, wf, event).await {
+            Ok(found) => found,
+            Err(e) if e.is_unavailable() => return Err(Stop::StoreFailing),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load the block's body or scope");
+                let wf = Arc::new(engine::placeholder_workflow(&run.workflow_id));
+                (wf, None, Event::DefinitionUnavailable)
+            }
+        };
+        let mut event = event;
         let mut state = RunState::new(
             &wf,
             run.id.clone(),
             run.workflow_version,
-            run.input,
+            std::mem::take(&mut run.input),
             run.status,
             run.started_at,
             run.cancel_requested,
-            run.steps,
+            std::mem::take(&mut run.steps),
         )
         .with_limits(self.limits, run.recoveries);
         state.depth = run.family.depth;
         state.deadline_at = run.family.deadline_at;
+        state.outer = outer;
         let root_run_id = run
             .family
             .root_run_id
@@ -99,6 +114,19 @@ impl Worker {
             // The worker performs a spawn the engine decided: it checks the
             // target, and the child is created in the parent's commit.
             let mut spawn_failed = None;
+            if let Effect::FanOut(fo) = &t.effect {
+                if self.store.fan_out() {
+                    write.suspend = true;
+                    write.fanout = Some(fanout_write(fo, &run, &root_run_id));
+                } else {
+                    let mut e = engine::RunError::step(
+                        "UNSUPPORTED",
+                        "loop and parallel blocks are not available on this store yet",
+                    );
+                    e.step_id = Some(fo.step_id.clone());
+                    spawn_failed = Some(e);
+                }
+            }
             if let Effect::Spawn(sp) = &t.effect {
                 match self
                     .child_for(sp, &root_run_id, run.connection_id.clone())
@@ -156,6 +184,20 @@ impl Worker {
                     continue;
                 }
                 Effect::Park { .. } => {
+                    self.events.run_queued();
+                    return Ok(());
+                }
+                Effect::FanOut(fo) => {
+                    if let Some(error) = spawn_failed {
+                        event = Event::StepFailed {
+                            idx: fo.idx,
+                            error,
+                            retryable: false,
+                            retry_after_ms: None,
+                        };
+                        continue;
+                    }
+                    // Suspended: the last child's finish queues the run again.
                     self.events.run_queued();
                     return Ok(());
                 }
@@ -257,10 +299,60 @@ fn write_for(before: &RunState, t: &Transition) -> RunWrite {
         steps,
         spawn: None,
         suspend: false,
+        fanout: None,
+        break_loop: s.break_loop && s.status.is_terminal(),
+    }
+}
+
+/// The store's form of a fan-out the engine decided.
+fn fanout_write(fo: &engine::FanOut, run: &RunRow, root_run_id: &str) -> FanOutWrite {
+    FanOutWrite {
+        step_id: fo.step_id.clone(),
+        trigger_type: if fo.kind == "loop" {
+            TriggerType::Loop
+        } else {
+            TriggerType::Parallel
+        },
+        workflow_id: run.workflow_id.clone(),
+        workflow_version: run.workflow_version,
+        connection_id: run.connection_id.clone(),
+        root_run_id: root_run_id.to_string(),
+        depth: fo.depth,
+        deadline_at: fo.deadline_at,
+        keys: fo.keys.clone(),
+        inputs: fo.inputs.clone(),
+        max_concurrency: fo.max_concurrency as i64,
+        stop_on_failure: fo.stop_on_failure,
+        scope: fo.scope.clone(),
     }
 }
 
 impl Worker {
+    /// For a run of a block's body: the body instead of the whole workflow, and the
+    /// scope its block saw (read once per block and kept: it never changes).
+    async fn body_of(
+        &self,
+        run: &RunRow,
+        wf: Arc<CompiledWorkflow>,
+        event: Event,
+    ) -> Result<(Arc<CompiledWorkflow>, Option<Arc<Value>>, Event), StoreError> {
+        let (Some(parent), Some(step)) = (&run.family.parent_run_id, &run.family.parent_step_id)
+        else {
+            return Ok((wf, None, event));
+        };
+        if !run.trigger_type.is_body() || event != Event::Claimed {
+            return Ok((wf, None, event));
+        }
+        let key = run.family.key.clone().unwrap_or_default();
+        let Some(body) = wf.body(step, &key) else {
+            return Err(StoreError::NotFound("block body"));
+        };
+        let scope = self.scopes.get(parent, step, || {
+            self.store.block_scope(parent.clone(), step.clone())
+        });
+        Ok((body, Some(scope.await?), event))
+    }
+
     /// The child run a `workflow` step asked for: its target is active, the
     /// version exists and the input fits the target's schema. `Err(Ok(_))`
     /// fails the step with that error; `Err(Err(_))` is the store's.

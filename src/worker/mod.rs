@@ -6,6 +6,7 @@
 
 mod execute;
 mod lease;
+mod scopes;
 mod steps;
 #[cfg(test)]
 mod tests;
@@ -43,6 +44,8 @@ pub struct Worker {
     claims: Claims,
     /// Value budget and poison-pill count for the runs this worker executes.
     pub(crate) limits: crate::limits::RunLimits,
+    /// What blocks' bodies see of their parent runs.
+    pub(crate) scopes: scopes::Scopes,
 }
 
 impl Worker {
@@ -68,6 +71,7 @@ impl Worker {
             lease,
             claims: Claims::default(),
             limits: crate::limits::RunLimits::default(),
+            scopes: Default::default(),
         }
     }
 

@@ -53,6 +53,10 @@ pub fn valid_step_id(id: &str) -> bool {
 
 pub(super) struct Checker {
     pub(super) issues: Vec<Issue>,
+    /// Steps inside a block's body, with the block they are private to.
+    pub(super) inner: Vec<(String, String)>,
+    /// The body being compiled (default: the top level).
+    pub(super) block: super::blocks::BlockCtx,
 }
 
 impl Checker {
@@ -95,6 +99,7 @@ impl Checker {
             run: &null,
             workflow: &null,
             now: "1970-01-01T00:00:00.000Z",
+            locals: &null,
         };
         if let Err(e) = t.render(&ctx)
             && e.kind == TemplateErrorKind::TooLarge
@@ -115,8 +120,13 @@ impl Checker {
             if earlier.contains(&id) {
                 continue;
             }
+            let private = self.inner.iter().find(|(inner, _)| *inner == id);
             let why = if later.contains(&id) {
                 format!("step '{id}' is referenced before it runs; only earlier steps can be used")
+            } else if let Some((_, block)) = private {
+                format!(
+                    "step '{id}' is inside the body of '{block}' and private to it; after the block use steps.{block}.output"
+                )
             } else {
                 format!("unknown step '{id}'{}", earlier_steps(earlier))
             };
@@ -144,7 +154,11 @@ fn join(base: &[Value], sub: &[PathSeg]) -> Vec<Value> {
 
 /// Validate and compile a definition. Every problem is listed, not only the first.
 pub fn compile(def: &Value) -> Result<CompiledWorkflow, Vec<Issue>> {
-    let mut ck = Checker { issues: vec![] };
+    let mut ck = Checker {
+        issues: vec![],
+        inner: vec![],
+        block: Default::default(),
+    };
     let Some(obj) = def.as_object() else {
         ck.add(vec![], "a workflow definition must be a JSON object");
         return Err(ck.issues);
@@ -231,31 +245,12 @@ pub fn compile(def: &Value) -> Result<CompiledWorkflow, Vec<Issue>> {
             &[]
         }
     };
+    super::blocks::check_tree(&mut ck, raw_steps);
     let all_ids: Vec<String> = raw_steps
         .iter()
         .filter_map(|s| s.get("id").and_then(Value::as_str).map(String::from))
         .collect();
-    let mut steps = Vec::with_capacity(raw_steps.len());
-    let mut guards: Vec<Vec<Guard>> = vec![vec![]; raw_steps.len()];
-    for (i, raw) in raw_steps.iter().enumerate() {
-        let earlier = &all_ids[..all_ids.len().min(i)];
-        let later = &all_ids[all_ids.len().min(i)..];
-        if raw.get("type").and_then(Value::as_str) == Some("condition")
-            && let Some(cfg) = raw.get("config").and_then(Value::as_object)
-        {
-            let id = raw.get("id").and_then(Value::as_str).unwrap_or_default();
-            for (target, branch) in super::control::check_targets(&mut ck, i, cfg, &all_ids) {
-                guards[target].push(Guard {
-                    condition: i,
-                    condition_id: id.to_string(),
-                    branch,
-                });
-            }
-        }
-        if let Some(step) = compile_step(&mut ck, i, raw, earlier, later) {
-            steps.push(step);
-        }
-    }
+    let mut steps = compile_block(&mut ck, raw_steps, &[]);
     let output = obj.get("output").map(|raw| {
         let c = ck.compile_value(&[json!("output")], raw);
         ck.check_refs(&[json!("output")], &c, &all_ids, &[]);
@@ -265,10 +260,7 @@ pub fn compile(def: &Value) -> Result<CompiledWorkflow, Vec<Issue>> {
     if !ck.issues.is_empty() {
         return Err(ck.issues);
     }
-    // Every step compiled, so indexes line up with `guards`.
-    for (step, g) in steps.iter_mut().zip(guards) {
-        step.guards = g;
-    }
+    super::blocks::finish_bodies(&mut steps, &id, &name, &variables);
     let warnings = super::control::definedness(&steps, output.as_ref());
     let mut definition = obj.clone();
     definition.remove("status");
@@ -287,6 +279,49 @@ pub fn compile(def: &Value) -> Result<CompiledWorkflow, Vec<Issue>> {
         concurrency,
         warnings,
     })
+}
+
+/// One block's list of steps (the top level or a body): each step sees `outer` (the
+/// steps before the block, in enclosing blocks) and the earlier steps of its own block;
+/// a condition's `then`/`else` guard later steps of the same block.
+pub(super) fn compile_block(
+    ck: &mut Checker,
+    raw_steps: &[Value],
+    outer: &[String],
+) -> Vec<CompiledStep> {
+    let all_ids: Vec<String> = raw_steps
+        .iter()
+        .filter_map(|s| s.get("id").and_then(Value::as_str).map(String::from))
+        .collect();
+    let mut steps = Vec::with_capacity(raw_steps.len());
+    let mut guards: Vec<Vec<Guard>> = vec![vec![]; raw_steps.len()];
+    for (i, raw) in raw_steps.iter().enumerate() {
+        let mut earlier = outer.to_vec();
+        earlier.extend_from_slice(&all_ids[..all_ids.len().min(i)]);
+        let later = &all_ids[all_ids.len().min(i)..];
+        if raw.get("type").and_then(Value::as_str) == Some("condition")
+            && let Some(cfg) = raw.get("config").and_then(Value::as_object)
+        {
+            let id = raw.get("id").and_then(Value::as_str).unwrap_or_default();
+            for (target, branch) in super::control::check_targets(ck, i, cfg, &all_ids) {
+                guards[target].push(Guard {
+                    condition: i,
+                    condition_id: id.to_string(),
+                    branch,
+                });
+            }
+        }
+        if let Some(step) = compile_step(ck, i, raw, &earlier, later) {
+            steps.push(step);
+        }
+    }
+    // Only when every step compiled do indexes line up with `guards`.
+    if steps.len() == raw_steps.len() {
+        for (step, g) in steps.iter_mut().zip(guards) {
+            step.guards = g;
+        }
+    }
+    steps
 }
 
 pub(super) fn positive_ms(ck: &mut Checker, v: Option<&Value>, at: Vec<Value>) -> Option<u64> {

@@ -237,7 +237,7 @@ fn a_stop_needs_a_status_and_a_failed_one_an_error() {
     ));
     assert!(has(
         &problems(stop(json!({"status": "completed", "breakLoop": true}))),
-        "steps[0].config.breakLoop: unknown field"
+        "steps[0].config.breakLoop: only a stop inside a loop's body can break the loop"
     ));
 }
 

@@ -75,6 +75,10 @@ pub enum StepKind {
     Stop,
     /// Runs another workflow as a child run (`config.workflowId`).
     Workflow,
+    /// Runs its body once per item of `config.collection`, one child run per item.
+    Loop(std::sync::Arc<super::blocks::LoopSpec>),
+    /// Runs each named branch as a child run, all at once.
+    Parallel(std::sync::Arc<super::blocks::ParallelSpec>),
 }
 
 impl StepKind {
@@ -87,6 +91,8 @@ impl StepKind {
             StepKind::Condition => "condition",
             StepKind::Stop => "stop",
             StepKind::Workflow => "workflow",
+            StepKind::Loop(_) => "loop",
+            StepKind::Parallel(_) => "parallel",
         }
     }
 }

@@ -82,8 +82,10 @@ pub fn config_fields(kind: &super::StepKind) -> Option<&'static [&'static str]> 
         ]),
         super::StepKind::Action(_) => None,
         super::StepKind::Condition => Some(&["conditions", "then", "else"]),
-        super::StepKind::Stop => Some(&["status", "output", "error"]),
+        super::StepKind::Stop => Some(&["status", "output", "error", "breakLoop"]),
         super::StepKind::Workflow => Some(&["workflowId", "input", "version", "wait"]),
+        super::StepKind::Loop(_) => Some(super::blocks::LOOP_FIELDS),
+        super::StepKind::Parallel(_) => Some(super::blocks::PARALLEL_FIELDS),
     }
 }
 

@@ -2,6 +2,9 @@
 //! problem with its path, and the input schema (defaults + violations).
 //! Depends only on `template`.
 
+pub mod blocks;
+#[cfg(test)]
+mod blocks_tests;
 mod calls;
 mod compile;
 pub mod control;

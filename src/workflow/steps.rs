@@ -20,6 +20,8 @@ const STEP_TYPES: &[&str] = &[
     "condition",
     "stop",
     "workflow",
+    "loop",
+    "parallel",
 ];
 
 fn at_config(i: usize, field: &str) -> Vec<Value> {
@@ -46,10 +48,9 @@ pub(super) fn compile_step(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    // Duplicates are found across the whole definition (`blocks::check_tree`).
     if !valid_step_id(&id) {
         ck.add(at("id"), "required: 1-64 characters of A-Z a-z 0-9 _ -");
-    } else if earlier.contains(&id) {
-        ck.add(at("id"), format!("duplicate step id '{id}'"));
     }
     let name = obj.get("name").and_then(Value::as_str).map(String::from);
     let step_type = obj.get("type").and_then(Value::as_str).unwrap_or_default();
@@ -118,7 +119,30 @@ pub(super) fn compile_step(
             if let Some(cfg) = config_raw.as_object() {
                 control::check_stop(ck, &at("config"), cfg);
             }
+            match config_raw.get("breakLoop") {
+                None => {}
+                Some(_) if !ck.block.in_loop => ck.add(
+                    at_config(i, "breakLoop"),
+                    "only a stop inside a loop's body can break the loop",
+                ),
+                Some(Value::Bool(_)) => {}
+                Some(_) => ck.add(at_config(i, "breakLoop"), "must be true or false"),
+            }
             StepKind::Stop
+        }
+        "loop" | "parallel" => {
+            let (kind, fields) = if step_type == "loop" {
+                let spec = super::blocks::compile_loop(ck, &at("config"), &config_raw, earlier);
+                (spec.map(StepKind::Loop), super::blocks::LOOP_FIELDS)
+            } else {
+                let spec = super::blocks::compile_parallel(ck, &at("config"), &config_raw, earlier);
+                (spec.map(StepKind::Parallel), super::blocks::PARALLEL_FIELDS)
+            };
+            // A block with problems stands in as a transform: its fields are checked here.
+            if let (None, Some(cfg)) = (&kind, config_raw.as_object()) {
+                fields::check(ck, &at("config"), cfg, fields);
+            }
+            kind.unwrap_or(StepKind::Transform)
         }
         "workflow" => {
             match config_raw.get("workflowId") {
@@ -169,8 +193,11 @@ pub(super) fn compile_step(
             Some("type" | "action")
         )
     });
+    // A block whose config has problems stands in as a transform: its fields are not a
+    // transform's (they were checked with the block).
+    let block_fallback = matches!(step_type, "loop" | "parallel") && kind == StepKind::Transform;
     if let (true, Some(allowed), Some(cfg)) = (
-        kind_known,
+        kind_known && !block_fallback,
         fields::config_fields(&kind),
         config_raw.as_object(),
     ) {
@@ -183,7 +210,9 @@ pub(super) fn compile_step(
             fields::check(ck, &p, body, fields::EMAIL_BODY);
         }
     }
-    let config = ck.compile_value(&at("config"), &config_raw);
+    // A block's body is compiled with the block (`blocks`), not rendered with its config.
+    let own = super::blocks::own_config(&kind, &config_raw);
+    let config = ck.compile_value(&at("config"), own.as_ref().unwrap_or(&config_raw));
     ck.check_refs(&at("config"), &config, earlier, later);
     let condition = match obj.get("if") {
         None => None,

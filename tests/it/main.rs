@@ -25,6 +25,7 @@ mod hardening_files;
 mod hardening_redirects;
 mod install;
 mod lifecycle;
+mod loops;
 mod multinode;
 mod newcomer;
 mod newcomer_cli;

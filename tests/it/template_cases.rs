@@ -79,6 +79,7 @@ impl Ctx {
             run: &self.run,
             workflow: &self.workflow,
             now: &self.now,
+            locals: &serde_json::Value::Null,
         }
     }
 }

@@ -15,6 +15,7 @@ fn with_ctx<T>(input: Value, f: impl FnOnce(&Context) -> T) -> T {
         run: &other,
         workflow: &other,
         now: "2024-01-15T10:00:00.000Z",
+        locals: &other,
     };
     f(&ctx)
 }

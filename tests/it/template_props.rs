@@ -34,6 +34,7 @@ impl Owned {
             run: &self.other,
             workflow: &self.other,
             now: "2024-01-15T10:00:00.000Z",
+            locals: &self.other,
         }
     }
 }

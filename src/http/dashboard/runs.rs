@@ -20,7 +20,7 @@ const PAGE_SIZE: usize = 50;
 /// Filters no index serves in order stop searching after this long (the page
 /// then says so and links on), so the list answers fast on any history.
 const SEARCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(25);
-const TRIGGER_TYPES: [&str; 6] = TriggerType::ALL;
+const TRIGGER_TYPES: [&str; 8] = TriggerType::ALL;
 /// How often a live region asks for fresh content (SPEC: within 2 s).
 const LIVE_MS: u32 = 1000;
 
@@ -221,6 +221,7 @@ pub async fn show(
     State(state): State<AppState>,
     session: Session,
     PathId(id): PathId,
+    RawQuery(q): RawQuery,
 ) -> Result<Page, PageError> {
     session
         .principal
@@ -234,6 +235,10 @@ pub async fn show(
     let finished = run.is_finished();
     let (created, started, completed) = (run.created_at, run.started_at, run.completed_at);
     let view = run_view(run, wf.as_deref(), true);
+    let items_before = query_map(q.as_deref())?
+        .get("itemsBefore")
+        .and_then(|v| v.parse().ok());
+    let items = super::blocks::item_page(&state.store, &view.id, &view.steps, items_before).await;
     let now = crate::time::now_ms();
     let can_cancel = !finished && session.can(Scope::RunsWrite);
     let can_replay = session.can(Scope::WorkflowsExecute);
@@ -251,6 +256,7 @@ pub async fn show(
                     }
                 }
             }
+            (super::blocks::parent_line(&view.trigger_type, view.parent_run_id.as_deref(), view.parent_step_id.as_deref()))
             dl.facts {
                 dt { "Workflow" }
                 dd { a href={ "/ui/workflows/" (view.workflow_id) } { (view.workflow_id) } " v" (view.workflow_version) }
@@ -308,6 +314,7 @@ pub async fn show(
                             @if let Some(why) = s.skip_text() {
                                 p.step-skip { "Skipped: " (why) }
                             }
+                            (super::blocks::block_section(&view.id, s, &items))
                             @for w in &s.warnings { p.warning { "Warning: " (w) } }
                             @if !s.output.is_null() {
                                 h4 { "Output" }

@@ -134,6 +134,8 @@ fn schemas() -> Value {
                 "parentRunId": {"type": ["string", "null"],
                     "description": "The run whose `workflow` step started this one"},
                 "parentStepId": {"type": "string"},
+                "key": {"type": "string",
+                    "description": "Under its parent's step: a loop item's index or a parallel branch's name"},
                 "rootRunId": {"type": "string", "description": "The top of the run's tree (itself without a parent)"},
                 "depth": {"type": "integer", "minimum": 0, "maximum": 25},
                 "redriveCount": {"type": "integer", "minimum": 0},

@@ -80,6 +80,8 @@ fn completed() -> RunWrite {
     RunWrite {
         spawn: None,
         suspend: false,
+        fanout: None,
+        break_loop: false,
         status: RunStatus::Completed,
         started_at: Some(1),
         completed_at: Some(2),
@@ -214,6 +216,8 @@ fn running() -> RunWrite {
     RunWrite {
         spawn: None,
         suspend: false,
+        fanout: None,
+        break_loop: false,
         status: RunStatus::Running,
         started_at: Some(1),
         completed_at: None,

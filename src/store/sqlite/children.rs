@@ -71,13 +71,17 @@ pub(super) fn on_finished(c: &Connection, seq: i64) -> Result<()> {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
         })
         .optional()?;
-    let Some((id, status, output, error, Some(parent), Some(step), 1)) = row else {
+    let Some((id, status, output, error, Some(parent), Some(step), waits @ 1..=2)) = row else {
         return Ok(());
     };
     let status = RunStatus::parse(&status)
         .ok_or_else(|| StoreError::Decode(format!("unknown run status '{status}'")))?;
     if !status.is_terminal() {
         return Ok(());
+    }
+    if waits == 2 {
+        // A loop item or a parallel branch: its block counts it.
+        return super::fanout::child_finished(c, &parent, &step, status.as_str());
     }
     let child = child_record(
         &id,
@@ -179,6 +183,10 @@ pub(super) fn redrive(c: &Connection, seq: i64) -> Result<bool> {
     }
     c.prepare_cached("DELETE FROM steps WHERE run_seq = ?1 AND status <> 'completed'")?
         .execute([seq])?;
+    let id: String = c
+        .prepare_cached("SELECT id FROM runs WHERE seq = ?1")?
+        .query_row([seq], |r| r.get(0))?;
+    super::fanout::reset(c, &id)?;
     let kids: Vec<i64> = c
         .prepare_cached(&format!(
             "SELECT k.seq FROM runs k JOIN runs p ON k.parent_run_id = p.id WHERE p.seq = ?1 \

@@ -114,10 +114,15 @@ impl Dashboard for SqliteStore {
                 );
                 args.push(Box::new(q));
             }
+            // Loop items' and parallel branches' runs show under their parent, not in
+            // the list (unless asked for by trigger type or id). The clause takes one
+            // parameter like the others: an empty name no run has.
+            let hide_items = (f.trigger_type.is_none() && !point_lookup).then(String::new);
             for (clause, value) in [
                 ("status = ?", f.status),
                 ("workflow_id = ?", f.workflow_id),
                 (TRIGGER_TYPE_CLAUSE, f.trigger_type),
+                ("trigger_type NOT IN ('loop', 'parallel', ?)", hide_items),
             ] {
                 if let Some(v) = value {
                     clauses.push(clause);

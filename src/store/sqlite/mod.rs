@@ -9,6 +9,7 @@ mod connections;
 mod dashboard;
 mod errors;
 pub(crate) mod export;
+mod fanout;
 mod keys;
 mod lock;
 mod migrations;

@@ -56,6 +56,22 @@ fn pick(c: &Connection, now: i64, limit: usize) -> Result<Vec<RawRun>> {
 
 #[async_trait]
 impl RunQueue for SqliteStore {
+    fn fan_out(&self) -> bool {
+        true
+    }
+
+    async fn block_scope(
+        &self,
+        parent_run_id: String,
+        step_id: String,
+    ) -> Result<serde_json::Value> {
+        self.read(move |c| {
+            super::fanout::scope(c, &parent_run_id, &step_id)?
+                .ok_or(crate::store::StoreError::NotFound("block"))
+        })
+        .await
+    }
+
     async fn claim(&self, owner: &str, limit: usize, lease_ms: i64) -> Result<Vec<Claim>> {
         let owner = owner.to_string();
         let now = crate::time::now_ms();
@@ -187,7 +203,13 @@ impl RunQueue for SqliteStore {
             if let Some(sp) = &w.spawn {
                 super::children::spawn(c, claim.seq, sp, now)?;
             }
+            if let Some(f) = &w.fanout {
+                super::fanout::start(c, claim.seq, f, now)?;
+            }
             if terminal {
+                if w.break_loop {
+                    super::fanout::mark_break(c, claim.seq)?;
+                }
                 super::children::on_finished(c, claim.seq)?;
             }
             Ok(CommitOutcome::Saved)

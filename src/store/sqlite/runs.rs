@@ -206,10 +206,17 @@ impl Runs for SqliteStore {
     async fn list_runs(&self, f: RunFilter) -> Result<Vec<RunRow>> {
         let status = f.status.map(RunStatus::as_str);
         self.read(move |c| {
+            // A parent's children (10 000 items of a loop) are found by their index,
+            // not by scanning every run for them.
+            let parent = if f.parent_run_id.is_some() {
+                "parent_run_id = ?6"
+            } else {
+                "?6 IS NULL"
+            };
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR workflow_id = ?1) AND (?2 IS NULL OR status = ?2) \
+                "SELECT {RUN_COLUMNS} FROM runs WHERE {parent} AND (?1 IS NULL OR workflow_id = ?1) AND (?2 IS NULL OR status = ?2) \
                  AND (?3 IS NULL OR seq < ?3) AND (?5 IS NULL OR trigger_type = ?5) \
-                 AND (?6 IS NULL OR parent_run_id = ?6) AND (?6 IS NOT NULL OR ?7 OR {}) \
+                 AND (?6 IS NOT NULL OR ?7 OR {}) \
                  ORDER BY seq DESC LIMIT ?4",
                 listed_by_default_sql()
             ))?;
@@ -278,10 +285,12 @@ impl Runs for SqliteStore {
                  (SELECT workflow_id, scheduled_at FROM schedule_fires WHERE fired_at < ?1 LIMIT ?2)",
                 params![cutoff, batch as i64],
             )?;
-            Ok(c.execute(
+            let gone = c.execute(
                 "DELETE FROM runs WHERE seq IN (SELECT seq FROM runs WHERE completed_at IS NOT NULL AND completed_at < ?1 LIMIT ?2)",
                 params![cutoff, batch as i64],
-            )?)
+            )?;
+            super::fanout::purge(c, batch)?;
+            Ok(gone)
         })
         .await
     }

@@ -51,6 +51,8 @@ fn progress(status: RunStatus) -> RunWrite {
     RunWrite {
         spawn: None,
         suspend: false,
+        fanout: None,
+        break_loop: false,
         status,
         started_at: Some(1),
         completed_at: status.is_terminal().then_some(2),
