@@ -110,7 +110,7 @@ pub fn run_case(wf: &CompiledWorkflow, case: &Case, library: &Library) -> CaseRu
     };
     let unknown: Vec<&str> = mocks
         .ids()
-        .filter(|id| wf.step_index(id).is_none() && !in_library(library, id))
+        .filter(|id| !super::runner::has_step(wf, id) && !in_library(library, id))
         .collect();
     if let Some(id) = unknown.first() {
         return failed(format!(

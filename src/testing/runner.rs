@@ -20,6 +20,7 @@ use crate::workflow::{CompiledWorkflow, StepKind};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// 2026-01-01T00:00:00.000Z: test runs start here, so `now`, waits and
 /// timestamps are the same on every machine.
@@ -44,11 +45,34 @@ impl<'a> Library<'a> {
 
     /// Whether a step of some loaded workflow has this id (its mock is not a typo).
     pub fn has_step(&self, id: &str) -> bool {
-        self.workflows.values().any(|w| w.step_index(id).is_some())
+        self.workflows.values().any(|w| has_step(w, id))
     }
 
     fn get(&self, id: &str) -> Option<&'a CompiledWorkflow> {
         self.workflows.get(id).copied()
+    }
+}
+
+/// Whether `wf` has a step with this id, block bodies included.
+pub fn has_step(wf: &CompiledWorkflow, id: &str) -> bool {
+    wf.steps.iter().any(|s| {
+        s.id == id
+            || match &s.kind {
+                StepKind::Loop(spec) => has_step(&spec.body, id),
+                StepKind::Parallel(spec) => spec.branches.iter().any(|(_, b)| has_step(b, id)),
+                _ => false,
+            }
+    })
+}
+
+/// The mock of a step; in a loop item's run, a list mock gives the item its element.
+fn mock_for(mocks: &Mocks, id: &str, item: Option<usize>) -> Option<Mock> {
+    match (mocks.get(id)?, item) {
+        (Mock::Output(Value::Array(list)), Some(k)) => {
+            let one = list.get(k)?;
+            Some(Mock::from_value(one).unwrap_or_else(|_| Mock::Output(one.clone())))
+        }
+        (m, _) => Some(m.clone()),
     }
 }
 
@@ -68,6 +92,18 @@ impl Default for Start {
             at_ms: TEST_EPOCH_MS,
         }
     }
+}
+
+/// Where a run sits in its tree: a child run (a sub-workflow, a loop item, a
+/// parallel branch) is one deeper than its parent and never outlives it.
+#[derive(Debug, Clone, Default)]
+struct Frame {
+    depth: i64,
+    deadline_at: Option<i64>,
+    /// A block body's run: what its block saw (`{input, steps, vars}`).
+    outer: Option<Arc<Value>>,
+    /// A loop item's index: a list mock of a body step gives this item its element.
+    item: Option<usize>,
 }
 
 /// An effectful step the run reached without a mock: it was not performed.
@@ -119,6 +155,9 @@ pub struct StepOutcome {
     /// A `workflow` step run in memory: its child run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub child: Option<Box<Outcome>>,
+    /// A `loop` or `parallel` step: the run of each item or branch, in key order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<Outcome>,
 }
 
 /// How a run ended.
@@ -137,6 +176,9 @@ pub struct Outcome {
     pub missing_mock: Option<MissingMock>,
     /// Milliseconds the run would have taken (waits and retry delays).
     pub duration_ms: i64,
+    /// A loop item's run ended with a `stop` that has `breakLoop`.
+    #[serde(skip)]
+    pub break_loop: bool,
 }
 
 impl Outcome {
@@ -147,9 +189,12 @@ impl Outcome {
     /// The first missing mock, here or in a child run.
     pub fn first_missing(&self) -> Option<&MissingMock> {
         self.missing_mock.as_ref().or_else(|| {
-            self.steps
-                .iter()
-                .find_map(|s| s.child.as_ref().and_then(|c| c.first_missing()))
+            self.steps.iter().find_map(|s| {
+                s.child
+                    .as_ref()
+                    .and_then(|c| c.first_missing())
+                    .or_else(|| s.children.iter().find_map(|c| c.first_missing()))
+            })
         })
     }
 }
@@ -163,17 +208,16 @@ pub fn run(
     library: &Library,
     start: &Start,
 ) -> Outcome {
-    run_at_depth(wf, input, mocks, library, start, 0, None)
+    run_in(wf, input, mocks, library, start, Frame::default())
 }
 
-fn run_at_depth(
+fn run_in(
     wf: &CompiledWorkflow,
     input: Value,
     mocks: &Mocks,
     library: &Library,
     start: &Start,
-    depth: i64,
-    deadline_at: Option<i64>,
+    frame: Frame,
 ) -> Outcome {
     let input = match &wf.input_schema {
         Some(schema) => match schema.apply(input.clone()) {
@@ -192,6 +236,7 @@ fn run_at_depth(
                     steps: vec![],
                     missing_mock: None,
                     duration_ms: 0,
+                    break_loop: false,
                 };
             }
         },
@@ -207,8 +252,9 @@ fn run_at_depth(
         false,
         vec![],
     );
-    state.depth = depth;
-    state.deadline_at = deadline_at;
+    state.depth = frame.depth;
+    state.deadline_at = frame.deadline_at;
+    state.outer = frame.outer.clone();
     let mut extra: Vec<Extra> = vec![Extra::default(); wf.steps.len()];
     let mut now = start.at_ms;
     let mut event = Event::Claimed;
@@ -231,19 +277,16 @@ fn run_at_depth(
             Effect::Execute { idx, config, .. } => {
                 let step = &wf.steps[idx];
                 extra[idx].config = Some(config);
-                match mocks.get(&step.id) {
-                    Some(Mock::Output(output)) => Event::StepSucceeded {
-                        idx,
-                        output: output.clone(),
-                    },
+                match mock_for(mocks, &step.id, frame.item) {
+                    Some(Mock::Output(output)) => Event::StepSucceeded { idx, output },
                     Some(Mock::Error {
                         code,
                         message,
                         retryable,
                     }) => Event::StepFailed {
                         idx,
-                        error: engine::RunError::step(code, message.clone()),
-                        retryable: *retryable,
+                        error: engine::RunError::step(&code, message),
+                        retryable,
                         retry_after_ms: None,
                     },
                     None => {
@@ -260,12 +303,67 @@ fn run_at_depth(
                     }
                 }
             }
+            Effect::FanOut(fo) => {
+                // Each item or branch runs its body in memory, in key order, through
+                // the same engine; the join goes on the step as the store records it.
+                let outer = Arc::new(fo.scope.clone());
+                let mut join = vec![];
+                let mut children = vec![];
+                let mut stopped = false;
+                for (k, key) in fo.keys.iter().enumerate() {
+                    let body = match wf.body(&fo.step_id, key) {
+                        Some(b) if !stopped => b,
+                        _ => {
+                            join.push(json!({"key": key, "status": null}));
+                            continue;
+                        }
+                    };
+                    let child_start = Start {
+                        run_id: engine::child_run_id(&state.run_id, &fo.step_id, key),
+                        workflow_version: start.workflow_version,
+                        at_ms: now,
+                    };
+                    let child_frame = Frame {
+                        depth: fo.depth,
+                        deadline_at: fo.deadline_at,
+                        outer: Some(outer.clone()),
+                        item: (fo.kind == "loop").then_some(k),
+                    };
+                    let input = fo.inputs.get(k).cloned().unwrap_or_else(|| json!({}));
+                    let outcome = run_in(&body, input, mocks, library, &child_start, child_frame);
+                    now += outcome.duration_ms;
+                    if let Some(m) = outcome.first_missing() {
+                        missing = Some(m.clone());
+                    }
+                    join.push(
+                        json!({"key": key, "runId": child_start.run_id, "status": outcome.status,
+                                     "output": outcome.output, "error": outcome.error}),
+                    );
+                    stopped =
+                        outcome.break_loop || (fo.stop_on_failure && outcome.status != "completed");
+                    children.push(outcome);
+                    if missing.is_some() {
+                        break;
+                    }
+                }
+                extra[fo.idx].children = children;
+                if missing.is_some() {
+                    break;
+                }
+                if let Some(rec) = state.steps.get_mut(fo.idx)
+                    && let Value::Object(o) = &mut rec.output
+                {
+                    o.insert("join".into(), Value::Array(join));
+                }
+                Event::Claimed
+            }
             Effect::Spawn(sp) => {
                 let step_id = sp.step_id.clone();
                 extra[sp.idx].config =
                     Some(json!({"workflowId": sp.workflow_id, "input": sp.input, "wait": sp.wait}));
                 // The child's result as the store records it on the waiting step.
-                let (child, output) = match (mocks.get(&step_id), library.get(&sp.workflow_id)) {
+                let mock = mock_for(mocks, &step_id, frame.item);
+                let (child, output) = match (&mock, library.get(&sp.workflow_id)) {
                     (Some(Mock::Output(out)), _) => (
                         json!({"runId": sp.child_run_id, "status": "completed", "output": out, "error": null}),
                         out.clone(),
@@ -281,14 +379,18 @@ fn run_at_depth(
                             workflow_version: 1,
                             at_ms: now,
                         };
-                        let outcome = run_at_depth(
+                        let child_frame = Frame {
+                            depth: sp.depth,
+                            deadline_at: sp.deadline_at,
+                            ..Frame::default()
+                        };
+                        let outcome = run_in(
                             target,
                             sp.input.clone(),
                             mocks,
                             library,
                             &child_start,
-                            sp.depth,
-                            sp.deadline_at,
+                            child_frame,
                         );
                         let stuck = outcome.first_missing().cloned();
                         let child = json!({"runId": sp.child_run_id, "status": outcome.status,
@@ -319,7 +421,7 @@ fn run_at_depth(
                     }
                     Event::Claimed
                 } else {
-                    let output = match mocks.get(&step_id) {
+                    let output = match mock {
                         Some(_) => output,
                         None => json!({"runId": sp.child_run_id}),
                     };
@@ -352,6 +454,7 @@ fn run_at_depth(
         steps,
         missing_mock: missing,
         duration_ms: now - start.at_ms,
+        break_loop: state.break_loop,
     }
 }
 
@@ -361,6 +464,7 @@ struct Extra {
     config: Option<Value>,
     retry_delays_ms: Vec<i64>,
     child: Option<Box<Outcome>>,
+    children: Vec<Outcome>,
 }
 
 fn step_outcome(step_type: &str, rec: &StepRecord, x: Extra) -> StepOutcome {
@@ -376,5 +480,6 @@ fn step_outcome(step_type: &str, rec: &StepRecord, x: Extra) -> StepOutcome {
         config: x.config,
         retry_delays_ms: x.retry_delays_ms,
         child: x.child,
+        children: x.children,
     }
 }

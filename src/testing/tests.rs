@@ -193,3 +193,60 @@ fn update_writes_what_happened_keeping_the_checked_fields() {
         Verdict::Passed
     );
 }
+
+#[test]
+fn a_loop_runs_each_item_through_the_engine_with_a_mock_per_item() {
+    let w = wf(json!({"id": "wf_loop", "name": "Loop", "steps": [
+        {"id": "each", "type": "loop", "config": {
+            "collection": "{{ input.ids }}", "itemVariable": "inv", "onItemError": "continue",
+            "steps": [
+                {"id": "skip-zero", "type": "stop", "if": "{{ inv == 'z' }}", "config": {"status": "completed", "output": "zero"}},
+                {"id": "post", "type": "action", "action": "http.request",
+                 "config": {"method": "POST", "url": "http://127.0.0.1:9/{{ inv }}/{{ index }}"}}
+            ],
+            "output": "{{ steps.post.output.body.n | default: inv }}"}},
+        {"id": "sum", "type": "transform", "config": {"mapping": {"ok": "{{ steps.each.output.succeeded }}", "items": "{{ steps.each.output.items }}"}}}
+    ]}));
+    let m = mocks(json!({"post": [
+        {"status": 200, "headers": {}, "body": {"n": 1}},
+        {"status": 200, "headers": {}, "body": {"n": 2}},
+        {"error": {"code": "HTTP_404", "message": "gone"}}
+    ]}));
+    let o = run(
+        &w,
+        json!({"ids": ["a", "b", "c", "z"]}),
+        &m,
+        &Library::default(),
+        &Start::default(),
+    );
+    assert_eq!(o.status, "completed", "{o:#?}");
+    assert_eq!(o.output, json!({"ok": 3, "items": [1, 2, null, "zero"]}));
+    let each = o.step("each").unwrap();
+    assert_eq!(each.children.len(), 4);
+    assert_eq!(
+        each.children[1]
+            .step("post")
+            .unwrap()
+            .config
+            .as_ref()
+            .unwrap()["url"],
+        "http://127.0.0.1:9/b/1"
+    );
+    // A fourth item that reaches the step needs a fourth element: fail-closed.
+    let o = run(
+        &w,
+        json!({"ids": ["a", "b", "c", "d"]}),
+        &m,
+        &Library::default(),
+        &Start::default(),
+    );
+    assert_eq!(o.first_missing().unwrap().step_id, "post");
+    // A mock for a step inside a body is not a typo.
+    let case: Case =
+        serde_json::from_value(json!({"name": "x", "input": {"ids": []}, "mocks": {"post": []}}))
+            .unwrap();
+    assert_eq!(
+        run_case(&w, &case, &Library::default()).verdict,
+        Verdict::Passed
+    );
+}

@@ -338,3 +338,55 @@ async fn simulate_reports_the_runs_whose_branch_changes_after_a_threshold_is_rai
     let out = s.cli(&["simulate", &file, "--run", "run_doesnotexist"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_loop_really_runs_under_test_with_a_mock_per_item() {
+    let target = Target::start().await;
+    let mut post = target.step("notify", "");
+    post["config"]["body"] = json!({"to": "{{ who }}", "n": "{{ index }}"});
+    let def = json!({
+        "id": "wf_fanout", "name": "Fanout",
+        "steps": [
+            {"id": "each", "type": "loop", "config": {
+                "collection": "{{ input.people }}", "itemVariable": "who",
+                "steps": [post], "output": "{{ steps.notify.output.body.ok }}"}}
+        ],
+        "output": {"sent": "{{ steps.each.output.succeeded }}", "items": "{{ steps.each.output.items }}"}
+    });
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "fanout.json", &def);
+    let tests = write(
+        dir.path(),
+        "fanout.test.json",
+        &json!({"cases": [
+            {"name": "two people, two posts",
+             "input": {"people": ["ana", "bo"]},
+             "mocks": {"notify": [{"status": 200, "headers": {}, "body": {"ok": "a"}},
+                                  {"status": 200, "headers": {}, "body": {"ok": "b"}}]},
+             "expect": {"output": {"sent": 2, "items": ["a", "b"]}}},
+            {"name": "a third person has no mock",
+             "input": {"people": ["ana", "bo", "cy"]},
+             "mocks": {"notify": [{"status": 200, "headers": {}, "body": {"ok": "a"}},
+                                  {"status": 200, "headers": {}, "body": {"ok": "b"}}]}}
+        ]}),
+    );
+    let home = tempfile::tempdir().unwrap();
+    let out = flowctl(home.path(), &["test", "--json", &tests]);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{report:#}");
+    assert_eq!(report["cases"][0]["verdict"], "passed", "{report:#}");
+    let items = &report["cases"][0]["actual"]["steps"][0]["children"];
+    assert_eq!(
+        items[1]["steps"][0]["config"]["body"],
+        json!({"to": "bo", "n": 1})
+    );
+    assert_eq!(report["cases"][1]["verdict"], "error");
+    assert!(
+        report["cases"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("step 'notify' (action http.request) has no mock"),
+        "{report:#}"
+    );
+    assert_eq!(target.count("notify"), 0);
+}
