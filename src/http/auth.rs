@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const SCOPES: [&str; 8] = [
+pub const SCOPES: [&str; 9] = [
     "workflows:read",
     "workflows:write",
     "workflows:execute",
@@ -20,6 +20,7 @@ pub const SCOPES: [&str; 8] = [
     "runs:write",
     "connections:read",
     "connections:write",
+    "webhooks:write",
     "admin",
 ];
 

@@ -10,6 +10,7 @@ mod contract;
 pub mod copy;
 pub mod decisions;
 pub mod maintenance;
+mod outbox;
 pub mod ports;
 mod postgres;
 mod records;
@@ -23,6 +24,7 @@ pub use ports::{
     HeartbeatReport, RateState, Registry, RunQueue, RunWrite, Runs, Schedules,
 };
 pub use records::*;
+pub use outbox::*;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -186,6 +188,7 @@ impl Store {
     pub async fn open_for_serving(path: &Path) -> Result<(Store, usize)> {
         let store = sqlite::SqliteStore::open_exclusive(path)?;
         let recovered = store.requeue_all_claimed().await?;
+        store.release_all_deliveries().await?;
         Ok((Store::from_backend(Arc::new(store)), recovered))
     }
 }

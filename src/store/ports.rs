@@ -292,6 +292,7 @@ pub trait Backend:
     + Schedules
     + Dashboard
     + Redrives
+    + super::outbox::Outbox
 {
 }
 impl<
@@ -304,7 +305,8 @@ impl<
         + Cluster
         + Schedules
         + Dashboard
-        + Redrives,
+        + Redrives
+        + super::outbox::Outbox,
 > Backend for T
 {
 }

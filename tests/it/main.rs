@@ -27,6 +27,7 @@ mod lifecycle;
 mod multinode;
 mod newcomer;
 mod newcomer_cli;
+mod notifications;
 mod openapi;
 mod packaging;
 mod replay;

@@ -12,6 +12,7 @@ pub(crate) mod export;
 mod keys;
 mod lock;
 mod migrations;
+mod outbox;
 mod queue;
 mod runs;
 mod schedules;

@@ -118,6 +118,8 @@ impl RunQueue for SqliteStore {
         let cancelling = w.status == RunStatus::Cancelled;
         let now = crate::time::now_ms();
         self.write(move |c| {
+            // The events this write causes, under its fence, in its transaction.
+            super::outbox::on_commit(c, claim, &w, now)?;
             // One mapping from the engine's state to the queue columns.
             let (ready, not_before_park, keep_lease) = match (terminal, w.park_until) {
                 (true, _) => (0, None, false),
