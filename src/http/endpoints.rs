@@ -88,7 +88,9 @@ fn string_list(obj: &Map<String, Value>, name: &str) -> Result<Option<Vec<String
 /// The endpoint as the body asks for it, checked.
 fn parse(body: Value, own: &[String]) -> Result<(String, Option<String>, Filter), ApiError> {
     let Value::Object(obj) = body else {
-        return Err(ApiError::InvalidRequest("body must be a JSON object".into()));
+        return Err(ApiError::InvalidRequest(
+            "body must be a JSON object".into(),
+        ));
     };
     let known = ["url", "events", "workflowIds", "description"];
     if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
@@ -108,10 +110,14 @@ fn parse(body: Value, own: &[String]) -> Result<(String, Option<String>, Filter)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
         .ok_or_else(|| {
-            ApiError::InvalidRequest(format!("url must be an absolute http or https URL, got '{url}'"))
+            ApiError::InvalidRequest(format!(
+                "url must be an absolute http or https URL, got '{url}'"
+            ))
         })?;
     if url.len() > 2048 {
-        return Err(ApiError::InvalidRequest("url is longer than 2048 characters".into()));
+        return Err(ApiError::InvalidRequest(
+            "url is longer than 2048 characters".into(),
+        ));
     }
     if crate::notify::loops_back(&parsed, own) {
         return Err(ApiError::InvalidRequest(format!(

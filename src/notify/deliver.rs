@@ -97,7 +97,8 @@ impl Deliverer {
             if idle {
                 let wait = match self.store.next_delivery_due().await {
                     Ok(Some(at)) => {
-                        let ms = (at - crate::time::now_ms()).clamp(0, IDLE_POLL.as_millis() as i64);
+                        let ms =
+                            (at - crate::time::now_ms()).clamp(0, IDLE_POLL.as_millis() as i64);
                         Duration::from_millis(ms as u64)
                     }
                     _ => IDLE_POLL,
@@ -183,8 +184,12 @@ impl Deliverer {
         // A storage failure: the lease runs out and the event is attempted again.
         match self.store.record_attempt(write).await {
             Ok(true) => {}
-            Ok(false) => tracing::info!(delivery = %d.id, "a delivery's lease was lost before its attempt was recorded"),
-            Err(e) => tracing::warn!(delivery = %d.id, error = %e, "cannot record a delivery attempt"),
+            Ok(false) => {
+                tracing::info!(delivery = %d.id, "a delivery's lease was lost before its attempt was recorded")
+            }
+            Err(e) => {
+                tracing::warn!(delivery = %d.id, error = %e, "cannot record a delivery attempt")
+            }
         }
     }
 

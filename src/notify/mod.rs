@@ -192,7 +192,10 @@ pub fn after_attempt(
     if ok {
         return (Next::Delivered, EndpointNext::Healthy);
     }
-    let next = match policy.retry_delays_ms.get(attempt.saturating_sub(1) as usize) {
+    let next = match policy
+        .retry_delays_ms
+        .get(attempt.saturating_sub(1) as usize)
+    {
         Some(delay) => Next::RetryAt(now + delay),
         None => Next::Failed,
     };
@@ -234,6 +237,35 @@ pub fn snapshot(
     })
 }
 
+/// What each event of one write freezes: the write's state, except that
+/// `run.started` shows the run as it started (running, no result yet) even
+/// when the same write also finished it.
+pub fn event_snapshots(
+    events: &[EventType],
+    status: RunStatus,
+    started_at: Option<i64>,
+    completed_at: Option<i64>,
+    output: &Value,
+    error: &Value,
+) -> Vec<(EventType, Value)> {
+    events
+        .iter()
+        .map(|e| {
+            let data = match e {
+                EventType::RunStarted => snapshot(
+                    RunStatus::Running,
+                    started_at,
+                    None,
+                    &Value::Null,
+                    &Value::Null,
+                ),
+                _ => snapshot(status, started_at, completed_at, output, error),
+            };
+            (*e, data)
+        })
+        .collect()
+}
+
 /// The view of a run as of an event: the run's view without steps, with
 /// the event's frozen status, output, error and times laid over it.
 pub fn run_data(mut view: Value, snap: &Value) -> Value {
@@ -243,8 +275,14 @@ pub fn run_data(mut view: Value, snap: &Value) -> Value {
         if let Some(s) = snap.get("status") {
             m.insert("status".into(), s.clone());
         }
-        m.insert("output".into(), snap.get("output").cloned().unwrap_or(Value::Null));
-        m.insert("error".into(), snap.get("error").cloned().unwrap_or(Value::Null));
+        m.insert(
+            "output".into(),
+            snap.get("output").cloned().unwrap_or(Value::Null),
+        );
+        m.insert(
+            "error".into(),
+            snap.get("error").cloned().unwrap_or(Value::Null),
+        );
         let (start, end) = (ms("startedAt"), ms("completedAt"));
         m.insert("startedAt".into(), json!(start.map(crate::time::rfc3339)));
         m.insert("completedAt".into(), json!(end.map(crate::time::rfc3339)));
@@ -266,21 +304,30 @@ pub fn loops_back(url: &url::Url, own: &[String]) -> bool {
         return false;
     };
     let port = url.port_or_known_default().unwrap_or(0);
-    let authority = format!("{}:{port}", host.trim_start_matches('[').trim_end_matches(']'));
+    let authority = format!(
+        "{}:{port}",
+        host.trim_start_matches('[').trim_end_matches(']')
+    );
     let path = url.path();
     let hooks = path == "/webhooks" || path.starts_with("/webhooks/");
     hooks
         && own.iter().any(|o| {
             let o = o.to_ascii_lowercase();
-            o == authority.to_ascii_lowercase() || (is_local(&o) && is_local(&authority) && same_port(&o, port))
+            o == authority.to_ascii_lowercase()
+                || (is_local(&o) && is_local(&authority) && same_port(&o, port))
         })
 }
 
 fn is_local(authority: &str) -> bool {
-    let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority);
+    let host = authority
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(authority);
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
 }
 
 fn same_port(authority: &str, port: u16) -> bool {
@@ -343,7 +390,11 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
         "m" => 60_000,
         "h" => 3_600_000,
         "d" => 86_400_000,
-        _ => return Err(format!("unknown unit '{unit}' in '{s}': use ms, s, m, h or d")),
+        _ => {
+            return Err(format!(
+                "unknown unit '{unit}' in '{s}': use ms, s, m, h or d"
+            ));
+        }
     };
     n.checked_mul(factor)
         .filter(|ms| *ms > 0)

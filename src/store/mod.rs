@@ -19,12 +19,12 @@ mod sqlite;
 pub(crate) use postgres::inspect::check as check_postgres;
 pub use postgres::redact as redact_url;
 
+pub use outbox::*;
 pub use ports::{
     ApiKeys, Backend, Claim, ClaimRef, Cluster, CommitOutcome, Connections, Dashboard, Health,
     HeartbeatReport, RateState, Registry, RunQueue, RunWrite, Runs, Schedules,
 };
 pub use records::*;
-pub use outbox::*;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -93,7 +93,11 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
         let mut m = r.mode.lock().unwrap();
         let now = *m;
         if let Mode::FailTimes(n) = now {
-            *m = if n <= 1 { Mode::Ok } else { Mode::FailTimes(n - 1) };
+            *m = if n <= 1 {
+                Mode::Ok
+            } else {
+                Mode::FailTimes(n - 1)
+            };
         }
         now
     };
@@ -172,14 +176,26 @@ standardwebhooks.Webhook(secret).verify(body, {"webhook-id": msg_id, "webhook-ti
 print("verified")
 "#;
     let mut child = Command::new("python3")
-        .args(["-c", script, secret, &h("webhook-id"), &h("webhook-timestamp"), &h("webhook-signature")])
+        .args([
+            "-c",
+            script,
+            secret,
+            &h("webhook-id"),
+            &h("webhook-timestamp"),
+            &h("webhook-signature"),
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(r.body.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(r.body.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim() == "verified"
 }
@@ -193,7 +209,12 @@ async fn run_events_arrive_signed_in_order_with_the_run_view() {
     let secret = ep["secret"].as_str().unwrap().to_string();
     assert!(secret.starts_with("whsec_"), "{ep}");
     // Shown once: never again.
-    let (_, shown) = s.get(&format!("/api/v1/webhook-endpoints/{}", ep["id"].as_str().unwrap())).await;
+    let (_, shown) = s
+        .get(&format!(
+            "/api/v1/webhook-endpoints/{}",
+            ep["id"].as_str().unwrap()
+        ))
+        .await;
     assert!(shown["data"].get("secret").is_none() && !shown.to_string().contains(&secret));
     let failing_only = create_endpoint(
         &s,
@@ -211,11 +232,17 @@ async fn run_events_arrive_signed_in_order_with_the_run_view() {
     // ok: started + completed; bad: started + failed to the first endpoint, failed to the second.
     let got = rx.wait_accepted(5, Duration::from_secs(20)).await;
     let of = |run: &str| -> Vec<Value> {
-        got.iter().filter(|e| e["data"]["id"] == run).cloned().collect()
+        got.iter()
+            .filter(|e| e["data"]["id"] == run)
+            .cloned()
+            .collect()
     };
     let ok_events = of(&ok_run);
     assert_eq!(
-        ok_events.iter().map(|e| (e["type"].as_str().unwrap(), e["sequence"].as_i64().unwrap())).collect::<Vec<_>>(),
+        ok_events
+            .iter()
+            .map(|e| (e["type"].as_str().unwrap(), e["sequence"].as_i64().unwrap()))
+            .collect::<Vec<_>>(),
         [("run.started", 1), ("run.completed", 2)],
         "{got:#?}"
     );
@@ -232,18 +259,39 @@ async fn run_events_arrive_signed_in_order_with_the_run_view() {
     assert_eq!(ok_events[0]["data"]["output"], Value::Null);
 
     let bad_events = of(&bad_run);
-    let types: Vec<&str> = bad_events.iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(types.iter().filter(|t| **t == "run.failed").count(), 2, "{types:?}");
-    assert_eq!(types.iter().filter(|t| **t == "run.started").count(), 1, "{types:?}");
-    let failed = bad_events.iter().find(|e| e["type"] == "run.failed").unwrap();
+    let types: Vec<&str> = bad_events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| **t == "run.failed").count(),
+        2,
+        "{types:?}"
+    );
+    assert_eq!(
+        types.iter().filter(|t| **t == "run.started").count(),
+        1,
+        "{types:?}"
+    );
+    let failed = bad_events
+        .iter()
+        .find(|e| e["type"] == "run.failed")
+        .unwrap();
     assert_eq!(failed["data"]["status"], "failed");
     assert!(failed["data"]["error"]["code"].is_string(), "{failed}");
 
     for r in rx.all() {
-        assert!(hmac_verifies(&secret, &r) || r.body.contains("wf_bad"), "plain HMAC: {r:?}");
+        assert!(
+            hmac_verifies(&secret, &r) || r.body.contains("wf_bad"),
+            "plain HMAC: {r:?}"
+        );
         let id = r.headers["webhook-id"].to_str().unwrap();
         let body: Value = serde_json::from_str(&r.body).unwrap();
-        assert_eq!(id, body["id"].as_str().unwrap(), "webhook-id is the event id");
+        assert_eq!(
+            id,
+            body["id"].as_str().unwrap(),
+            "webhook-id is the event id"
+        );
         if python && hmac_verifies(&secret, &r) {
             assert!(library_verifies(&secret, &r), "standardwebhooks: {r:?}");
         }
@@ -251,14 +299,29 @@ async fn run_events_arrive_signed_in_order_with_the_run_view() {
     // Every delivery is on record with its attempt.
     let list = deliveries(&s, ep["id"].as_str().unwrap()).await;
     assert_eq!(list.len(), 4, "{list:#?}");
-    assert!(list.iter().all(|d| d["status"] == "delivered" && d["lastStatusCode"] == 200 && d["attempts"] == 1));
+    assert!(
+        list.iter().all(|d| d["status"] == "delivered"
+            && d["lastStatusCode"] == 200
+            && d["attempts"] == 1)
+    );
     assert_eq!(list[0]["attemptLog"][0]["response"], "thanks");
     let second = deliveries(&s, failing_only["id"].as_str().unwrap()).await;
     assert_eq!(second.len(), 1, "{second:#?}");
     assert_eq!(second[0]["eventType"], "run.failed");
     // Metrics: deliveries by outcome and the backlog.
-    let text = s.http.get(format!("{}/metrics", s.url)).send().await.unwrap().text().await.unwrap();
-    assert!(text.contains("flowctl_webhook_deliveries_total{outcome=\"delivered\"} 5"), "{text}");
+    let text = s
+        .http
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("flowctl_webhook_deliveries_total{outcome=\"delivered\"} 5"),
+        "{text}"
+    );
     assert!(text.contains("flowctl_outbox_backlog 0"), "{text}");
 }
 
@@ -272,7 +335,9 @@ async fn a_failed_attempt_is_retried_and_later_events_wait_for_it() {
     s.wait_for_run(&run, Duration::from_secs(20)).await;
     let got = rx.wait_accepted(2, Duration::from_secs(20)).await;
     assert_eq!(
-        got.iter().map(|e| e["sequence"].as_i64().unwrap()).collect::<Vec<_>>(),
+        got.iter()
+            .map(|e| e["sequence"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
         [1, 2],
         "the completed event waited for the started one's retry"
     );
@@ -281,7 +346,10 @@ async fn a_failed_attempt_is_retried_and_later_events_wait_for_it() {
     // The failed attempt and its retry carry the same event id.
     assert_eq!(all[0].headers["webhook-id"], all[1].headers["webhook-id"]);
     let list = deliveries(&s, ep["id"].as_str().unwrap()).await;
-    let started = list.iter().find(|d| d["eventType"] == "run.started").unwrap();
+    let started = list
+        .iter()
+        .find(|d| d["eventType"] == "run.started")
+        .unwrap();
     assert_eq!(started["attempts"], 2, "{started}");
     assert_eq!(started["attemptLog"][0]["statusCode"], 500);
     assert_eq!(started["attemptLog"][0]["response"], "receiver is down");
@@ -304,12 +372,25 @@ async fn redirects_are_not_followed_and_redeliver_repeats_the_event_id() {
     })
     .await;
     assert_eq!(first["lastStatusCode"], 302, "{first}");
-    assert_eq!(first["status"], "pending", "a 302 is a failure: retried later");
-    assert_eq!(*rx.redirected.lock().unwrap(), 0, "the redirect was not followed");
+    assert_eq!(
+        first["status"], "pending",
+        "a 302 is a failure: retried later"
+    );
+    assert_eq!(
+        *rx.redirected.lock().unwrap(),
+        0,
+        "the redirect was not followed"
+    );
 
     rx.set(Mode::Ok);
     let (status, v) = s
-        .post(&format!("/api/v1/deliveries/{}/redeliver", first["id"].as_str().unwrap()), json!({}))
+        .post(
+            &format!(
+                "/api/v1/deliveries/{}/redeliver",
+                first["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
         .await;
     assert_eq!(status, 202, "{v}");
     assert_eq!(v["data"]["eventId"], first["eventId"]);
@@ -320,11 +401,19 @@ async fn redirects_are_not_followed_and_redeliver_repeats_the_event_id() {
     // Redelivering a delivered one sends the same event again.
     let newest = deliveries(&s, ep_id).await[0].clone();
     assert_eq!(newest["status"], "delivered");
-    s.post(&format!("/api/v1/deliveries/{}/redeliver", newest["id"].as_str().unwrap()), json!({}))
-        .await;
+    s.post(
+        &format!(
+            "/api/v1/deliveries/{}/redeliver",
+            newest["id"].as_str().unwrap()
+        ),
+        json!({}),
+    )
+    .await;
     let got = rx.wait_accepted(2, Duration::from_secs(20)).await;
     assert_eq!(got[0]["id"], got[1]["id"]);
-    let (status, v) = s.post("/api/v1/deliveries/msg_nope/redeliver", json!({})).await;
+    let (status, v) = s
+        .post("/api/v1/deliveries/msg_nope/redeliver", json!({}))
+        .await;
     assert_eq!(status, 404, "{v}");
 }
 
@@ -338,7 +427,11 @@ async fn a_failing_endpoint_is_disabled_and_receives_nothing_until_enabled() {
     );
     let ep = create_endpoint(&s, json!({"url": down.url, "events": ["run.completed"]})).await;
     let ep_id = ep["id"].as_str().unwrap().to_string();
-    create_endpoint(&s, json!({"url": watcher.url, "events": ["endpoint.disabled"]})).await;
+    create_endpoint(
+        &s,
+        json!({"url": watcher.url, "events": ["endpoint.disabled"]}),
+    )
+    .await;
     s.apply(ok_workflow("wf_ok")).await;
     let run = s.trigger("wf_ok", json!({"n": 1})).await;
     s.wait_for_run(&run, Duration::from_secs(20)).await;
@@ -356,19 +449,29 @@ async fn a_failing_endpoint_is_disabled_and_receives_nothing_until_enabled() {
     s.wait_for_run(&run2, Duration::from_secs(20)).await;
     let held = eventually(Duration::from_secs(10), || async {
         let list = deliveries(&s, &ep_id).await;
-        list.iter()
-            .find(|d| d["runId"] == run2.as_str())
-            .cloned()
+        list.iter().find(|d| d["runId"] == run2.as_str()).cloned()
     })
     .await;
     assert_eq!(held["status"], "pending");
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(down.all().len(), attempts_before, "a disabled endpoint receives nothing");
+    assert_eq!(
+        down.all().len(),
+        attempts_before,
+        "a disabled endpoint receives nothing"
+    );
 
-    let (status, v) = s.post(&format!("/api/v1/webhook-endpoints/{ep_id}/enable"), json!({})).await;
+    let (status, v) = s
+        .post(
+            &format!("/api/v1/webhook-endpoints/{ep_id}/enable"),
+            json!({}),
+        )
+        .await;
     assert_eq!((status, &v["data"]["enabled"]), (200, &json!(true)), "{v}");
     let got = down.wait_accepted(1, Duration::from_secs(20)).await;
-    assert!(got.iter().any(|e| e["data"]["id"] == run2.as_str()), "{got:#?}");
+    assert!(
+        got.iter().any(|e| e["data"]["id"] == run2.as_str()),
+        "{got:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -390,7 +493,7 @@ async fn sigkill_mid_delivery_then_the_event_is_delivered_with_the_same_id() {
     let got = rx.wait_accepted(1, Duration::from_secs(30)).await;
     assert_eq!(got[0]["data"]["id"], run.as_str());
     assert_eq!(
-        rx.all().iter().filter(|r| r.accepted).next().unwrap().headers["webhook-id"],
+        rx.all().iter().find(|r| r.accepted).unwrap().headers["webhook-id"],
         first.headers["webhook-id"],
         "the same event id after the crash"
     );
@@ -402,17 +505,35 @@ async fn endpoints_are_checked_scoped_and_deleted() {
     let bad = [
         (json!({}), "url is required"),
         (json!({"url": "ftp://x"}), "absolute http or https"),
-        (json!({"url": "http://example.com", "events": ["run.exploded"]}), "unknown event type"),
-        (json!({"url": "http://example.com", "events": []}), "at least one"),
-        (json!({"url": "http://example.com", "workflowIds": "wf_a"}), "array of strings"),
-        (json!({"url": "http://example.com", "colour": "red"}), "colour"),
-        (json!({"url": format!("{}/webhooks/custom/x", s.url)}), "own /webhooks/ path"),
+        (
+            json!({"url": "http://example.com", "events": ["run.exploded"]}),
+            "unknown event type",
+        ),
+        (
+            json!({"url": "http://example.com", "events": []}),
+            "at least one",
+        ),
+        (
+            json!({"url": "http://example.com", "workflowIds": "wf_a"}),
+            "array of strings",
+        ),
+        (
+            json!({"url": "http://example.com", "colour": "red"}),
+            "colour",
+        ),
+        (
+            json!({"url": format!("{}/webhooks/custom/x", s.url)}),
+            "own /webhooks/ path",
+        ),
     ];
     for (body, says) in bad {
         let (status, v) = s.post("/api/v1/webhook-endpoints", body.clone()).await;
         assert_eq!(status, 400, "{body}: {v}");
         assert_eq!(v["error"]["code"], "INVALID_REQUEST", "{v}");
-        assert!(v["error"]["message"].as_str().unwrap().contains(says), "{body}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(says),
+            "{body}: {v}"
+        );
     }
     // The same server's other paths, and another server's /webhooks/, are fine.
     create_endpoint(&s, json!({"url": format!("{}/hooks", s.url)})).await;
@@ -420,7 +541,12 @@ async fn endpoints_are_checked_scoped_and_deleted() {
 
     let reader = s.create_key("reader", "runs:read");
     let (status, _, v) = s
-        .request_with_key(reqwest::Method::GET, "/api/v1/webhook-endpoints", None, Some(&reader))
+        .request_with_key(
+            reqwest::Method::GET,
+            "/api/v1/webhook-endpoints",
+            None,
+            Some(&reader),
+        )
         .await;
     assert_eq!(status, 403, "{v}");
     let writer = s.create_key("hooks", "webhooks:write");
@@ -437,9 +563,17 @@ async fn endpoints_are_checked_scoped_and_deleted() {
     let (_, list) = s.get("/api/v1/webhook-endpoints").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 3);
     let (status, _, _) = s
-        .request(reqwest::Method::DELETE, &format!("/api/v1/webhook-endpoints/{id}"), None)
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/webhook-endpoints/{id}"),
+            None,
+        )
         .await;
     assert_eq!(status, 200);
     let (status, v) = s.get(&format!("/api/v1/webhook-endpoints/{id}")).await;
-    assert_eq!((status, &v["error"]["code"]), (404, &json!("NOT_FOUND")), "{v}");
+    assert_eq!(
+        (status, &v["error"]["code"]),
+        (404, &json!("NOT_FOUND")),
+        "{v}"
+    );
 }

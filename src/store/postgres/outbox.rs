@@ -2,8 +2,7 @@
 
 use super::PgStore;
 use crate::store::{
-    AttemptWrite, DeliveryClaim, DeliveryRow, EndpointRow, NewEndpoint, Outbox, Result,
-    StoreError,
+    AttemptWrite, DeliveryClaim, DeliveryRow, EndpointRow, NewEndpoint, Outbox, Result, StoreError,
 };
 use async_trait::async_trait;
 
@@ -36,7 +35,12 @@ impl Outbox for PgStore {
     async fn redeliver(&self, _id: String) -> Result<DeliveryRow> {
         Err(StoreError::NotFound("delivery"))
     }
-    async fn claim_deliveries(&self, _o: String, _l: usize, _ms: i64) -> Result<Vec<DeliveryClaim>> {
+    async fn claim_deliveries(
+        &self,
+        _o: String,
+        _l: usize,
+        _ms: i64,
+    ) -> Result<Vec<DeliveryClaim>> {
         Ok(vec![])
     }
     async fn record_attempt(&self, _w: AttemptWrite) -> Result<bool> {

@@ -43,8 +43,10 @@ fn filter_of(events: Option<String>, wfs: Option<String>) -> Result<Filter> {
 }
 
 fn any_endpoint(c: &Connection) -> Result<bool> {
-    Ok(c.prepare_cached("SELECT EXISTS (SELECT 1 FROM webhook_endpoints)")?
-        .query_row([], |r| r.get(0))?)
+    Ok(
+        c.prepare_cached("SELECT EXISTS (SELECT 1 FROM webhook_endpoints)")?
+            .query_row([], |r| r.get(0))?,
+    )
 }
 
 /// Record `events` about `subject` (a run, or an endpoint for system
@@ -55,13 +57,12 @@ fn append(
     subject: &str,
     run_seq: Option<i64>,
     workflow_id: Option<&str>,
-    events: &[EventType],
-    data: &Value,
+    events: &[(EventType, Value)],
     now: i64,
 ) -> Result<()> {
     let endpoints = filters(c)?;
     let mut sequence: Option<i64> = None;
-    for event in events {
+    for (event, data) in events {
         let wanting: Vec<&String> = endpoints
             .iter()
             .filter(|(_, f)| f.wants(event.as_str(), workflow_id))
@@ -72,12 +73,11 @@ fn append(
         }
         let seq_no = match sequence {
             Some(s) => s + 1,
-            None => {
-                c.prepare_cached(
+            None => c
+                .prepare_cached(
                     "SELECT COALESCE(MAX(sequence), 0) + 1 FROM outbox_events WHERE subject = ?1",
                 )?
-                .query_row([subject], |r| r.get(0))?
-            }
+                .query_row([subject], |r| r.get(0))?,
         };
         sequence = Some(seq_no);
         c.prepare_cached(
@@ -99,7 +99,14 @@ fn append(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
         )?;
         for endpoint in wanting {
-            put.execute(params![notify::new_id("msg"), endpoint, event_seq, subject, seq_no, now])?;
+            put.execute(params![
+                notify::new_id("msg"),
+                endpoint,
+                event_seq,
+                subject,
+                seq_no,
+                now
+            ])?;
         }
     }
     Ok(())
@@ -138,14 +145,22 @@ pub(super) fn on_commit(c: &Connection, claim: ClaimRef, w: &RunWrite, now: i64)
     if events.is_empty() {
         return Ok(());
     }
-    let data = notify::snapshot(
+    let events = notify::event_snapshots(
+        &events,
         w.status,
         started_at,
         w.completed_at,
         &w.output,
         &RunError::to_value(&w.error),
     );
-    append(c, &run_id, Some(claim.seq), Some(&workflow_id), &events, &data, now)
+    append(
+        c,
+        &run_id,
+        Some(claim.seq),
+        Some(&workflow_id),
+        &events,
+        now,
+    )
 }
 
 /// The event of a run ended outside a claim (a cancel of a queued or parked
@@ -155,7 +170,15 @@ pub(super) fn on_ended(c: &Connection, seq: i64, status: RunStatus, now: i64) ->
     if !any_endpoint(c)? {
         return Ok(());
     }
-    let row: Option<(String, String, Option<i64>, Option<i64>, Option<String>, Option<String>)> = c
+    type Row = (
+        String,
+        String,
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+    );
+    let row: Option<Row> = c
         .prepare_cached(
             "SELECT id, workflow_id, started_at, completed_at, output, error FROM runs WHERE seq = ?1",
         )?
@@ -172,14 +195,15 @@ pub(super) fn on_ended(c: &Connection, seq: i64, status: RunStatus, now: i64) ->
         status,
         started: started_at.is_some(),
     });
-    let data = notify::snapshot(
+    let events = notify::event_snapshots(
+        &events,
         status,
         started_at,
         completed_at,
         &from_json(output)?,
         &from_json(error)?,
     );
-    append(c, &run_id, Some(seq), Some(&workflow_id), &events, &data, now)
+    append(c, &run_id, Some(seq), Some(&workflow_id), &events, now)
 }
 
 const ENDPOINT_COLUMNS: &str = "id, url, description, events, workflow_ids, secret, enabled, \
@@ -330,7 +354,10 @@ impl Outbox for SqliteStore {
                  (SELECT seq FROM webhook_deliveries WHERE endpoint_id = ?1)",
                 [&id],
             )?;
-            c.execute("DELETE FROM webhook_deliveries WHERE endpoint_id = ?1", [&id])?;
+            c.execute(
+                "DELETE FROM webhook_deliveries WHERE endpoint_id = ?1",
+                [&id],
+            )?;
             c.execute("DELETE FROM webhook_endpoints WHERE id = ?1", [&id])?;
             Ok(())
         })
@@ -495,8 +522,10 @@ impl Outbox for SqliteStore {
 
     async fn outbox_backlog(&self) -> Result<i64> {
         self.read(|c| {
-            Ok(c.prepare_cached("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'")?
-                .query_row([], |r| r.get(0))?)
+            Ok(c.prepare_cached(
+                "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'",
+            )?
+            .query_row([], |r| r.get(0))?)
         })
         .await
     }
@@ -525,10 +554,23 @@ fn disable(c: &Connection, id: &str, now: i64) -> Result<()> {
         return Ok(());
     }
     let e = endpoint_by_id(c, id)?;
-    let data = notify::endpoint_data(&e.id, &e.url, e.description.as_deref(), e.failing_since, now);
+    let data = notify::endpoint_data(
+        &e.id,
+        &e.url,
+        e.description.as_deref(),
+        e.failing_since,
+        now,
+    );
     // The disabled endpoint itself gets nothing more until it is enabled.
     let subject = format!("endpoint:{id}");
-    append(c, &subject, None, None, &[EventType::EndpointDisabled], &data, now)
+    append(
+        c,
+        &subject,
+        None,
+        None,
+        &[(EventType::EndpointDisabled, data)],
+        now,
+    )
 }
 
 impl SqliteStore {
