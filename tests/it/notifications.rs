@@ -297,7 +297,13 @@ async fn run_events_arrive_signed_in_order_with_the_run_view() {
         }
     }
     // Every delivery is on record with its attempt.
-    let list = deliveries(&s, ep["id"].as_str().unwrap()).await;
+    let list = eventually(Duration::from_secs(10), || async {
+        let list = deliveries(&s, ep["id"].as_str().unwrap()).await;
+        list.iter()
+            .all(|d| d["status"] == "delivered")
+            .then_some(list)
+    })
+    .await;
     assert_eq!(list.len(), 4, "{list:#?}");
     assert!(
         list.iter().all(|d| d["status"] == "delivered"
@@ -308,21 +314,24 @@ async fn run_events_arrive_signed_in_order_with_the_run_view() {
     let second = deliveries(&s, failing_only["id"].as_str().unwrap()).await;
     assert_eq!(second.len(), 1, "{second:#?}");
     assert_eq!(second[0]["eventType"], "run.failed");
-    // Metrics: deliveries by outcome and the backlog.
-    let text = s
-        .http
-        .get(format!("{}/metrics", s.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // Metrics: deliveries by outcome and the backlog (once the second endpoint's is recorded).
+    let text = eventually(Duration::from_secs(10), || async {
+        let text = s
+            .http
+            .get(format!("{}/metrics", s.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.contains("flowctl_outbox_backlog 0").then_some(text)
+    })
+    .await;
     assert!(
         text.contains("flowctl_webhook_deliveries_total{outcome=\"delivered\"} 5"),
         "{text}"
     );
-    assert!(text.contains("flowctl_outbox_backlog 0"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -345,7 +354,13 @@ async fn a_failed_attempt_is_retried_and_later_events_wait_for_it() {
     assert_eq!(all.len(), 3, "one failure, then both: {all:#?}");
     // The failed attempt and its retry carry the same event id.
     assert_eq!(all[0].headers["webhook-id"], all[1].headers["webhook-id"]);
-    let list = deliveries(&s, ep["id"].as_str().unwrap()).await;
+    let list = eventually(Duration::from_secs(10), || async {
+        let list = deliveries(&s, ep["id"].as_str().unwrap()).await;
+        list.iter()
+            .all(|d| d["status"] == "delivered")
+            .then_some(list)
+    })
+    .await;
     let started = list
         .iter()
         .find(|d| d["eventType"] == "run.started")
@@ -399,8 +414,11 @@ async fn redirects_are_not_followed_and_redeliver_repeats_the_event_id() {
     let all = rx.all();
     assert_eq!(all[0].headers["webhook-id"], all[1].headers["webhook-id"]);
     // Redelivering a delivered one sends the same event again.
-    let newest = deliveries(&s, ep_id).await[0].clone();
-    assert_eq!(newest["status"], "delivered");
+    let newest = eventually(Duration::from_secs(10), || async {
+        let d = deliveries(&s, ep_id).await[0].clone();
+        (d["status"] == "delivered").then_some(d)
+    })
+    .await;
     s.post(
         &format!(
             "/api/v1/deliveries/{}/redeliver",
@@ -467,11 +485,15 @@ async fn a_failing_endpoint_is_disabled_and_receives_nothing_until_enabled() {
         )
         .await;
     assert_eq!((status, &v["data"]["enabled"]), (200, &json!(true)), "{v}");
-    let got = down.wait_accepted(1, Duration::from_secs(20)).await;
-    assert!(
-        got.iter().any(|e| e["data"]["id"] == run2.as_str()),
-        "{got:#?}"
-    );
+    // Enabled: what was held is delivered (the first run's event, whose
+    // retries were pending, and the second run's).
+    eventually(Duration::from_secs(20), || async {
+        down.accepted()
+            .iter()
+            .any(|e| e["data"]["id"] == run2.as_str())
+            .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -262,6 +262,7 @@ impl PgStore {
                 seq: claim.seq,
                 sql,
                 params,
+                outbox: Some(super::outbox::on_commit(claim, &w)),
             })
             .await?;
         let Some(updated) = updated else {

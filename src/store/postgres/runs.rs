@@ -288,6 +288,7 @@ impl Runs for PgStore {
                 )
                 .await
                 .map_err(pg)?;
+                super::outbox::on_ended(&Db::Tx(&tx), run.seq, cancel.status).await?;
                 note = Some(Note::Finished(id.clone()));
             } else {
                 tx.execute(

@@ -43,6 +43,9 @@ pub(super) struct CommitCmd {
     pub seq: i64,
     pub sql: &'static str,
     pub params: Vec<Box<dyn ToSql + Send + Sync>>,
+    /// The outbox events this write causes (`outbox.rs`): a statement run
+    /// just before `sql` in the same transaction, under the same fence.
+    pub outbox: Option<(&'static str, Vec<Box<dyn ToSql + Send + Sync>>)>,
 }
 
 enum Cmd {
@@ -206,9 +209,15 @@ async fn run(
         false => Some(client.prepare_cached(INSERT_SQL).await.map_err(pg)?),
     };
     let mut commit_stmts = Vec::with_capacity(commits.len());
+    let mut outbox_stmts = Vec::with_capacity(commits.len());
     for c in commits {
         commit_stmts.push(client.prepare_cached(c.sql).await.map_err(pg)?);
+        outbox_stmts.push(match &c.outbox {
+            Some((sql, _)) => Some(client.prepare_cached(sql).await.map_err(pg)?),
+            None => None,
+        });
     }
+    let outboxes = outbox_stmts.iter().flatten().count();
     let ids: Vec<&str> = inserts.iter().map(|c| c.id.as_str()).collect();
     let wfs: Vec<&str> = inserts.iter().map(|c| c.workflow_id.as_str()).collect();
     let versions: Vec<i64> = inserts.iter().map(|c| c.workflow_version).collect();
@@ -227,8 +236,18 @@ async fn run(
                 .collect()
         })
         .collect();
+    let outbox_params: Vec<Vec<&(dyn ToSql + Sync)>> = commits
+        .iter()
+        .map(|c| {
+            c.outbox
+                .iter()
+                .flat_map(|(_, params)| params.iter())
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect()
+        })
+        .collect();
 
-    let wrapped = usize::from(insert_stmt.is_some()) + commits.len() > 1;
+    let wrapped = usize::from(insert_stmt.is_some()) + commits.len() + outboxes > 1;
     let c: &tokio_postgres::Client = client;
     let mut pipeline: Vec<Pending<'_>> = vec![];
     if wrapped {
@@ -239,7 +258,14 @@ async fn run(
     if let Some(s) = &insert_stmt {
         pipeline.push(Box::pin(c.query(s, &insert_params)));
     }
-    for (s, p) in commit_stmts.iter().zip(&commit_params) {
+    for ((s, p), (o, op)) in commit_stmts
+        .iter()
+        .zip(&commit_params)
+        .zip(outbox_stmts.iter().zip(&outbox_params))
+    {
+        if let Some(o) = o {
+            pipeline.push(Box::pin(c.query(o, op)));
+        }
         pipeline.push(Box::pin(c.query(s, p)));
     }
     if wrapped {
@@ -258,7 +284,7 @@ async fn run(
     if wrapped && let Some(Err(e)) = answers.next() {
         first_error.get_or_insert(e);
     }
-    let body = usize::from(insert_stmt.is_some()) + commits.len();
+    let body = usize::from(insert_stmt.is_some()) + commits.len() + outboxes;
     for a in answers.by_ref().take(body) {
         match a {
             Ok(rows) => results.push(rows),
@@ -290,9 +316,14 @@ async fn run(
             inserted.push(ids);
         }
     }
-    let committed = results
-        .map(|rows| rows.first().map(|r| r.get::<_, String>(0)))
-        .collect();
+    let mut committed = Vec::with_capacity(commits.len());
+    for o in &outbox_stmts {
+        if o.is_some() {
+            results.next();
+        }
+        let rows = results.next().unwrap_or_default();
+        committed.push(rows.first().map(|r| r.get::<_, String>(0)));
+    }
     Ok((inserted, committed))
 }
 
