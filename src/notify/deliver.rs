@@ -62,6 +62,7 @@ impl Deliverer {
 
     /// Deliver until `stop`; attempts in flight are left to finish or to their lease.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        tracing::info!(owner = %self.owner, "delivering outbound notifications");
         let slots = Arc::new(Semaphore::new(IN_FLIGHT));
         loop {
             if *stop.borrow() {

@@ -599,3 +599,189 @@ async fn endpoints_are_checked_scoped_and_deleted() {
         "{v}"
     );
 }
+
+/// flowctl's own `webhook` trigger (`provider: "standard"`) verifies what
+/// another flowctl sends: one server notifies the other, which starts a run
+/// from the event (and only from the event types it listens for).
+#[tokio::test(flavor = "multi_thread")]
+async fn one_flowctl_notifies_another() {
+    let sender = Server::start();
+    let listener = Server::start();
+    let ep = create_endpoint(
+        &sender,
+        json!({"url": format!("{}/webhooks/flowctl-events", listener.url), "workflowIds": ["wf_ok"]}),
+    )
+    .await;
+    let secret = ep["secret"].as_str().unwrap();
+    let (status, v) = listener
+        .post(
+            "/api/v1/connections",
+            json!({"id": "conn_sender", "provider": "webhook", "name": "the other flowctl", "secret": secret}),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    listener
+        .apply(json!({"id": "wf_on_done", "name": "On done",
+            "trigger": {"type": "webhook", "path": "flowctl-events", "provider": "standard",
+                "events": ["run.completed"], "connection": "conn_sender"},
+            "steps": [{"id": "note", "type": "transform", "config": {"mapping": {
+                "run": "{{input.body.data.id}}", "doubled": "{{input.body.data.output.doubled}}"}}}]}))
+        .await;
+    sender.apply(ok_workflow("wf_ok")).await;
+    let run = sender.trigger("wf_ok", json!({"n": 4})).await;
+    sender.wait_for_run(&run, Duration::from_secs(20)).await;
+    let started = eventually(Duration::from_secs(20), || async {
+        let (_, v) = listener.get("/api/v1/runs?workflowId=wf_on_done").await;
+        v["data"].as_array().and_then(|a| a.first().cloned())
+    })
+    .await;
+    let done = listener
+        .wait_for_run(started["id"].as_str().unwrap(), Duration::from_secs(20))
+        .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["output"], json!({"run": run, "doubled": 8}));
+    // Both events were delivered (2xx); run.started was filtered by the trigger.
+    let list = eventually(Duration::from_secs(10), || async {
+        let list = deliveries(&sender, ep["id"].as_str().unwrap()).await;
+        (list.len() == 2 && list.iter().all(|d| d["status"] == "delivered")).then_some(list)
+    })
+    .await;
+    assert_eq!(list.len(), 2);
+    let (_, runs) = listener.get("/api/v1/runs?workflowId=wf_on_done").await;
+    assert_eq!(runs["data"].as_array().unwrap().len(), 1);
+}
+
+/// A receiver that answers slowly and records, per event id, how many
+/// requests were in flight at once (a dropped connection ends one).
+#[derive(Clone, Default)]
+struct Slow {
+    url: String,
+    delivered: Arc<Mutex<Vec<String>>>,
+    in_flight: Arc<Mutex<std::collections::HashMap<String, usize>>>,
+    most_at_once: Arc<Mutex<usize>>,
+}
+
+struct Busy(Slow, String);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        *self.0.in_flight.lock().unwrap().get_mut(&self.1).unwrap() -= 1;
+    }
+}
+
+async fn slow_receive(State(r): State<Slow>, headers: HeaderMap) -> StatusCode {
+    let id = headers["webhook-id"].to_str().unwrap().to_string();
+    let _busy = {
+        let mut f = r.in_flight.lock().unwrap();
+        let n = f.entry(id.clone()).or_default();
+        *n += 1;
+        let mut most = r.most_at_once.lock().unwrap();
+        *most = (*most).max(*n);
+        Busy(r.clone(), id.clone())
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    r.delivered.lock().unwrap().push(id);
+    StatusCode::OK
+}
+
+/// Three nodes on one PostgreSQL database deliver together; the node holding
+/// a delivery is killed mid-request: every event still arrives, and no event
+/// is ever being delivered by two nodes at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_nodes_one_killed_mid_delivery_lose_nothing() {
+    let Some(base) = pg::cluster_or_skip("three_nodes_one_killed_mid_delivery_lose_nothing") else {
+        return;
+    };
+    let db = pg::create_database(&base);
+    let env = [
+        (
+            "FLOWCTL_SECRET_KEY",
+            "8f3c0e6a1d2b4c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6",
+        ),
+        ("FLOWCTL_DELIVERY_LEASE_MS", "2000"),
+        ("FLOWCTL_ENDPOINT_RETRY_MS", "200,200,200,200"),
+    ];
+    let mut nodes: Vec<Server> = (0..3).map(|_| Server::start_node(&db, &env, &[])).collect();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rx = Slow {
+        url: format!("http://{}/hook", listener.local_addr().unwrap()),
+        ..Default::default()
+    };
+    let app = Router::new()
+        .route("/hook", axum::routing::post(slow_receive))
+        .with_state(rx.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    create_endpoint(&nodes[0], json!({"url": rx.url})).await;
+    nodes[0].apply(ok_workflow("wf_ok")).await;
+    let mut runs = vec![];
+    for i in 0..30 {
+        runs.push(nodes[i % 3].trigger("wf_ok", json!({"n": i})).await);
+    }
+    // Find the node holding a delivery that is being POSTed right now, and kill it.
+    let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let owner: String = eventually(Duration::from_secs(20), || async {
+        if rx.in_flight.lock().unwrap().values().all(|n| *n == 0) {
+            return None;
+        }
+        client
+            .query_opt(
+                "SELECT lease_owner FROM webhook_deliveries WHERE status = 'pending' \
+                 AND lease_until IS NOT NULL LIMIT 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .map(|r| r.get(0))
+    })
+    .await;
+    let victim = nodes
+        .iter()
+        .position(|n| n.logs().contains(&owner))
+        .expect("a node logs its delivery owner name");
+    nodes[victim].kill();
+    let alive = (victim + 1) % 3;
+    for run in &runs {
+        nodes[alive]
+            .wait_for_run(run, Duration::from_secs(30))
+            .await;
+    }
+    // 30 runs × (started, completed), each delivered at least once.
+    let ids: Vec<String> = eventually(Duration::from_secs(40), || async {
+        let rows = client
+            .query("SELECT id FROM outbox_events", &[])
+            .await
+            .unwrap();
+        let ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        let got = rx.delivered.lock().unwrap().clone();
+        (ids.len() == 60 && ids.iter().all(|id| got.contains(id))).then_some(ids)
+    })
+    .await;
+    assert_eq!(ids.len(), 60);
+    assert_eq!(
+        *rx.most_at_once.lock().unwrap(),
+        1,
+        "an event was in flight twice at once"
+    );
+    // Per run, the events arrived in order.
+    let delivered = rx.delivered.lock().unwrap().clone();
+    let rows = client
+        .query("SELECT id, subject, sequence FROM outbox_events", &[])
+        .await
+        .unwrap();
+    for run in &runs {
+        let mut seqs: Vec<(String, i64)> = rows
+            .iter()
+            .filter(|r| r.get::<_, String>(1) == *run)
+            .map(|r| (r.get(0), r.get(2)))
+            .collect();
+        seqs.sort_by_key(|(_, s)| *s);
+        let first_seen = |id: &str| delivered.iter().position(|d| d == id).unwrap();
+        assert!(
+            first_seen(&seqs[0].0) < first_seen(&seqs[1].0),
+            "run {run} out of order"
+        );
+    }
+}

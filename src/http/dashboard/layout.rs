@@ -69,6 +69,9 @@ pub fn page(shell: &Shell, body: Markup) -> Markup {
                                 @if s.can("workflows:read") {
                                     (nav_item("/ui/workflows", "Workflows", "workflows"))
                                 }
+                                @if s.can("webhooks:write") {
+                                    (nav_item("/ui/endpoints", "Endpoints", "endpoints"))
+                                }
                             }
                         }
                         form.logout method="post" action="/ui/logout" {
