@@ -20,7 +20,8 @@ pub enum EndpointsCommand {
     /// Register a URL to notify of run events; prints its signing secret (shown only now)
     Create {
         /// The http(s) URL that receives the events
-        url: String,
+        #[arg(id = "endpoint_url", value_name = "URL")]
+        endpoint_url: String,
         /// Only these event types (repeatable; e.g. run.failed) [default: all]
         #[arg(long = "event", value_name = "TYPE")]
         events: Vec<String>,
@@ -74,7 +75,7 @@ fn text(v: &Value) -> String {
 pub async fn endpoints(client: &Client, cmd: &EndpointsCommand, json: bool) -> CmdResult {
     match cmd {
         EndpointsCommand::Create {
-            url,
+            endpoint_url: url,
             events,
             workflows,
             description,

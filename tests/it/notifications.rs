@@ -785,3 +785,123 @@ async fn three_nodes_one_killed_mid_delivery_lose_nothing() {
         );
     }
 }
+
+/// The CLI (`flowctl endpoints …`) and the dashboard page (`/ui/endpoints`
+/// with its Redeliver button) over the same endpoint.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_and_the_dashboard_manage_endpoints() {
+    let rx = Receiver::start(Mode::Ok).await;
+    let s = Server::start();
+    let out = s.cli(&[
+        "endpoints",
+        "create",
+        &rx.url,
+        "--event",
+        "run.completed",
+        "--description",
+        "ops",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_string();
+    assert!(id.starts_with("ep_"), "{id}");
+    assert!(
+        stderr(&out).contains("whsec_"),
+        "the secret is shown once: {}",
+        stderr(&out)
+    );
+    let out = s.cli(&["endpoints", "list"]);
+    assert!(
+        stdout(&out).contains(&id) && stdout(&out).contains("run.completed"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("whsec_"));
+    let out = s.cli(&["endpoints", "create", "not a url"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("absolute http or https"),
+        "{}",
+        stderr(&out)
+    );
+
+    s.apply(ok_workflow("wf_ok")).await;
+    let run = s.trigger("wf_ok", json!({"n": 1})).await;
+    s.wait_for_run(&run, Duration::from_secs(20)).await;
+    rx.wait_accepted(1, Duration::from_secs(20)).await;
+    let delivery = eventually(Duration::from_secs(10), || async {
+        let out = s.cli(&["--json", "endpoints", "deliveries", &id]);
+        let list: Vec<Value> = serde_json::from_str(&stdout(&out)).ok()?;
+        list.first().filter(|d| d["status"] == "delivered").cloned()
+    })
+    .await;
+    let out = s.cli(&["endpoints", "deliveries", &id]);
+    assert!(
+        stdout(&out).contains("delivered") && stdout(&out).contains(&run),
+        "{}",
+        stdout(&out)
+    );
+    let out = s.cli(&["endpoints", "redeliver", delivery["id"].as_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = rx.wait_accepted(2, Duration::from_secs(20)).await;
+    assert_eq!(got[0]["id"], got[1]["id"]);
+
+    // The dashboard: the endpoint, its deliveries, a Redeliver button that works.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let origin = [
+        ("origin", s.url.clone()),
+        ("sec-fetch-site", "same-origin".to_string()),
+    ];
+    let mut login = http.post(format!("{}/ui/login", s.url));
+    for (k, v) in &origin {
+        login = login.header(*k, v);
+    }
+    let resp = login
+        .form(&[("key", s.key.as_str()), ("next", "/ui/endpoints")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = http
+        .get(format!("{}/ui/endpoints", s.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&rx.url) && html.contains(&run) && html.contains("Redeliver"),
+        "{html}"
+    );
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = &html[at..at + html[at..].find('"').unwrap()];
+    let mut redeliver = http
+        .post(format!(
+            "{}/ui/deliveries/{}/redeliver",
+            s.url,
+            delivery["id"].as_str().unwrap()
+        ))
+        .header("cookie", &cookie);
+    for (k, v) in &origin {
+        redeliver = redeliver.header(*k, v);
+    }
+    let resp = redeliver.form(&[("csrf", csrf)]).send().await.unwrap();
+    assert_eq!(resp.status(), 303);
+    rx.wait_accepted(3, Duration::from_secs(20)).await;
+
+    let out = s.cli(&["endpoints", "delete", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = s.cli(&["endpoints", "deliveries", &id]);
+    assert_ne!(out.status.code(), Some(0));
+}
