@@ -32,6 +32,8 @@ pub struct Deliverer {
     owner: String,
     lease_ms: i64,
     client: reqwest::Client,
+    /// Attempts done, on their way to the store (`record_loop` writes them in batches).
+    recorder: Option<tokio::sync::mpsc::UnboundedSender<AttemptWrite>>,
 }
 
 impl Deliverer {
@@ -57,11 +59,15 @@ impl Deliverer {
             owner: format!("node_{}", crate::ids::run_id().trim_start_matches("run_")),
             lease_ms,
             client,
+            recorder: None,
         }
     }
 
     /// Deliver until `stop`; attempts in flight are left to finish or to their lease.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.recorder = Some(tx);
+        tokio::spawn(record_loop(self.store.clone(), rx));
         tracing::info!(owner = %self.owner, "delivering outbound notifications");
         let slots = Arc::new(Semaphore::new(IN_FLIGHT));
         loop {
@@ -182,15 +188,8 @@ impl Deliverer {
             next,
             endpoint,
         };
-        // A storage failure: the lease runs out and the event is attempted again.
-        match self.store.record_attempt(write).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::info!(delivery = %d.id, "a delivery's lease was lost before its attempt was recorded")
-            }
-            Err(e) => {
-                tracing::warn!(delivery = %d.id, error = %e, "cannot record a delivery attempt")
-            }
+        if let Some(r) = &self.recorder {
+            let _ = r.send(write);
         }
     }
 
@@ -214,6 +213,34 @@ impl Deliverer {
                 }
                 data
             }
+        }
+    }
+}
+
+/// Writes finished attempts, every one waiting at that moment in one
+/// transaction (the delivery worker's writes then cost the store's single
+/// writer one job per batch, not one per delivery). A storage failure loses
+/// nothing: the leases run out and the events are attempted again.
+async fn record_loop(store: Store, mut rx: tokio::sync::mpsc::UnboundedReceiver<AttemptWrite>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 256 {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        match store.record_attempts(batch).await {
+            Ok(saved) => {
+                let lost = saved.iter().filter(|s| !**s).count();
+                if lost > 0 {
+                    tracing::info!(
+                        lost,
+                        "delivery leases lost before their attempts were recorded"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot record delivery attempts"),
         }
     }
 }

@@ -138,9 +138,9 @@ pub trait Outbox: Send + Sync {
         limit: usize,
         lease_ms: i64,
     ) -> Result<Vec<DeliveryClaim>>;
-    /// Record an attempt and its consequences; `false` when the lease was lost
-    /// (nothing written).
-    async fn record_attempt(&self, w: AttemptWrite) -> Result<bool>;
+    /// Record attempts and their consequences, in one transaction; for each,
+    /// `false` when its lease was lost (nothing written for it).
+    async fn record_attempts(&self, w: Vec<AttemptWrite>) -> Result<Vec<bool>>;
     /// Deliveries not yet delivered nor failed for good.
     async fn outbox_backlog(&self) -> Result<i64>;
     /// The earliest time a pending delivery of an enabled endpoint is due.

@@ -374,60 +374,16 @@ impl Outbox for PgStore {
         Ok(out)
     }
 
-    async fn record_attempt(&self, w: AttemptWrite) -> Result<bool> {
+    async fn record_attempts(&self, writes: Vec<AttemptWrite>) -> Result<Vec<bool>> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
         let db = Db::Tx(&tx);
-        let (status, next_at, delivered_at) = match w.next {
-            Next::Delivered => ("delivered", None, Some(w.attempt.at)),
-            Next::RetryAt(at) => ("pending", Some(at), None),
-            Next::Failed => ("failed", None, None),
-        };
-        let Some(row) = db
-            .query_opt(
-                "UPDATE webhook_deliveries SET status = $3, attempts = attempts + 1, \
-                 next_at = COALESCE($4, next_at), delivered_at = $5, lease_owner = NULL, lease_until = NULL \
-                 WHERE seq = $1 AND lease_token = $2 AND status = 'pending' RETURNING attempts",
-                &[&w.seq, &w.token, &status, &next_at, &delivered_at],
-            )
-            .await?
-        else {
-            return Ok(false);
-        };
-        let n: i64 = row.get(0);
-        db.query(
-            "INSERT INTO webhook_attempts (delivery_seq, n, at, status_code, duration_ms, response, error) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &w.seq,
-                &n,
-                &w.attempt.at,
-                &w.attempt.status_code,
-                &w.attempt.duration_ms,
-                &w.attempt.response,
-                &w.attempt.error,
-            ],
-        )
-        .await?;
-        match w.endpoint {
-            EndpointNext::Healthy => {
-                db.query(
-                    "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
-                    &[&w.endpoint_id],
-                )
-                .await?;
-            }
-            EndpointNext::FailingSince(t) => {
-                db.query(
-                    "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) WHERE id = $1",
-                    &[&w.endpoint_id, &t],
-                )
-                .await?;
-            }
-            EndpointNext::Disable => disable(&db, &w.endpoint_id, w.attempt.at).await?,
+        let mut out = Vec::with_capacity(writes.len());
+        for w in &writes {
+            out.push(record(&db, w).await?);
         }
         tx.commit().await.map_err(pg)?;
-        Ok(true)
+        Ok(out)
     }
 
     async fn outbox_backlog(&self) -> Result<i64> {
@@ -452,6 +408,59 @@ impl Outbox for PgStore {
             .await?
             .get(0))
     }
+}
+
+/// One attempt's record, in the caller's transaction (fenced by its token).
+async fn record(db: &Db<'_, '_>, w: &AttemptWrite) -> Result<bool> {
+    let (status, next_at, delivered_at) = match w.next {
+        Next::Delivered => ("delivered", None, Some(w.attempt.at)),
+        Next::RetryAt(at) => ("pending", Some(at), None),
+        Next::Failed => ("failed", None, None),
+    };
+    let Some(row) = db
+        .query_opt(
+            "UPDATE webhook_deliveries SET status = $3, attempts = attempts + 1, \
+             next_at = COALESCE($4, next_at), delivered_at = $5, lease_owner = NULL, lease_until = NULL \
+             WHERE seq = $1 AND lease_token = $2 AND status = 'pending' RETURNING attempts",
+            &[&w.seq, &w.token, &status, &next_at, &delivered_at],
+        )
+        .await?
+    else {
+        return Ok(false);
+    };
+    let n: i64 = row.get(0);
+    db.query(
+        "INSERT INTO webhook_attempts (delivery_seq, n, at, status_code, duration_ms, response, error) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &w.seq,
+            &n,
+            &w.attempt.at,
+            &w.attempt.status_code,
+            &w.attempt.duration_ms,
+            &w.attempt.response,
+            &w.attempt.error,
+        ],
+    )
+    .await?;
+    match w.endpoint {
+        EndpointNext::Healthy => {
+            db.query(
+                "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+                &[&w.endpoint_id],
+            )
+            .await?;
+        }
+        EndpointNext::FailingSince(t) => {
+            db.query(
+                "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) WHERE id = $1",
+                &[&w.endpoint_id, &t],
+            )
+            .await?;
+        }
+        EndpointNext::Disable => disable(db, &w.endpoint_id, w.attempt.at).await?,
+    }
+    Ok(true)
 }
 
 /// Disable a failing endpoint and record `endpoint.disabled` for the

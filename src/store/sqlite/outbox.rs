@@ -430,21 +430,34 @@ impl Outbox for SqliteStore {
         lease_ms: i64,
     ) -> Result<Vec<DeliveryClaim>> {
         let now = crate::time::now_ms();
-        self.write(move |c| {
-            let picked: Vec<i64> = c
-                .prepare_cached(&format!(
-                    "SELECT d.seq FROM webhook_deliveries d WHERE {DUE} ORDER BY d.next_at, d.seq LIMIT ?2"
-                ))?
-                .query_map(params![now, limit as i64], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut out = Vec::with_capacity(picked.len());
-            for seq in picked {
-                let token: i64 = c
-                    .prepare_cached(
-                        "UPDATE webhook_deliveries SET lease_owner = ?2, lease_until = ?3, \
-                         lease_token = lease_token + 1 WHERE seq = ?1 RETURNING lease_token",
-                    )?
-                    .query_row(params![seq, owner, now + lease_ms], |r| r.get(0))?;
+        // Only the lease is taken on the writer thread (it is every run's
+        // bottleneck); what the POST needs is read afterwards on a reader.
+        let leased: Vec<(i64, i64)> = self
+            .write(move |c| {
+                let picked: Vec<i64> = c
+                    .prepare_cached(&format!(
+                        "SELECT d.seq FROM webhook_deliveries d WHERE {DUE} ORDER BY d.next_at, d.seq LIMIT ?2"
+                    ))?
+                    .query_map(params![now, limit as i64], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let mut mark = c.prepare_cached(
+                    "UPDATE webhook_deliveries SET lease_owner = ?2, lease_until = ?3, \
+                     lease_token = lease_token + 1 WHERE seq = ?1 RETURNING lease_token",
+                )?;
+                let mut out = Vec::with_capacity(picked.len());
+                for seq in picked {
+                    let token: i64 = mark.query_row(params![seq, owner, now + lease_ms], |r| r.get(0))?;
+                    out.push((seq, token));
+                }
+                Ok(out)
+            })
+            .await?;
+        if leased.is_empty() {
+            return Ok(vec![]);
+        }
+        self.read(move |c| {
+            let mut out = Vec::with_capacity(leased.len());
+            for (seq, token) in leased {
                 let delivery = delivery_by(c, "d.seq = ?1", &seq)?;
                 let (url, secret, failing_since, data): (String, Vec<u8>, Option<i64>, String) = c
                     .prepare_cached(
@@ -467,57 +480,9 @@ impl Outbox for SqliteStore {
         .await
     }
 
-    async fn record_attempt(&self, w: AttemptWrite) -> Result<bool> {
-        self.write(move |c| {
-            let (status, next_at, delivered_at) = match w.next {
-                Next::Delivered => ("delivered", None, Some(w.attempt.at)),
-                Next::RetryAt(at) => ("pending", Some(at), None),
-                Next::Failed => ("failed", None, None),
-            };
-            let n = c
-                .prepare_cached(
-                    "UPDATE webhook_deliveries SET status = ?3, attempts = attempts + 1, \
-                     next_at = COALESCE(?4, next_at), delivered_at = ?5, lease_owner = NULL, lease_until = NULL \
-                     WHERE seq = ?1 AND lease_token = ?2 AND status = 'pending' RETURNING attempts",
-                )?
-                .query_row(params![w.seq, w.token, status, next_at, delivered_at], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .optional()?;
-            let Some(n) = n else {
-                return Ok(false);
-            };
-            c.prepare_cached(
-                "INSERT INTO webhook_attempts (delivery_seq, n, at, status_code, duration_ms, response, error) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                w.seq,
-                n,
-                w.attempt.at,
-                w.attempt.status_code,
-                w.attempt.duration_ms,
-                w.attempt.response,
-                w.attempt.error
-            ])?;
-            match w.endpoint {
-                EndpointNext::Healthy => {
-                    c.prepare_cached(
-                        "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ?1",
-                    )?
-                    .execute([&w.endpoint_id])?;
-                }
-                EndpointNext::FailingSince(t) => {
-                    c.prepare_cached(
-                        "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, ?2) WHERE id = ?1",
-                    )?
-                    .execute(params![w.endpoint_id, t])?;
-                }
-                EndpointNext::Disable => disable(c, &w.endpoint_id, w.attempt.at)?,
-            }
-            Ok(true)
-        })
-        .await
+    async fn record_attempts(&self, writes: Vec<AttemptWrite>) -> Result<Vec<bool>> {
+        self.write(move |c| writes.iter().map(|w| record(c, w)).collect())
+            .await
     }
 
     async fn outbox_backlog(&self) -> Result<i64> {
@@ -540,6 +505,57 @@ impl Outbox for SqliteStore {
         })
         .await
     }
+}
+
+/// One attempt's record, in the writer's transaction (fenced by its token).
+fn record(c: &Connection, w: &AttemptWrite) -> Result<bool> {
+    let (status, next_at, delivered_at) = match w.next {
+        Next::Delivered => ("delivered", None, Some(w.attempt.at)),
+        Next::RetryAt(at) => ("pending", Some(at), None),
+        Next::Failed => ("failed", None, None),
+    };
+    let n = c
+        .prepare_cached(
+            "UPDATE webhook_deliveries SET status = ?3, attempts = attempts + 1, \
+             next_at = COALESCE(?4, next_at), delivered_at = ?5, lease_owner = NULL, lease_until = NULL \
+             WHERE seq = ?1 AND lease_token = ?2 AND status = 'pending' RETURNING attempts",
+        )?
+        .query_row(params![w.seq, w.token, status, next_at, delivered_at], |r| {
+            r.get::<_, i64>(0)
+        })
+        .optional()?;
+    let Some(n) = n else {
+        return Ok(false);
+    };
+    c.prepare_cached(
+        "INSERT INTO webhook_attempts (delivery_seq, n, at, status_code, duration_ms, response, error) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        w.seq,
+        n,
+        w.attempt.at,
+        w.attempt.status_code,
+        w.attempt.duration_ms,
+        w.attempt.response,
+        w.attempt.error
+    ])?;
+    match w.endpoint {
+        EndpointNext::Healthy => {
+            c.prepare_cached(
+                "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL",
+            )?
+            .execute([&w.endpoint_id])?;
+        }
+        EndpointNext::FailingSince(t) => {
+            c.prepare_cached(
+                "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, ?2) WHERE id = ?1",
+            )?
+            .execute(params![w.endpoint_id, t])?;
+        }
+        EndpointNext::Disable => disable(c, &w.endpoint_id, w.attempt.at)?,
+    }
+    Ok(true)
 }
 
 /// Disable a failing endpoint and record `endpoint.disabled` (for the other
