@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod notify;
 pub mod runs;
 pub mod schedule;
+pub mod scope;
 pub mod secrets;
 pub mod store;
 pub mod template;

@@ -8,6 +8,7 @@ use super::error::ApiError;
 use super::params::Path;
 use super::{AppState, ok};
 use crate::notify::{EventType, Filter};
+use crate::scope::Scope;
 use crate::store::{DeliveryRow, EndpointRow, NewEndpoint};
 use crate::time::rfc3339;
 use axum::extract::{Extension, State};
@@ -15,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
 
-const SCOPE: &[&str] = &["webhooks:write"];
+const SCOPE: &[Scope] = &[Scope::WebhooksWrite];
 /// Deliveries listed per endpoint unless `limit` says otherwise.
 const DEFAULT_LIMIT: usize = 50;
 

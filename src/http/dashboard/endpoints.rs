@@ -7,13 +7,14 @@ use super::layout::{self, Shell, action_button, badge};
 use super::session::{Session, check_csrf};
 use super::{FormData, Page, PageError, PathId};
 use crate::http::AppState;
+use crate::scope::Scope;
 use crate::store::DeliveryStatus;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
-const SCOPE: &[&str] = &["webhooks:write"];
+const SCOPE: &[Scope] = &[Scope::WebhooksWrite];
 /// Deliveries shown per endpoint.
 const RECENT: usize = 10;
 

@@ -74,7 +74,7 @@ fn split(events: Vec<(EventType, serde_json::Value)>) -> (Vec<String>, Vec<Strin
 }
 
 /// The statement (and parameters) that appends a claimed run's commit's events.
-pub(super) fn on_commit(claim: ClaimRef, w: &RunWrite) -> (&'static str, Boxed) {
+pub(super) fn on_commit(claim: ClaimRef, w: &RunWrite) -> super::writer::Stmt {
     let (if_unstarted, if_started) = notify::commit_events(w.status, w.started_at.is_some());
     let error = RunError::to_value(&w.error);
     let snap = |events: &[EventType]| {
@@ -98,7 +98,10 @@ pub(super) fn on_commit(claim: ClaimRef, w: &RunWrite) -> (&'static str, Boxed) 
         Box::new(t2),
         Box::new(d2),
     ];
-    (COMMIT_APPEND.as_str(), params)
+    super::writer::Stmt {
+        sql: COMMIT_APPEND.as_str(),
+        params,
+    }
 }
 
 /// Append the event of a run that ended outside a claim (a cancel of a
@@ -132,6 +135,20 @@ pub(super) async fn on_ended(db: &Db<'_, '_>, seq: i64, status: RunStatus) -> Re
     ));
     db.query(&ENDED_APPEND, &[&seq, &0i64, &false, &t, &d, &t, &d])
         .await?;
+    Ok(())
+}
+
+/// The events of runs a cancel ended (the run and its unfinished
+/// descendants), in the cancel's transaction.
+pub(super) async fn on_cancelled(db: &Db<'_, '_>, ids: &[String]) -> Result<()> {
+    for id in ids {
+        if let Some(row) = db
+            .query_opt("SELECT seq FROM runs WHERE id = $1", &[id])
+            .await?
+        {
+            on_ended(db, row.get(0), RunStatus::Cancelled).await?;
+        }
+    }
     Ok(())
 }
 

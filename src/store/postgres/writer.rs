@@ -1,10 +1,12 @@
 //! The node's write path on PostgreSQL: group commit. Keyless trigger
 //! inserts and fenced run commits are queued to a writer task, which takes
 //! every command waiting (up to `MAX_BATCH`), sends them pipelined on one
-//! connection inside one transaction (`BEGIN`, one multi-row insert for all
-//! the triggers, one fenced statement per commit, `COMMIT`: one round trip
-//! and one WAL flush for the whole batch) and answers each caller once the
-//! transaction committed. A stale fencing token is not an error: that
+//! connection inside one transaction (`BEGIN`, the lock of the queue rows
+//! when a commit ends a run, one multi-row insert for all the triggers, one
+//! fenced statement per commit and the statements that follow it — a child
+//! spawned, a finished child recorded on its parent —, `COMMIT`: one round
+//! trip and one WAL flush for the whole batch) and answers each caller once
+//! the transaction committed. A stale fencing token is not an error: that
 //! command's statement matches nothing and only its caller hears so. A
 //! statement that fails aborts the transaction, so the batch is then run
 //! again one command per transaction, and only the failing command fails.
@@ -43,10 +45,35 @@ pub(super) struct CommitCmd {
     pub seq: i64,
     pub sql: &'static str,
     pub params: Vec<Box<dyn ToSql + Send + Sync>>,
-    /// The outbox events this write causes (`outbox.rs`): a statement run
-    /// just before `sql` in the same transaction, under the same fence.
-    pub outbox: Option<(&'static str, Vec<Box<dyn ToSql + Send + Sync>>)>,
+    /// Statements after the commit's own, in its transaction (a child run
+    /// created, a finished child recorded on its parent). Each one checks
+    /// for itself that it applies, so it changes nothing when the fence
+    /// refused the commit.
+    pub then: Vec<Stmt>,
+    /// A statement before the commit's own, in its transaction: the outbox
+    /// events the write causes (`outbox.rs`), appended under the same fence
+    /// while the run's prior state is still visible.
+    pub before: Option<Stmt>,
+    /// The run ends: its waiting parent's queue row, which `then` may
+    /// update, is locked at the start of the batch, in `seq` order with the
+    /// batch's own rows.
+    pub lock_parent: bool,
 }
+
+/// One more statement of a commit's transaction.
+pub(super) struct Stmt {
+    pub sql: &'static str,
+    pub params: Vec<Box<dyn ToSql + Send + Sync>>,
+}
+
+/// Locks, in `seq` order, the queue rows of a batch's commits and of the
+/// waiting parents of the runs it ends (`$1` every commit's run, `$2` those
+/// that end), so the parent of a child that finishes is never locked after
+/// a row with a higher `seq`: the one lock order of the store.
+const LOCK_SQL: &str = "SELECT q.seq FROM run_queue q WHERE q.seq IN (SELECT UNNEST($1::BIGINT[]) \
+       UNION SELECT p.seq FROM runs k JOIN runs p ON p.id = k.parent_run_id \
+       WHERE k.seq = ANY($2::BIGINT[]) AND k.parent_waits) \
+     ORDER BY q.seq FOR UPDATE OF q";
 
 enum Cmd {
     /// Answered with the run's `(seq, created_at)`.
@@ -208,16 +235,30 @@ async fn run(
         true => None,
         false => Some(client.prepare_cached(INSERT_SQL).await.map_err(pg)?),
     };
+    let lock_stmt = match commits.iter().any(|c| c.lock_parent) {
+        false => None,
+        true => Some(client.prepare_cached(LOCK_SQL).await.map_err(pg)?),
+    };
+    let all_seqs: Vec<i64> = commits.iter().map(|c| c.seq).collect();
+    let ending: Vec<i64> = commits
+        .iter()
+        .filter(|c| c.lock_parent)
+        .map(|c| c.seq)
+        .collect();
+    let lock_params: [&(dyn ToSql + Sync); 2] = [&all_seqs, &ending];
+    // Each commit's statement, then the statements that follow it.
     let mut commit_stmts = Vec::with_capacity(commits.len());
-    let mut outbox_stmts = Vec::with_capacity(commits.len());
     for c in commits {
-        commit_stmts.push(client.prepare_cached(c.sql).await.map_err(pg)?);
-        outbox_stmts.push(match &c.outbox {
-            Some((sql, _)) => Some(client.prepare_cached(sql).await.map_err(pg)?),
-            None => None,
-        });
+        let mut stmts = vec![];
+        if let Some(b) = &c.before {
+            stmts.push(client.prepare_cached(b.sql).await.map_err(pg)?);
+        }
+        stmts.push(client.prepare_cached(c.sql).await.map_err(pg)?);
+        for t in &c.then {
+            stmts.push(client.prepare_cached(t.sql).await.map_err(pg)?);
+        }
+        commit_stmts.push(stmts);
     }
-    let outboxes = outbox_stmts.iter().flatten().count();
     let ids: Vec<&str> = inserts.iter().map(|c| c.id.as_str()).collect();
     let wfs: Vec<&str> = inserts.iter().map(|c| c.workflow_id.as_str()).collect();
     let versions: Vec<i64> = inserts.iter().map(|c| c.workflow_version).collect();
@@ -227,27 +268,23 @@ async fn run(
     let delays: Vec<i64> = inserts.iter().map(|c| c.delay_ms).collect();
     let insert_params: [&(dyn ToSql + Sync); 7] =
         [&ids, &wfs, &versions, &inputs, &conns, &types, &delays];
-    let commit_params: Vec<Vec<&(dyn ToSql + Sync)>> = commits
+    // Per commit: its own statement's parameters, then each `then`'s.
+    let commit_params: Vec<Vec<Vec<&(dyn ToSql + Sync)>>> = commits
         .iter()
         .map(|c| {
-            c.params
+            c.before
                 .iter()
-                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-                .collect()
-        })
-        .collect();
-    let outbox_params: Vec<Vec<&(dyn ToSql + Sync)>> = commits
-        .iter()
-        .map(|c| {
-            c.outbox
-                .iter()
-                .flat_map(|(_, params)| params.iter())
-                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .map(|b| as_params(&b.params))
+                .chain(std::iter::once(as_params(&c.params)))
+                .chain(c.then.iter().map(|t| as_params(&t.params)))
                 .collect()
         })
         .collect();
 
-    let wrapped = usize::from(insert_stmt.is_some()) + commits.len() + outboxes > 1;
+    let statements = usize::from(lock_stmt.is_some())
+        + usize::from(insert_stmt.is_some())
+        + commit_stmts.iter().map(Vec::len).sum::<usize>();
+    let wrapped = statements > 1;
     let c: &tokio_postgres::Client = client;
     let mut pipeline: Vec<Pending<'_>> = vec![];
     if wrapped {
@@ -255,18 +292,16 @@ async fn run(
             c.batch_execute("BEGIN").await.map(|_| vec![])
         }));
     }
+    if let Some(s) = &lock_stmt {
+        pipeline.push(Box::pin(c.query(s, &lock_params)));
+    }
     if let Some(s) = &insert_stmt {
         pipeline.push(Box::pin(c.query(s, &insert_params)));
     }
-    for ((s, p), (o, op)) in commit_stmts
-        .iter()
-        .zip(&commit_params)
-        .zip(outbox_stmts.iter().zip(&outbox_params))
-    {
-        if let Some(o) = o {
-            pipeline.push(Box::pin(c.query(o, op)));
+    for (stmts, params) in commit_stmts.iter().zip(&commit_params) {
+        for (s, p) in stmts.iter().zip(params) {
+            pipeline.push(Box::pin(c.query(s, p)));
         }
-        pipeline.push(Box::pin(c.query(s, p)));
     }
     if wrapped {
         pipeline.push(Box::pin(async move {
@@ -284,8 +319,7 @@ async fn run(
     if wrapped && let Some(Err(e)) = answers.next() {
         first_error.get_or_insert(e);
     }
-    let body = usize::from(insert_stmt.is_some()) + commits.len() + outboxes;
-    for a in answers.by_ref().take(body) {
+    for a in answers.by_ref().take(statements) {
         match a {
             Ok(rows) => results.push(rows),
             Err(e) => {
@@ -301,6 +335,9 @@ async fn run(
         return Err(pg(e));
     }
     let mut results = results.into_iter();
+    if lock_stmt.is_some() {
+        results.next();
+    }
     let mut inserted = Vec::with_capacity(inserts.len());
     if insert_stmt.is_some() {
         let rows = results.next().unwrap_or_default();
@@ -316,15 +353,25 @@ async fn run(
             inserted.push(ids);
         }
     }
+    // A commit's answer is its own statement's; what its `then` returned is not needed.
     let mut committed = Vec::with_capacity(commits.len());
-    for o in &outbox_stmts {
-        if o.is_some() {
-            results.next();
-        }
+    for (stmts, c) in commit_stmts.iter().zip(commits) {
+        let before = usize::from(c.before.is_some());
+        results.by_ref().take(before).for_each(drop);
         let rows = results.next().unwrap_or_default();
         committed.push(rows.first().map(|r| r.get::<_, String>(0)));
+        results
+            .by_ref()
+            .take(stmts.len() - 1 - before)
+            .for_each(drop);
     }
     Ok((inserted, committed))
+}
+
+fn as_params(ps: &[Box<dyn ToSql + Send + Sync>]) -> Vec<&(dyn ToSql + Sync)> {
+    ps.iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect()
 }
 
 /// Drive the futures together, polling them in their order, so each sends
