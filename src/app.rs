@@ -120,6 +120,18 @@ impl App {
         let scheduler = tokio::spawn(
             crate::schedule::Scheduler::new(self.state.triggers()).run(stop_rx.clone()),
         );
+        let deliverer = tokio::spawn(
+            crate::notify::deliver::Deliverer::new(
+                self.store.clone(),
+                self.state.secrets.clone(),
+                self.state.metrics.clone(),
+                crate::notify::Policy {
+                    retry_delays_ms: crate::notify::deliver::retry_delays_from_env(),
+                    disable_after_ms: self.settings.endpoint_disable_after_ms,
+                },
+            )
+            .run(stop_rx.clone()),
+        );
         let retention = tokio::spawn(retention_loop(
             self.store.clone(),
             self.settings.retention_days,
@@ -153,6 +165,8 @@ impl App {
         let _ = stop_tx.send(true);
         let _ = scheduler.await;
         let _ = worker_task.await;
+        // Attempts in flight are abandoned: their leases pass them on.
+        deliverer.abort();
         retention.abort();
         self.store.close();
         Ok(())

@@ -290,6 +290,42 @@ impl Client {
         Ok(())
     }
 
+    /// Outbound notification endpoints and deliveries (untyped: the CLI prints them).
+    pub async fn create_endpoint(&self, body: &Value) -> Result<Value, ClientError> {
+        let path = "/api/v1/webhook-endpoints";
+        Ok(self.call(Method::POST, path, &[], Some(body)).await?.data)
+    }
+
+    pub async fn endpoints(&self) -> Result<Vec<Value>, ClientError> {
+        let path = "/api/v1/webhook-endpoints";
+        Ok(self.call(Method::GET, path, &[], None).await?.data)
+    }
+
+    pub async fn delete_endpoint(&self, id: &str) -> Result<Value, ClientError> {
+        let path = format!("/api/v1/webhook-endpoints/{}", seg(id));
+        Ok(self.call(Method::DELETE, &path, &[], None).await?.data)
+    }
+
+    pub async fn enable_endpoint(&self, id: &str) -> Result<Value, ClientError> {
+        let path = format!("/api/v1/webhook-endpoints/{}/enable", seg(id));
+        Ok(self.call(Method::POST, &path, &[], None).await?.data)
+    }
+
+    pub async fn endpoint_deliveries(
+        &self,
+        id: &str,
+        limit: usize,
+    ) -> Result<Vec<Value>, ClientError> {
+        let path = format!("/api/v1/webhook-endpoints/{}/deliveries", seg(id));
+        let query = [("limit", limit.to_string())];
+        Ok(self.call(Method::GET, &path, &query, None).await?.data)
+    }
+
+    pub async fn redeliver(&self, delivery_id: &str) -> Result<Value, ClientError> {
+        let path = format!("/api/v1/deliveries/{}/redeliver", seg(delivery_id));
+        Ok(self.call(Method::POST, &path, &[], None).await?.data)
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,

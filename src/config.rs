@@ -49,6 +49,8 @@ pub struct ServeSettings {
     pub metrics_public: bool,
     /// The budget of template results and step outputs, and the poison-pill count.
     pub run_limits: crate::limits::RunLimits,
+    /// A notification endpoint failing this long is disabled (`--endpoint-disable-after`).
+    pub endpoint_disable_after_ms: i64,
 }
 
 /// How long clients may take, and how many may be connected at once.

@@ -22,6 +22,7 @@ pub mod http;
 pub mod ids;
 pub mod limits;
 pub mod metrics;
+pub mod notify;
 pub mod runs;
 pub mod schedule;
 pub mod scope;

@@ -38,6 +38,14 @@ struct Inner {
     trigger_latency: Histogram,
     step_duration: Family<StepLabels, Histogram>,
     rate_limited: Counter,
+    /// Outbound notification attempts by outcome (`delivered`, `retry`, `failed`).
+    deliveries: Family<OutcomeLabel, Counter>,
+    outbox_backlog: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: String,
 }
 
 impl Default for Metrics {
@@ -77,6 +85,18 @@ impl Metrics {
             "Requests rejected by a rate limit",
             rate_limited.clone(),
         );
+        let deliveries = Family::<OutcomeLabel, Counter>::default();
+        let outbox_backlog = Gauge::default();
+        registry.register(
+            "webhook_deliveries",
+            "Outbound notification attempts, by outcome (delivered, retry, failed)",
+            deliveries.clone(),
+        );
+        registry.register(
+            "outbox_backlog",
+            "Outbound notifications not yet delivered (pending deliveries)",
+            outbox_backlog.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -85,6 +105,8 @@ impl Metrics {
                 trigger_latency,
                 step_duration,
                 rate_limited,
+                deliveries,
+                outbox_backlog,
             }),
         }
     }
@@ -106,6 +128,20 @@ impl Metrics {
 
     pub fn rate_limited(&self) {
         self.inner.rate_limited.inc();
+    }
+
+    pub fn delivery_attempt(&self, outcome: &str) {
+        self.inner
+            .deliveries
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    /// Read from the store at scrape time, like the queue depth.
+    pub fn set_outbox_backlog(&self, n: i64) {
+        self.inner.outbox_backlog.set(n);
     }
 
     /// The exposition text, with the store's current counts.

@@ -13,12 +13,14 @@ pub enum Scope {
     RunsWrite,
     ConnectionsRead,
     ConnectionsWrite,
+    /// Outbound notification endpoints, their deliveries, redelivery.
+    WebhooksWrite,
     /// Every other scope, and the admin-only routes (`/metrics` beyond loopback).
     Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 9] = [
         Scope::WorkflowsRead,
         Scope::WorkflowsWrite,
         Scope::WorkflowsExecute,
@@ -26,6 +28,7 @@ impl Scope {
         Scope::RunsWrite,
         Scope::ConnectionsRead,
         Scope::ConnectionsWrite,
+        Scope::WebhooksWrite,
         Scope::Admin,
     ];
 
@@ -38,6 +41,7 @@ impl Scope {
             Scope::RunsWrite => "runs:write",
             Scope::ConnectionsRead => "connections:read",
             Scope::ConnectionsWrite => "connections:write",
+            Scope::WebhooksWrite => "webhooks:write",
             Scope::Admin => "admin",
         }
     }

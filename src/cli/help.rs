@@ -61,6 +61,18 @@ const EXAMPLES: &[(&str, &str)] = &[
   flowctl connections list --json"),
     ("connections delete", "  flowctl connections delete conn_mail
   flowctl connections delete conn_mail --force      # even if active workflows use it"),
+    ("endpoints", "  flowctl endpoints create https://example.com/flowctl-events --event run.failed
+  flowctl endpoints list
+  flowctl endpoints deliveries ep_0VdB2kQ1aZ9x"),
+    ("endpoints create", "  flowctl endpoints create https://example.com/flowctl-events      # every event; prints the id, then the secret once
+  flowctl endpoints create https://ops.example.com/hook --event run.failed --event run.timed_out --workflow wf_nightly_report"),
+    ("endpoints list", "  flowctl endpoints list
+  flowctl endpoints list --json"),
+    ("endpoints delete", "  flowctl endpoints delete ep_0VdB2kQ1aZ9x"),
+    ("endpoints enable", "  flowctl endpoints enable ep_0VdB2kQ1aZ9x          # held deliveries go out, in order"),
+    ("endpoints deliveries", "  flowctl endpoints deliveries ep_0VdB2kQ1aZ9x
+  flowctl endpoints deliveries ep_0VdB2kQ1aZ9x --limit 100 --json"),
+    ("endpoints redeliver", "  flowctl endpoints redeliver msg_0VdB2kQ1aZ9x       # the same event id again"),
     ("keys", "  flowctl keys create --name ci --scopes workflows:execute,runs:read
   flowctl keys list
   flowctl keys revoke key_3KfP0aBc"),

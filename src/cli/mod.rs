@@ -6,6 +6,7 @@ mod batch;
 mod connections;
 mod db;
 mod db_pg;
+mod endpoints;
 mod exit;
 mod help;
 mod keys;
@@ -77,6 +78,8 @@ pub enum Command {
     Workflows(workflows::WorkflowsArgs),
     /// Create, list and delete connections (stored, encrypted credentials)
     Connections(connections::ConnectionsArgs),
+    /// Outbound notifications: endpoints that receive signed run events, their deliveries
+    Endpoints(endpoints::EndpointsArgs),
     /// Manage API keys directly on the database file (run it on the server host)
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -185,6 +188,10 @@ async fn dispatch(cli: Cli) -> Exit {
         },
         Command::Connections(args) => match target::client(top, &args.client) {
             Ok(c) => connections::connections(&c, &args.command, json).await,
+            Err(e) => Err(e),
+        },
+        Command::Endpoints(args) => match target::client(top, &args.client) {
+            Ok(c) => endpoints::endpoints(&c, &args.command, json).await,
             Err(e) => Err(e),
         },
         Command::Open { no_browser, client } => match target::client(top, client) {

@@ -82,6 +82,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = crate::delivery::DEFAULT_DEDUPE_HOURS, value_name = "HOURS",
           value_parser = clap::value_parser!(u64).range(1..=8760))]
     pub webhook_dedupe_hours: u64,
+    /// A notification endpoint failing this long (no success since its first
+    /// failure) is disabled and `endpoint.disabled` is recorded: a number with
+    /// ms, s, m, h or d
+    #[arg(long, default_value = "5d", value_name = "DURATION",
+          value_parser = crate::notify::parse_duration_ms)]
+    pub endpoint_disable_after: i64,
     /// Log format on stderr: text or json
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -122,6 +128,7 @@ impl ServeArgs {
                 max_value_bytes: self.max_value_bytes,
                 max_recoveries: self.max_run_recoveries,
             },
+            endpoint_disable_after_ms: self.endpoint_disable_after,
         }
     }
 }

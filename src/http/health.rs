@@ -16,6 +16,9 @@ pub async fn healthz(State(state): State<AppState>) -> Result<impl IntoResponse,
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let by_status = state.store.count_runs_by_status().await?;
     let depth = state.store.queue_depth().await?;
+    state
+        .metrics
+        .set_outbox_backlog(state.store.outbox_backlog().await?);
     let text = state.metrics.render(&by_status, depth);
     Ok((
         [(

@@ -9,6 +9,7 @@ pub(crate) mod auth;
 mod body;
 mod connections;
 pub mod dashboard;
+pub(crate) mod endpoints;
 pub(crate) mod error;
 mod health;
 pub mod intake;
@@ -138,6 +139,20 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             "/connections/{id}",
             get(connections::show).delete(connections::delete),
         )
+        .route(
+            "/webhook-endpoints",
+            get(endpoints::list).post(endpoints::create),
+        )
+        .route(
+            "/webhook-endpoints/{id}",
+            get(endpoints::show).delete(endpoints::delete),
+        )
+        .route("/webhook-endpoints/{id}/enable", post(endpoints::enable))
+        .route(
+            "/webhook-endpoints/{id}/deliveries",
+            get(endpoints::deliveries),
+        )
+        .route("/deliveries/{id}/redeliver", post(endpoints::redeliver))
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
     let mut metrics = Router::new().route("/metrics", get(health::metrics));
     if limits.metrics_need_key {

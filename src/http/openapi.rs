@@ -7,6 +7,7 @@
 
 mod components;
 mod more_paths;
+mod notify_paths;
 mod paths;
 mod trigger_paths;
 
@@ -29,6 +30,7 @@ pub fn spec() -> Value {
         paths::workflows(),
         more_paths::others(),
         trigger_paths::webhooks(),
+        notify_paths::paths(),
     ] {
         if let Value::Object(m) = group {
             paths.extend(m);
@@ -62,11 +64,25 @@ pub fn spec() -> Value {
             {"name": "webhooks", "description": "Inbound webhook triggers, authenticated by signature"},
             {"name": "workflows", "description": "Workflow definitions, versions and status"},
             {"name": "connections", "description": "Stored provider credentials (secrets are write-only)"},
+            {"name": "notifications", "description": "Outbound run events: endpoints and their deliveries"},
             {"name": "operations", "description": "Health, metrics and this document"}
         ],
         "paths": paths,
-        "components": components::all(),
+        "components": with_notifications(components::all()),
     })
+}
+
+/// The notification routes' schemas and parameters, kept beside their paths.
+fn with_notifications(mut components: Value) -> Value {
+    for (kind, more) in [
+        ("schemas", notify_paths::schemas()),
+        ("parameters", notify_paths::parameters()),
+    ] {
+        if let (Some(Value::Object(m)), Value::Object(more)) = (components.get_mut(kind), more) {
+            m.extend(more);
+        }
+    }
+    components
 }
 
 /// `{"$ref": "#/components/<kind>/<name>"}`

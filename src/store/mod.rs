@@ -10,6 +10,7 @@ mod contract;
 pub mod copy;
 pub mod decisions;
 pub mod maintenance;
+mod outbox;
 pub mod ports;
 mod postgres;
 mod records;
@@ -18,6 +19,7 @@ mod sqlite;
 pub(crate) use postgres::inspect::check as check_postgres;
 pub use postgres::redact as redact_url;
 
+pub use outbox::*;
 pub use ports::{
     ApiKeys, Backend, Claim, ClaimRef, Cluster, CommitOutcome, Connections, Dashboard, Health,
     HeartbeatReport, RateState, Registry, RunQueue, RunWrite, Runs, Schedules,
@@ -190,6 +192,7 @@ impl Store {
     pub async fn open_for_serving(path: &Path) -> Result<(Store, usize)> {
         let store = sqlite::SqliteStore::open_exclusive(path)?;
         let recovered = store.requeue_all_claimed().await?;
+        store.release_all_deliveries().await?;
         Ok((Store::from_backend(Arc::new(store)), recovered))
     }
 }

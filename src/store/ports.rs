@@ -306,6 +306,7 @@ pub trait Backend:
     + Schedules
     + Dashboard
     + Redrives
+    + super::outbox::Outbox
 {
 }
 impl<
@@ -318,7 +319,8 @@ impl<
         + Cluster
         + Schedules
         + Dashboard
-        + Redrives,
+        + Redrives
+        + super::outbox::Outbox,
 > Backend for T
 {
 }

@@ -29,6 +29,7 @@ mod loops;
 mod multinode;
 mod newcomer;
 mod newcomer_cli;
+mod notifications;
 mod openapi;
 mod packaging;
 mod replay;

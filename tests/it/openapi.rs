@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use support::*;
 
 /// Every route of docs/api.md (method, path).
-const KNOWN_ROUTES: [(&str, &str); 23] = [
+const KNOWN_ROUTES: [(&str, &str); 30] = [
     ("POST", "/api/v1/workflows/{id}/run"),
     ("POST", "/api/v1/workflows/{id}/test-delivery"),
     ("POST", "/api/v1/ui-links"),
@@ -39,6 +39,13 @@ const KNOWN_ROUTES: [(&str, &str); 23] = [
     ("GET", "/healthz"),
     ("GET", "/metrics"),
     ("GET", "/api/v1/openapi.json"),
+    ("POST", "/api/v1/webhook-endpoints"),
+    ("GET", "/api/v1/webhook-endpoints"),
+    ("GET", "/api/v1/webhook-endpoints/{id}"),
+    ("DELETE", "/api/v1/webhook-endpoints/{id}"),
+    ("POST", "/api/v1/webhook-endpoints/{id}/enable"),
+    ("GET", "/api/v1/webhook-endpoints/{id}/deliveries"),
+    ("POST", "/api/v1/deliveries/{id}/redeliver"),
 ];
 
 /// The document, fetched without a key.

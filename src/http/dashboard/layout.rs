@@ -70,6 +70,9 @@ pub fn page(shell: &Shell, body: Markup) -> Markup {
                                 @if s.can(Scope::WorkflowsRead) {
                                     (nav_item("/ui/workflows", "Workflows", "workflows"))
                                 }
+                                @if s.can(Scope::WebhooksWrite) {
+                                    (nav_item("/ui/endpoints", "Endpoints", "endpoints"))
+                                }
                             }
                         }
                         form.logout method="post" action="/ui/logout" {

@@ -6,6 +6,7 @@
 //! auth, parameters, views and error mapping; only the router mounts it.
 
 mod blocks;
+mod endpoints;
 mod layout;
 pub(crate) mod link;
 mod overview;
@@ -48,6 +49,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/ui/workflows/{id}/pause", post(workflows::pause))
         .route("/ui/workflows/{id}/run", post(workflows::run_now))
         .route("/ui/overview", get(overview::show))
+        .route("/ui/endpoints", get(endpoints::list))
+        .route("/ui/endpoints/{id}/enable", post(endpoints::enable))
+        .route("/ui/deliveries/{id}/redeliver", post(endpoints::redeliver))
         .route("/ui/assets/{name}", get(asset))
         .route("/ui/{*rest}", get(not_found).post(not_found))
         .route_layer(from_fn(security_headers))

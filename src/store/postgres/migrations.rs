@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/003_dashboard.sql"),
     include_str!("migrations/004_recoveries.sql"),
     include_str!("migrations/005_child_runs.sql"),
+    include_str!("migrations/006_outbox.sql"),
 ];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;

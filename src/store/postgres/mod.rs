@@ -15,6 +15,7 @@ pub(crate) mod import;
 pub(crate) mod inspect;
 mod migrations;
 mod notify;
+mod outbox;
 mod queue;
 mod ratelimit;
 mod registry;

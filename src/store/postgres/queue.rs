@@ -284,6 +284,7 @@ impl PgStore {
                 params,
                 then,
                 lock_parent: ends,
+                before: Some(super::outbox::on_commit(claim, &w)),
             })
             .await?;
         let Some(updated) = updated else {

@@ -284,6 +284,7 @@ impl Runs for PgStore {
         let mut changed = super::children::Cancelled::default();
         if !run.is_finished() {
             changed = super::children::cancel_tree(&Db::Tx(&tx), run.seq).await?;
+            super::outbox::on_cancelled(&Db::Tx(&tx), &changed.ended).await?;
         }
         let run = run_by_id(&Db::Tx(&tx), &id, true)
             .await?

@@ -50,6 +50,10 @@ pub(super) struct CommitCmd {
     /// for itself that it applies, so it changes nothing when the fence
     /// refused the commit.
     pub then: Vec<Stmt>,
+    /// A statement before the commit's own, in its transaction: the outbox
+    /// events the write causes (`outbox.rs`), appended under the same fence
+    /// while the run's prior state is still visible.
+    pub before: Option<Stmt>,
     /// The run ends: its waiting parent's queue row, which `then` may
     /// update, is locked at the start of the batch, in `seq` order with the
     /// batch's own rows.
@@ -245,7 +249,11 @@ async fn run(
     // Each commit's statement, then the statements that follow it.
     let mut commit_stmts = Vec::with_capacity(commits.len());
     for c in commits {
-        let mut stmts = vec![client.prepare_cached(c.sql).await.map_err(pg)?];
+        let mut stmts = vec![];
+        if let Some(b) = &c.before {
+            stmts.push(client.prepare_cached(b.sql).await.map_err(pg)?);
+        }
+        stmts.push(client.prepare_cached(c.sql).await.map_err(pg)?);
         for t in &c.then {
             stmts.push(client.prepare_cached(t.sql).await.map_err(pg)?);
         }
@@ -264,7 +272,10 @@ async fn run(
     let commit_params: Vec<Vec<Vec<&(dyn ToSql + Sync)>>> = commits
         .iter()
         .map(|c| {
-            std::iter::once(as_params(&c.params))
+            c.before
+                .iter()
+                .map(|b| as_params(&b.params))
+                .chain(std::iter::once(as_params(&c.params)))
                 .chain(c.then.iter().map(|t| as_params(&t.params)))
                 .collect()
         })
@@ -344,10 +355,15 @@ async fn run(
     }
     // A commit's answer is its own statement's; what its `then` returned is not needed.
     let mut committed = Vec::with_capacity(commits.len());
-    for stmts in &commit_stmts {
+    for (stmts, c) in commit_stmts.iter().zip(commits) {
+        let before = usize::from(c.before.is_some());
+        results.by_ref().take(before).for_each(drop);
         let rows = results.next().unwrap_or_default();
         committed.push(rows.first().map(|r| r.get::<_, String>(0)));
-        results.by_ref().take(stmts.len() - 1).for_each(drop);
+        results
+            .by_ref()
+            .take(stmts.len() - 1 - before)
+            .for_each(drop);
     }
     Ok((inserted, committed))
 }

@@ -135,6 +135,7 @@ pub(super) fn cancel_children(
                  AND status NOT IN ('completed', 'failed', 'skipped')",
                 [seq],
             )?;
+            super::outbox::on_ended(c, seq, crate::engine::RunStatus::Cancelled, now)?;
         } else {
             c.execute(
                 "UPDATE runs SET cancel_requested = 1 WHERE seq = ?1 AND status = 'running'",

@@ -13,6 +13,7 @@ mod fanout;
 mod keys;
 mod lock;
 mod migrations;
+mod outbox;
 mod queue;
 mod runs;
 mod schedules;

@@ -134,6 +134,8 @@ impl RunQueue for SqliteStore {
         let cancelling = w.status == RunStatus::Cancelled;
         let now = crate::time::now_ms();
         self.write(move |c| {
+            // The events this write causes, under its fence, in its transaction.
+            super::outbox::on_commit(c, claim, &w, now)?;
             // The one mapping from the engine's state to the queue columns.
             let (ready, not_before_park, keep_lease) = match queue_change(&w) {
                 QueueChange::Ended => (0, None, false),

@@ -254,6 +254,7 @@ impl Runs for SqliteStore {
                         ),
                         params![run.seq, cancel.unsettled_steps_become.as_str()],
                     )?;
+                    super::outbox::on_ended(c, run.seq, cancel.status, now)?;
                     super::children::on_finished(c, run.seq)?;
                 } else {
                     c.execute(

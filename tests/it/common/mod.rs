@@ -57,6 +57,13 @@ impl Server {
         Server::start_on(home, db, args, &[], pg::fresh_database())
     }
 
+    /// A fresh store (PostgreSQL when the suite runs there), with extra flags and environment.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let home = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let db = home.path().join("flowctl.db");
+        Server::start_on(home, db, args, env, pg::fresh_database())
+    }
+
     /// Start on a given SQLite database path, with extra flags and environment.
     pub fn start_at(
         home: Arc<tempfile::TempDir>,
