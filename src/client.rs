@@ -395,6 +395,7 @@ impl Client {
             code: status.as_str().into(),
             message: text,
             details: None,
+            decision: None,
         });
         let hint = (error.code == codes::UNAUTHORIZED).then(|| {
             format!(

@@ -49,6 +49,9 @@ pub struct ServeSettings {
     pub metrics_public: bool,
     /// The budget of template results and step outputs, and the poison-pill count.
     pub run_limits: crate::limits::RunLimits,
+    /// The address people and outside systems reach this server at: the base of
+    /// approval links in mails and of callback URLs. None: the listening address.
+    pub public_url: Option<String>,
 }
 
 /// How long clients may take, and how many may be connected at once.

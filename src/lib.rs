@@ -29,6 +29,7 @@ pub mod store;
 pub mod template;
 pub mod time;
 pub mod trigger;
+pub mod waits;
 pub mod webhook;
 pub mod worker;
 pub mod workflow;

@@ -82,6 +82,11 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = crate::delivery::DEFAULT_DEDUPE_HOURS, value_name = "HOURS",
           value_parser = clap::value_parser!(u64).range(1..=8760))]
     pub webhook_dedupe_hours: u64,
+    /// The address people and outside systems reach this server at, e.g.
+    /// https://flows.example.com: approval links in mails and callback URLs
+    /// start with it [default: http://<the listening address>]
+    #[arg(long, env = "FLOWCTL_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
     /// Log format on stderr: text or json
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -122,6 +127,7 @@ impl ServeArgs {
                 max_value_bytes: self.max_value_bytes,
                 max_recoveries: self.max_run_recoveries,
             },
+            public_url: self.public_url.clone(),
         }
     }
 }

@@ -41,6 +41,9 @@ pub struct RunState {
     /// How often the store took this run back from a holder that abandoned its lease
     /// (crashed, killed or hung while holding it).
     pub recoveries: u32,
+    /// `{stepId: {url}}` of the run's callback `wait` steps (`callbacks.X.url` in
+    /// templates); the worker derives them, the engine only reads them.
+    pub callbacks: Value,
 }
 
 impl RunState {
@@ -85,6 +88,7 @@ impl RunState {
             deadline_at: None,
             limits: RunLimits::default(),
             recoveries: 0,
+            callbacks: Value::Null,
         }
     }
 
@@ -167,6 +171,10 @@ pub enum Effect {
     /// `wait`, the commit also suspends the run until the child's finish
     /// queues it again; without, report `StepSucceeded` with `{runId}`.
     Spawn(Spawn),
+    /// Commit the state with the run `suspended` (an approval or a callback):
+    /// parked until the step's deadline, holding no worker; a decision or a
+    /// callback queues it sooner.
+    Suspend(super::waits::Suspend),
 }
 
 /// A child run to create, as the engine decided it.
@@ -336,7 +344,10 @@ fn drive(wf: &CompiledWorkflow, mut s: RunState, now: i64, deadline: Option<i64>
             started_at: &started_text,
             input: &s.input,
         };
-        let scope = Scope::new(&facts, &s.steps);
+        let mut scope = Scope::new(&facts, &s.steps);
+        if !s.callbacks.is_null() {
+            scope.set_callbacks(s.callbacks.clone());
+        }
         let i = match next(wf, &s.steps) {
             Next::Finish => {
                 let ctx = scope.context(&s.input, &wf.variables, &now_text);
@@ -433,6 +444,20 @@ fn drive(wf: &CompiledWorkflow, mut s: RunState, now: i64, deadline: Option<i64>
                     StepKind::Stop => {}
                     StepKind::Workflow => {
                         if let Some(t) = workflow_step(wf, &mut s, i, config, now, deadline) {
+                            return t;
+                        }
+                    }
+                    StepKind::Wait if super::waits::is_callback(&config) => {
+                        if let Some(t) =
+                            super::waits::callback_step(&mut s, i, &config, now, deadline)
+                        {
+                            return t;
+                        }
+                    }
+                    StepKind::Approval => {
+                        if let Some(t) =
+                            super::waits::approval_step(&mut s, i, &config, now, deadline)
+                        {
                             return t;
                         }
                     }

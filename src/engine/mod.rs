@@ -11,6 +11,7 @@ mod control;
 mod error;
 mod retry;
 mod status;
+mod waits;
 
 pub use advance::{
     Effect, Event, MAX_DEPTH, RunState, Spawn, Transition, advance, child_run_id,
@@ -21,6 +22,7 @@ pub use control::{SkipReason, compare_op};
 pub use error::RunError;
 pub use retry::{FailureDecision, on_step_error};
 pub use status::{RunStatus, StepStatus};
+pub use waits::{ApprovalRequest, Suspend, WaitingFor};
 
 use crate::template::{Context, TemplateError, TemplateErrorKind, is_truthy};
 use crate::workflow::{CompiledStep, CompiledWorkflow};
@@ -76,6 +78,14 @@ impl Scope {
             scope.record(r);
         }
         scope
+    }
+
+    /// The run's callback URLs, visible as `callbacks.<stepId>.url` (carried
+    /// in the run's facts so the template context keeps its shape).
+    pub fn set_callbacks(&mut self, callbacks: Value) {
+        if let Some(run) = self.run.as_object_mut() {
+            run.insert("callbacks".into(), callbacks);
+        }
     }
 
     pub fn record(&mut self, r: &StepRecord) {

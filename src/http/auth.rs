@@ -12,12 +12,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const SCOPES: [&str; 8] = [
+pub const SCOPES: [&str; 9] = [
     "workflows:read",
     "workflows:write",
     "workflows:execute",
     "runs:read",
     "runs:write",
+    "runs:approve",
     "connections:read",
     "connections:write",
     "admin",
@@ -31,6 +32,8 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub key_id: String,
+    /// The key's name: who decided, for approvals.
+    pub name: String,
     pub scopes: Vec<String>,
 }
 
@@ -174,6 +177,7 @@ pub async fn authenticate(
                 .await?;
             let p = found.map(|row| Principal {
                 key_id: row.id,
+                name: row.name,
                 scopes: row.scopes,
             });
             if let Ok(mut m) = state.keys.entries.lock() {

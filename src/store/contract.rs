@@ -62,6 +62,7 @@ fn progress(status: RunStatus, step_status: StepStatus, park_until: Option<i64>)
     RunWrite {
         spawn: None,
         suspend: false,
+        suspension: None,
         status,
         started_at: Some(crate::time::now_ms()),
         completed_at: status.is_terminal().then(crate::time::now_ms),

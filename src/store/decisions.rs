@@ -110,7 +110,7 @@ pub fn sql_list<T: Copy>(items: &[T], name: fn(T) -> &'static str) -> String {
         .join(", ")
 }
 
-/// `'pending', 'running'`.
+/// `'pending', 'running', 'suspended'`.
 pub fn unfinished_sql() -> String {
     sql_list(&RunStatus::UNFINISHED, RunStatus::as_str)
 }
@@ -168,7 +168,7 @@ mod tests {
 
     #[test]
     fn sql_lists_come_from_the_one_status_lists() {
-        assert_eq!(unfinished_sql(), "'pending', 'running'");
+        assert_eq!(unfinished_sql(), "'pending', 'running', 'suspended'");
         assert_eq!(
             terminal_sql(),
             "'completed', 'failed', 'cancelled', 'timed_out'"

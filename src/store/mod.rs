@@ -14,6 +14,7 @@ pub mod ports;
 mod postgres;
 mod records;
 mod sqlite;
+pub mod waits;
 
 pub(crate) use postgres::inspect::check as check_postgres;
 pub use postgres::redact as redact_url;
@@ -23,6 +24,11 @@ pub use ports::{
     HeartbeatReport, RateState, Registry, RunQueue, RunWrite, Runs, Schedules,
 };
 pub use records::*;
+pub use waits::{
+    ApprovalFilter, ApprovalMail, ApprovalRow, CallbackIn, CallbackOutcome, Decider,
+    DecisionOutcome, DecisionRecord, DecisionRequest, NewApproval, NewApprovalToken, SuspendWrite,
+    TokenApproval, Waits,
+};
 
 use std::path::Path;
 use std::sync::Arc;

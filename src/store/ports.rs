@@ -58,6 +58,9 @@ pub struct RunWrite {
     /// Not finished and not parked: out of the queue, holding no worker,
     /// until a child's finish queues it again.
     pub suspend: bool,
+    /// The run is `suspended` (parked until `park_until`) on an approval or a
+    /// callback: what the store records with it (`store::waits`).
+    pub suspension: Option<super::waits::SuspendWrite>,
 }
 
 impl RunWrite {
@@ -74,6 +77,7 @@ impl RunWrite {
             steps: vec![],
             spawn: None,
             suspend: false,
+            suspension: None,
         }
     }
 }
@@ -292,6 +296,7 @@ pub trait Backend:
     + Schedules
     + Dashboard
     + Redrives
+    + super::waits::Waits
 {
 }
 impl<
@@ -304,7 +309,8 @@ impl<
         + Cluster
         + Schedules
         + Dashboard
-        + Redrives,
+        + Redrives
+        + super::waits::Waits,
 > Backend for T
 {
 }

@@ -84,6 +84,8 @@ impl Worker {
         .with_limits(self.limits, run.recoveries);
         state.depth = run.family.depth;
         state.deadline_at = run.family.deadline_at;
+        state.callbacks =
+            crate::waits::callback_urls(&self.secrets, &self.public_url, &wf, &run.id);
         let root_run_id = run
             .family
             .root_run_id
@@ -99,6 +101,9 @@ impl Worker {
             // The worker performs a spawn the engine decided: it checks the
             // target, and the child is created in the parent's commit.
             let mut spawn_failed = None;
+            if let Effect::Suspend(sp) = &t.effect {
+                write.suspension = Some(self.suspension_for(sp, &wf.id));
+            }
             if let Effect::Spawn(sp) = &t.effect {
                 match self
                     .child_for(sp, &root_run_id, run.connection_id.clone())
@@ -155,7 +160,7 @@ impl Worker {
                     };
                     continue;
                 }
-                Effect::Park { .. } => {
+                Effect::Park { .. } | Effect::Suspend(_) => {
                     self.events.run_queued();
                     return Ok(());
                 }
@@ -257,6 +262,7 @@ fn write_for(before: &RunState, t: &Transition) -> RunWrite {
         steps,
         spawn: None,
         suspend: false,
+        suspension: None,
     }
 }
 

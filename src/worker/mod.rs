@@ -9,6 +9,7 @@ mod lease;
 mod steps;
 #[cfg(test)]
 mod tests;
+mod waits;
 
 pub use lease::LeaseSettings;
 
@@ -43,6 +44,8 @@ pub struct Worker {
     claims: Claims,
     /// Value budget and poison-pill count for the runs this worker executes.
     pub(crate) limits: crate::limits::RunLimits,
+    /// The base of the callback URLs runs hand out (`--public-url`).
+    pub(crate) public_url: String,
 }
 
 impl Worker {
@@ -68,7 +71,14 @@ impl Worker {
             lease,
             claims: Claims::default(),
             limits: crate::limits::RunLimits::default(),
+            public_url: "http://localhost:3000".into(),
         }
+    }
+
+    /// The address callback URLs start with (`--public-url`).
+    pub fn with_public_url(mut self, url: String) -> Worker {
+        self.public_url = url;
+        self
     }
 
     /// The server's limits for the runs this worker executes.

@@ -75,6 +75,8 @@ pub enum StepKind {
     Stop,
     /// Runs another workflow as a child run (`config.workflowId`).
     Workflow,
+    /// Suspends the run until its approvers decide (or its timeout does).
+    Approval,
 }
 
 impl StepKind {
@@ -87,6 +89,7 @@ impl StepKind {
             StepKind::Condition => "condition",
             StepKind::Stop => "stop",
             StepKind::Workflow => "workflow",
+            StepKind::Approval => "approval",
         }
     }
 }

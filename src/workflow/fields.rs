@@ -59,7 +59,7 @@ pub fn config_fields(kind: &super::StepKind) -> Option<&'static [&'static str]> 
     use crate::actions::ActionKind::*;
     match kind {
         super::StepKind::Transform => Some(&["mapping"]),
-        super::StepKind::Wait => Some(&["durationMs", "until"]),
+        super::StepKind::Wait => Some(&["durationMs", "until", "callback"]),
         super::StepKind::Action(HttpRequest) => Some(&[
             "method",
             "url",
@@ -84,6 +84,7 @@ pub fn config_fields(kind: &super::StepKind) -> Option<&'static [&'static str]> 
         super::StepKind::Condition => Some(&["conditions", "then", "else"]),
         super::StepKind::Stop => Some(&["status", "output", "error"]),
         super::StepKind::Workflow => Some(&["workflowId", "input", "version", "wait"]),
+        super::StepKind::Approval => Some(super::waits::APPROVAL_FIELDS),
     }
 }
 

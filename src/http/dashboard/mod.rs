@@ -5,6 +5,7 @@
 //! in `session.rs`. A part of the HTTP adapter: it uses the parent's state,
 //! auth, parameters, views and error mapping; only the router mounts it.
 
+mod approve;
 mod layout;
 pub(crate) mod link;
 mod overview;
@@ -48,6 +49,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/ui/workflows/{id}/run", post(workflows::run_now))
         .route("/ui/overview", get(overview::show))
         .route("/ui/assets/{name}", get(asset))
+        .route("/approve/{token}", get(approve::page).post(approve::decide))
         .route("/ui/{*rest}", get(not_found).post(not_found))
         .route_layer(from_fn(security_headers))
         .with_state(state)

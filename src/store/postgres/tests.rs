@@ -80,6 +80,7 @@ fn completed() -> RunWrite {
     RunWrite {
         spawn: None,
         suspend: false,
+        suspension: None,
         status: RunStatus::Completed,
         started_at: Some(1),
         completed_at: Some(2),
@@ -214,6 +215,7 @@ fn running() -> RunWrite {
     RunWrite {
         spawn: None,
         suspend: false,
+        suspension: None,
         status: RunStatus::Running,
         started_at: Some(1),
         completed_at: None,

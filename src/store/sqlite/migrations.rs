@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("migrations/006_dashboard_sessions.sql")),
     (7, include_str!("migrations/007_recoveries.sql")),
     (11, include_str!("migrations/011_child_runs.sql")),
+    (14, include_str!("migrations/014_waits.sql")),
 ];
 
 pub const LATEST: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -15,6 +15,7 @@ mod migrations;
 mod queue;
 mod runs;
 mod schedules;
+mod waits;
 mod workflows;
 
 pub(crate) use errors::classify;

@@ -187,6 +187,9 @@ impl RunQueue for SqliteStore {
             if let Some(sp) = &w.spawn {
                 super::children::spawn(c, claim.seq, sp, now)?;
             }
+            if let Some(sw) = &w.suspension {
+                super::waits::on_suspend(c, claim.seq, sw, now)?;
+            }
             if terminal {
                 super::children::on_finished(c, claim.seq)?;
             }

@@ -51,6 +51,7 @@ fn progress(status: RunStatus) -> RunWrite {
     RunWrite {
         spawn: None,
         suspend: false,
+        suspension: None,
         status,
         started_at: Some(1),
         completed_at: status.is_terminal().then_some(2),
