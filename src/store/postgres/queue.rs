@@ -305,6 +305,10 @@ impl RunQueue for PgStore {
     }
 
     async fn commit(&self, claim: ClaimRef, w: RunWrite) -> Result<CommitOutcome> {
+        if w.suspension.is_some() {
+            let r = super::waits::commit_suspended(self, claim, w).await;
+            return self.seen(r);
+        }
         let parked = !w.status.is_terminal() && w.park_until.is_some();
         let r = self.commit_inner(claim, w).await;
         if parked && matches!(r, Ok(CommitOutcome::Saved)) {
