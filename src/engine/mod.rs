@@ -257,3 +257,5 @@ pub fn run_output(
 mod limits_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod waits_tests;

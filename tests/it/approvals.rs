@@ -675,3 +675,54 @@ async fn apply_refuses_approvals_that_cannot_work() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_lists_waits_and_decides() {
+    let s = Server::start();
+    s.apply(approval_wf(
+        "Cli Refund",
+        json!({"approvers": ["ops"], "reason": "Refund {{ input.amount }}"}),
+    ))
+    .await;
+    // `--wait` keeps waiting through the suspension; its --timeout still applies.
+    let out = s.cli(&[
+        "run",
+        "wf_cli_refund",
+        "--input",
+        "{\"amount\": 42}",
+        "--wait",
+        "--timeout",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
+    let (_, list) = s.get("/api/v1/runs?workflowId=wf_cli_refund").await;
+    let id = list["data"][0]["id"].as_str().unwrap().to_string();
+    until_suspended(&s, &id).await;
+
+    let out = s.cli(&["runs", "show", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ask: waiting for approval until"),
+        "{}",
+        stderr(&out)
+    );
+    let out = s.cli(&["approvals", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(
+        table.contains(&id) && table.contains("Refund 42"),
+        "{table}"
+    );
+
+    let out = s.cli(&["approvals", "approve", &id, "ask", "--comment", "fine"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("approved by"), "{}", stdout(&out));
+    let out = s.cli(&["wait", &id, "--timeout", "20"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let output: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(output["approval"]["comment"], "fine");
+    // A conflicting decision is a rejected request: exit 2, the code named.
+    let out = s.cli(&["approvals", "reject", &id, "ask"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ALREADY_DECIDED"), "{}", stderr(&out));
+}
