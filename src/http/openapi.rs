@@ -9,6 +9,7 @@ mod components;
 mod more_paths;
 mod paths;
 mod trigger_paths;
+mod wait_paths;
 
 use axum::Json;
 use axum::response::IntoResponse;
@@ -29,6 +30,7 @@ pub fn spec() -> Value {
         paths::workflows(),
         more_paths::others(),
         trigger_paths::webhooks(),
+        wait_paths::waits(),
     ] {
         if let Value::Object(m) = group {
             paths.extend(m);
@@ -143,6 +145,8 @@ fn error_refs(statuses: &[u16]) -> Vec<(String, Value)> {
                 401 => "Unauthorized",
                 403 => "Forbidden",
                 404 => "NotFound",
+                409 => "Conflict",
+                410 => "Gone",
                 413 => "PayloadTooLarge",
                 429 => "RateLimited",
                 500 => "Internal",

@@ -726,3 +726,103 @@ async fn the_cli_lists_waits_and_decides() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("ALREADY_DECIDED"), "{}", stderr(&out));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_decisions_across_two_postgres_nodes_make_exactly_one() {
+    let Some(base) = pg::cluster_or_skip("approvals across nodes") else {
+        return;
+    };
+    let db = pg::create_database(&base);
+    let env = [
+        (
+            "FLOWCTL_SECRET_KEY",
+            "5f3c0e6a1d2b4c5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6",
+        ),
+        ("FLOWCTL_LEASE_MS", "1500"),
+    ];
+    let a = Server::start_node(&db, &env, &["--rate-limit-write", "0"]);
+    let b = Server::start_node(&db, &env, &["--rate-limit-write", "0"]);
+    a.apply(approval_wf("Race Nodes", json!({"approvers": ["ops"]})))
+        .await;
+    let id = a.trigger("wf_race_nodes", json!({"amount": 1})).await;
+    until_suspended(&b, &id).await;
+    let keys: Vec<String> = (0..4)
+        .map(|i| a.create_key(&format!("node-racer{i}"), "runs:approve"))
+        .collect();
+    let mut tasks = vec![];
+    for i in 0..50 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let url = format!("{}/api/v1/runs/{id}/steps/ask/decision", node.url);
+        let (http, key) = (node.http.clone(), keys[i % keys.len()].clone());
+        let decision = if i % 3 == 0 { "reject" } else { "approve" };
+        tasks.push(tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .header("x-api-key", key)
+                .json(&json!({"decision": decision}))
+                .send()
+                .await
+                .unwrap();
+            let replayed = r.headers().get("idempotent-replayed").is_some();
+            (r.status().as_u16(), replayed)
+        }));
+    }
+    let mut fresh = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            (200, false) => fresh += 1,
+            (200, true) | (409, _) => {}
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!(fresh, 1, "exactly one decision across both nodes");
+    let run = b.wait_for_run(&id, Duration::from_secs(30)).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(
+        run["output"]["approval"]["decisions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{run}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_refund_example_asks_only_for_large_refunds_and_honours_a_rejection() {
+    let s = Server::start();
+    let def: Value =
+        serde_json::from_str(&std::fs::read_to_string("workflows/refund_approval.json").unwrap())
+            .unwrap();
+    s.apply(def).await;
+    let small = s
+        .trigger(
+            "wf_refund_approval",
+            json!({"customerId": "cus_1", "amount": 20}),
+        )
+        .await;
+    let run = s.wait_for_run(&small, Duration::from_secs(20)).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["output"]["refunded"], true, "{run}");
+    assert_eq!(run["output"]["refund"]["approvedBy"], "not needed");
+
+    let key = s.create_key("finance-lead", "runs:approve");
+    for (decision, refunded) in [("approve", true), ("reject", false)] {
+        let id = s
+            .trigger(
+                "wf_refund_approval",
+                json!({"customerId": "cus_2", "amount": 750}),
+            )
+            .await;
+        let run = until_suspended(&s, &id).await;
+        assert_eq!(
+            step(&run, "ask-finance")["output"]["reason"],
+            "Refund 750 EUR to cus_2 (customer request)"
+        );
+        let (st, _, v) = decide(&s, &key, &id, "ask-finance", decision).await;
+        assert_eq!(st, 200, "{v}");
+        let run = s.wait_for_run(&id, Duration::from_secs(20)).await;
+        assert_eq!(run["status"], "completed", "{run}");
+        assert_eq!(run["output"]["refunded"], refunded, "{decision}: {run}");
+    }
+}
