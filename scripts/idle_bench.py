@@ -11,10 +11,15 @@ stopped on exit.
 
 Knobs (environment): WORKFLOWS (10000), SCHEDULES (1000), WEBHOOKS (1000),
 SETTLE (10 s after the last apply), MEASURE (20 s), CLIENTS (8 concurrent applies).
-Prints one JSON line: idle CPU in % of one core, and queries/s on PostgreSQL.
+Then DELIVERIES (200) webhook deliveries one after another to random webhook
+paths: the first (after the quiet, when an index may be stale) and the
+median and p99 latency of all.
+Prints one JSON line: idle CPU in % of one core, queries/s on PostgreSQL, and
+webhook answer times in ms.
 """
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -29,6 +34,7 @@ WEBHOOKS = int(os.environ.get("WEBHOOKS", 1000))
 SETTLE = float(os.environ.get("SETTLE", 10))
 MEASURE = float(os.environ.get("MEASURE", 20))
 CLIENTS = int(os.environ.get("CLIENTS", 8))
+DELIVERIES = int(os.environ.get("DELIVERIES", 200))
 
 
 def definition(i):
@@ -92,7 +98,7 @@ def main():
                     headers={"x-api-key": key, "Content-Type": "application/json"}, method="POST")
                 urllib.request.urlopen(req, timeout=30).read()
 
-        started = time.time()
+        started, apply_cpu0 = time.time(), cpu_seconds(server.pid)
         threads = [threading.Thread(target=apply, args=(range(c, WORKFLOWS, CLIENTS),))
                    for c in range(CLIENTS)]
         for t in threads:
@@ -100,6 +106,7 @@ def main():
         for t in threads:
             t.join()
         applied_s = time.time() - started
+        apply_cpu = cpu_seconds(server.pid) - apply_cpu0
         time.sleep(SETTLE)
         cpu0, t0 = cpu_seconds(server.pid), time.time()
         q0 = pg_transactions(pg_url) if pg_url else None
@@ -110,11 +117,31 @@ def main():
             "store": "postgres" if pg_url else "sqlite",
             "workflows": WORKFLOWS, "schedules": SCHEDULES, "webhooks": WEBHOOKS,
             "apply_seconds": round(applied_s, 1),
+            # The server's CPU for all the applies: less sensitive to a busy
+            # machine than their wall time.
+            "apply_cpu_seconds": round(apply_cpu, 1),
             "idle_cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 2),
         }
         if pg_url:
             # Two of the counted transactions are this script's own reads.
             result["queries_per_second"] = round((q1 - q0 - 2) / (t1 - t0), 1)
+        if WEBHOOKS and DELIVERIES:
+            rng = random.Random(7)
+            times = []
+            for n in range(DELIVERIES):
+                i = SCHEDULES + rng.randrange(WEBHOOKS)
+                req = urllib.request.Request(
+                    f"{url}/webhooks/hooks/idle-{i}", data=json.dumps({"n": n}).encode(),
+                    headers={"Content-Type": "application/json"}, method="POST")
+                t = time.perf_counter()
+                urllib.request.urlopen(req, timeout=30).read()
+                times.append(1000 * (time.perf_counter() - t))
+            first, times = times[0], sorted(times)
+            result["webhook_ms"] = {
+                "first": round(first, 2),
+                "p50": round(times[len(times) // 2], 2),
+                "p99": round(times[min(len(times) - 1, int(len(times) * 0.99))], 2),
+            }
         print(json.dumps(result))
     finally:
         server.terminate()

@@ -159,10 +159,15 @@ async fn send(
         .map_err(|_| "the approval token cannot be unsealed with this server's key".to_string())?;
     let all = store.list_connections().await.map_err(|e| e.to_string())?;
     let refs: Vec<ConnectionRef> = all.iter().map(ConnectionRow::as_ref).collect();
-    let id = resolve("smtp", m.connection_id.as_deref(), None, &refs)
-        .map_err(|_| "no usable smtp connection".to_string())?
-        .ok_or_else(|| "approval mails need an active smtp connection".to_string())?
-        .to_string();
+    let id = resolve(
+        crate::store::ConnectionProvider::Smtp,
+        m.connection_id.as_deref(),
+        None,
+        &refs,
+    )
+    .map_err(|_| "no usable smtp connection".to_string())?
+    .ok_or_else(|| "approval mails need an active smtp connection".to_string())?
+    .to_string();
     let row = all
         .into_iter()
         .find(|c| c.id == id)

@@ -11,6 +11,7 @@ use super::error::ApiError;
 use super::intake::{Refused, read_body};
 use super::params::{Path, parse_query};
 use super::{AppState, ok};
+use crate::scope::Scope;
 use crate::store::{
     ApprovalFilter, ApprovalRow, CallbackIn, CallbackOutcome, Decider, DecisionOutcome,
     DecisionRequest,
@@ -46,7 +47,7 @@ pub async fn list(
     Extension(who): Extension<Principal>,
     RawQuery(q): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.require(&["runs:read"])?;
+    who.require(&[Scope::RunsRead])?;
     let q = parse_query(q.as_deref())?;
     let pending_only = match q.get("status").map(String::as_str) {
         None | Some("pending") => true,
@@ -154,7 +155,7 @@ pub async fn decide(
     Path((run_id, step_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    who.require(&["runs:approve"])?;
+    who.require(&[Scope::RunsApprove])?;
     let (decision, comment) = decision_body(&body)?;
     let outcome = state
         .store
@@ -228,7 +229,7 @@ pub async fn callback_by_key(
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    who.require(&["runs:approve"])?;
+    who.require(&[Scope::RunsApprove])?;
     let run = state.store.get_run(run_id.clone()).await?;
     let wf = state
         .catalog

@@ -249,10 +249,54 @@ impl ConnectionStatus {
     }
 }
 
+/// What a connection connects to; which actions and triggers may use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionProvider {
+    Stripe,
+    Smtp,
+    Http,
+    Webhook,
+}
+
+impl ConnectionProvider {
+    pub const ALL: [ConnectionProvider; 4] = [
+        ConnectionProvider::Stripe,
+        ConnectionProvider::Smtp,
+        ConnectionProvider::Http,
+        ConnectionProvider::Webhook,
+    ];
+
+    pub fn parse(s: &str) -> Option<ConnectionProvider> {
+        ConnectionProvider::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConnectionProvider::Stripe => "stripe",
+            ConnectionProvider::Smtp => "smtp",
+            ConnectionProvider::Http => "http",
+            ConnectionProvider::Webhook => "webhook",
+        }
+    }
+
+    /// Every provider's name, for messages.
+    pub fn names() -> Vec<&'static str> {
+        ConnectionProvider::ALL.iter().map(|p| p.as_str()).collect()
+    }
+}
+
+impl std::fmt::Display for ConnectionProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ConnectionRow {
     pub id: String,
-    pub provider: String,
+    pub provider: ConnectionProvider,
     pub name: String,
     pub status: ConnectionStatus,
     pub is_default: bool,
@@ -267,7 +311,7 @@ impl ConnectionRow {
     pub fn as_ref(&self) -> crate::engine::ConnectionRef<'_> {
         crate::engine::ConnectionRef {
             id: &self.id,
-            provider: &self.provider,
+            provider: self.provider,
             active: self.status == ConnectionStatus::Active,
             is_default: self.is_default,
         }
@@ -278,7 +322,7 @@ impl ConnectionRow {
 #[derive(Debug, Clone)]
 pub struct ConnectionWrite {
     pub id: String,
-    pub provider: String,
+    pub provider: ConnectionProvider,
     pub name: String,
     pub status: ConnectionStatus,
     pub is_default: bool,
