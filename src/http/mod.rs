@@ -5,7 +5,7 @@
 //! the error mapping lives in `error.rs`. Use cases live outside
 //! (`trigger`, `runs`, `workflows`); handlers parse, call them and render.
 
-mod approvals;
+pub(crate) mod approvals;
 pub(crate) mod auth;
 mod body;
 mod connections;

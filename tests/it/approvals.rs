@@ -826,3 +826,86 @@ async fn the_refund_example_asks_only_for_large_refunds_and_honours_a_rejection(
         assert_eq!(run["output"]["refunded"], refunded, "{decision}: {run}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_inbox_approves_and_the_run_page_shows_the_decision() {
+    let s = Server::start();
+    s.apply(approval_wf(
+        "Ui Refund",
+        json!({"approvers": ["ops"], "reason": "Refund {{ input.amount }} via the dashboard"}),
+    ))
+    .await;
+    let id = s.trigger("wf_ui_refund", json!({"amount": 64})).await;
+    until_suspended(&s, &id).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = |key: String| {
+        let (http, url) = (http.clone(), s.url.clone());
+        async move {
+            let r = http
+                .post(format!("{url}/ui/login"))
+                .header("origin", &url)
+                .header("sec-fetch-site", "same-origin")
+                .form(&[("key", key.as_str()), ("next", "/ui/approvals")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 303);
+            let c = r.headers()["set-cookie"].to_str().unwrap().to_string();
+            c.split(';').next().unwrap().to_string()
+        }
+    };
+    let get = |cookie: String, path: String| {
+        let (http, url) = (http.clone(), s.url.clone());
+        async move {
+            let r = http
+                .get(format!("{url}{path}"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    // A reader sees the inbox, without buttons.
+    let reader = login(s.create_key("ui-reader", "runs:read")).await;
+    let (st, html) = get(reader, "/ui/approvals".into()).await;
+    assert_eq!(st, 200);
+    assert!(
+        html.contains("via the dashboard") && html.contains(&id),
+        "{html}"
+    );
+    assert!(!html.contains("value=\"approve\""), "{html}");
+
+    let approver = login(s.create_key("ui-approver", "runs:read,runs:approve")).await;
+    let (_, html) = get(approver.clone(), "/ui/approvals".into()).await;
+    assert!(html.contains("value=\"approve\""), "{html}");
+    let csrf = form_token(&html);
+    let r = http
+        .post(format!("{}/ui/approvals/{id}/ask", s.url))
+        .header("cookie", &approver)
+        .header("origin", &s.url)
+        .header("sec-fetch-site", "same-origin")
+        .form(&[
+            ("decision", "approve"),
+            ("comment", "from the UI"),
+            ("csrf", csrf.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let run = s.wait_for_run(&id, Duration::from_secs(20)).await;
+    assert_eq!(
+        run["output"]["approval"]["approvedBy"], "ui-approver",
+        "{run}"
+    );
+    let (st, html) = get(approver, format!("/ui/runs/{id}")).await;
+    assert_eq!(st, 200);
+    assert!(
+        html.contains("ui-approver</strong> approved") && html.contains("from the UI"),
+        "{html}"
+    );
+}

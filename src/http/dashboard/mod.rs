@@ -50,6 +50,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/ui/overview", get(overview::show))
         .route("/ui/assets/{name}", get(asset))
         .route("/approve/{token}", get(approve::page).post(approve::decide))
+        .route("/ui/approvals", get(approve::inbox))
+        .route("/ui/approvals/{run}/{step}", post(approve::decide_ui))
         .route("/ui/{*rest}", get(not_found).post(not_found))
         .route_layer(from_fn(security_headers))
         .with_state(state)
