@@ -909,3 +909,51 @@ async fn the_dashboard_inbox_approves_and_the_run_page_shows_the_decision() {
         "{html}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_inside_a_sub_workflow_holds_its_parent_until_decided() {
+    let s = Server::start();
+    if s.on_postgres() {
+        // Child runs are SQLite-only in this version.
+        return;
+    }
+    s.apply(approval_wf("Child Approval", json!({"approvers": ["ops"]})))
+        .await;
+    s.apply(json!({"name": "Parent Of Approval", "steps": [
+        {"id": "call", "type": "workflow",
+         "config": {"workflowId": "wf_child_approval", "input": {"amount": 8}}}]}))
+        .await;
+    let parent = s.trigger("wf_parent_of_approval", json!({})).await;
+    let child = eventually(Duration::from_secs(20), || async {
+        let (_, list) = s.get(&format!("/api/v1/runs?parentRunId={parent}")).await;
+        list["data"][0]["id"].as_str().map(String::from)
+    })
+    .await;
+    until_suspended(&s, &child).await;
+    assert_eq!(run_view(&s, &parent).await["status"], "running");
+    let key = s.create_key("child-approver", "runs:approve");
+    let (st, _, v) = decide(&s, &key, &child, "ask", "approve").await;
+    assert_eq!(st, 200, "{v}");
+    let run = s.wait_for_run(&parent, Duration::from_secs(20)).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(
+        run["output"]["approval"]["approvedBy"], "child-approver",
+        "{run}"
+    );
+
+    // Cancelling a parent cancels its suspended child, whose approval is then useless.
+    let parent = s.trigger("wf_parent_of_approval", json!({})).await;
+    let child = eventually(Duration::from_secs(20), || async {
+        let (_, list) = s.get(&format!("/api/v1/runs?parentRunId={parent}")).await;
+        list["data"][0]["id"].as_str().map(String::from)
+    })
+    .await;
+    until_suspended(&s, &child).await;
+    let (st, _) = s
+        .post(&format!("/api/v1/runs/{parent}/cancel"), json!({}))
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(run_view(&s, &child).await["status"], "cancelled");
+    let (st, _, v) = decide(&s, &key, &child, "ask", "approve").await;
+    assert_eq!(st, 410, "{v}");
+}
