@@ -320,15 +320,25 @@ fn run_filter(q: &QueryMap) -> Result<RunFilter, ApiError> {
             ))
         })?),
     };
+    let include_children = match q.get("includeChildren").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::InvalidRequest(
+                "includeChildren must be true or false".into(),
+            ));
+        }
+    };
     Ok(RunFilter {
         workflow_id: q.get("workflowId").cloned(),
         status,
         trigger_type,
         before_seq,
         limit: limit(q)?,
-        // Sub-workflow children are listed anyway; `includeChildren` is accepted
-        // for the loop and parallel children that are hidden by default.
+        // Sub-workflow children are listed anyway; the children that run a
+        // block's body only with `parentRunId` or `includeChildren=true`.
         parent_run_id: q.get("parentRunId").cloned(),
+        include_children,
     })
 }
 
@@ -373,11 +383,6 @@ pub async fn redrive(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     who.require(&[Scope::RunsWrite])?;
-    if !state.store.child_runs() {
-        return Err(ApiError::InvalidRequest(
-            "redrive is not available on PostgreSQL yet".into(),
-        ));
-    }
     let Some(run) = state.store.redrive_run(id.clone()).await? else {
         let run = state.store.get_run(id).await?;
         return Err(ApiError::InvalidStatus(format!(

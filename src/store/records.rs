@@ -159,6 +159,10 @@ pub struct ChildSpawn {
     /// and queues the parent again.
     pub wait: bool,
     pub deadline_at: Option<i64>,
+    /// `Workflow` for a `workflow` step's child (listed among runs); a
+    /// block's children take another type and are hidden from the default
+    /// run list (`decisions::listed_by_default`).
+    pub trigger_type: TriggerType,
 }
 
 impl RunRow {
@@ -176,6 +180,8 @@ pub struct RunFilter {
     pub limit: usize,
     /// Only the children of this run.
     pub parent_run_id: Option<String>,
+    /// Also the children hidden by default (`decisions::listed_by_default`).
+    pub include_children: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -13,6 +13,7 @@ mod api_limits;
 mod api_trigger;
 mod approvals;
 mod batch;
+mod child_runs;
 mod cli;
 mod control_flow;
 mod dashboard;

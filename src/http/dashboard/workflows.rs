@@ -210,6 +210,7 @@ pub async fn show(
                 before_seq: None,
                 limit: 10,
                 parent_run_id: None,
+                include_children: false,
             })
             .await?
     } else {

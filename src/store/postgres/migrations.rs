@@ -12,7 +12,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/002_triggers.sql"),
     include_str!("migrations/003_dashboard.sql"),
     include_str!("migrations/004_recoveries.sql"),
-    // 005 and 006 are other branches'; the lead orders the list at merge.
+    include_str!("migrations/005_child_runs.sql"),
+    // 006 is another branch's; the lead orders the list at merge.
     include_str!("migrations/007_waits.sql"),
 ];
 
