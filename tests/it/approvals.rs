@@ -913,10 +913,6 @@ async fn the_dashboard_inbox_approves_and_the_run_page_shows_the_decision() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_approval_inside_a_sub_workflow_holds_its_parent_until_decided() {
     let s = Server::start();
-    if s.on_postgres() {
-        // Child runs are SQLite-only in this version.
-        return;
-    }
     s.apply(approval_wf("Child Approval", json!({"approvers": ["ops"]})))
         .await;
     s.apply(json!({"name": "Parent Of Approval", "steps": [
