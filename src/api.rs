@@ -18,6 +18,9 @@ pub struct ErrorBody {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub details: Option<Vec<ErrorDetail>>,
+    /// `ALREADY_DECIDED`: the decision on record `{by, decision, at, comment}`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub decision: Option<Value>,
 }
 
 /// One problem with a JSON path, e.g. `{path: ["items", 0, "quantity"], message}`.
@@ -157,6 +160,9 @@ pub struct StepView {
     /// took), `{stop}` or `{if}`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub skip_reason: Option<Value>,
+    /// What a `waiting` step waits for: `approval`, `callback` or `children`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub waiting_for: Option<String>,
     pub started_at: Option<String>,
     pub completed_at: Option<String>,
 }
@@ -270,4 +276,8 @@ pub mod codes {
     pub const STORAGE_CORRUPT: &str = "STORAGE_CORRUPT";
     pub const REQUEST_TIMEOUT: &str = "REQUEST_TIMEOUT";
     pub const SERVER_BUSY: &str = "SERVER_BUSY";
+    pub const ALREADY_DECIDED: &str = "ALREADY_DECIDED";
+    pub const ALREADY_RECEIVED: &str = "ALREADY_RECEIVED";
+    pub const EXPIRED: &str = "EXPIRED";
+    pub const NOT_WAITING: &str = "NOT_WAITING";
 }

@@ -93,6 +93,15 @@ impl App {
         &self.store
     }
 
+    /// The base of approval links and callback URLs: `--public-url`, else
+    /// the address this server listens on.
+    pub fn public_url(&self) -> String {
+        match &self.settings.public_url {
+            Some(u) if !u.trim().is_empty() => u.trim().trim_end_matches('/').to_string(),
+            _ => format!("http://{}", self.addr()),
+        }
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
@@ -115,7 +124,14 @@ impl App {
             self.settings.workers,
             lease_settings(),
         )
-        .with_limits(self.settings.run_limits);
+        .with_limits(self.settings.run_limits)
+        .with_public_url(self.public_url());
+        let mailer = tokio::spawn(crate::waits::run_mailer(
+            self.store.clone(),
+            self.state.secrets.clone(),
+            self.public_url(),
+            stop_rx.clone(),
+        ));
         let worker_task = tokio::spawn(worker.run(stop_rx.clone(), self.settings.shutdown_grace));
         let scheduler = tokio::spawn(
             crate::schedule::Scheduler::new(self.state.triggers()).run(stop_rx.clone()),
@@ -167,6 +183,7 @@ impl App {
         let _ = worker_task.await;
         // Attempts in flight are abandoned: their leases pass them on.
         deliverer.abort();
+        mailer.abort();
         retention.abort();
         self.store.close();
         Ok(())

@@ -167,6 +167,35 @@ impl Client {
         Ok(self.call(Method::POST, &path, &[], None).await?.data)
     }
 
+    /// The approval inbox: pending approvals (or all of them).
+    pub async fn approvals(&self, all: bool) -> Result<Vec<Value>, ClientError> {
+        let query = vec![
+            ("status", if all { "all" } else { "pending" }.to_string()),
+            ("limit", "100".to_string()),
+        ];
+        Ok(self
+            .call(Method::GET, "/api/v1/approvals", &query, None)
+            .await?
+            .data)
+    }
+
+    /// Approve or reject a run's waiting approval step, as this key.
+    pub async fn decide(
+        &self,
+        run_id: &str,
+        step_id: &str,
+        decision: &str,
+        comment: Option<&str>,
+    ) -> Result<Value, ClientError> {
+        let path = format!(
+            "/api/v1/runs/{}/steps/{}/decision",
+            seg(run_id),
+            seg(step_id)
+        );
+        let body = serde_json::json!({"decision": decision, "comment": comment});
+        Ok(self.call(Method::POST, &path, &[], Some(&body)).await?.data)
+    }
+
     pub async fn apply(&self, definition: &Value) -> Result<ApplyResponse, ClientError> {
         Ok(self
             .call(Method::POST, "/api/v1/workflows", &[], Some(definition))
@@ -431,6 +460,7 @@ impl Client {
             code: status.as_str().into(),
             message: text,
             details: None,
+            decision: None,
         });
         let hint = (error.code == codes::UNAUTHORIZED).then(|| {
             format!(

@@ -51,6 +51,9 @@ pub struct ServeSettings {
     pub run_limits: crate::limits::RunLimits,
     /// A notification endpoint failing this long is disabled (`--endpoint-disable-after`).
     pub endpoint_disable_after_ms: i64,
+    /// The address people and outside systems reach this server at: the base of
+    /// approval links in mails and of callback URLs. None: the listening address.
+    pub public_url: Option<String>,
 }
 
 /// How long clients may take, and how many may be connected at once.

@@ -32,6 +32,7 @@ pub mod template;
 pub mod testing;
 pub mod time;
 pub mod trigger;
+pub mod waits;
 pub mod webhook;
 pub mod worker;
 pub mod workflow;

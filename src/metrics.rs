@@ -150,6 +150,15 @@ impl Metrics {
         runs_by_status: &[(crate::engine::RunStatus, i64)],
         queue_depth: i64,
     ) -> String {
+        // A status with no runs any more reads 0, not its last count.
+        for status in crate::engine::RunStatus::ALL {
+            self.inner
+                .runs
+                .get_or_create(&StatusLabel {
+                    status: status.to_string(),
+                })
+                .set(0);
+        }
         for (status, n) in runs_by_status {
             self.inner
                 .runs

@@ -11,6 +11,8 @@ pub enum Scope {
     WorkflowsExecute,
     RunsRead,
     RunsWrite,
+    /// Decide approvals and complete callbacks.
+    RunsApprove,
     ConnectionsRead,
     ConnectionsWrite,
     /// Outbound notification endpoints, their deliveries, redelivery.
@@ -20,12 +22,13 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 9] = [
+    pub const ALL: [Scope; 10] = [
         Scope::WorkflowsRead,
         Scope::WorkflowsWrite,
         Scope::WorkflowsExecute,
         Scope::RunsRead,
         Scope::RunsWrite,
+        Scope::RunsApprove,
         Scope::ConnectionsRead,
         Scope::ConnectionsWrite,
         Scope::WebhooksWrite,
@@ -39,6 +42,7 @@ impl Scope {
             Scope::WorkflowsExecute => "workflows:execute",
             Scope::RunsRead => "runs:read",
             Scope::RunsWrite => "runs:write",
+            Scope::RunsApprove => "runs:approve",
             Scope::ConnectionsRead => "connections:read",
             Scope::ConnectionsWrite => "connections:write",
             Scope::WebhooksWrite => "webhooks:write",

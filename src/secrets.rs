@@ -40,6 +40,8 @@ pub enum SecretError {
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: XChaCha20Poly1305,
+    /// HMAC key derived from the secret key (callback tokens, form tokens).
+    mac_key: [u8; 32],
 }
 
 impl fmt::Debug for SecretBox {
@@ -68,9 +70,24 @@ impl SecretBox {
     }
 
     fn from_key(key: [u8; 32]) -> SecretBox {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"flowctl mac key\n");
+        h.update(key);
         SecretBox {
             cipher: XChaCha20Poly1305::new(&key.into()),
+            mac_key: h.finalize().into(),
         }
+    }
+
+    /// HMAC-SHA256 of `data` under a key derived from the secret key: the same
+    /// on every node that shares the key, unforgeable without it.
+    pub fn mac(&self, data: &[u8]) -> [u8; 32] {
+        use hmac::{Hmac, KeyInit, Mac};
+        let mut m = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&self.mac_key)
+            .expect("HMAC accepts any key length");
+        m.update(data);
+        m.finalize().into_bytes().into()
     }
 
     /// Read the key file, or create it (parent directories too, 0700) with mode 0600

@@ -32,6 +32,14 @@ const EXAMPLES: &[(&str, &str)] = &[
   flowctl run wf_orders --batch orders.jsonl --key-field orderId --wait"),
     ("wait", "  flowctl wait run_2x8Kq3zVb7LmN1pQ
   flowctl wait run_2x8Kq3zVb7LmN1pQ --timeout 30 --json"),
+    ("approvals", "  flowctl approvals list
+  flowctl approvals approve run_2x8Kq3zVb7LmN1pQ ask-finance --comment 'ok, goodwill'
+  flowctl approvals reject run_2x8Kq3zVb7LmN1pQ ask-finance"),
+    ("approvals list", "  flowctl approvals list
+  flowctl approvals list --all --json"),
+    ("approvals approve", "  flowctl approvals approve run_2x8Kq3zVb7LmN1pQ ask-finance
+  flowctl approvals approve run_2x8Kq3zVb7LmN1pQ ask-finance --comment 'within budget'"),
+    ("approvals reject", "  flowctl approvals reject run_2x8Kq3zVb7LmN1pQ ask-finance --comment 'no receipt'"),
     ("runs", "  flowctl runs list --workflow wf_order_total --status failed
   flowctl runs show run_2x8Kq3zVb7LmN1pQ
   flowctl runs cancel run_2x8Kq3zVb7LmN1pQ"),

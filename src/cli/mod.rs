@@ -2,6 +2,7 @@
 //! here: results on stdout, progress and messages on stderr.
 
 mod apply;
+mod approvals;
 mod batch;
 mod connections;
 mod db;
@@ -76,6 +77,8 @@ pub enum Command {
     Runs(runs::RunsArgs),
     /// List, show and change the status of workflows
     Workflows(workflows::WorkflowsArgs),
+    /// List approvals waiting for a decision, approve or reject them
+    Approvals(approvals::ApprovalsArgs),
     /// Create, list and delete connections (stored, encrypted credentials)
     Connections(connections::ConnectionsArgs),
     /// Outbound notifications: endpoints that receive signed run events, their deliveries
@@ -184,6 +187,10 @@ async fn dispatch(cli: Cli) -> Exit {
         },
         Command::Runs(args) => match target::client(top, &args.client) {
             Ok(c) => runs::runs(&c, &args.command, json).await,
+            Err(e) => Err(e),
+        },
+        Command::Approvals(args) => match target::client(top, &args.client) {
+            Ok(c) => approvals::approvals(&c, &args.command, json).await,
             Err(e) => Err(e),
         },
         Command::Connections(args) => match target::client(top, &args.client) {

@@ -272,7 +272,12 @@ fn current_step(run: &RunView) -> String {
         .position(|s| !matches!(s.status.as_str(), "completed" | "skipped" | "failed"))
         .unwrap_or(steps.len().saturating_sub(1));
     let id = steps.get(current).map(|s| s.id.as_str()).unwrap_or("");
-    format!("{}/{} {}", current + 1, steps.len(), id)
+    let waits = steps
+        .get(current)
+        .and_then(|s| s.waiting_for.as_deref())
+        .map(|w| format!(" (waiting for {w})"))
+        .unwrap_or_default();
+    format!("{}/{} {}{waits}", current + 1, steps.len(), id)
 }
 
 /// Output on stdout when completed; the error on stderr otherwise. The branches taken
@@ -320,6 +325,20 @@ fn print_warnings(run: &RunView) {
 pub(super) fn control_flow_lines(run: &RunView) -> Vec<String> {
     let mut out = vec![];
     for s in &run.steps {
+        if let Some(w) = s.waiting_for.as_deref().filter(|_| s.status == "waiting") {
+            let until = s.output["expiresAt"]
+                .as_str()
+                .map(|t| format!(" until {t}"))
+                .unwrap_or_default();
+            let how = match w {
+                "approval" => format!(
+                    "; decide with `flowctl approvals approve {} {}` (or reject)",
+                    run.id, s.id
+                ),
+                _ => String::new(),
+            };
+            out.push(format!("{}: waiting for {w}{until}{how}", s.id));
+        }
         if let Some(branch) = s.branch_taken() {
             out.push(format!("{}: took {branch}", s.id));
         }

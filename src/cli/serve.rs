@@ -88,6 +88,11 @@ pub struct ServeArgs {
     #[arg(long, default_value = "5d", value_name = "DURATION",
           value_parser = crate::notify::parse_duration_ms)]
     pub endpoint_disable_after: i64,
+    /// The address people and outside systems reach this server at, e.g.
+    /// https://flows.example.com: approval links in mails and callback URLs
+    /// start with it [default: http://<the listening address>]
+    #[arg(long, env = "FLOWCTL_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
     /// Log format on stderr: text or json
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -129,6 +134,7 @@ impl ServeArgs {
                 max_recoveries: self.max_run_recoveries,
             },
             endpoint_disable_after_ms: self.endpoint_disable_after,
+            public_url: self.public_url.clone(),
         }
     }
 }

@@ -46,6 +46,9 @@ pub struct RunState {
     pub outer: Option<std::sync::Arc<Value>>,
     /// A `stop` with `breakLoop` ended this loop item: start no further items.
     pub break_loop: bool,
+    /// `{stepId: {url}}` of the run's callback `wait` steps (`callbacks.X.url` in
+    /// templates); the worker derives them, the engine only reads them.
+    pub callbacks: Value,
 }
 
 impl RunState {
@@ -92,6 +95,7 @@ impl RunState {
             recoveries: 0,
             outer: None,
             break_loop: false,
+            callbacks: Value::Null,
         }
     }
 
@@ -178,6 +182,10 @@ pub enum Effect {
     /// `wait`, the commit also suspends the run until the child's finish
     /// queues it again; without, report `StepSucceeded` with `{runId}`.
     Spawn(Spawn),
+    /// Commit the state with the run `suspended` (an approval or a callback):
+    /// parked until the step's deadline, holding no worker; a decision or a
+    /// callback queues it sooner.
+    Suspend(super::waits::Suspend),
 }
 
 /// A child run to create, as the engine decided it.
@@ -347,7 +355,10 @@ fn drive(wf: &CompiledWorkflow, mut s: RunState, now: i64, deadline: Option<i64>
             started_at: &started_text,
             input: &s.input,
         };
-        let scope = Scope::new(&facts, &s.steps).within(s.outer.as_deref(), &s.input);
+        let mut scope = Scope::new(&facts, &s.steps).within(s.outer.as_deref(), &s.input);
+        if !s.callbacks.is_null() {
+            scope.set_callbacks(s.callbacks.clone());
+        }
         let i = match next(wf, &s.steps) {
             Next::Finish => {
                 let ctx = scope.context(input_of(&s), &wf.variables, &now_text);
@@ -456,6 +467,20 @@ fn drive(wf: &CompiledWorkflow, mut s: RunState, now: i64, deadline: Option<i64>
                     StepKind::Stop | StepKind::Loop(_) | StepKind::Parallel(_) => {}
                     StepKind::Workflow => {
                         if let Some(t) = workflow_step(wf, &mut s, i, config, now, deadline) {
+                            return t;
+                        }
+                    }
+                    StepKind::Wait if super::waits::is_callback(&config) => {
+                        if let Some(t) =
+                            super::waits::callback_step(&mut s, i, &config, now, deadline)
+                        {
+                            return t;
+                        }
+                    }
+                    StepKind::Approval => {
+                        if let Some(t) =
+                            super::waits::approval_step(&mut s, i, &config, now, deadline)
+                        {
                             return t;
                         }
                     }

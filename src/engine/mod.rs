@@ -12,6 +12,7 @@ mod error;
 mod loops;
 mod retry;
 mod status;
+mod waits;
 
 pub use advance::{
     Effect, Event, MAX_DEPTH, RunState, Spawn, Transition, advance, child_run_id,
@@ -23,6 +24,7 @@ pub use error::RunError;
 pub use loops::FanOut;
 pub use retry::{FailureDecision, on_step_error};
 pub use status::{RunStatus, StepStatus};
+pub use waits::{ApprovalRequest, Suspend, WaitingFor};
 
 use crate::template::{Context, TemplateError, TemplateErrorKind, is_truthy};
 use crate::workflow::{CompiledStep, CompiledWorkflow};
@@ -106,6 +108,14 @@ impl Scope {
     /// What a block's body will see: `{input, steps, vars}` as of now.
     pub fn snapshot(&self, input: &Value) -> Value {
         json!({"input": input, "steps": self.steps, "vars": self.locals})
+    }
+
+    /// The run's callback URLs, visible as `callbacks.<stepId>.url` (carried
+    /// in the run's facts so the template context keeps its shape).
+    pub fn set_callbacks(&mut self, callbacks: Value) {
+        if let Some(run) = self.run.as_object_mut() {
+            run.insert("callbacks".into(), callbacks);
+        }
     }
 
     pub fn record(&mut self, r: &StepRecord) {
@@ -278,3 +288,5 @@ pub fn run_output(
 mod limits_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod waits_tests;

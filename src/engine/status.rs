@@ -4,6 +4,9 @@
 pub enum RunStatus {
     Pending,
     Running,
+    /// Waiting for a person (approval) or an outside system (callback):
+    /// parked without a worker until a decision, a callback or its deadline.
+    Suspended,
     Completed,
     Failed,
     Cancelled,
@@ -11,9 +14,10 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    pub const ALL: [&'static str; 6] = [
+    pub const ALL: [&'static str; 7] = [
         "pending",
         "running",
+        "suspended",
         "completed",
         "failed",
         "cancelled",
@@ -24,6 +28,7 @@ impl RunStatus {
         match self {
             RunStatus::Pending => "pending",
             RunStatus::Running => "running",
+            RunStatus::Suspended => "suspended",
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
@@ -49,8 +54,9 @@ impl RunStatus {
         }
         names
     };
-    /// Queued, parked or executing.
-    pub const UNFINISHED: [RunStatus; 2] = [RunStatus::Pending, RunStatus::Running];
+    /// Queued, parked, suspended or executing.
+    pub const UNFINISHED: [RunStatus; 3] =
+        [RunStatus::Pending, RunStatus::Running, RunStatus::Suspended];
 
     pub fn is_terminal(self) -> bool {
         Self::TERMINAL.contains(&self)
@@ -111,6 +117,7 @@ impl RunStatus {
         Some(match s {
             "pending" => RunStatus::Pending,
             "running" => RunStatus::Running,
+            "suspended" => RunStatus::Suspended,
             "completed" => RunStatus::Completed,
             "failed" => RunStatus::Failed,
             "cancelled" => RunStatus::Cancelled,

@@ -21,6 +21,8 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub key_id: String,
+    /// The key's name: who decided, for approvals.
+    pub name: String,
     pub scopes: Vec<Scope>,
 }
 
@@ -165,6 +167,7 @@ pub async fn authenticate(
                 .await?;
             let p = found.map(|row| Principal {
                 key_id: row.id,
+                name: row.name,
                 scopes: Scope::parse_all(&row.scopes),
             });
             if let Ok(mut m) = state.keys.entries.lock() {

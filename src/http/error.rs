@@ -35,6 +35,17 @@ pub enum ApiError {
     RequestTimeout(String),
     /// Too many unauthenticated requests at once: retry after the seconds given.
     Unavailable(String, u64),
+    /// `409`: another decision is on record (it travels in the error's `decision`).
+    AlreadyDecided {
+        message: String,
+        recorded: serde_json::Value,
+    },
+    /// `409`: the callback came already.
+    AlreadyReceived(String),
+    /// `410`: past its deadline, or its run no longer waits.
+    Expired(String),
+    /// `409`: the step does not wait for this (yet).
+    NotWaiting(String),
     Internal(String),
 }
 
@@ -102,6 +113,12 @@ impl ApiError {
                 "Storage is unavailable (disk full or unwritable); nothing was changed, retry later"
                     .into(),
             ),
+            AlreadyDecided { message, .. } => {
+                (StatusCode::CONFLICT, codes::ALREADY_DECIDED, message.clone())
+            }
+            AlreadyReceived(m) => (StatusCode::CONFLICT, codes::ALREADY_RECEIVED, m.clone()),
+            Expired(m) => (StatusCode::GONE, codes::EXPIRED, m.clone()),
+            NotWaiting(m) => (StatusCode::CONFLICT, codes::NOT_WAITING, m.clone()),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 codes::INTERNAL,
@@ -127,9 +144,10 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(_, secs) => Some(*secs),
             _ => None,
         };
-        let details = match self {
-            ApiError::Validation { details, .. } => Some(details),
-            _ => None,
+        let (details, decision) = match self {
+            ApiError::Validation { details, .. } => (Some(details), None),
+            ApiError::AlreadyDecided { recorded, .. } => (None, Some(recorded)),
+            _ => (None, None),
         };
         let body = ErrorEnvelope {
             success: false,
@@ -137,6 +155,7 @@ impl IntoResponse for ApiError {
                 code: code.into(),
                 message,
                 details,
+                decision,
             },
         };
         let mut resp = (status, Json(body)).into_response();

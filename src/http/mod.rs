@@ -5,6 +5,7 @@
 //! the error mapping lives in `error.rs`. Use cases live outside
 //! (`trigger`, `runs`, `workflows`); handlers parse, call them and render.
 
+pub(crate) mod approvals;
 pub(crate) mod auth;
 mod body;
 mod connections;
@@ -131,6 +132,12 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .route("/runs/{id}/cancel", post(runs::cancel))
         .route("/runs/{id}/redrive", post(runs::redrive))
         .route("/runs/{id}/replay", post(runs::replay))
+        .route("/runs/{id}/steps/{step}/decision", post(approvals::decide))
+        .route(
+            "/runs/{id}/steps/{step}/callback",
+            post(approvals::callback_by_key),
+        )
+        .route("/approvals", get(approvals::list))
         .route(
             "/connections",
             get(connections::list).post(connections::create),
@@ -168,6 +175,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .merge(metrics)
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/webhooks/{*path}", post(webhooks::receive))
+        .route("/callbacks/{token}", post(approvals::callback_by_token))
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed_fallback)
         .layer(DefaultBodyLimit::max(limits.body_bytes))

@@ -10,6 +10,7 @@ mod more_paths;
 mod notify_paths;
 mod paths;
 mod trigger_paths;
+mod wait_paths;
 
 use axum::Json;
 use axum::response::IntoResponse;
@@ -31,6 +32,7 @@ pub fn spec() -> Value {
         more_paths::others(),
         trigger_paths::webhooks(),
         notify_paths::paths(),
+        wait_paths::waits(),
     ] {
         if let Value::Object(m) = group {
             paths.extend(m);
@@ -159,6 +161,8 @@ fn error_refs(statuses: &[u16]) -> Vec<(String, Value)> {
                 401 => "Unauthorized",
                 403 => "Forbidden",
                 404 => "NotFound",
+                409 => "Conflict",
+                410 => "Gone",
                 413 => "PayloadTooLarge",
                 429 => "RateLimited",
                 500 => "Internal",

@@ -34,6 +34,10 @@ pub fn run_view(run: RunRow, wf: Option<&CompiledWorkflow>, with_steps: bool) ->
             .zip(records)
             .map(|(step, rec)| match rec {
                 Some(r) => StepView {
+                    waiting_for: (r.status == crate::engine::StepStatus::Waiting)
+                        .then(|| r.output.get("waitingFor").and_then(Value::as_str))
+                        .flatten()
+                        .map(String::from),
                     id: step.id.clone(),
                     name: step.name.clone(),
                     step_type: step.kind.type_name().to_string(),
@@ -56,6 +60,7 @@ pub fn run_view(run: RunRow, wf: Option<&CompiledWorkflow>, with_steps: bool) ->
                     attempts: 0,
                     warnings: vec![],
                     skip_reason: None,
+                    waiting_for: None,
                     started_at: None,
                     completed_at: None,
                 },

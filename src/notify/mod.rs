@@ -55,7 +55,7 @@ impl EventType {
             RunStatus::Failed => Some(EventType::RunFailed),
             RunStatus::Cancelled => Some(EventType::RunCancelled),
             RunStatus::TimedOut => Some(EventType::RunTimedOut),
-            RunStatus::Pending | RunStatus::Running => None,
+            RunStatus::Pending | RunStatus::Running | RunStatus::Suspended => None,
         }
     }
 }

@@ -66,6 +66,7 @@ fn progress(status: RunStatus, step_status: StepStatus, park_until: Option<i64>)
         suspend: false,
         fanout: None,
         break_loop: false,
+        suspension: None,
         status,
         started_at: Some(crate::time::now_ms()),
         completed_at: status.is_terminal().then(crate::time::now_ms),
@@ -390,6 +391,7 @@ fn spawning(parent: &RunRow, key: &str, wait: bool, trigger_type: TriggerType) -
         suspend: wait,
         fanout: None,
         break_loop: false,
+        suspension: None,
     }
 }
 

@@ -149,7 +149,7 @@ pub fn count_child(counts: &mut super::ChildCounts, status: RunStatus, n: i64) {
     match status {
         RunStatus::Completed => counts.completed += n,
         RunStatus::Failed | RunStatus::Cancelled | RunStatus::TimedOut => counts.failed += n,
-        RunStatus::Pending | RunStatus::Running => counts.running += n,
+        RunStatus::Pending | RunStatus::Running | RunStatus::Suspended => counts.running += n,
     }
 }
 
@@ -186,7 +186,7 @@ pub fn sql_list<T: Copy>(items: &[T], name: fn(T) -> &'static str) -> String {
         .join(", ")
 }
 
-/// `'pending', 'running'`.
+/// `'pending', 'running', 'suspended'`.
 pub fn unfinished_sql() -> String {
     sql_list(&RunStatus::UNFINISHED, RunStatus::as_str)
 }
@@ -244,7 +244,7 @@ mod tests {
 
     #[test]
     fn sql_lists_come_from_the_one_status_lists() {
-        assert_eq!(unfinished_sql(), "'pending', 'running'");
+        assert_eq!(unfinished_sql(), "'pending', 'running', 'suspended'");
         assert_eq!(
             terminal_sql(),
             "'completed', 'failed', 'cancelled', 'timed_out'"
@@ -273,6 +273,7 @@ mod tests {
             suspend,
             fanout: None,
             break_loop: false,
+            suspension: None,
         };
         assert_eq!(
             queue_change(&w(RunStatus::Completed, None, false)),

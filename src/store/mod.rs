@@ -15,6 +15,7 @@ pub mod ports;
 mod postgres;
 mod records;
 mod sqlite;
+pub mod waits;
 
 pub(crate) use postgres::inspect::check as check_postgres;
 pub use postgres::redact as redact_url;
@@ -25,6 +26,11 @@ pub use ports::{
     HeartbeatReport, RateState, Registry, RunQueue, RunWrite, Runs, Schedules,
 };
 pub use records::*;
+pub use waits::{
+    ApprovalFilter, ApprovalMail, ApprovalRow, CallbackIn, CallbackOutcome, Decider,
+    DecisionOutcome, DecisionRecord, DecisionRequest, NewApproval, NewApprovalToken, SuspendWrite,
+    TokenApproval, Waits,
+};
 
 /// The due time PostgreSQL's queue row of a suspended run carries (never);
 /// `db copy` writes it for SQLite's suspended runs.

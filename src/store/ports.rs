@@ -65,6 +65,9 @@ pub struct RunWrite {
     /// This run is a loop item that a `stop` with `breakLoop` ended: its
     /// finish stops the loop from starting further items.
     pub break_loop: bool,
+    /// The run is `suspended` (parked until `park_until`) on an approval or a
+    /// callback: what the store records with it (`store::waits`).
+    pub suspension: Option<super::waits::SuspendWrite>,
 }
 
 impl RunWrite {
@@ -83,6 +86,7 @@ impl RunWrite {
             suspend: false,
             fanout: None,
             break_loop: false,
+            suspension: None,
         }
     }
 }
@@ -307,6 +311,7 @@ pub trait Backend:
     + Dashboard
     + Redrives
     + super::outbox::Outbox
+    + super::waits::Waits
 {
 }
 impl<
@@ -320,7 +325,8 @@ impl<
         + Schedules
         + Dashboard
         + Redrives
-        + super::outbox::Outbox,
+        + super::outbox::Outbox
+        + super::waits::Waits,
 > Backend for T
 {
 }

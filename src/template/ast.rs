@@ -157,10 +157,13 @@ pub(crate) enum Root {
     Now,
     /// A loop's item or index variable (`invoice.id`): the name is the path's first key.
     Local,
+    /// `callbacks.<stepId>.url`: the URL that completes a callback `wait` step.
+    Callbacks,
 }
 
 impl Root {
-    pub(crate) const NAMES: &'static str = "input, steps, variables, run, workflow, runId, now";
+    pub(crate) const NAMES: &'static str =
+        "input, steps, variables, run, workflow, runId, now, callbacks";
 
     pub(crate) fn from_name(name: &str) -> Option<Root> {
         Some(match name {
@@ -171,6 +174,7 @@ impl Root {
             "workflow" => Root::Workflow,
             "runId" => Root::RunId,
             "now" => Root::Now,
+            "callbacks" => Root::Callbacks,
             _ => return None,
         })
     }
@@ -199,6 +203,14 @@ impl Path {
     pub(crate) fn step_ref(&self) -> Option<&str> {
         match (self.root, self.segs.first()) {
             (Root::Steps, Some(Seg::Key(id))) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The step id of a `callbacks.X…` path.
+    pub(crate) fn callback_ref(&self) -> Option<&str> {
+        match (self.root, self.segs.first()) {
+            (Root::Callbacks, Some(Seg::Key(id))) => Some(id),
             _ => None,
         }
     }

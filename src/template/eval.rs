@@ -120,6 +120,9 @@ fn resolve_path<'a>(
         Root::Workflow => (Cow::Borrowed(ctx.workflow), &segs),
         Root::RunId => (Cow::Borrowed(ctx.run.get("id")?), &segs),
         Root::Now => (Cow::Owned(Value::String(ctx.now.to_string())), &segs),
+        // The run's callback URLs travel with its facts (`run.callbacks`), so the
+        // template context keeps its shape.
+        Root::Callbacks => (Cow::Borrowed(ctx.run.get("callbacks")?), &segs),
         Root::Steps => match segs.split_first() {
             None => (Cow::Owned(Value::Object(ctx.steps.clone())), &[][..]),
             Some((Seg::Key(id), rest)) => (Cow::Borrowed(ctx.steps.get(id)?), rest),

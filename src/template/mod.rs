@@ -143,6 +143,22 @@ impl Template {
         &self.source
     }
 
+    /// Ids X of every `callbacks.X…` path, each once, in order of appearance.
+    pub fn callback_refs(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for part in &self.parts {
+            let Part::Expr(e) = part else { continue };
+            e.visit_paths(&mut |p, _| {
+                if let Some(id) = p.callback_ref()
+                    && !out.contains(&id)
+                {
+                    out.push(id);
+                }
+            });
+        }
+        out
+    }
+
     /// Ids X of every `steps.X…` path used anywhere (operands, filter arguments and
     /// dynamic keys), each once, in order of appearance.
     pub fn step_refs(&self) -> Vec<&str> {

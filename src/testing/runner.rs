@@ -303,6 +303,32 @@ fn run_in(
                     }
                 }
             }
+            // An approval or a callback wait: the mock is what the people or
+            // the outside system answered, the step's output. Fail-closed too.
+            Effect::Suspend(sp) => match mock_for(mocks, &sp.step_id, frame.item) {
+                Some(Mock::Output(output)) => Event::StepSucceeded {
+                    idx: sp.idx,
+                    output,
+                },
+                Some(Mock::Error {
+                    code,
+                    message,
+                    retryable,
+                }) => Event::StepFailed {
+                    idx: sp.idx,
+                    error: engine::RunError::step(&code, message),
+                    retryable,
+                    retry_after_ms: None,
+                },
+                None => {
+                    missing = Some(MissingMock {
+                        step_id: sp.step_id.clone(),
+                        step_type: wf.steps[sp.idx].kind.type_name().into(),
+                        target: None,
+                    });
+                    break;
+                }
+            },
             Effect::FanOut(fo) => {
                 // Each item or branch runs its body in memory, in key order, through
                 // the same engine; the join goes on the step as the store records it.

@@ -99,6 +99,8 @@ impl Worker {
         state.depth = run.family.depth;
         state.deadline_at = run.family.deadline_at;
         state.outer = outer;
+        state.callbacks =
+            crate::waits::callback_urls(&self.secrets, &self.public_url, &wf, &run.id);
         let root_run_id = run
             .family
             .root_run_id
@@ -126,6 +128,9 @@ impl Worker {
                     e.step_id = Some(fo.step_id.clone());
                     spawn_failed = Some(e);
                 }
+            }
+            if let Effect::Suspend(sp) = &t.effect {
+                write.suspension = Some(self.suspension_for(sp, &wf.id));
             }
             if let Effect::Spawn(sp) = &t.effect {
                 match self
@@ -183,7 +188,7 @@ impl Worker {
                     };
                     continue;
                 }
-                Effect::Park { .. } => {
+                Effect::Park { .. } | Effect::Suspend(_) => {
                     self.events.run_queued();
                     return Ok(());
                 }
@@ -299,6 +304,7 @@ fn write_for(before: &RunState, t: &Transition) -> RunWrite {
         steps,
         spawn: None,
         suspend: false,
+        suspension: None,
         fanout: None,
         break_loop: s.break_loop && s.status.is_terminal(),
     }

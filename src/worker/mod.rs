@@ -10,6 +10,7 @@ mod scopes;
 mod steps;
 #[cfg(test)]
 mod tests;
+mod waits;
 
 pub use lease::LeaseSettings;
 
@@ -46,6 +47,8 @@ pub struct Worker {
     pub(crate) limits: crate::limits::RunLimits,
     /// What blocks' bodies see of their parent runs.
     pub(crate) scopes: scopes::Scopes,
+    /// The base of the callback URLs runs hand out (`--public-url`).
+    pub(crate) public_url: String,
 }
 
 impl Worker {
@@ -72,7 +75,14 @@ impl Worker {
             claims: Claims::default(),
             limits: crate::limits::RunLimits::default(),
             scopes: Default::default(),
+            public_url: "http://localhost:3000".into(),
         }
+    }
+
+    /// The address callback URLs start with (`--public-url`).
+    pub fn with_public_url(mut self, url: String) -> Worker {
+        self.public_url = url;
+        self
     }
 
     /// The server's limits for the runs this worker executes.

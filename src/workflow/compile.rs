@@ -256,6 +256,7 @@ pub fn compile(def: &Value) -> Result<CompiledWorkflow, Vec<Issue>> {
         ck.check_refs(&[json!("output")], &c, &all_ids, &[]);
         c
     });
+    super::waits::check_workflow(&mut ck, &steps, output.as_ref(), timeout_ms);
 
     if !ck.issues.is_empty() {
         return Err(ck.issues);

@@ -79,6 +79,8 @@ pub enum StepKind {
     Loop(std::sync::Arc<super::blocks::LoopSpec>),
     /// Runs each named branch as a child run, all at once.
     Parallel(std::sync::Arc<super::blocks::ParallelSpec>),
+    /// Suspends the run until its approvers decide (or its timeout does).
+    Approval,
 }
 
 impl StepKind {
@@ -93,6 +95,7 @@ impl StepKind {
             StepKind::Workflow => "workflow",
             StepKind::Loop(_) => "loop",
             StepKind::Parallel(_) => "parallel",
+            StepKind::Approval => "approval",
         }
     }
 }

@@ -59,7 +59,7 @@ pub fn config_fields(kind: &super::StepKind) -> Option<&'static [&'static str]> 
     use crate::actions::ActionKind::*;
     match kind {
         super::StepKind::Transform => Some(&["mapping"]),
-        super::StepKind::Wait => Some(&["durationMs", "until"]),
+        super::StepKind::Wait => Some(&["durationMs", "until", "callback"]),
         super::StepKind::Action(HttpRequest) => Some(&[
             "method",
             "url",
@@ -86,6 +86,7 @@ pub fn config_fields(kind: &super::StepKind) -> Option<&'static [&'static str]> 
         super::StepKind::Workflow => Some(&["workflowId", "input", "version", "wait"]),
         super::StepKind::Loop(_) => Some(super::blocks::LOOP_FIELDS),
         super::StepKind::Parallel(_) => Some(super::blocks::PARALLEL_FIELDS),
+        super::StepKind::Approval => Some(super::waits::APPROVAL_FIELDS),
     }
 }
 

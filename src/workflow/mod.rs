@@ -15,6 +15,7 @@ pub mod fields;
 mod schema;
 mod steps;
 pub mod trigger;
+pub mod waits;
 mod webhook_trigger;
 
 pub use calls::literal_targets;

@@ -22,6 +22,7 @@ const STEP_TYPES: &[&str] = &[
     "workflow",
     "loop",
     "parallel",
+    "approval",
 ];
 
 fn at_config(i: usize, field: &str) -> Vec<Value> {
@@ -68,14 +69,12 @@ pub(super) fn compile_step(
             StepKind::Transform
         }
         "wait" => {
-            let has = |k| config_raw.get(k).is_some();
-            if has("durationMs") == has("until") {
-                ck.add(
-                    at("config"),
-                    "a wait step needs exactly one of `durationMs` or `until`",
-                );
-            }
+            super::waits::check_wait(ck, &at("config"), &config_raw);
             StepKind::Wait
+        }
+        "approval" => {
+            super::waits::check_approval(ck, &at("config"), &config_raw);
+            StepKind::Approval
         }
         "action" | "email" => {
             // The seed writes an email step's `"action": "send"` inside its config.

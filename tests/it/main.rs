@@ -11,6 +11,7 @@ mod actions_secrets;
 mod actions_stripe;
 mod api_limits;
 mod api_trigger;
+mod approvals;
 mod batch;
 mod child_runs;
 mod cli;

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use support::*;
 
 /// Every route of docs/api.md (method, path).
-const KNOWN_ROUTES: [(&str, &str); 30] = [
+const KNOWN_ROUTES: [(&str, &str); 34] = [
     ("POST", "/api/v1/workflows/{id}/run"),
     ("POST", "/api/v1/workflows/{id}/test-delivery"),
     ("POST", "/api/v1/ui-links"),
@@ -24,6 +24,10 @@ const KNOWN_ROUTES: [(&str, &str); 30] = [
     ("POST", "/api/v1/runs/{id}/cancel"),
     ("POST", "/api/v1/runs/{id}/replay"),
     ("POST", "/api/v1/runs/{id}/redrive"),
+    ("POST", "/api/v1/runs/{id}/steps/{step}/decision"),
+    ("POST", "/api/v1/runs/{id}/steps/{step}/callback"),
+    ("GET", "/api/v1/approvals"),
+    ("POST", "/callbacks/{token}"),
     ("POST", "/webhooks/{path}"),
     ("POST", "/api/v1/workflows"),
     ("GET", "/api/v1/workflows"),

@@ -66,6 +66,7 @@ pub fn page(shell: &Shell, body: Markup) -> Markup {
                                 @if s.can(Scope::RunsRead) {
                                     (nav_item("/ui/overview", "Overview", "overview"))
                                     (nav_item("/ui/runs", "Runs", "runs"))
+                                    (nav_item("/ui/approvals", "Approvals", "approvals"))
                                 }
                                 @if s.can(Scope::WorkflowsRead) {
                                     (nav_item("/ui/workflows", "Workflows", "workflows"))
@@ -99,7 +100,7 @@ pub fn badge(status: &str) -> Markup {
         "failed" | "timed_out" => "✗",
         "cancelled" => "⊘",
         "running" | "retrying" => "▶",
-        "waiting" => "⏸",
+        "waiting" | "suspended" => "⏸",
         "pending" => "◷",
         "skipped" => "–",
         "active" => "●",

@@ -7,6 +7,7 @@
 
 mod blocks;
 mod endpoints;
+mod approve;
 mod layout;
 pub(crate) mod link;
 mod overview;
@@ -53,6 +54,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/ui/endpoints/{id}/enable", post(endpoints::enable))
         .route("/ui/deliveries/{id}/redeliver", post(endpoints::redeliver))
         .route("/ui/assets/{name}", get(asset))
+        .route("/approve/{token}", get(approve::page).post(approve::decide))
+        .route("/ui/approvals", get(approve::inbox))
+        .route("/ui/approvals/{run}/{step}", post(approve::decide_ui))
         .route("/ui/{*rest}", get(not_found).post(not_found))
         .route_layer(from_fn(security_headers))
         .with_state(state)

@@ -277,6 +277,7 @@ pub async fn show(
                     }
                 }
             }
+            (super::approve::run_waits(&view, &session))
             section aria-labelledby="tl-title" {
                 h2 #tl-title { "Timeline" }
                 (timeline::render(&view.steps, started.unwrap_or(created), completed.unwrap_or(now)))

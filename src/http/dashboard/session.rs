@@ -58,6 +58,7 @@ fn from_row(row: UiSession) -> Session {
     Session {
         principal: Principal {
             key_id: row.key_id,
+            name: row.key_name.clone(),
             scopes: crate::scope::Scope::parse_all(&row.scopes),
         },
         key_name: row.key_name,

@@ -8,6 +8,12 @@ use crate::store::TriggerType;
 use serde_json::{Value, json};
 
 pub(super) fn all() -> Value {
+    let mut all_schemas = schemas();
+    if let (Value::Object(a), Value::Object(more)) =
+        (&mut all_schemas, super::wait_paths::schemas())
+    {
+        a.extend(more);
+    }
     json!({
         "securitySchemes": {
             "ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key",
@@ -15,7 +21,7 @@ pub(super) fn all() -> Value {
             "Bearer": {"type": "http", "scheme": "bearer",
                 "description": "The same API key as `Authorization: Bearer wfk_…`"}
         },
-        "schemas": schemas(),
+        "schemas": all_schemas,
         "parameters": parameters(),
         "headers": headers(),
         "responses": responses(),
@@ -56,7 +62,9 @@ fn schemas() -> Value {
                     "properties": {
                         "code": {"type": "string", "enum": all_codes()},
                         "message": {"type": "string"},
-                        "details": {"type": "array", "items": schema("ErrorDetail")}
+                        "details": {"type": "array", "items": schema("ErrorDetail")},
+                        "decision": {"description": "ALREADY_DECIDED: the decision on record",
+                            "allOf": [schema("DecisionRecord")]}
                     }
                 }
             }
@@ -154,7 +162,10 @@ fn schemas() -> Value {
                 "id": {"type": "string"},
                 "name": {"type": ["string", "null"]},
                 "type": {"type": "string",
-                    "enum": ["transform", "action", "email", "wait", "condition", "stop", "workflow"]},
+                    "enum": ["transform", "action", "email", "wait", "condition", "stop", "workflow",
+                        "approval"]},
+                "waitingFor": {"type": "string", "enum": ["approval", "callback", "children"],
+                    "description": "What a `waiting` step waits for (left out otherwise)"},
                 "status": {"type": "string", "enum": STEP_STATUSES},
                 "output": {},
                 "error": {},
@@ -279,6 +290,10 @@ fn all_codes() -> Vec<&'static str> {
         SERVER_BUSY,
         INTERNAL,
         STORAGE_UNAVAILABLE,
+        ALREADY_DECIDED,
+        ALREADY_RECEIVED,
+        EXPIRED,
+        NOT_WAITING,
     ]
 }
 
@@ -386,6 +401,12 @@ fn responses() -> Value {
             &[NOT_FOUND], json!({})),
         "MethodNotAllowed": error_response("The path exists but not with this method",
             &[METHOD_NOT_ALLOWED], json!({})),
+        "Conflict": error_response(
+            "Already decided (`ALREADY_DECIDED`, with the recorded `decision`), the callback came              already (`ALREADY_RECEIVED`), or the step does not wait for this (`NOT_WAITING`)",
+            &[ALREADY_DECIDED, ALREADY_RECEIVED, NOT_WAITING], keyed.clone()),
+        "Gone": error_response(
+            "Past the wait's deadline, or its run no longer waits (cancelled, timed out)",
+            &[EXPIRED], keyed.clone()),
         "PayloadTooLarge": error_response("The body is over the limit (default 1 MiB)",
             &[PAYLOAD_TOO_LARGE], keyed),
         "RateLimited": error_response(

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/004_recoveries.sql"),
     include_str!("migrations/005_child_runs.sql"),
     include_str!("migrations/006_outbox.sql"),
+    include_str!("migrations/007_waits.sql"),
 ];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;

@@ -24,6 +24,7 @@ mod schedules;
 #[cfg(test)]
 pub(crate) mod tests;
 mod tls;
+mod waits;
 mod writer;
 
 pub(crate) use errors::{pg, pool};

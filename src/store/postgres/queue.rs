@@ -325,6 +325,10 @@ impl RunQueue for PgStore {
     }
 
     async fn commit(&self, claim: ClaimRef, w: RunWrite) -> Result<CommitOutcome> {
+        if w.suspension.is_some() {
+            let r = super::waits::commit_suspended(self, claim, w).await;
+            return self.seen(r);
+        }
         // Parked, or a child queued: any node may take it.
         let parked = !w.status.is_terminal() && (w.park_until.is_some() || w.spawn.is_some());
         let r = self.commit_inner(claim, w).await;

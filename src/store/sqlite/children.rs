@@ -117,9 +117,10 @@ pub(super) fn cancel_children(
     error: &Option<String>,
 ) -> Result<()> {
     let kids: Vec<(i64, String)> = c
-        .prepare_cached(
-            "SELECT seq, id FROM runs WHERE parent_run_id = ?1 AND status IN ('pending', 'running')",
-        )?
+        .prepare_cached(&format!(
+            "SELECT seq, id FROM runs WHERE parent_run_id = ?1 AND status IN ({})",
+            crate::store::decisions::unfinished_sql()
+        ))?
         .query_map([parent_id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     for (seq, id) in kids {

@@ -421,6 +421,7 @@ mod tests {
             suspend: false,
             fanout: None,
             break_loop: false,
+            suspension: None,
         }
     }
 

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("migrations/007_recoveries.sql")),
     (11, include_str!("migrations/011_child_runs.sql")),
     (13, include_str!("migrations/013_fanouts.sql")),
+    (14, include_str!("migrations/014_waits.sql")),
     (15, include_str!("migrations/015_outbox.sql")),
 ];
 

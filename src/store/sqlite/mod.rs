@@ -17,6 +17,7 @@ mod outbox;
 mod queue;
 mod runs;
 mod schedules;
+mod waits;
 mod workflows;
 
 pub(crate) use errors::classify;

@@ -208,6 +208,9 @@ impl RunQueue for SqliteStore {
             if let Some(f) = &w.fanout {
                 super::fanout::start(c, claim.seq, f, now)?;
             }
+            if let Some(sw) = &w.suspension {
+                super::waits::on_suspend(c, claim.seq, sw, now)?;
+            }
             if terminal {
                 if w.break_loop {
                     super::fanout::mark_break(c, claim.seq)?;

@@ -53,6 +53,7 @@ fn progress(status: RunStatus) -> RunWrite {
         suspend: false,
         fanout: None,
         break_loop: false,
+        suspension: None,
         status,
         started_at: Some(1),
         completed_at: status.is_terminal().then_some(2),

@@ -94,6 +94,8 @@ pub fn concrete(template: &str) -> String {
         .replace("/workflows/{id}", "/workflows/wf_probe")
         .replace("/runs/{id}", "/runs/run_probe")
         .replace("/connections/{id}", "/connections/conn_probe")
+        .replace("{step}", "ask")
+        .replace("{token}", "probe")
 }
 
 /// (METHOD, path literal) of every `.route("…", get(…).post(…))` in
