@@ -7,6 +7,7 @@ mod connections;
 mod db;
 mod db_pg;
 mod exit;
+mod family;
 mod help;
 mod keys;
 mod open;

@@ -300,7 +300,11 @@ async fn a_condition_committed_before_a_crash_is_not_evaluated_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_invoice_by_amount_example_branches_on_amount_as_documented() {
     let s = Server::start();
-    let out = s.cli(&["apply", "workflows/invoice_by_amount.json"]);
+    let out = s.cli(&[
+        "apply",
+        "workflows/invoice_by_amount.json",
+        "workflows/send_invoice.json",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         !stderr(&out).contains("warning"),
@@ -327,6 +331,10 @@ async fn the_invoice_by_amount_example_branches_on_amount_as_documented() {
         json!({"branch": "then", "net": "12250.50", "vat": "2327.60",
                "approver": "finance@example.com", "invoice": "pending approval"})
     );
+    if s.on_postgres() {
+        // The small branch calls a sub-workflow: child runs are SQLite-only in this version.
+        return;
+    }
     let small = s
         .trigger(
             "wf_invoice_by_amount",

@@ -5,6 +5,7 @@
 //! in `session.rs`. A part of the HTTP adapter: it uses the parent's state,
 //! auth, parameters, views and error mapping; only the router mounts it.
 
+mod family;
 mod layout;
 pub(crate) mod link;
 mod overview;
