@@ -11,10 +11,15 @@ stopped on exit.
 
 Knobs (environment): WORKFLOWS (10000), SCHEDULES (1000), WEBHOOKS (1000),
 SETTLE (10 s after the last apply), MEASURE (20 s), CLIENTS (8 concurrent applies).
-Prints one JSON line: idle CPU in % of one core, and queries/s on PostgreSQL.
+Then DELIVERIES (200) webhook deliveries one after another to random webhook
+paths: the first (after the quiet, when an index may be stale) and the
+median and p99 latency of all.
+Prints one JSON line: idle CPU in % of one core, queries/s on PostgreSQL, and
+webhook answer times in ms.
 """
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -29,6 +34,7 @@ WEBHOOKS = int(os.environ.get("WEBHOOKS", 1000))
 SETTLE = float(os.environ.get("SETTLE", 10))
 MEASURE = float(os.environ.get("MEASURE", 20))
 CLIENTS = int(os.environ.get("CLIENTS", 8))
+DELIVERIES = int(os.environ.get("DELIVERIES", 200))
 
 
 def definition(i):
@@ -115,6 +121,23 @@ def main():
         if pg_url:
             # Two of the counted transactions are this script's own reads.
             result["queries_per_second"] = round((q1 - q0 - 2) / (t1 - t0), 1)
+        if WEBHOOKS and DELIVERIES:
+            rng = random.Random(7)
+            times = []
+            for n in range(DELIVERIES):
+                i = SCHEDULES + rng.randrange(WEBHOOKS)
+                req = urllib.request.Request(
+                    f"{url}/webhooks/hooks/idle-{i}", data=json.dumps({"n": n}).encode(),
+                    headers={"Content-Type": "application/json"}, method="POST")
+                t = time.perf_counter()
+                urllib.request.urlopen(req, timeout=30).read()
+                times.append(1000 * (time.perf_counter() - t))
+            first, times = times[0], sorted(times)
+            result["webhook_ms"] = {
+                "first": round(first, 2),
+                "p50": round(times[len(times) // 2], 2),
+                "p99": round(times[min(len(times) - 1, int(len(times) * 0.99))], 2),
+            }
         print(json.dumps(result))
     finally:
         server.terminate()

@@ -2,26 +2,27 @@
 //! definition twice. Heads (status, latest version) are cached per workflow
 //! and refreshed whenever this process changes them, and at least every
 //! `HEAD_TTL` (other nodes sharing the store may change them). The webhook
-//! index (path → the workflows listening there) is updated in place when
-//! this process applies, pauses or archives a workflow, and rebuilt in the
-//! background once it is older than `HEAD_TTL` (before answering when older
-//! than `INDEX_MAX_AGE`), so a delivery never pages through every workflow. Depends on the `Registry` port only.
+//! index (path → the workflows listening there) is built at the first
+//! delivery, updated in place when this process applies, pauses or archives
+//! a workflow, and refreshed in the background once it is older than
+//! `HEAD_TTL` (changes made through other nodes). A delivery waits for a
+//! rebuild only when there is no index yet, or when its path is missing from
+//! an index older than `HEAD_TTL` (a workflow applied elsewhere is found at
+//! its first delivery), so with thousands of workflows an answer never pages
+//! through them. Depends on the `Registry` port only.
 
 use crate::store::{Registry, Store, StoreError, WorkflowRow};
 use crate::workflow::trigger::WebhookDef;
 use crate::workflow::{CompiledWorkflow, TriggerDef, WorkflowStatus, compile};
+use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// A workflow applied, paused or archived through another node is seen
 /// here within this long.
 const HEAD_TTL: Duration = Duration::from_millis(500);
-
-/// An index older than this is rebuilt before answering (a node that saw
-/// no delivery for a while); younger but stale ones are refreshed behind.
-const INDEX_MAX_AGE: Duration = Duration::from_secs(2);
 
 type VersionCache = HashMap<(String, i64), Arc<CompiledWorkflow>>;
 
@@ -36,8 +37,11 @@ pub struct Listener {
 #[derive(Default)]
 struct WebhookIndex {
     by_path: HashMap<String, Vec<Listener>>,
-    /// The change count it was built at, and when.
-    built: Option<(u64, Instant)>,
+    /// When it was built.
+    built: Option<Instant>,
+    /// While a rebuild reads the pages: the workflows this process changed
+    /// meanwhile, patched into the new index before it replaces this one.
+    changed_during_rebuild: Option<Vec<String>>,
 }
 
 #[derive(Clone)]
@@ -67,35 +71,35 @@ impl Catalog {
 
     /// The active and paused workflows listening on `/webhooks/{path}`.
     pub async fn webhook_listeners(&self, path: &str) -> Result<Vec<Listener>, StoreError> {
-        let built = self.webhooks.read().ok().and_then(|i| i.built.map(|b| b.1));
-        match built {
-            Some(when) if when.elapsed() < INDEX_MAX_AGE => {
-                if when.elapsed() >= HEAD_TTL
-                    && let Ok(guard) = self.rebuilding.clone().try_lock_owned()
-                {
-                    let me = self.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = me.rebuild_index().await {
-                            tracing::warn!(error = %e, "cannot refresh the webhook index");
-                        }
-                        drop(guard);
-                    });
-                }
+        let (built, found) = {
+            let i = self.webhooks.read();
+            (i.built, i.by_path.get(path).cloned())
+        };
+        let stale = built.is_none_or(|when| when.elapsed() >= HEAD_TTL);
+        if built.is_none() || (found.is_none() && stale) {
+            let _guard = self.rebuilding.lock().await;
+            let again = self.webhooks.read().built;
+            if again.is_none_or(|when| when.elapsed() >= HEAD_TTL) {
+                self.rebuild_index().await?;
             }
-            _ => {
-                let _guard = self.rebuilding.lock().await;
-                let again = self.webhooks.read().ok().and_then(|i| i.built.map(|b| b.1));
-                if again.is_none_or(|when| when.elapsed() >= INDEX_MAX_AGE) {
-                    self.rebuild_index().await?;
-                }
-            }
+            return Ok(self
+                .webhooks
+                .read()
+                .by_path
+                .get(path)
+                .cloned()
+                .unwrap_or_default());
         }
-        Ok(self
-            .webhooks
-            .read()
-            .ok()
-            .and_then(|i| i.by_path.get(path).cloned())
-            .unwrap_or_default())
+        if stale && let Ok(guard) = self.rebuilding.clone().try_lock_owned() {
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = me.rebuild_index().await {
+                    tracing::warn!(error = %e, "cannot refresh the webhook index");
+                }
+                drop(guard);
+            });
+        }
+        Ok(found.unwrap_or_default())
     }
 
     /// After this process applied, paused, activated or archived `id`: its
@@ -103,16 +107,12 @@ impl Catalog {
     /// once (one row read, no rebuild).
     pub async fn workflow_changed(&self, id: &str) -> Result<(), StoreError> {
         self.forget_head(id);
+        if let Some(during) = self.webhooks.write().changed_during_rebuild.as_mut() {
+            during.push(id.to_string());
+        }
         let row = self.store.get_workflow(id.to_string()).await?;
         let listener = self.listener_of(&row).await;
-        if let Ok(mut i) = self.webhooks.write() {
-            for listeners in i.by_path.values_mut() {
-                listeners.retain(|l| l.workflow_id != id);
-            }
-            if let Some(l) = listener {
-                i.by_path.entry(l.def.path.clone()).or_default().push(l);
-            }
-        }
+        put_listener(&mut self.webhooks.write().by_path, id, listener);
         Ok(())
     }
 
@@ -133,7 +133,33 @@ impl Catalog {
     }
 
     async fn rebuild_index(&self) -> Result<(), StoreError> {
-        let changes = *self.changes.borrow();
+        self.webhooks.write().changed_during_rebuild = Some(Vec::new());
+        let result = self.read_listeners().await;
+        let mut i = self.webhooks.write();
+        let changed = i.changed_during_rebuild.take().unwrap_or_default();
+        let mut by_path = result?;
+        // Workflows this process changed while the pages were read may be
+        // missing from them or stale there; the old index has them patched
+        // already, so their entries carry over.
+        for id in changed {
+            let listener = i
+                .by_path
+                .values()
+                .flatten()
+                .find(|l| l.workflow_id == id)
+                .cloned();
+            put_listener(&mut by_path, &id, listener);
+        }
+        *i = WebhookIndex {
+            by_path,
+            built: Some(Instant::now()),
+            changed_during_rebuild: None,
+        };
+        Ok(())
+    }
+
+    /// Every active or paused workflow's webhook listener, page by page.
+    async fn read_listeners(&self) -> Result<HashMap<String, Vec<Listener>>, StoreError> {
         let mut by_path: HashMap<String, Vec<Listener>> = HashMap::new();
         let mut after = None;
         loop {
@@ -144,37 +170,27 @@ impl Catalog {
                 }
             }
             if page.len() < 1000 {
-                break;
+                return Ok(by_path);
             }
             after = page.last().map(|r| r.id.clone());
         }
-        // A change made here while the pages were read is not in them: keep
-        // the index (it has the change) and let the next lookup rebuild.
-        if let Ok(mut i) = self.webhooks.write()
-            && *self.changes.borrow() == changes
-        {
-            *i = WebhookIndex {
-                by_path,
-                built: Some((changes, Instant::now())),
-            };
-        }
-        Ok(())
     }
 
     /// The workflow's current row and its latest compiled version.
     pub async fn head(&self, id: &str) -> Result<(WorkflowRow, Arc<CompiledWorkflow>), StoreError> {
-        let cached = self.heads.read().ok().and_then(|h| {
+        let cached = {
+            let h = self.heads.read();
             h.get(id)
                 .filter(|(_, at)| at.elapsed() < HEAD_TTL)
                 .map(|(row, _)| row.clone())
-        });
+        };
         let row = match cached {
             Some(row) => row,
             None => {
                 let row = self.store.get_workflow(id.to_string()).await?;
-                if let Ok(mut h) = self.heads.write() {
-                    h.insert(id.to_string(), (row.clone(), Instant::now()));
-                }
+                self.heads
+                    .write()
+                    .insert(id.to_string(), (row.clone(), Instant::now()));
                 row
             }
         };
@@ -188,7 +204,7 @@ impl Catalog {
         version: i64,
     ) -> Result<Arc<CompiledWorkflow>, StoreError> {
         let key = (id.to_string(), version);
-        if let Some(c) = self.versions.read().ok().and_then(|v| v.get(&key).cloned()) {
+        if let Some(c) = self.versions.read().get(&key).cloned() {
             return Ok(c);
         }
         let (definition, _) = self.store.workflow_version(id.to_string(), version).await?;
@@ -199,30 +215,41 @@ impl Catalog {
             ))
         })?;
         let compiled = Arc::new(compiled);
-        if let Ok(mut v) = self.versions.write() {
-            v.insert(key, compiled.clone());
-        }
+        self.versions.write().insert(key, compiled.clone());
         Ok(compiled)
     }
 
     /// Seed the cache with a version compiled at apply time.
     pub fn remember(&self, version: i64, compiled: Arc<CompiledWorkflow>) {
-        if let Ok(mut v) = self.versions.write() {
-            v.insert((compiled.id.clone(), version), compiled);
-        }
+        self.versions
+            .write()
+            .insert((compiled.id.clone(), version), compiled);
     }
 
     /// Forget a head after its status or latest version changed (the
     /// webhook index is rebuilt before its next lookup).
     pub fn forget_head(&self, id: &str) {
-        if let Ok(mut h) = self.heads.write() {
-            h.remove(id);
-        }
+        self.heads.write().remove(id);
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Changes this process made to workflows (each `forget_head`).
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+}
+
+/// Replace workflow `id`'s listener in a path index.
+fn put_listener(
+    by_path: &mut HashMap<String, Vec<Listener>>,
+    id: &str,
+    listener: Option<Listener>,
+) {
+    for listeners in by_path.values_mut() {
+        listeners.retain(|l| l.workflow_id != id);
+    }
+    by_path.retain(|_, listeners| !listeners.is_empty());
+    if let Some(l) = listener {
+        by_path.entry(l.def.path.clone()).or_default().push(l);
     }
 }
