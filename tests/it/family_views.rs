@@ -235,6 +235,65 @@ async fn the_invoice_example_branches_on_amount_and_calls_its_sub_workflow() {
                "approver": "finance@example.com", "invoice": "pending approval"})
     );
 
+    // As documented: with the sub-workflow paused the small order fails on
+    // `invoice-direct`; once it is active again, redrive finishes the same run and keeps
+    // the steps that had completed.
+    let out = s.cli(&["workflows", "pause", "wf_send_invoice"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = s.cli(&[
+        "run",
+        "wf_invoice_by_amount",
+        "--input",
+        "@workflows/invoice_by_amount.small.input.json",
+        "--wait",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("failed step: invoice-direct"), "{err}");
+    let failed = err
+        .lines()
+        .find_map(|l| l.strip_suffix(" started"))
+        .unwrap()
+        .to_string();
+    let (_, before) = s.get(&format!("/api/v1/runs/{failed}")).await;
+    let before = &before["data"];
+    assert_eq!(before["error"]["code"], "STEP_ERROR", "{before}");
+    let step = |run: &Value, id: &str| {
+        run["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|st| st["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        step(before, "invoice-direct")["error"]["code"],
+        "INVALID_STATUS"
+    );
+    let out = s.cli(&["workflows", "activate", "wf_send_invoice"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = s.cli(&["runs", "redrive", &failed]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("(redrive 1)"), "{}", stdout(&out));
+    let after = s.wait_for_run(&failed, Duration::from_secs(20)).await;
+    assert_eq!(after["status"], "completed", "{after}");
+    assert_eq!(after["redriveCount"], 1);
+    for kept in ["total", "check-amount"] {
+        assert_eq!(
+            step(&after, kept)["completedAt"],
+            step(before, kept)["completedAt"],
+            "{kept} is kept: {after}"
+        );
+    }
+    assert!(
+        after["output"]["invoice"]
+            .as_str()
+            .unwrap()
+            .starts_with("INV-cus_456-run_"),
+        "{after}"
+    );
+
     // The sub-workflow runs alone too, with its own example input.
     let out = s.cli(&[
         "run",
