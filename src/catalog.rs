@@ -26,6 +26,16 @@ const HEAD_TTL: Duration = Duration::from_millis(500);
 
 type VersionCache = HashMap<(String, i64), Arc<CompiledWorkflow>>;
 
+/// The ids behind the latest changes, so that a reader behind by a few can
+/// refresh those alone; one further behind reads everything again.
+const CHANGE_LOG: usize = 1024;
+
+#[derive(Default)]
+struct ChangeLog {
+    /// (change count after the change, workflow id), oldest first.
+    entries: std::collections::VecDeque<(u64, String)>,
+}
+
 /// A workflow (active or paused) whose latest version listens on a path.
 #[derive(Debug, Clone)]
 pub struct Listener {
@@ -52,6 +62,7 @@ pub struct Catalog {
     /// Counts the changes this process made to workflows (the scheduler's
     /// index listens).
     changes: Arc<watch::Sender<u64>>,
+    change_log: Arc<parking_lot::Mutex<ChangeLog>>,
     webhooks: Arc<RwLock<WebhookIndex>>,
     /// One rebuild at a time.
     rebuilding: Arc<tokio::sync::Mutex<()>>,
@@ -65,6 +76,7 @@ impl Catalog {
             heads: Default::default(),
             webhooks: Default::default(),
             changes: Default::default(),
+            change_log: Default::default(),
             rebuilding: Default::default(),
         }
     }
@@ -230,7 +242,36 @@ impl Catalog {
     /// webhook index is rebuilt before its next lookup).
     pub fn forget_head(&self, id: &str) {
         self.heads.write().remove(id);
-        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        let mut log = self.change_log.lock();
+        self.changes.send_modify(|n| {
+            *n += 1;
+            log.entries.push_back((*n, id.to_string()));
+        });
+        if log.entries.len() > CHANGE_LOG {
+            log.entries.pop_front();
+        }
+    }
+
+    /// The number of changes this process made to workflows so far.
+    pub fn change_count(&self) -> u64 {
+        *self.changes.borrow()
+    }
+
+    /// The workflows changed after change `seen` (each once), or `None`
+    /// when the log no longer reaches back that far.
+    pub fn changed_since(&self, seen: u64) -> Option<Vec<String>> {
+        let log = self.change_log.lock();
+        if log.entries.front().is_some_and(|(n, _)| *n > seen + 1) {
+            return None;
+        }
+        let mut unique = std::collections::HashSet::new();
+        let ids = log
+            .entries
+            .iter()
+            .filter(|(n, id)| *n > seen && unique.insert(id.as_str()))
+            .map(|(_, id)| id.clone())
+            .collect();
+        Some(ids)
     }
 
     /// Changes this process made to workflows (each `forget_head`).

@@ -6,10 +6,12 @@
 //! finds the occurrence taken and starts nothing.
 //!
 //! Found by index, not by scanning: the loop keeps the live schedules in
-//! memory with their next due time, rebuilt from the store when workflows
-//! change (applied, paused or archived here or, through the store's
-//! notifications, on another node) and at least every `REBUILD_EVERY`. A
-//! look at the store happens only when something is due.
+//! memory with their next due time. A workflow applied, paused or archived
+//! here is refreshed alone (one row read: a burst of applies costs one read
+//! each, not a read of every workflow each); changes on another node,
+//! through the store's notifications, rebuild the index from the store, as
+//! does a backstop every `REBUILD_EVERY`. A look at the store happens only
+//! when something is due.
 
 use super::occurrence::{between, latest_at_or_before, next_after};
 use crate::store::TriggerType;
@@ -60,8 +62,11 @@ pub struct Scheduler {
     /// Workflows known to have no live schedule, by (latest version,
     /// status): a rebuild skips loading their definitions again.
     plain: HashMap<String, (i64, WorkflowStatus)>,
-    /// The index must be rebuilt (at the start, or workflows changed).
+    /// The index must be rebuilt (at the start, or workflows changed on
+    /// another node).
     stale: bool,
+    /// The catalog's change count the index has seen (changes made here).
+    seen_local: u64,
     built_at: Option<i64>,
 }
 
@@ -77,6 +82,7 @@ impl Scheduler {
             index: HashMap::new(),
             plain: HashMap::new(),
             stale: true,
+            seen_local: 0,
             built_at: None,
         }
     }
@@ -96,14 +102,15 @@ impl Scheduler {
             };
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {}
-                _ = local.changed() => self.workflows_changed(),
+                _ = local.changed() => {}
                 _ = remote.changed() => self.workflows_changed(),
                 _ = stop.changed() => return,
             }
         }
     }
 
-    /// Workflows changed: the index is rebuilt at the next look.
+    /// Workflows changed on another node: the index is rebuilt at the next
+    /// look.
     pub(crate) fn workflows_changed(&mut self) {
         self.stale = true;
     }
@@ -116,6 +123,8 @@ impl Scheduler {
         let gap_ok = since_build.is_none_or(|d| d >= REBUILD_GAP_MS);
         if rebuild_due || (self.stale && gap_ok) {
             self.rebuild(now).await?;
+        } else if self.triggers.catalog.change_count() != self.seen_local {
+            self.refresh_changed(now).await?;
         }
         if self
             .index
@@ -141,6 +150,7 @@ impl Scheduler {
     /// Read every workflow once: keep a `schedules` row for each live
     /// schedule (new or replaced ones start from now), drop the others.
     async fn rebuild(&mut self, now: i64) -> Result<(), StoreError> {
+        let seen_local = self.triggers.catalog.change_count();
         let store = self.triggers.store.clone();
         let mut rows: HashMap<String, ScheduleRow> = store
             .list_schedules()
@@ -225,7 +235,71 @@ impl Scheduler {
         self.index = index;
         self.plain = plain;
         self.stale = false;
+        self.seen_local = seen_local;
         self.built_at = Some(now);
+        Ok(())
+    }
+
+    /// Refresh only the workflows this process changed since the index saw
+    /// them (a rebuild when the catalog's log no longer reaches back).
+    async fn refresh_changed(&mut self, now: i64) -> Result<(), StoreError> {
+        let count = self.triggers.catalog.change_count();
+        let Some(ids) = self.triggers.catalog.changed_since(self.seen_local) else {
+            return self.rebuild(now).await;
+        };
+        let store = self.triggers.store.clone();
+        for id in ids {
+            let wf = match store.get_workflow(id.clone()).await {
+                Ok(wf) => Some(wf),
+                Err(StoreError::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            };
+            let def = match &wf {
+                Some(wf) => self.live_schedule(wf).await,
+                None => Ok(None),
+            };
+            let had = self.index.remove(&id);
+            self.plain.remove(&id);
+            let (wf, def) = match (wf, def) {
+                (Some(wf), Ok(Some(def))) => (wf, def),
+                (wf, def) => {
+                    if had.is_some() {
+                        store.delete_schedule(id.clone()).await?;
+                    }
+                    // Known to have no schedule: a rebuild skips its definition.
+                    if let (Some(wf), Ok(None)) = (wf, def) {
+                        self.plain.insert(id, (wf.latest_version, wf.status));
+                    }
+                    continue;
+                }
+            };
+            let (row, queued) = match had {
+                Some(e) if e.row.version == wf.latest_version => (e.row, e.queued),
+                _ => {
+                    let Some(next_at) = next_after(&def, now) else {
+                        store.delete_schedule(id.clone()).await?;
+                        continue;
+                    };
+                    let row = ScheduleRow {
+                        workflow_id: id.clone(),
+                        version: wf.latest_version,
+                        next_at,
+                    };
+                    store.put_schedule(row.clone()).await?;
+                    (row, def.overlap == Overlap::Queue)
+                }
+            };
+            self.index.insert(
+                id,
+                Entry {
+                    wf,
+                    def,
+                    row,
+                    queued,
+                },
+            );
+        }
+        self.seen_local = count;
         Ok(())
     }
 

@@ -113,3 +113,61 @@ async fn a_pause_reaches_the_index_and_nothing_fires() {
     assert!(next > T0 + 2_500, "nothing due any more");
     assert!(f.store.list_schedules().await.expect("rows").is_empty());
 }
+
+#[tokio::test]
+async fn changes_made_here_refresh_only_their_workflow_between_rebuilds() {
+    let mut f = fixture();
+    apply_every(&f, "wf_first", 10).await;
+    f.scheduler.step(T0 + 1).await.expect("tick");
+    // Applied 100 ms later (inside the rebuild gap): found by the change
+    // log, not by a rebuild.
+    apply_every(&f, "wf_second", 2).await;
+    let next = f.scheduler.step(T0 + 100).await.expect("tick");
+    assert_eq!(next, T0 + 2_000, "the new schedule is indexed at once");
+    f.clock.store(T0 + 2_001, Ordering::SeqCst);
+    f.scheduler.step(T0 + 2_001).await.expect("tick");
+    assert_eq!(runs_of(&f, "wf_second").await, 1);
+    // A pause made here reaches the index the same way.
+    f.store
+        .set_workflow_status("wf_second".into(), crate::workflow::WorkflowStatus::Paused)
+        .await
+        .expect("pause");
+    f.catalog.forget_head("wf_second");
+    let next = f.scheduler.step(T0 + 2_100).await.expect("tick");
+    assert_eq!(next, T0 + 10_000, "only wf_first is left");
+    f.scheduler.step(T0 + 4_100).await.expect("tick");
+    assert_eq!(
+        runs_of(&f, "wf_second").await,
+        1,
+        "a paused schedule fires nothing"
+    );
+    let rows = f.store.list_schedules().await.expect("rows");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].workflow_id, "wf_first");
+}
+
+#[test]
+fn the_change_log_names_each_changed_workflow_once_or_says_it_is_too_old() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let catalog = Catalog::new(Store::open(&dir.path().join("t.db")).expect("store"));
+    catalog.forget_head("a");
+    catalog.forget_head("b");
+    catalog.forget_head("a");
+    assert_eq!(catalog.change_count(), 3);
+    assert_eq!(catalog.changed_since(1), Some(vec!["b".into(), "a".into()]));
+    assert_eq!(catalog.changed_since(3), Some(vec![]));
+    for i in 0..2000 {
+        catalog.forget_head(&format!("w{i}"));
+    }
+    assert_eq!(
+        catalog.changed_since(3),
+        None,
+        "the log no longer reaches back"
+    );
+    assert_eq!(
+        catalog
+            .changed_since(catalog.change_count() - 2)
+            .map(|v| v.len()),
+        Some(2)
+    );
+}
