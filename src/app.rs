@@ -191,7 +191,7 @@ impl App {
                 id: crate::ids::key_id(),
                 name: "local admin (created by flowctl serve)".into(),
                 key_hash: crate::ids::hash_api_key(&key),
-                scopes: vec!["admin".into()],
+                scopes: vec![crate::scope::Scope::Admin.as_str().into()],
             })
             .await?;
         file.upsert(ServerEntry {

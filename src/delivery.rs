@@ -137,7 +137,7 @@ impl Deliveries {
         };
         let conn = match self.triggers.store.get_connection(conn_id.clone()).await {
             Ok(c)
-                if c.provider == "webhook"
+                if c.provider == crate::store::ConnectionProvider::Webhook
                     && c.status == crate::store::ConnectionStatus::Active =>
             {
                 c

@@ -24,6 +24,7 @@ pub mod limits;
 pub mod metrics;
 pub mod runs;
 pub mod schedule;
+pub mod scope;
 pub mod secrets;
 pub mod store;
 pub mod template;

@@ -292,7 +292,7 @@ mod tests {
     fn conn(config: Value) -> ResolvedConnection {
         ResolvedConnection {
             id: "conn_smtp".into(),
-            provider: "smtp".into(),
+            provider: crate::store::ConnectionProvider::Smtp,
             config,
             secret: None,
         }

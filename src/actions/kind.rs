@@ -2,6 +2,7 @@
 //! static facts the validator and the connection resolver need (provider, required config).
 //! Pure: depends on nothing but serde_json.
 
+use crate::store::ConnectionProvider;
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,12 +50,12 @@ impl ActionKind {
         }
     }
 
-    /// The connection provider this action uses: `"http"`, `"stripe"` or `"smtp"`.
-    pub fn provider(self) -> &'static str {
+    /// The connection provider this action uses.
+    pub fn provider(self) -> ConnectionProvider {
         match self {
-            ActionKind::HttpRequest => "http",
-            ActionKind::Email => "smtp",
-            _ => "stripe",
+            ActionKind::HttpRequest => ConnectionProvider::Http,
+            ActionKind::Email => ConnectionProvider::Smtp,
+            _ => ConnectionProvider::Stripe,
         }
     }
 
@@ -130,9 +131,12 @@ mod tests {
 
     #[test]
     fn providers_and_requirements() {
-        assert_eq!(ActionKind::HttpRequest.provider(), "http");
-        assert_eq!(ActionKind::Email.provider(), "smtp");
-        assert_eq!(ActionKind::StripeCreateInvoice.provider(), "stripe");
+        assert_eq!(ActionKind::HttpRequest.provider(), ConnectionProvider::Http);
+        assert_eq!(ActionKind::Email.provider(), ConnectionProvider::Smtp);
+        assert_eq!(
+            ActionKind::StripeCreateInvoice.provider(),
+            ConnectionProvider::Stripe
+        );
         assert!(!ActionKind::HttpRequest.requires_connection());
         assert!(ActionKind::Email.requires_connection());
         assert_eq!(

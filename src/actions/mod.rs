@@ -92,8 +92,7 @@ impl ActionError {
 #[derive(Clone)]
 pub struct ResolvedConnection {
     pub id: String,
-    /// `"stripe"`, `"smtp"` or `"http"`.
-    pub provider: String,
+    pub provider: crate::store::ConnectionProvider,
     pub config: Value,
     pub secret: Option<String>,
 }
@@ -287,7 +286,7 @@ mod tests {
     fn debug_redacts_secret() {
         let conn = ResolvedConnection {
             id: "conn_1".into(),
-            provider: "stripe".into(),
+            provider: crate::store::ConnectionProvider::Stripe,
             config: json!({}),
             secret: Some("sk_test_supersecret".into()),
         };

@@ -3,7 +3,7 @@
 //! see changes at once.
 
 use super::{CmdResult, Exit, Failure, print_json};
-use crate::http::SCOPES;
+use crate::scope::Scope;
 use crate::store::{Location, Store};
 use clap::Subcommand;
 use serde_json::json;
@@ -93,10 +93,11 @@ pub async fn keys(cmd: KeysCommand, json: bool) -> CmdResult {
     match cmd {
         KeysCommand::Create { name, scopes, db } => {
             // Every typo at once, each with its nearest scope.
+            let known = Scope::names();
             let bad: Vec<String> = scopes
                 .iter()
-                .filter(|s| !SCOPES.contains(&s.as_str()))
-                .map(|s| match crate::workflow::fields::nearest(s, &SCOPES) {
+                .filter(|s| Scope::parse(s).is_none())
+                .map(|s| match crate::workflow::fields::nearest(s, &known) {
                     Some(n) => format!("unknown scope '{s}' — did you mean '{n}'?"),
                     None => format!("unknown scope '{s}'"),
                 })
@@ -109,7 +110,7 @@ pub async fn keys(cmd: KeysCommand, json: bool) -> CmdResult {
                         "
 "
                     ),
-                    SCOPES.join(", ")
+                    known.join(", ")
                 )));
             }
             let store = open(&db).await?;

@@ -1,13 +1,14 @@
 //! connection resolution, pure: which stored connection a step uses,
 //! and the trigger-time check that refuses a run that cannot succeed.
 
+use crate::store::ConnectionProvider;
 use crate::workflow::{CompiledWorkflow, StepKind};
 
 /// What resolution needs to know of a stored connection.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionRef<'a> {
     pub id: &'a str,
-    pub provider: &'a str,
+    pub provider: ConnectionProvider,
     pub active: bool,
     pub is_default: bool,
 }
@@ -15,7 +16,10 @@ pub struct ConnectionRef<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ResolveError {
     /// No active connection resolves for a provider a step needs.
-    Required { provider: String, step_id: String },
+    Required {
+        provider: ConnectionProvider,
+        step_id: String,
+    },
     /// A named connection does not exist or is inactive.
     Invalid(String),
 }
@@ -23,7 +27,7 @@ pub enum ResolveError {
 /// The run's `connectionId` if it is for `provider`; else the step's own
 /// `connection`; else the provider's default; else its only active one.
 pub fn resolve<'a>(
-    provider: &str,
+    provider: ConnectionProvider,
     run_connection: Option<&str>,
     step_connection: Option<&str>,
     all: &[ConnectionRef<'a>],
@@ -90,7 +94,7 @@ pub fn check_trigger(
         })?;
         if resolved.is_none() && kind.requires_connection() {
             return Err(ResolveError::Required {
-                provider: kind.provider().into(),
+                provider: kind.provider(),
                 step_id: step.id.clone(),
             });
         }
@@ -102,10 +106,10 @@ pub fn check_trigger(
 mod tests {
     use super::*;
 
-    fn c<'a>(id: &'a str, provider: &'a str, active: bool, is_default: bool) -> ConnectionRef<'a> {
+    fn c<'a>(id: &'a str, provider: &str, active: bool, is_default: bool) -> ConnectionRef<'a> {
         ConnectionRef {
             id,
-            provider,
+            provider: ConnectionProvider::parse(provider).expect("a provider"),
             active,
             is_default,
         }
@@ -121,32 +125,41 @@ mod tests {
         ];
         // Run's connection when it is for the provider.
         assert_eq!(
-            resolve("stripe", Some("conn_a"), None, &all),
+            resolve(ConnectionProvider::Stripe, Some("conn_a"), None, &all),
             Ok(Some("conn_a"))
         );
         // Run's connection for another provider does not apply; default wins.
         assert_eq!(
-            resolve("stripe", Some("conn_s"), None, &all),
+            resolve(ConnectionProvider::Stripe, Some("conn_s"), None, &all),
             Ok(Some("conn_b"))
         );
         assert_eq!(
-            resolve("smtp", Some("conn_a"), None, &all),
+            resolve(ConnectionProvider::Smtp, Some("conn_a"), None, &all),
             Ok(Some("conn_s"))
         );
         // The step's own connection beats the default.
         assert_eq!(
-            resolve("stripe", None, Some("conn_a"), &all),
+            resolve(ConnectionProvider::Stripe, None, Some("conn_a"), &all),
             Ok(Some("conn_a"))
         );
         assert!(matches!(
-            resolve("stripe", None, Some("conn_off"), &all),
+            resolve(ConnectionProvider::Stripe, None, Some("conn_off"), &all),
             Err(ResolveError::Invalid(_))
         ));
         // The only active one.
-        assert_eq!(resolve("smtp", None, None, &all), Ok(Some("conn_s")));
+        assert_eq!(
+            resolve(ConnectionProvider::Smtp, None, None, &all),
+            Ok(Some("conn_s"))
+        );
         // Two active, no default: nothing resolves.
         let two = [c("x", "stripe", true, false), c("y", "stripe", true, false)];
-        assert_eq!(resolve("stripe", None, None, &two), Ok(None));
-        assert_eq!(resolve("http", None, None, &all), Ok(None));
+        assert_eq!(
+            resolve(ConnectionProvider::Stripe, None, None, &two),
+            Ok(None)
+        );
+        assert_eq!(
+            resolve(ConnectionProvider::Http, None, None, &all),
+            Ok(None)
+        );
     }
 }

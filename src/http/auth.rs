@@ -4,6 +4,7 @@
 
 use super::AppState;
 use super::error::ApiError;
+use crate::scope::Scope;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
@@ -11,17 +12,6 @@ use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-pub const SCOPES: [&str; 8] = [
-    "workflows:read",
-    "workflows:write",
-    "workflows:execute",
-    "runs:read",
-    "runs:write",
-    "connections:read",
-    "connections:write",
-    "admin",
-];
 
 const CACHE_TTL: Duration = Duration::from_secs(2);
 /// Bodies of rejected requests up to this size are read so the connection stays usable.
@@ -31,22 +21,23 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub key_id: String,
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
 }
 
 impl Principal {
     /// Passes when the key has any of `scopes` (or `admin`).
-    pub fn require(&self, scopes: &[&str]) -> Result<(), ApiError> {
+    pub fn require(&self, scopes: &[Scope]) -> Result<(), ApiError> {
         if self
             .scopes
             .iter()
-            .any(|s| s == "admin" || scopes.contains(&s.as_str()))
+            .any(|s| *s == Scope::Admin || scopes.contains(s))
         {
             Ok(())
         } else {
+            let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
             Err(ApiError::Forbidden(format!(
                 "API key lacks the required scope: {}",
-                scopes.join(" or ")
+                names.join(" or ")
             )))
         }
     }
@@ -88,7 +79,7 @@ fn presented_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 /// For routes only an `admin` key may see (`/metrics` beyond loopback).
 pub async fn require_admin(req: Request, next: Next) -> Result<Response, ApiError> {
     match req.extensions().get::<Principal>() {
-        Some(p) if p.scopes.iter().any(|s| s == "admin") => Ok(next.run(req).await),
+        Some(p) if p.scopes.contains(&Scope::Admin) => Ok(next.run(req).await),
         Some(_) => Err(ApiError::Forbidden(
             "API key lacks the required scope: admin".into(),
         )),
@@ -174,7 +165,7 @@ pub async fn authenticate(
                 .await?;
             let p = found.map(|row| Principal {
                 key_id: row.id,
-                scopes: row.scopes,
+                scopes: Scope::parse_all(&row.scopes),
             });
             if let Ok(mut m) = state.keys.entries.lock() {
                 if m.len() > 10_000 {

@@ -6,21 +6,22 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::params::Path;
 use super::{AppState, ok};
-use crate::store::{ConnectionRow, ConnectionStatus, ConnectionWrite};
+use crate::scope::Scope;
+use crate::store::{ConnectionProvider, ConnectionRow, ConnectionStatus, ConnectionWrite};
 use crate::time::rfc3339;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
 
-pub const PROVIDERS: [&str; 4] = ["stripe", "smtp", "http", "webhook"];
-
 /// `config` fields each provider reads, and the ones it cannot do without
 /// (docs/workflows.md → Connections). Anything else is a typo caught here,
 /// not at the first run.
-fn config_fields(provider: &str) -> (&'static [&'static str], &'static [&'static str]) {
+fn config_fields(
+    provider: ConnectionProvider,
+) -> (&'static [&'static str], &'static [&'static str]) {
     match provider {
-        "smtp" => (
+        ConnectionProvider::Smtp => (
             &[
                 "host",
                 "port",
@@ -32,14 +33,13 @@ fn config_fields(provider: &str) -> (&'static [&'static str], &'static [&'static
             ],
             &["host"],
         ),
-        "http" => (&["baseUrl", "headers", "authHeader"], &[]),
-        "stripe" => (&["baseUrl", "apiVersion"], &[]),
-        "webhook" => (&["header"], &[]),
-        _ => (&[], &[]),
+        ConnectionProvider::Http => (&["baseUrl", "headers", "authHeader"], &[]),
+        ConnectionProvider::Stripe => (&["baseUrl", "apiVersion"], &[]),
+        ConnectionProvider::Webhook => (&["header"], &[]),
     }
 }
 
-fn check_config(provider: &str, config: &Value) -> Result<(), ApiError> {
+fn check_config(provider: ConnectionProvider, config: &Value) -> Result<(), ApiError> {
     let (known, required) = config_fields(provider);
     let mut details = vec![];
     if let Value::Object(m) = config {
@@ -102,7 +102,7 @@ pub(crate) async fn workflows_using(
 pub fn view(c: &ConnectionRow) -> Value {
     json!({
         "id": c.id,
-        "provider": c.provider,
+        "provider": c.provider.as_str(),
         "name": c.name,
         "status": c.status.as_str(),
         "default": c.is_default,
@@ -134,19 +134,19 @@ pub async fn create(
     Extension(who): Extension<Principal>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.require(&["connections:write"])?;
+    who.require(&[Scope::ConnectionsWrite])?;
     let Value::Object(obj) = body else {
         return Err(ApiError::InvalidRequest(
             "body must be a JSON object".into(),
         ));
     };
     let provider = field(&obj, "provider")?.unwrap_or_default();
-    if !PROVIDERS.contains(&provider) {
+    let Some(provider) = ConnectionProvider::parse(provider) else {
         return Err(ApiError::InvalidRequest(format!(
             "provider must be one of {}",
-            PROVIDERS.join(", ")
+            ConnectionProvider::names().join(", ")
         )));
-    }
+    };
     let name = field(&obj, "name")?.filter(|n| !n.trim().is_empty() && n.len() <= 200);
     let Some(name) = name else {
         return Err(ApiError::InvalidRequest(
@@ -190,7 +190,7 @@ pub async fn create(
     let secret = field(&obj, "secret")?.map(|s| state.secrets.encrypt(s));
     let write = ConnectionWrite {
         id,
-        provider: provider.into(),
+        provider,
         name: name.into(),
         status,
         is_default,
@@ -210,7 +210,7 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.require(&["connections:read"])?;
+    who.require(&[Scope::ConnectionsRead])?;
     let rows = state.store.list_connections().await?;
     Ok(ok(rows.iter().map(view).collect::<Vec<_>>()))
 }
@@ -220,7 +220,7 @@ pub async fn show(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.require(&["connections:read"])?;
+    who.require(&[Scope::ConnectionsRead])?;
     Ok(ok(view(&state.store.get_connection(id).await?)))
 }
 
@@ -230,7 +230,7 @@ pub async fn delete(
     Path(id): Path<String>,
     axum::extract::RawQuery(q): axum::extract::RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.require(&["connections:write"])?;
+    who.require(&[Scope::ConnectionsWrite])?;
     let q = super::params::parse_query(q.as_deref())?;
     let force = match q.get("force").map(String::as_str) {
         None | Some("false") => false,

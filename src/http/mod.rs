@@ -24,7 +24,6 @@ mod webhooks;
 mod workflow_targets;
 mod workflows;
 
-pub use auth::SCOPES;
 pub use error::ApiError;
 
 use crate::catalog::Catalog;

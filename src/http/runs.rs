@@ -9,6 +9,7 @@ use super::views::run_view;
 use super::{AppState, ok, ok_list};
 use crate::api::{ListMeta, TriggerResponse};
 use crate::engine::{RunError, RunStatus};
+use crate::scope::Scope;
 use crate::store::{RunFilter, RunRow, TriggerOutcome, TriggerType};
 use crate::trigger::TriggerRequest;
 use axum::extract::{Extension, RawQuery, State};
@@ -109,7 +110,7 @@ pub async fn trigger(
     headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.require(&["workflows:execute"])?;
+    who.require(&[Scope::WorkflowsExecute])?;
     let accepted_from = Instant::now();
     let q = parse_query(q.as_deref())?;
     let wait_for = wait(&q)?;
@@ -203,7 +204,7 @@ pub async fn replay(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.require(&["workflows:execute"])?;
+    who.require(&[Scope::WorkflowsExecute])?;
     let outcome = crate::runs::replay(&state.triggers(), &id).await?;
     trigger_answer(&state, outcome, None).await
 }
@@ -280,7 +281,7 @@ pub async fn show(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.require(&["runs:read", "workflows:execute"])?;
+    who.require(&[Scope::RunsRead, Scope::WorkflowsExecute])?;
     let q = parse_query(q.as_deref())?;
     let run = match wait(&q)? {
         Some(max) => wait_until_finished(&state, &id, max).await?,
@@ -319,15 +320,25 @@ fn run_filter(q: &QueryMap) -> Result<RunFilter, ApiError> {
             ))
         })?),
     };
+    let include_children = match q.get("includeChildren").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::InvalidRequest(
+                "includeChildren must be true or false".into(),
+            ));
+        }
+    };
     Ok(RunFilter {
         workflow_id: q.get("workflowId").cloned(),
         status,
         trigger_type,
         before_seq,
         limit: limit(q)?,
-        // Sub-workflow children are listed anyway; `includeChildren` is accepted
-        // for the loop and parallel children that are hidden by default.
+        // Sub-workflow children are listed anyway; the children that run a
+        // block's body only with `parentRunId` or `includeChildren=true`.
         parent_run_id: q.get("parentRunId").cloned(),
+        include_children,
     })
 }
 
@@ -336,7 +347,7 @@ pub async fn list(
     Extension(who): Extension<Principal>,
     RawQuery(q): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.require(&["runs:read"])?;
+    who.require(&[Scope::RunsRead])?;
     let mut filter = run_filter(&parse_query(q.as_deref())?)?;
     let limit = filter.limit;
     filter.limit += 1;
@@ -355,7 +366,7 @@ pub async fn cancel(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.require(&["runs:write"])?;
+    who.require(&[Scope::RunsWrite])?;
     let run = crate::runs::cancel(&state.store, &state.events, id).await?;
     let wf = state
         .catalog
@@ -371,12 +382,7 @@ pub async fn redrive(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.require(&["runs:write"])?;
-    if !state.store.child_runs() {
-        return Err(ApiError::InvalidRequest(
-            "redrive is not available on PostgreSQL yet".into(),
-        ));
-    }
+    who.require(&[Scope::RunsWrite])?;
     let Some(run) = state.store.redrive_run(id.clone()).await? else {
         let run = state.store.get_run(id).await?;
         return Err(ApiError::InvalidStatus(format!(

@@ -9,6 +9,7 @@ use super::body::JsonBody;
 use super::error::ApiError;
 use super::params::Path;
 use super::{AppState, ok};
+use crate::scope::Scope;
 use crate::workflow::TriggerDef;
 use axum::extract::{Extension, State};
 use axum::response::IntoResponse;
@@ -21,7 +22,7 @@ pub async fn sign(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
     // Whoever may run the workflow may send it a test event: same power.
-    who.require(&["workflows:execute"])?;
+    who.require(&[Scope::WorkflowsExecute])?;
     let Some(raw) = body.get("body").and_then(Value::as_str) else {
         return Err(ApiError::InvalidRequest(
             "body must be the exact text to deliver, as a string: {\"body\": \"{\\\"id\\\": …}\"}"

@@ -4,6 +4,7 @@
 use super::auth::Principal;
 use super::error::ApiError;
 use super::{AppState, ok};
+use crate::scope::Scope;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -14,7 +15,7 @@ pub async fn create(
     Extension(who): Extension<Principal>,
 ) -> Result<impl IntoResponse, ApiError> {
     // The dashboard shows nothing to a key that cannot read runs.
-    who.require(&["runs:read"])?;
+    who.require(&[Scope::RunsRead])?;
     let (path, expires) = crate::http::dashboard::link::create(&state, who.key_id.clone()).await?;
     Ok((
         StatusCode::CREATED,

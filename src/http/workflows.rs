@@ -7,6 +7,7 @@ use super::params::{Path, limit, parse_query};
 use super::views::workflow_view;
 use super::{AppState, ok, ok_list};
 use crate::api::{ApplyResponse, ErrorDetail, ListMeta};
+use crate::scope::Scope;
 use crate::store::decisions::ApplyResult;
 use crate::store::{WorkflowApply, WorkflowRow};
 use crate::time::now_ms;
@@ -35,7 +36,7 @@ pub async fn apply(
     Extension(who): Extension<Principal>,
     JsonBody(def): JsonBody<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.require(&["workflows:write"])?;
+    who.require(&[Scope::WorkflowsWrite])?;
     let compiled = compile(&def).map_err(invalid_definition)?;
     check_webhook_path(&state, &compiled).await?;
     let (problems, target_warnings) =
@@ -155,7 +156,7 @@ pub async fn list(
     Extension(who): Extension<Principal>,
     RawQuery(q): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.require(&["workflows:read"])?;
+    who.require(&[Scope::WorkflowsRead])?;
     let q = parse_query(q.as_deref())?;
     let limit = limit(&q)?;
     let mut rows = state
@@ -179,7 +180,7 @@ pub async fn show(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.require(&["workflows:read"])?;
+    who.require(&[Scope::WorkflowsRead])?;
     let row = state.store.get_workflow(id.clone()).await?;
     let (definition, _) = state.store.workflow_version(id, row.latest_version).await?;
     let next = next_run_at(&state, &row).await;
@@ -195,7 +196,7 @@ pub async fn version(
     Extension(who): Extension<Principal>,
     Path((id, n)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.require(&["workflows:read"])?;
+    who.require(&[Scope::WorkflowsRead])?;
     let n: i64 = n
         .parse()
         .map_err(|_| ApiError::InvalidRequest("version must be a positive integer".into()))?;
@@ -214,7 +215,7 @@ async fn set_status(
     id: String,
     status: WorkflowStatus,
 ) -> Result<impl IntoResponse, ApiError> {
-    who.require(&["workflows:write"])?;
+    who.require(&[Scope::WorkflowsWrite])?;
     let row = crate::workflows::set_status(&state.store, &state.catalog, id, status).await?;
     let next = next_run_at(&state, &row).await;
     Ok(ok(workflow_view(&row, None, next)))

@@ -12,6 +12,12 @@ pub fn connection_status(s: &str) -> Result<super::ConnectionStatus> {
         .ok_or_else(|| super::StoreError::Decode(format!("unknown connection status '{s}'")))
 }
 
+/// A connection provider as stored (its wire name).
+pub fn connection_provider(s: &str) -> Result<super::ConnectionProvider> {
+    super::ConnectionProvider::parse(s)
+        .ok_or_else(|| super::StoreError::Decode(format!("unknown connection provider '{s}'")))
+}
+
 /// A workflow status as stored (its wire name).
 pub fn workflow_status(s: &str) -> Result<crate::workflow::WorkflowStatus> {
     crate::workflow::WorkflowStatus::parse(s)

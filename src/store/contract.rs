@@ -2,8 +2,10 @@
 //! SQLite always, PostgreSQL with `FLOWCTL_TEST_PG_URL` (skipped locally
 //! without it, failing under CI). Claims and fencing, leases and the sweep,
 //! cancel of held and unheld runs, idempotent create, `concurrency` caps,
-//! apply and versioning, a schedule's occurrence claimed exactly once, and the
-//! dashboard's queries. A rule both stores follow belongs here; a test of one
+//! apply and versioning, a schedule's occurrence claimed exactly once, the
+//! dashboard's queries, and child runs (created once per parent, step and
+//! key; a child's finish recorded on its waiting parent, which it queues, in
+//! one commit; cancel reaching every descendant; redrive). A rule both stores follow belongs here; a test of one
 //! store's mechanics (group commit, upgrades) stays beside that store.
 
 use super::decisions::ApplyResult;
@@ -347,6 +349,378 @@ async fn the_dashboard_finds_and_counts_runs(s: Store) {
     assert_eq!(s.queue_depth().await.unwrap(), 1);
 }
 
+/// The parent's `workflow` step `call` waiting for its child (or running,
+/// for `wait: false`), committed with the spawn of that child.
+fn spawning(parent: &RunRow, key: &str, wait: bool, trigger_type: TriggerType) -> RunWrite {
+    let call = StepRecord {
+        status: if wait {
+            StepStatus::Waiting
+        } else {
+            StepStatus::Running
+        },
+        attempts: 1,
+        started_at: Some(1),
+        output: json!({"waitingFor": "children", "runId": child_id(parent, key)}),
+        ..StepRecord::blank(0, "call")
+    };
+    RunWrite {
+        status: RunStatus::Running,
+        started_at: Some(crate::time::now_ms()),
+        completed_at: None,
+        output: Value::Null,
+        error: None,
+        park_until: None,
+        steps: vec![call],
+        spawn: Some(ChildSpawn {
+            id: child_id(parent, key),
+            workflow_id: "child".into(),
+            workflow_version: 1,
+            input: json!({"key": key}),
+            connection_id: None,
+            parent_step_id: "call".into(),
+            key: key.into(),
+            root_run_id: parent.id.clone(),
+            depth: 1,
+            wait,
+            deadline_at: Some(4_000_000_000_000),
+            trigger_type,
+        }),
+        suspend: wait,
+    }
+}
+
+fn child_id(parent: &RunRow, key: &str) -> String {
+    crate::engine::child_run_id(&parent.id, "call", key)
+}
+
+/// A run's end with this status and output.
+fn ending(status: RunStatus, output: Value, error: Option<RunError>) -> RunWrite {
+    RunWrite {
+        output,
+        error,
+        ..progress(
+            status,
+            if status == RunStatus::Completed {
+                StepStatus::Completed
+            } else {
+                StepStatus::Failed
+            },
+            None,
+        )
+    }
+}
+
+fn children_of(id: &str) -> RunFilter {
+    RunFilter {
+        parent_run_id: Some(id.into()),
+        limit: 100,
+        ..Default::default()
+    }
+}
+
+/// The ids of every run the default list (or, with `include_children`, the full list) shows.
+async fn listed(s: &Store, include_children: bool) -> Vec<String> {
+    let all = s
+        .list_runs(RunFilter {
+            limit: 100,
+            include_children,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = all.into_iter().map(|r| r.id).collect();
+    ids.sort();
+    ids
+}
+
+async fn parent_and_child(s: &Store) -> RunRow {
+    workflow(s, "parent", None).await;
+    workflow(s, "child", None).await;
+    run(s, "parent").await
+}
+
+async fn a_child_is_created_once_per_parent_step_and_key(s: Store) {
+    let parent = parent_and_child(&s).await;
+    let p = claim_one(&s, "node_a").await;
+    // `wait: false`: the parent keeps its lease; the same spawn again (a
+    // repeat after a crash) creates nothing more.
+    let fire = spawning(&parent, "0", false, TriggerType::Workflow);
+    assert_eq!(
+        s.commit(p.key(), fire.clone()).await.unwrap(),
+        CommitOutcome::Saved
+    );
+    assert_eq!(s.commit(p.key(), fire).await.unwrap(), CommitOutcome::Saved);
+    // A stale holder's spawn creates nothing.
+    let stale = ClaimRef {
+        seq: p.run.seq,
+        token: p.token - 1,
+    };
+    let refused = spawning(&parent, "stale", false, TriggerType::Workflow);
+    assert_eq!(
+        s.commit(stale, refused).await.unwrap(),
+        CommitOutcome::LeaseLost
+    );
+    // A block's child (another trigger type) is hidden from the default list.
+    let hidden = spawning(&parent, "item", false, TriggerType::Batch);
+    assert_eq!(
+        s.commit(p.key(), hidden).await.unwrap(),
+        CommitOutcome::Saved
+    );
+    let kids = s.list_runs(children_of(&parent.id)).await.unwrap();
+    let mut keys: Vec<_> = kids.iter().map(|k| k.family.key.clone().unwrap()).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        vec!["0", "item"],
+        "one child per key, none for the stale holder"
+    );
+    let kid = s.get_run(child_id(&parent, "0")).await.unwrap();
+    assert_eq!(kid.status, RunStatus::Pending);
+    assert_eq!(kid.trigger_type, TriggerType::Workflow);
+    assert_eq!(kid.input, json!({"key": "0"}));
+    let family = &kid.family;
+    assert_eq!(family.parent_run_id.as_deref(), Some(parent.id.as_str()));
+    assert_eq!(family.parent_step_id.as_deref(), Some("call"));
+    assert_eq!(family.root_run_id.as_deref(), Some(parent.id.as_str()));
+    assert_eq!(
+        (family.depth, family.deadline_at),
+        (1, Some(4_000_000_000_000))
+    );
+    let mut visible = vec![parent.id.clone(), child_id(&parent, "0")];
+    visible.sort();
+    assert_eq!(listed(&s, false).await, visible);
+    assert_eq!(listed(&s, true).await.len(), 3);
+    let counts = s.get_run(parent.id.clone()).await.unwrap().family.children;
+    assert_eq!(
+        counts,
+        Some(ChildCounts {
+            total: 2,
+            completed: 0,
+            failed: 0,
+            running: 2
+        })
+    );
+    // The children are claimed with their place in the tree.
+    let claimed = s.claim("node_b", 10, 30_000).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(
+        claimed
+            .iter()
+            .all(|c| c.run.family.deadline_at == Some(4_000_000_000_000))
+    );
+}
+
+async fn a_childs_finish_records_it_on_the_waiting_parent_and_queues_it(s: Store) {
+    let parent = parent_and_child(&s).await;
+    let p = claim_one(&s, "node_a").await;
+    let wait = spawning(&parent, "0", true, TriggerType::Workflow);
+    assert_eq!(s.commit(p.key(), wait).await.unwrap(), CommitOutcome::Saved);
+    // Suspended: the parent holds no lease and is not due; only the child is.
+    let hb = s.heartbeat("node_a", vec![p.key()], 30_000).await.unwrap();
+    assert_eq!(hb.lost, vec![p.key()]);
+    let c = claim_one(&s, "node_b").await;
+    assert_eq!(c.run.id, child_id(&parent, "0"));
+    assert_eq!(
+        s.next_due().await.unwrap(),
+        None,
+        "a suspended parent is never due"
+    );
+    assert_eq!(s.queue_depth().await.unwrap(), 0);
+    // The child's finish and the parent's progress and re-queue: one commit.
+    let out = json!({"z": 1, "a": [1, 2]});
+    let done = ending(RunStatus::Completed, out.clone(), None);
+    assert_eq!(s.commit(c.key(), done).await.unwrap(), CommitOutcome::Saved);
+    let resumed = claim_one(&s, "node_c").await;
+    assert_eq!(resumed.run.id, parent.id);
+    let call = &resumed.run.steps[0];
+    assert_eq!(call.status, StepStatus::Waiting);
+    let record = decisions::child_record(&c.run.id, RunStatus::Completed, out, Value::Null);
+    assert_eq!(call.output["child"], record);
+    // Key order of the child's output is kept.
+    assert_eq!(
+        call.output["child"]["output"].to_string(),
+        r#"{"z":1,"a":[1,2]}"#
+    );
+    assert_eq!(call.output["waitingFor"], "children");
+    let row = s.get_run(parent.id.clone()).await.unwrap();
+    assert_eq!(
+        row.family.children,
+        Some(ChildCounts {
+            total: 1,
+            completed: 1,
+            failed: 0,
+            running: 0
+        })
+    );
+    // A failed child is recorded the same way, with its error.
+    let second = run(&s, "parent").await;
+    let p2 = claim_one(&s, "node_a").await;
+    assert_eq!(p2.run.id, second.id);
+    let wait = spawning(&second, "0", true, TriggerType::Workflow);
+    assert_eq!(
+        s.commit(p2.key(), wait).await.unwrap(),
+        CommitOutcome::Saved
+    );
+    let c2 = claim_one(&s, "node_b").await;
+    let error = RunError::step("REFUSED", "not today");
+    let failed = ending(RunStatus::Failed, Value::Null, Some(error.clone()));
+    assert_eq!(
+        s.commit(c2.key(), failed).await.unwrap(),
+        CommitOutcome::Saved
+    );
+    let resumed = claim_one(&s, "node_c").await;
+    assert_eq!(resumed.run.id, second.id);
+    let record = &resumed.run.steps[0].output["child"];
+    assert_eq!(record["status"], "failed");
+    assert_eq!(record["error"], serde_json::to_value(&error).unwrap());
+}
+
+async fn a_cancel_reaches_every_unfinished_descendant(s: Store) {
+    workflow(&s, "grandchild", None).await;
+    let parent = parent_and_child(&s).await;
+    let p = claim_one(&s, "node_a").await;
+    let wait = spawning(&parent, "0", true, TriggerType::Workflow);
+    assert_eq!(s.commit(p.key(), wait).await.unwrap(), CommitOutcome::Saved);
+    // The child runs a step (held by a worker) after spawning a grandchild
+    // it does not wait for.
+    let c = claim_one(&s, "node_b").await;
+    let child = c.run.clone();
+    let mut fire = spawning(&child, "g", false, TriggerType::Workflow);
+    if let Some(sp) = &mut fire.spawn {
+        sp.workflow_id = "grandchild".into();
+        sp.root_run_id = parent.id.clone();
+        sp.depth = 2;
+    }
+    assert_eq!(s.commit(c.key(), fire).await.unwrap(), CommitOutcome::Saved);
+    let grandchild = crate::engine::child_run_id(&child.id, "call", "g");
+
+    let row = s.cancel_run(parent.id.clone()).await.unwrap();
+    assert_eq!(
+        row.status,
+        RunStatus::Cancelled,
+        "a suspended parent is unheld"
+    );
+    assert_eq!(row.steps[0].status, StepStatus::Skipped);
+    // The queued grandchild ended at once; the held child is flagged.
+    let g = s.get_run(grandchild).await.unwrap();
+    assert_eq!(g.status, RunStatus::Cancelled);
+    let kid = s.get_run(child.id.clone()).await.unwrap();
+    assert!(
+        kid.cancel_requested && kid.status == RunStatus::Running,
+        "{kid:?}"
+    );
+    let hb = s.heartbeat("node_b", vec![c.key()], 30_000).await.unwrap();
+    assert_eq!(hb.cancelled, vec![c.key()]);
+    let next = progress(RunStatus::Running, StepStatus::Running, None);
+    assert_eq!(
+        s.commit(c.key(), next).await.unwrap(),
+        CommitOutcome::Cancelled
+    );
+    let stop = progress(RunStatus::Cancelled, StepStatus::Skipped, None);
+    assert_eq!(s.commit(c.key(), stop).await.unwrap(), CommitOutcome::Saved);
+    // The cancelled parent is not queued again by its child's end.
+    assert!(s.claim("node_c", 10, 30_000).await.unwrap().is_empty());
+    let row = s.get_run(parent.id).await.unwrap();
+    assert_eq!(row.status, RunStatus::Cancelled);
+    assert_eq!(
+        row.family.children,
+        Some(ChildCounts {
+            total: 1,
+            completed: 0,
+            failed: 1,
+            running: 0
+        })
+    );
+
+    // Cancelling a waited-for child alone records it on its parent, which is queued.
+    let other = run(&s, "parent").await;
+    let p = claim_one(&s, "node_a").await;
+    let wait = spawning(&other, "0", true, TriggerType::Workflow);
+    assert_eq!(s.commit(p.key(), wait).await.unwrap(), CommitOutcome::Saved);
+    let kid = s.cancel_run(child_id(&other, "0")).await.unwrap();
+    assert_eq!(kid.status, RunStatus::Cancelled);
+    let resumed = claim_one(&s, "node_b").await;
+    assert_eq!(resumed.run.id, other.id);
+    assert_eq!(resumed.run.steps[0].output["child"]["status"], "cancelled");
+}
+
+async fn redrive_continues_a_run_and_its_waited_for_children(s: Store) {
+    let parent = parent_and_child(&s).await;
+    let p = claim_one(&s, "node_a").await;
+    let first = StepRecord {
+        status: StepStatus::Completed,
+        attempts: 1,
+        output: json!({"kept": true}),
+        ..StepRecord::blank(0, "first")
+    };
+    let mut wait = spawning(&parent, "0", true, TriggerType::Workflow);
+    wait.steps[0].idx = 1;
+    wait.steps.insert(0, first);
+    assert_eq!(s.commit(p.key(), wait).await.unwrap(), CommitOutcome::Saved);
+    let c = claim_one(&s, "node_b").await;
+    let error = RunError::step("REFUSED", "not today");
+    let failed = ending(RunStatus::Failed, Value::Null, Some(error.clone()));
+    assert_eq!(
+        s.commit(c.key(), failed).await.unwrap(),
+        CommitOutcome::Saved
+    );
+    let p = claim_one(&s, "node_a").await;
+    let call = StepRecord {
+        status: StepStatus::Failed,
+        attempts: 1,
+        error: Some(error.clone()),
+        ..StepRecord::blank(1, "call")
+    };
+    let fail = RunWrite {
+        steps: vec![call],
+        ..ending(RunStatus::Failed, Value::Null, Some(error))
+    };
+    assert_eq!(s.commit(p.key(), fail).await.unwrap(), CommitOutcome::Saved);
+
+    let row = s
+        .redrive_run(parent.id.clone())
+        .await
+        .unwrap()
+        .expect("redriven");
+    assert_eq!(row.status, RunStatus::Pending);
+    assert_eq!(row.family.redrive_count, 1);
+    assert_eq!(row.error, None);
+    let steps: Vec<&str> = row.steps.iter().map(|r| r.step_id.as_str()).collect();
+    assert_eq!(
+        steps,
+        vec!["first"],
+        "completed steps are kept, the rest go"
+    );
+    let kid = s.get_run(c.run.id.clone()).await.unwrap();
+    assert_eq!(
+        (kid.status, kid.family.redrive_count),
+        (RunStatus::Pending, 1)
+    );
+    assert!(kid.steps.is_empty());
+    // Both are queued again, and no old holder can write.
+    let again = s.claim("node_c", 10, 30_000).await.unwrap();
+    let mut ids: Vec<&str> = again.iter().map(|c| c.run.id.as_str()).collect();
+    ids.sort();
+    let mut want = vec![parent.id.as_str(), c.run.id.as_str()];
+    want.sort();
+    assert_eq!(ids, want);
+    let w = progress(RunStatus::Running, StepStatus::Running, None);
+    assert_eq!(
+        s.commit(c.key(), w.clone()).await.unwrap(),
+        CommitOutcome::LeaseLost
+    );
+    assert_eq!(
+        s.commit(p.key(), w).await.unwrap(),
+        CommitOutcome::LeaseLost
+    );
+    // Only a failed, timed-out or cancelled run is redriven.
+    assert!(s.redrive_run(parent.id.clone()).await.unwrap().is_none());
+    assert!(matches!(
+        s.redrive_run("run_missing".into()).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
 /// One `#[tokio::test]` per case and store.
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
@@ -383,4 +757,8 @@ contract!(
     apply_bumps_the_version_only_on_changed_content,
     a_schedules_occurrence_starts_one_run,
     the_dashboard_finds_and_counts_runs,
+    a_child_is_created_once_per_parent_step_and_key,
+    a_childs_finish_records_it_on_the_waiting_parent_and_queues_it,
+    a_cancel_reaches_every_unfinished_descendant,
+    redrive_continues_a_run_and_its_waited_for_children,
 );

@@ -1,8 +1,9 @@
 //! Decisions both stores make, written once as pure functions; each store's
 //! SQL only carries them out (and `store/contract.rs` checks both agree):
 //! what applying a definition does to the version and status, what a
-//! cancel of a run no worker holds writes, and the status lists SQL `IN`
-//! clauses are built from.
+//! cancel of a run no worker holds writes, what a commit does to the queue,
+//! how child runs are counted, recorded on their parent, listed and
+//! redriven, and the status lists SQL `IN` clauses are built from.
 
 use super::records::same_definition;
 use crate::engine::{RunError, RunStatus, StepStatus};
@@ -101,6 +102,76 @@ pub fn cancel_unheld() -> UnheldCancel {
     }
 }
 
+/// What a commit does to a claimed run's place in the queue, from the
+/// engine's state: the one mapping both stores' commit statements follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueChange {
+    /// Finished: out of the queue for good, the lease ends.
+    Ended,
+    /// Parked (a `wait` step, a pending retry): queued again, due at this
+    /// time, holding no worker and no `concurrency` slot.
+    Parked(i64),
+    /// Waiting for its children: out of the claimable queue, holding no
+    /// worker and no slot, until a child's finish queues it again.
+    Suspended,
+    /// Runs on: the holder keeps its lease.
+    Held,
+}
+
+pub fn queue_change(w: &super::RunWrite) -> QueueChange {
+    match (w.status.is_terminal(), w.park_until) {
+        (true, _) => QueueChange::Ended,
+        (false, Some(at)) => QueueChange::Parked(at),
+        (false, None) if w.suspend => QueueChange::Suspended,
+        (false, None) => QueueChange::Held,
+    }
+}
+
+/// The runs redrive continues as the same run.
+pub const REDRIVABLE: [RunStatus; 3] =
+    [RunStatus::Failed, RunStatus::TimedOut, RunStatus::Cancelled];
+
+pub fn redrivable(status: RunStatus) -> bool {
+    REDRIVABLE.contains(&status)
+}
+
+/// `'failed', 'timed_out', 'cancelled'`.
+pub fn redrivable_sql() -> String {
+    sql_list(&REDRIVABLE, RunStatus::as_str)
+}
+
+/// How a child's status counts in its parent's `children`: `completed`, a
+/// failure (`failed`, `cancelled`, `timed_out`), or still `running`.
+pub fn count_child(counts: &mut super::ChildCounts, status: RunStatus, n: i64) {
+    counts.total += n;
+    match status {
+        RunStatus::Completed => counts.completed += n,
+        RunStatus::Failed | RunStatus::Cancelled | RunStatus::TimedOut => counts.failed += n,
+        RunStatus::Pending | RunStatus::Running => counts.running += n,
+    }
+}
+
+/// The record of a finished child that its finish puts on the parent's
+/// waiting step (`output.child`), which the engine settles the step from.
+/// PostgreSQL builds the same object in SQL (`postgres/children.rs`) with
+/// these keys in this order; the contract checks both.
+pub fn child_record(run_id: &str, status: RunStatus, output: Value, error: Value) -> Value {
+    serde_json::json!({"runId": run_id, "status": status.as_str(), "output": output, "error": error})
+}
+
+/// Whether a run appears in `GET /api/v1/runs` without `parentRunId` or
+/// `includeChildren`: runs started from outside and the children of
+/// `workflow` steps (`triggerType: "workflow"`) do; the children that run a
+/// block's body (a loop's items, parallel branches) do not.
+pub fn listed_by_default(has_parent: bool, trigger_type: super::TriggerType) -> bool {
+    !has_parent || trigger_type == super::TriggerType::Workflow
+}
+
+/// `listed_by_default` as a SQL condition on a `runs` row.
+pub fn listed_by_default_sql() -> &'static str {
+    "(parent_run_id IS NULL OR trigger_type = 'workflow')"
+}
+
 /// `'a', 'b'` for a SQL `IN (…)` list, from the statuses' own names.
 pub fn sql_list<T: Copy>(items: &[T], name: fn(T) -> &'static str) -> String {
     items
@@ -177,5 +248,83 @@ mod tests {
         let c = cancel_unheld();
         assert!(c.status.is_terminal());
         assert!(c.unsettled_steps_become.is_settled());
+        assert_eq!(redrivable_sql(), "'failed', 'timed_out', 'cancelled'");
+        assert!(REDRIVABLE.iter().all(|s| s.is_terminal()));
+        assert!(!redrivable(RunStatus::Completed));
+    }
+
+    #[test]
+    fn a_commit_ends_parks_suspends_or_keeps_the_lease() {
+        use super::super::RunWrite;
+        let w = |status: RunStatus, park_until: Option<i64>, suspend: bool| RunWrite {
+            status,
+            started_at: None,
+            completed_at: None,
+            output: Value::Null,
+            error: None,
+            park_until,
+            steps: vec![],
+            spawn: None,
+            suspend,
+        };
+        assert_eq!(
+            queue_change(&w(RunStatus::Completed, None, false)),
+            QueueChange::Ended
+        );
+        // A finish wins over a park or a suspension.
+        assert_eq!(
+            queue_change(&w(RunStatus::Failed, Some(5), true)),
+            QueueChange::Ended
+        );
+        assert_eq!(
+            queue_change(&w(RunStatus::Running, Some(5), false)),
+            QueueChange::Parked(5)
+        );
+        assert_eq!(
+            queue_change(&w(RunStatus::Running, None, true)),
+            QueueChange::Suspended
+        );
+        assert_eq!(
+            queue_change(&w(RunStatus::Running, None, false)),
+            QueueChange::Held
+        );
+    }
+
+    #[test]
+    fn children_count_by_outcome_and_only_block_children_are_hidden() {
+        use super::super::{ChildCounts, TriggerType};
+        let mut n = ChildCounts::default();
+        for s in [
+            RunStatus::Completed,
+            RunStatus::Failed,
+            RunStatus::Cancelled,
+            RunStatus::TimedOut,
+            RunStatus::Pending,
+            RunStatus::Running,
+        ] {
+            count_child(&mut n, s, 1);
+        }
+        assert_eq!(
+            n,
+            ChildCounts {
+                total: 6,
+                completed: 1,
+                failed: 3,
+                running: 2
+            }
+        );
+        assert!(listed_by_default(false, TriggerType::Api));
+        assert!(listed_by_default(true, TriggerType::Workflow));
+        assert!(!listed_by_default(true, TriggerType::Batch));
+        let rec = child_record(
+            "run_1",
+            RunStatus::Failed,
+            Value::Null,
+            json!({"code": "X"}),
+        );
+        assert_eq!(
+            rec.to_string(),
+            r#"{"runId":"run_1","status":"failed","output":null,"error":{"code":"X"}}"#
+        );
     }
 }

@@ -24,6 +24,10 @@ pub use ports::{
 };
 pub use records::*;
 
+/// The due time PostgreSQL's queue row of a suspended run carries (never);
+/// `db copy` writes it for SQLite's suspended runs.
+pub(crate) const SUSPENDED_DUE: i64 = i64::MAX;
+
 use std::path::Path;
 use std::sync::Arc;
 

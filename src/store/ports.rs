@@ -105,10 +105,6 @@ pub struct HeartbeatReport {
 /// The claimable queue of runs and the lease protocol.
 #[async_trait]
 pub trait RunQueue: Send + Sync {
-    /// Whether this store can create child runs (`RunWrite::spawn`) and redrive.
-    fn child_runs(&self) -> bool {
-        true
-    }
     /// Claim up to `limit` due runs, oldest due first, for `owner`, with a
     /// lease of `lease_ms`. Runs of a workflow at its `concurrency` cap stay
     /// queued (runs parked in a wait or retry do not count towards it).

@@ -159,6 +159,10 @@ pub struct ChildSpawn {
     /// and queues the parent again.
     pub wait: bool,
     pub deadline_at: Option<i64>,
+    /// `Workflow` for a `workflow` step's child (listed among runs); a
+    /// block's children take another type and are hidden from the default
+    /// run list (`decisions::listed_by_default`).
+    pub trigger_type: TriggerType,
 }
 
 impl RunRow {
@@ -176,6 +180,8 @@ pub struct RunFilter {
     pub limit: usize,
     /// Only the children of this run.
     pub parent_run_id: Option<String>,
+    /// Also the children hidden by default (`decisions::listed_by_default`).
+    pub include_children: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -249,10 +255,54 @@ impl ConnectionStatus {
     }
 }
 
+/// What a connection connects to; which actions and triggers may use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionProvider {
+    Stripe,
+    Smtp,
+    Http,
+    Webhook,
+}
+
+impl ConnectionProvider {
+    pub const ALL: [ConnectionProvider; 4] = [
+        ConnectionProvider::Stripe,
+        ConnectionProvider::Smtp,
+        ConnectionProvider::Http,
+        ConnectionProvider::Webhook,
+    ];
+
+    pub fn parse(s: &str) -> Option<ConnectionProvider> {
+        ConnectionProvider::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ConnectionProvider::Stripe => "stripe",
+            ConnectionProvider::Smtp => "smtp",
+            ConnectionProvider::Http => "http",
+            ConnectionProvider::Webhook => "webhook",
+        }
+    }
+
+    /// Every provider's name, for messages.
+    pub fn names() -> Vec<&'static str> {
+        ConnectionProvider::ALL.iter().map(|p| p.as_str()).collect()
+    }
+}
+
+impl std::fmt::Display for ConnectionProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ConnectionRow {
     pub id: String,
-    pub provider: String,
+    pub provider: ConnectionProvider,
     pub name: String,
     pub status: ConnectionStatus,
     pub is_default: bool,
@@ -267,7 +317,7 @@ impl ConnectionRow {
     pub fn as_ref(&self) -> crate::engine::ConnectionRef<'_> {
         crate::engine::ConnectionRef {
             id: &self.id,
-            provider: &self.provider,
+            provider: self.provider,
             active: self.status == ConnectionStatus::Active,
             is_default: self.is_default,
         }
@@ -278,7 +328,7 @@ impl ConnectionRow {
 #[derive(Debug, Clone)]
 pub struct ConnectionWrite {
     pub id: String,
-    pub provider: String,
+    pub provider: ConnectionProvider,
     pub name: String,
     pub status: ConnectionStatus,
     pub is_default: bool,

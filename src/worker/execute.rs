@@ -275,12 +275,6 @@ impl Worker {
             e.step_id = Some(sp.step_id.clone());
             Err(Ok(e))
         };
-        if !self.store.child_runs() {
-            return fail(
-                "UNSUPPORTED",
-                "sub-workflows are not available on this store yet".into(),
-            );
-        }
         let (row, head) = match self.catalog.head(&sp.workflow_id).await {
             Ok(found) => found,
             Err(StoreError::NotFound(_)) => {
@@ -347,6 +341,7 @@ impl Worker {
             depth: sp.depth,
             wait: sp.wait,
             deadline_at: sp.deadline_at,
+            trigger_type: crate::store::TriggerType::Workflow,
         })
     }
 }

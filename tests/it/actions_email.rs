@@ -128,7 +128,7 @@ fn address(arg: &str) -> String {
 fn smtp_conn(addr: SocketAddr) -> ResolvedConnection {
     ResolvedConnection {
         id: "conn_smtp".into(),
-        provider: "smtp".into(),
+        provider: flowctl::store::ConnectionProvider::Smtp,
         config: json!({"host": "127.0.0.1", "port": addr.port(), "tls": "none", "username": "mailer", "from": "Shop <shop@example.com>"}),
         secret: Some("smtp-pass-1".into()),
     }

@@ -250,7 +250,7 @@ async fn connection_supplies_base_url_default_headers_and_secret() {
     let (base, seen) = server().await;
     let conn = ResolvedConnection {
         id: "conn_api".into(),
-        provider: "http".into(),
+        provider: flowctl::store::ConnectionProvider::Http,
         config: json!({"baseUrl": format!("{base}/api/"), "headers": {"x-tenant": "acme", "x-trace": "conn"}, "authHeader": "x-api-key"}),
         secret: Some("key-s3cr3t-value".into()),
     };
@@ -319,7 +319,7 @@ async fn bad_config_is_rejected_without_a_call() {
     }
     let smtp = ResolvedConnection {
         id: "c".into(),
-        provider: "smtp".into(),
+        provider: flowctl::store::ConnectionProvider::Smtp,
         config: json!({}),
         secret: None,
     };

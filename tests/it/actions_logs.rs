@@ -55,16 +55,16 @@ async fn trace_logs_never_contain_the_secret() {
     let actions = Actions::new();
     let http = ResolvedConnection {
         id: "conn_http".into(),
-        provider: "http".into(),
+        provider: flowctl::store::ConnectionProvider::Http,
         config: json!({"baseUrl": format!("http://{addr}")}),
         secret: Some(secret.into()),
     };
     let stripe = ResolvedConnection {
-        provider: "stripe".into(),
+        provider: flowctl::store::ConnectionProvider::Stripe,
         ..http.clone()
     };
     let smtp = ResolvedConnection {
-        provider: "smtp".into(),
+        provider: flowctl::store::ConnectionProvider::Smtp,
         config: json!({"host": "127.0.0.1", "port": 1, "tls": "none", "username": "u", "from": "a@example.com"}),
         ..http.clone()
     };

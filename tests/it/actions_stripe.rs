@@ -107,7 +107,7 @@ async fn stand() -> (Stand, ResolvedConnection) {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let conn = ResolvedConnection {
         id: "conn_stripe".into(),
-        provider: "stripe".into(),
+        provider: flowctl::store::ConnectionProvider::Stripe,
         config: json!({"baseUrl": format!("http://{addr}")}),
         secret: Some("sk_test_123".into()),
     };
@@ -405,7 +405,7 @@ async fn unreachable_stripe_is_retryable() {
     drop(listener);
     let conn = ResolvedConnection {
         id: "conn_stripe".into(),
-        provider: "stripe".into(),
+        provider: flowctl::store::ConnectionProvider::Stripe,
         config: json!({"baseUrl": format!("http://{addr}")}),
         secret: Some("sk_test_123".into()),
     };

@@ -1,6 +1,7 @@
 //! Rate limits per key and category, bad input that must get a precise
 //! envelope (never a 500 or a crash), metrics and request ids.
 
+use crate::common::app::TestApp;
 use crate::common::*;
 use reqwest::Method;
 use serde_json::json;
@@ -11,7 +12,7 @@ fn trivial() -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn execute_limit_is_per_key_with_headers() {
-    let s = Server::start();
+    let s = TestApp::start();
     s.apply(trivial()).await;
     let other = s.create_key("other", "workflows:execute");
 
@@ -227,7 +228,7 @@ async fn bad_input_gets_the_right_envelope_and_the_server_keeps_serving() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_and_request_ids() {
-    let s = Server::start();
+    let s = TestApp::start();
     s.apply(trivial()).await;
     let run_id = s.trigger("wf_tiny", json!({})).await;
     s.wait_for_run(&run_id, std::time::Duration::from_secs(10))

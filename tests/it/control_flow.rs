@@ -2,6 +2,7 @@
 //! skipped (API and CLI), a stop that completes or fails the run, apply-time refusals and
 //! warnings, and a crash after a condition committed that does not evaluate it again.
 
+use crate::common::app::TestApp;
 use crate::common::target::Target;
 use crate::common::*;
 use serde_json::{Value, json};
@@ -37,7 +38,7 @@ fn step<'a>(run: &'a Value, id: &str) -> &'a Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_condition_takes_a_branch_and_skipped_steps_say_why() {
-    let s = Server::start();
+    let s = TestApp::start();
     s.apply(branching_workflow()).await;
 
     let high = s
@@ -112,7 +113,7 @@ async fn a_condition_takes_a_branch_and_skipped_steps_say_why() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_condition_error_fails_the_run_with_condition_error_on_the_step() {
-    let s = Server::start();
+    let s = TestApp::start();
     s.apply(branching_workflow()).await;
     let run_id = s
         .trigger("wf_branch_on_amount", json!({"amount": "a lot"}))
@@ -133,7 +134,7 @@ async fn a_condition_error_fails_the_run_with_condition_error_on_the_step() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stop_ends_the_run_completed_or_failed_and_skips_the_rest() {
-    let s = Server::start();
+    let s = TestApp::start();
     s.apply(json!({
         "name": "Maybe Stop",
         "steps": [
@@ -197,7 +198,7 @@ async fn a_stop_ends_the_run_completed_or_failed_and_skips_the_rest() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_refuses_bad_branches_and_warns_about_references_a_condition_may_skip() {
-    let s = Server::start();
+    let s = TestApp::start();
     let (status, body) = s
         .post(
             "/api/v1/workflows",
@@ -299,7 +300,7 @@ async fn a_condition_committed_before_a_crash_is_not_evaluated_again() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_invoice_by_amount_example_branches_on_amount_as_documented() {
-    let s = Server::start();
+    let s = TestApp::start();
     let out = s.cli(&[
         "apply",
         "workflows/invoice_by_amount.json",
@@ -331,10 +332,6 @@ async fn the_invoice_by_amount_example_branches_on_amount_as_documented() {
         json!({"branch": "then", "net": "12250.50", "vat": "2327.60",
                "approver": "finance@example.com", "invoice": "pending approval"})
     );
-    if s.on_postgres() {
-        // The small branch calls a sub-workflow: child runs are SQLite-only in this version.
-        return;
-    }
     let small = s
         .trigger(
             "wf_invoice_by_amount",

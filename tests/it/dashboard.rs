@@ -4,7 +4,8 @@
 //! by the server, a strict CSP, and the API never accepting the cookie.
 //! (Tests/browser/ drives the same pages in Chromium.)
 
-use crate::common::{Api, Server};
+use crate::common::Api;
+use crate::common::app::TestApp;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::json;
 use std::time::Duration;
@@ -17,7 +18,7 @@ fn client() -> reqwest::Client {
 }
 
 /// What a browser sends with a same-origin form post.
-fn same_origin(s: &Server) -> HeaderMap {
+fn same_origin(s: &TestApp) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert("origin", HeaderValue::from_str(&s.url).unwrap());
     h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
@@ -25,7 +26,7 @@ fn same_origin(s: &Server) -> HeaderMap {
 }
 
 /// Log in with `key`; returns the session cookie's value.
-async fn login(s: &Server, key: &str) -> String {
+async fn login(s: &TestApp, key: &str) -> String {
     let resp = client()
         .post(format!("{}/ui/login", s.url))
         .headers(same_origin(s))
@@ -42,7 +43,7 @@ async fn login(s: &Server, key: &str) -> String {
     value.to_string()
 }
 
-async fn page(s: &Server, cookie: &str, path: &str) -> (u16, String) {
+async fn page(s: &TestApp, cookie: &str, path: &str) -> (u16, String) {
     let resp = client()
         .get(format!("{}{path}", s.url))
         .header("cookie", format!("flowctl_session={cookie}"))
@@ -63,7 +64,7 @@ fn csrf_of(html: &str) -> String {
     html[at..at + html[at..].find('"').unwrap()].to_string()
 }
 
-async fn post(s: &Server, cookie: &str, path: &str, headers: HeaderMap, csrf: &str) -> u16 {
+async fn post(s: &TestApp, cookie: &str, path: &str, headers: HeaderMap, csrf: &str) -> u16 {
     client()
         .post(format!("{}{path}", s.url))
         .header("cookie", format!("flowctl_session={cookie}"))
@@ -76,7 +77,7 @@ async fn post(s: &Server, cookie: &str, path: &str, headers: HeaderMap, csrf: &s
         .as_u16()
 }
 
-async fn slow_run(s: &Server) -> String {
+async fn slow_run(s: &TestApp) -> String {
     s.apply(json!({"id": "wf_slow", "name": "Slow", "steps": [
         {"id": "nap", "type": "wait", "config": {"durationMs": 60000}}]}))
         .await;
@@ -85,7 +86,7 @@ async fn slow_run(s: &Server) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn login_cookie_is_strict_and_httponly_and_stored_only_hashed() {
-    let s = Server::start();
+    let s = TestApp::start();
     let resp = client()
         .get(format!("{}/ui/login", s.url))
         .send()
@@ -143,7 +144,7 @@ async fn login_cookie_is_strict_and_httponly_and_stored_only_hashed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_api_never_accepts_the_session_cookie() {
-    let s = Server::start();
+    let s = TestApp::start();
     let cookie = login(&s, &s.key).await;
     let resp = client()
         .get(format!("{}/api/v1/runs", s.url))
@@ -158,7 +159,7 @@ async fn the_api_never_accepts_the_session_cookie() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn actions_need_the_csrf_token_and_a_same_origin_request() {
-    let s = Server::start();
+    let s = TestApp::start();
     let run = slow_run(&s).await;
     let cookie = login(&s, &s.key).await;
     let (_, html) = page(&s, &cookie, &format!("/ui/runs/{run}")).await;
@@ -190,7 +191,7 @@ async fn actions_need_the_csrf_token_and_a_same_origin_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_keys_scopes_decide_what_is_shown_and_allowed() {
-    let s = Server::start();
+    let s = TestApp::start();
     let run = slow_run(&s).await;
     let reader = s.create_key("reader", "runs:read");
     let cookie = login(&s, &reader).await;
@@ -218,7 +219,7 @@ async fn the_keys_scopes_decide_what_is_shown_and_allowed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn logout_and_key_revocation_end_the_session() {
-    let s = Server::start();
+    let s = TestApp::start();
     let cookie = login(&s, &s.key).await;
     let (_, html) = page(&s, &cookie, "/ui/runs").await;
     let csrf = csrf_of(&html);
@@ -253,7 +254,7 @@ async fn logout_and_key_revocation_end_the_session() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_filters_and_unknown_pages_are_pages_with_a_reason() {
-    let s = Server::start();
+    let s = TestApp::start();
     let cookie = login(&s, &s.key).await;
     let (status, html) = page(&s, &cookie, "/ui/runs?status=done").await;
     assert_eq!(status, 400);
@@ -270,7 +271,7 @@ async fn bad_filters_and_unknown_pages_are_pages_with_a_reason() {
 /// (the suite also runs on PostgreSQL).
 #[tokio::test(flavor = "multi_thread")]
 async fn the_run_list_filters_search_and_overview_answer() {
-    let s = Server::start();
+    let s = TestApp::start();
     let run = slow_run(&s).await;
     let cookie = login(&s, &s.key).await;
     let (status, html) = page(&s, &cookie, "/ui/runs").await;
@@ -293,7 +294,7 @@ async fn the_run_list_filters_search_and_overview_answer() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_run_page_shows_the_branch_taken_and_why_steps_were_skipped() {
-    let s = Server::start();
+    let s = TestApp::start();
     s.apply(json!({"name": "Branchy", "steps": [
         {"id": "check-amount", "type": "condition", "config": {
             "conditions": {"left": "{{ input.amount }}", "operator": "gt", "right": "10000"},
@@ -316,7 +317,7 @@ async fn the_run_page_shows_the_branch_taken_and_why_steps_were_skipped() {
 }
 
 /// A run's children, oldest first.
-async fn child_ids(s: &Server, id: &str) -> Vec<String> {
+async fn child_ids(s: &TestApp, id: &str) -> Vec<String> {
     let (_, list) = s.get(&format!("/api/v1/runs?parentRunId={id}")).await;
     let mut ids: Vec<String> = list["data"]
         .as_array()
@@ -330,11 +331,7 @@ async fn child_ids(s: &Server, id: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_run_page_links_parent_and_children_and_draws_the_roots_tree() {
-    let s = Server::start();
-    if s.on_postgres() {
-        // Child runs are SQLite-only in this version.
-        return;
-    }
+    let s = TestApp::start();
     s.apply(json!({"name": "Leaf", "steps": [
         {"id": "echo", "type": "transform", "config": {"mapping": {"n": "{{ input.n }}"}}}]}))
         .await;

@@ -165,7 +165,7 @@ async fn every_endpoint_is_in_api_md() {
         gaps.is_empty(),
         "endpoints missing from docs/api.md: {gaps:?}"
     );
-    for scope in flowctl::http::SCOPES {
+    for scope in flowctl::scope::Scope::ALL {
         assert!(
             text.contains(&format!("`{scope}`")),
             "scope {scope} missing from docs/api.md"

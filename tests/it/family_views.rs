@@ -42,10 +42,6 @@ async fn children<A: Api>(s: &A, id: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread")]
 async fn run_wait_and_runs_show_draw_the_branch_the_skips_the_parent_and_the_tree() {
     let s = Server::start();
-    if s.on_postgres() {
-        // Child runs are SQLite-only in this version (a `workflow` step fails with UNSUPPORTED).
-        return;
-    }
     apply_family(&s).await;
     let out = s.cli(&["run", "wf_top", "--input", r#"{"amount": 5000}"#, "--wait"]);
     let err = stderr(&out);
@@ -133,9 +129,6 @@ async fn run_wait_and_runs_show_draw_the_branch_the_skips_the_parent_and_the_tre
 #[tokio::test(flavor = "multi_thread")]
 async fn a_key_that_may_not_list_runs_sees_the_child_counts_instead_of_the_tree() {
     let s = Server::start();
-    if s.on_postgres() {
-        return;
-    }
     apply_family(&s).await;
     let id = s.trigger("wf_top", json!({"amount": 5})).await;
     s.wait_for_run(&id, Duration::from_secs(20)).await;
@@ -154,9 +147,6 @@ async fn a_key_that_may_not_list_runs_sees_the_child_counts_instead_of_the_tree(
 #[tokio::test(flavor = "multi_thread")]
 async fn the_invoice_example_branches_on_amount_and_calls_its_sub_workflow() {
     let s = Server::start();
-    if s.on_postgres() {
-        return;
-    }
     // Both files in one apply: the called workflow is stored first.
     let out = s.cli(&[
         "apply",

@@ -12,6 +12,7 @@ mod actions_stripe;
 mod api_limits;
 mod api_trigger;
 mod batch;
+mod child_runs;
 mod cli;
 mod control_flow;
 mod dashboard;

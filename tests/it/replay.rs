@@ -2,6 +2,7 @@
 //! has the original's input and connection, runs the latest version, and is
 //! listed under `triggerType=replay`.
 
+use crate::common::app::TestApp;
 use crate::common::*;
 use serde_json::json;
 use std::time::Duration;
@@ -16,7 +17,7 @@ fn echo(version_mark: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replay_starts_a_new_run_with_the_same_input_on_the_latest_version() {
-    let s = Server::start();
+    let s = TestApp::start();
     s.apply(echo("v1")).await;
     let first = s.trigger("wf_echo_replay", json!({"x": 7})).await;
     let done = s.wait_for_run(&first, Duration::from_secs(10)).await;
@@ -68,7 +69,7 @@ async fn replay_starts_a_new_run_with_the_same_input_on_the_latest_version() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replay_is_refused_for_a_paused_workflow_and_an_unknown_run() {
-    let s = Server::start();
+    let s = TestApp::start();
     s.apply(echo("v1")).await;
     let first = s.trigger("wf_echo_replay", json!({"x": 1})).await;
     s.wait_for_run(&first, Duration::from_secs(10)).await;

@@ -40,10 +40,6 @@ fn caller(name: &str, target: &str, input: Value, wait: bool) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_parent_completes_with_its_childs_output() {
     let s = Server::start();
-    if s.on_postgres() {
-        // Child runs are SQLite-only in this version (a `workflow` step fails with UNSUPPORTED).
-        return;
-    }
     apply_double(&s).await;
     s.apply(caller(
         "Parent Calls",
@@ -86,10 +82,6 @@ async fn a_parent_completes_with_its_childs_output() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_child_fails_the_step_with_child_failed() {
     let s = Server::start();
-    if s.on_postgres() {
-        // Child runs are SQLite-only in this version (a `workflow` step fails with UNSUPPORTED).
-        return;
-    }
     s.apply(json!({
         "name": "Child Refuses",
         "steps": [{"id": "no", "type": "stop", "config": {"status": "failed",
@@ -123,10 +115,6 @@ async fn a_failed_child_fails_the_step_with_child_failed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_self_recursive_workflow_stops_at_max_depth() {
     let s = Server::start();
-    if s.on_postgres() {
-        // Child runs are SQLite-only in this version (a `workflow` step fails with UNSUPPORTED).
-        return;
-    }
     s.apply(caller("Recurse", "wf_recurse", json!({}), true))
         .await;
     let id = s.trigger("wf_recurse", json!({})).await;
@@ -160,10 +148,6 @@ async fn a_self_recursive_workflow_stops_at_max_depth() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cancelling_a_parent_cancels_its_child() {
     let s = Server::start();
-    if s.on_postgres() {
-        // Child runs are SQLite-only in this version (a `workflow` step fails with UNSUPPORTED).
-        return;
-    }
     s.apply(json!({
         "name": "Slow Child",
         "steps": [{"id": "nap", "type": "wait", "config": {"durationMs": 60000}},
@@ -195,10 +179,6 @@ async fn cancelling_a_parent_cancels_its_child() {
 #[tokio::test(flavor = "multi_thread")]
 async fn wait_false_answers_the_child_id_and_bad_input_fails_at_spawn() {
     let s = Server::start();
-    if s.on_postgres() {
-        // Child runs are SQLite-only in this version (a `workflow` step fails with UNSUPPORTED).
-        return;
-    }
     apply_double(&s).await;
     s.apply(caller(
         "Fire And Forget",
@@ -240,10 +220,6 @@ async fn wait_false_answers_the_child_id_and_bad_input_fails_at_spawn() {
 #[tokio::test(flavor = "multi_thread")]
 async fn redrive_continues_a_parent_and_its_cancelled_child_as_the_same_runs() {
     let s = Server::start();
-    if s.on_postgres() {
-        // Child runs are SQLite-only in this version (a `workflow` step fails with UNSUPPORTED).
-        return;
-    }
     s.apply(json!({
         "name": "Napping Child",
         "steps": [{"id": "nap", "type": "wait", "config": {"durationMs": 1500}},
@@ -302,10 +278,6 @@ async fn sigkill_around_a_childs_finish_resumes_the_parent_once_and_runs_the_chi
     use crate::common::target::Target;
     let t = Target::start().await;
     let mut s = Server::start();
-    if s.on_postgres() {
-        // Child runs are SQLite-only in this version (a `workflow` step fails with UNSUPPORTED).
-        return;
-    }
     s.apply(json!({"name": "Killed Child", "steps": [t.step("inner", "delay_ms=1500")]}))
         .await;
     s.apply(json!({"name": "Killed Parent", "steps": [
@@ -356,44 +328,8 @@ async fn sigkill_around_a_childs_finish_resumes_the_parent_once_and_runs_the_chi
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn many_parents_share_a_child_workflow_capped_at_two_without_deadlock() {
-    let s = Server::start();
-    if s.on_postgres() {
-        // Child runs are SQLite-only in this version (a `workflow` step fails with UNSUPPORTED).
-        return;
-    }
-    s.apply(json!({
-        "name": "Capped Child",
-        "concurrency": 2,
-        "steps": [{"id": "nap", "type": "wait", "config": {"durationMs": 20}},
-                  {"id": "echo", "type": "transform", "config": {"mapping": {"n": "{{ input.n }}"}}}]
-    }))
-    .await;
-    s.apply(json!({
-        "name": "Capped Parent",
-        "concurrency": 4,
-        "steps": [{"id": "call", "type": "workflow",
-                   "config": {"workflowId": "wf_capped_child", "input": {"n": "{{ input.n }}"}}}]
-    }))
-    .await;
-    let mut ids = vec![];
-    for n in 0..40 {
-        ids.push(s.trigger("wf_capped_parent", json!({"n": n})).await);
-    }
-    for (n, id) in ids.iter().enumerate() {
-        let run = s.wait_for_run(id, Duration::from_secs(60)).await;
-        assert_eq!(run["status"], "completed", "{run}");
-        assert_eq!(run["output"], json!({"n": n}));
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn apply_checks_workflow_targets_literal_input_and_call_cycles() {
     let s = Server::start();
-    if s.on_postgres() {
-        // Child runs are SQLite-only in this version (a `workflow` step fails with UNSUPPORTED).
-        return;
-    }
     // A missing target is refused, naming the path.
     let (st, v) = s
         .post(

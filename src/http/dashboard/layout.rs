@@ -3,6 +3,7 @@
 //! durations, pretty JSON, and the hidden CSRF field of every form.
 
 use super::session::Session;
+use crate::scope::Scope;
 use crate::time::rfc3339;
 use maud::{DOCTYPE, Markup, html};
 use serde_json::Value;
@@ -62,11 +63,11 @@ pub fn page(shell: &Shell, body: Markup) -> Markup {
                     @if let Some(s) = &shell.session {
                         nav aria-label="Main" {
                             ul {
-                                @if s.can("runs:read") {
+                                @if s.can(Scope::RunsRead) {
                                     (nav_item("/ui/overview", "Overview", "overview"))
                                     (nav_item("/ui/runs", "Runs", "runs"))
                                 }
-                                @if s.can("workflows:read") {
+                                @if s.can(Scope::WorkflowsRead) {
                                     (nav_item("/ui/workflows", "Workflows", "workflows"))
                                 }
                             }

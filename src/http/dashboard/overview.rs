@@ -6,13 +6,14 @@ use super::layout::{self, Shell, badge};
 use super::session::Session;
 use super::{Page, PageError};
 use crate::http::AppState;
+use crate::scope::Scope;
 use axum::extract::State;
 use maud::{Markup, html};
 
 const FINISHED: [&str; 4] = crate::engine::RunStatus::TERMINAL_NAMES;
 
 pub async fn show(State(state): State<AppState>, session: Session) -> Result<Page, PageError> {
-    session.principal.require(&["runs:read"])?;
+    session.principal.require(&[Scope::RunsRead])?;
     let now = crate::time::now_ms();
     let o = state.store.overview(now).await?;
     // minutes[m][status index] = runs finished in that minute with that status.

@@ -8,6 +8,7 @@ use super::{FormData, Page, PageError, PathId, family, query_map, timeline};
 use crate::engine::RunStatus;
 use crate::http::AppState;
 use crate::http::views::run_view;
+use crate::scope::Scope;
 use crate::store::{RunSearch, RunSummary, TriggerOutcome, TriggerType};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -88,7 +89,7 @@ pub async fn list(
     session: Session,
     RawQuery(raw): RawQuery,
 ) -> Result<Page, PageError> {
-    session.principal.require(&["runs:read"])?;
+    session.principal.require(&[Scope::RunsRead])?;
     let q = query_map(raw.as_deref())?;
     let search = search_from(&q)?;
     let found = state.store.search_runs(search.clone()).await?;
@@ -97,7 +98,7 @@ pub async fn list(
     rows.truncate(PAGE_SIZE);
     let partial = found.resume_before;
     // The workflow filter offers the known workflows (first 100 by id).
-    let workflows = if session.can("workflows:read") {
+    let workflows = if session.can(Scope::WorkflowsRead) {
         state.store.list_workflows(None, 100).await?
     } else {
         vec![]
@@ -223,7 +224,7 @@ pub async fn show(
 ) -> Result<Page, PageError> {
     session
         .principal
-        .require(&["runs:read", "workflows:execute"])?;
+        .require(&[Scope::RunsRead, Scope::WorkflowsExecute])?;
     let run = state.store.get_run(id).await?;
     let tree = family::fetch(&state.store, &run).await?;
     let wf = state
@@ -235,8 +236,8 @@ pub async fn show(
     let (created, started, completed) = (run.created_at, run.started_at, run.completed_at);
     let view = run_view(run, wf.as_deref(), true);
     let now = crate::time::now_ms();
-    let can_cancel = !finished && session.can("runs:write");
-    let can_replay = session.can("workflows:execute");
+    let can_cancel = !finished && session.can(Scope::RunsWrite);
+    let can_replay = session.can(Scope::WorkflowsExecute);
     let body = html! {
         div #live data-live-interval=[(!finished).then_some(LIVE_MS)] {
             header.run-head {
@@ -372,7 +373,7 @@ pub async fn cancel(
     FormData(form): FormData,
 ) -> Result<Response, PageError> {
     check_csrf(&headers, &session, &form)?;
-    session.principal.require(&["runs:write"])?;
+    session.principal.require(&[Scope::RunsWrite])?;
     let run = crate::runs::cancel(&state.store, &state.events, id)
         .await
         .map_err(crate::http::ApiError::from)?;
@@ -387,7 +388,7 @@ pub async fn replay(
     FormData(form): FormData,
 ) -> Result<Response, PageError> {
     check_csrf(&headers, &session, &form)?;
-    session.principal.require(&["workflows:execute"])?;
+    session.principal.require(&[Scope::WorkflowsExecute])?;
     // The same use case as `POST /api/v1/runs/{id}/replay`.
     let outcome = crate::runs::replay(&state.triggers(), &id)
         .await

@@ -38,7 +38,7 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn can(&self, scope: &str) -> bool {
+    pub fn can(&self, scope: crate::scope::Scope) -> bool {
         self.principal.require(&[scope]).is_ok()
     }
 }
@@ -58,7 +58,7 @@ fn from_row(row: UiSession) -> Session {
     Session {
         principal: Principal {
             key_id: row.key_id,
-            scopes: row.scopes,
+            scopes: crate::scope::Scope::parse_all(&row.scopes),
         },
         key_name: row.key_name,
         csrf_token: row.csrf_token,

@@ -6,6 +6,7 @@ use super::layout::{self, Shell, badge, json_block};
 use super::session::{Session, check_csrf};
 use super::{FormData, Page, PageError, PathId, query_map};
 use crate::http::AppState;
+use crate::scope::Scope;
 use crate::workflow::WorkflowStatus;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -33,7 +34,7 @@ fn trigger_text(def: &Value) -> String {
 }
 
 pub async fn list(State(state): State<AppState>, session: Session) -> Result<Page, PageError> {
-    session.principal.require(&["workflows:read"])?;
+    session.principal.require(&[Scope::WorkflowsRead])?;
     let rows = state.store.list_workflows(None, 100).await?;
     let mut items = Vec::with_capacity(rows.len());
     for row in rows {
@@ -117,7 +118,7 @@ pub async fn run_now(
     FormData(form): FormData,
 ) -> Result<Response, PageError> {
     check_csrf(&headers, &session, &form)?;
-    session.principal.require(&["workflows:execute"])?;
+    session.principal.require(&[Scope::WorkflowsExecute])?;
     let text = form.get("input").map(String::as_str).unwrap_or("{}");
     let input: Value = match serde_json::from_str(if text.trim().is_empty() { "{}" } else { text })
     {
@@ -177,7 +178,7 @@ pub async fn show(
     PathId(id): PathId,
     RawQuery(raw): RawQuery,
 ) -> Result<Page, PageError> {
-    session.principal.require(&["workflows:read"])?;
+    session.principal.require(&[Scope::WorkflowsRead])?;
     let q = query_map(raw.as_deref())?;
     let row = state.store.get_workflow(id.clone()).await?;
     let latest = row.latest_version;
@@ -192,14 +193,14 @@ pub async fn show(
     } else {
         None
     };
-    let can_write = session.can("workflows:write");
-    let can_run =
-        session.can("workflows:execute") && row.status == crate::workflow::WorkflowStatus::Active;
+    let can_write = session.can(Scope::WorkflowsWrite);
+    let can_run = session.can(Scope::WorkflowsExecute)
+        && row.status == crate::workflow::WorkflowStatus::Active;
     let next = crate::workflows::next_run_at(&state.catalog, &row, crate::time::now_ms()).await;
     let (latest_def, _) = state.store.workflow_version(id.clone(), latest).await?;
     let is_schedule = latest_def["trigger"]["type"] == "schedule";
     let prefill = serde_json::to_string_pretty(&prefilled_input(&latest_def)).unwrap_or_default();
-    let recent = if session.can("runs:read") {
+    let recent = if session.can(Scope::RunsRead) {
         state
             .store
             .list_runs(crate::store::RunFilter {
@@ -209,6 +210,7 @@ pub async fn show(
                 before_seq: None,
                 limit: 10,
                 parent_run_id: None,
+                include_children: false,
             })
             .await?
     } else {
@@ -255,7 +257,7 @@ pub async fn show(
                 }
             }
         }
-        @if session.can("runs:read") {
+        @if session.can(Scope::RunsRead) {
             section aria-labelledby="recent-title" {
                 h2 #recent-title { "Recent runs" }
                 @if recent.is_empty() {
@@ -364,7 +366,7 @@ async fn set_status(
     status: WorkflowStatus,
 ) -> Result<Response, PageError> {
     check_csrf(&headers, &session, &form)?;
-    session.principal.require(&["workflows:write"])?;
+    session.principal.require(&[Scope::WorkflowsWrite])?;
     let row = crate::workflows::set_status(&state.store, &state.catalog, id, status)
         .await
         .map_err(crate::http::ApiError::from)?;

@@ -28,7 +28,9 @@ const COLUMNS: &[(&str, &str)] = &[
     (
         "runs",
         "seq, id, workflow_id, workflow_version, status, input, output, error, idempotency_key, \
-         connection_id, created_at, started_at, completed_at, cancel_requested, trigger_type",
+         connection_id, created_at, started_at, completed_at, cancel_requested, trigger_type, \
+         parent_run_id, parent_step_id, root_run_id, depth, child_key, parent_waits, deadline_at, \
+         redrive_count",
     ),
     (
         "run_queue",

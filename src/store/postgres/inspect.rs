@@ -124,8 +124,9 @@ pub async fn check(url: &str, key: Option<&SecretBox>) -> Result<PgCheck, CopyEr
             "differs"
         }
     };
+    // Suspended runs (due at `store::SUSPENDED_DUE`, i64::MAX) wait for children, not in the queue.
     let row = one("SELECT (SELECT COUNT(*) FROM runs), \
-                COUNT(*) FILTER (WHERE lease_until IS NULL), \
+                COUNT(*) FILTER (WHERE lease_until IS NULL AND not_before < 9223372036854775807), \
                 COUNT(*) FILTER (WHERE lease_until IS NOT NULL), \
                 COUNT(*) FILTER (WHERE lease_until < flowctl_now_ms() - 60000) \
          FROM run_queue")

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/002_triggers.sql"),
     include_str!("migrations/003_dashboard.sql"),
     include_str!("migrations/004_recoveries.sql"),
+    include_str!("migrations/005_child_runs.sql"),
 ];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;

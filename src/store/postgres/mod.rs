@@ -8,6 +8,7 @@
 //! node's writer (`writer.rs`), which commits every write waiting at that
 //! moment in one transaction: one WAL flush for many runs.
 
+mod children;
 mod dashboard;
 mod errors;
 pub(crate) mod import;
@@ -267,11 +268,26 @@ impl Health for PgStore {
 
 #[async_trait]
 impl crate::store::ports::Redrives for PgStore {
-    /// Not on PostgreSQL yet (`Health::child_runs` says so to callers).
-    async fn redrive_run(&self, _id: String) -> Result<Option<crate::store::RunRow>> {
-        Err(StoreError::Decode(
-            "redrive is not available on PostgreSQL yet".into(),
-        ))
+    async fn redrive_run(&self, id: String) -> Result<Option<crate::store::RunRow>> {
+        let r = async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(pg)?;
+            let db = Db::Tx(&tx);
+            let run = runs::run_by_id(&db, &id, false)
+                .await?
+                .ok_or(StoreError::NotFound("run"))?;
+            if !children::redrive(&db, run.seq).await? {
+                return Ok(None);
+            }
+            let run = runs::run_by_id(&db, &id, true).await?;
+            tx.commit().await.map_err(pg)?;
+            Ok(run)
+        }
+        .await;
+        if matches!(r, Ok(Some(_))) {
+            self.notifier().send(notify::Note::Queued);
+        }
+        self.seen(r)
     }
 }
 

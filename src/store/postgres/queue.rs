@@ -5,13 +5,15 @@
 //! candidates); every write of a holder is fenced by its token; the row goes
 //! when the run ends. Deadlines and due times use the database clock.
 
+use super::children::{RECORD_FINISHED, SUSPENDED, spawn_statements};
 use super::notify::Note;
 use super::runs::{RUN_COLUMNS, StepRow, run_from_row, steps_for};
-use super::writer::{CommitCmd, Pending, in_order};
+use super::writer::{CommitCmd, Pending, Stmt, in_order};
 use super::{Db, PgStore, opt_json, pg};
 use crate::engine::RunStatus;
 use crate::store::RunQueue;
 use crate::store::admission::{self, Caps};
+use crate::store::decisions::{QueueChange, queue_change};
 use crate::store::{Claim, ClaimRef, CommitOutcome, HeartbeatReport, Result, RunWrite};
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -22,17 +24,22 @@ use tokio_postgres::types::ToSql;
 /// advisory lock, so two nodes never both take the last free slot.
 const CAP_LOCK: i64 = 0x0066_6c6f_7763_6170;
 
-/// A commit's statement by what happens to the queue row: the run ended
-/// (row deleted), parked (queued again) or runs on (row kept). `$1` seq,
+/// A commit's statement by what happens to the queue row
+/// (`decisions::queue_change`): the run ended (row deleted), parked (queued
+/// again), suspended (unleased, due never) or runs on (row kept). `$1` seq,
 /// `$2` token, `$3..$7` the run's columns, `$8` a cancel is being
 /// finished, `$9` park until, `$10..$18` the changed step records.
-static COMMIT_SQL: LazyLock<[String; 3]> = LazyLock::new(|| {
+static COMMIT_SQL: LazyLock<[String; 4]> = LazyLock::new(|| {
     let fence = "seq = $1 AND lease_token = $2 AND lease_until IS NOT NULL AND (NOT cancel_requested OR $8)";
     [
         format!("DELETE FROM run_queue WHERE {fence} AND $9::BIGINT = $9::BIGINT RETURNING seq"),
         format!(
             "UPDATE run_queue SET lease_until = NULL, lease_owner = NULL, not_before = $9 \
              WHERE {fence} RETURNING seq"
+        ),
+        format!(
+            "UPDATE run_queue SET lease_until = NULL, lease_owner = NULL, not_before = {SUSPENDED} \
+             WHERE {fence} AND $9::BIGINT = $9::BIGINT RETURNING seq"
         ),
         format!(
             "UPDATE run_queue SET lease_token = lease_token WHERE {fence} AND $9::BIGINT = $9::BIGINT \
@@ -203,15 +210,28 @@ impl PgStore {
     /// by the token, the run, and the changed step records.
     async fn commit_inner(&self, claim: ClaimRef, w: RunWrite) -> Result<CommitOutcome> {
         let rows: Vec<StepRow> = w.steps.iter().map(StepRow::from).collect();
-        // One mapping from the engine's state to the queue row: gone when the
-        // run ends, queued again when it parks, kept while it runs.
-        let sql = &COMMIT_SQL[if w.status.is_terminal() {
-            0
-        } else if w.park_until.is_some() {
-            1
-        } else {
-            2
+        // The one mapping from the engine's state to the queue row: gone when
+        // the run ends, queued again when it parks, due never while it waits
+        // for its children, kept while it runs.
+        let change = queue_change(&w);
+        let sql = &COMMIT_SQL[match change {
+            QueueChange::Ended => 0,
+            QueueChange::Parked(_) => 1,
+            QueueChange::Suspended => 2,
+            QueueChange::Held => 3,
         }];
+        let ends = change == QueueChange::Ended;
+        let mut then = vec![];
+        if let Some(sp) = &w.spawn {
+            then.extend(spawn_statements(claim.seq, claim.token, sp));
+        }
+        if ends {
+            // A waited-for child's finish reaches its parent in this transaction.
+            then.push(Stmt {
+                sql: &RECORD_FINISHED,
+                params: vec![Box::new(claim.seq)],
+            });
+        }
         let params: Vec<Box<dyn ToSql + Send + Sync>> = vec![
             Box::new(claim.seq),
             Box::new(claim.token),
@@ -262,6 +282,8 @@ impl PgStore {
                 seq: claim.seq,
                 sql,
                 params,
+                then,
+                lock_parent: ends,
             })
             .await?;
         let Some(updated) = updated else {
@@ -296,16 +318,14 @@ impl PgStore {
 
 #[async_trait]
 impl RunQueue for PgStore {
-    fn child_runs(&self) -> bool {
-        false
-    }
     async fn claim(&self, owner: &str, limit: usize, lease_ms: i64) -> Result<Vec<Claim>> {
         let r = self.claim_inner(owner.to_string(), limit, lease_ms).await;
         self.seen(r)
     }
 
     async fn commit(&self, claim: ClaimRef, w: RunWrite) -> Result<CommitOutcome> {
-        let parked = !w.status.is_terminal() && w.park_until.is_some();
+        // Parked, or a child queued: any node may take it.
+        let parked = !w.status.is_terminal() && (w.park_until.is_some() || w.spawn.is_some());
         let r = self.commit_inner(claim, w).await;
         if parked && matches!(r, Ok(CommitOutcome::Saved)) {
             self.notifier().send(Note::Queued);
@@ -419,11 +439,11 @@ impl RunQueue for PgStore {
             )
         }));
         let earliest = c
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT q.workflow_id, q.not_before - flowctl_now_ms() FROM run_queue q \
-                 WHERE q.lease_until IS NULL AND NOT (q.workflow_id = ANY($1)) \
-                 ORDER BY q.not_before, q.seq LIMIT 1",
-            )
+                     WHERE q.lease_until IS NULL AND q.not_before < {SUSPENDED} \
+                     AND NOT (q.workflow_id = ANY($1)) ORDER BY q.not_before, q.seq LIMIT 1"
+            ))
             .await
             .map_err(pg)?;
         let rows = c.query(&earliest, &[&caps.full()]).await.map_err(pg)?;

@@ -36,7 +36,7 @@ fn workflow(r: &Row) -> Result<WorkflowRow> {
 fn connection(r: &Row) -> Result<ConnectionRow> {
     Ok(ConnectionRow {
         id: r.get(0),
-        provider: r.get(1),
+        provider: crate::store::columns::connection_provider(r.get(1))?,
         name: r.get(2),
         status: crate::store::columns::connection_status(r.get(3))?,
         is_default: r.get(4),
@@ -273,7 +273,7 @@ impl Connections for PgStore {
         if w.is_default {
             tx.execute(
                 "UPDATE connections SET is_default = FALSE WHERE provider = $1 AND id <> $2",
-                &[&w.provider, &w.id],
+                &[&w.provider.as_str(), &w.id],
             )
             .await
             .map_err(pg)?;
@@ -289,7 +289,7 @@ impl Connections for PgStore {
                      secret = COALESCE(EXCLUDED.secret, c.secret), updated_at = EXCLUDED.updated_at \
                      RETURNING {CONN_COLUMNS}, (xmax = 0)"
                 ),
-                &[&w.id, &w.provider, &w.name, &w.status.as_str(), &w.is_default, &config, &w.secret],
+                &[&w.id, &w.provider.as_str(), &w.name, &w.status.as_str(), &w.is_default, &config, &w.secret],
             )
             .await
             .map_err(pg)?;

@@ -8,14 +8,15 @@ use super::{Db, PgStore, from_json, pg};
 use crate::engine::{RunStatus, StepRecord, StepStatus};
 use crate::store::Runs;
 use crate::store::columns::decode_output;
-use crate::store::decisions::{cancel_unheld, settled_steps_sql};
+use crate::store::decisions::listed_by_default_sql;
 use crate::store::{NewRun, Result, RunFilter, RunRow, StoreError, TriggerOutcome, TriggerType};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use tokio_postgres::Row;
 
 pub(super) const RUN_COLUMNS: &str = "seq, id, workflow_id, workflow_version, status, input, output, error, \
-     idempotency_key, connection_id, created_at, started_at, completed_at, cancel_requested, trigger_type";
+     idempotency_key, connection_id, created_at, started_at, completed_at, cancel_requested, trigger_type, \
+     parent_run_id, parent_step_id, root_run_id, depth, child_key, deadline_at, redrive_count";
 
 pub(super) fn run_from_row(r: &Row) -> Result<RunRow> {
     let status: String = r.get(4);
@@ -37,7 +38,16 @@ pub(super) fn run_from_row(r: &Row) -> Result<RunRow> {
         cancel_requested: r.get(13),
         trigger_type: TriggerType::parse(r.get::<_, &str>(14)).unwrap_or_default(),
         steps: vec![],
-        family: Default::default(),
+        family: crate::store::Family {
+            parent_run_id: r.get(15),
+            parent_step_id: r.get(16),
+            root_run_id: r.get(17),
+            depth: r.get(18),
+            key: r.get(19),
+            deadline_at: r.get(20),
+            children: None,
+            redrive_count: r.get(21),
+        },
         recoveries: 0,
     })
 }
@@ -99,6 +109,7 @@ pub(super) async fn run_by_id(
             .await?
             .remove(&run.seq)
             .unwrap_or_default();
+        run.family.children = Some(super::children::counts(db, &run.id).await?);
     }
     Ok(Some(run))
 }
@@ -234,7 +245,10 @@ impl Runs for PgStore {
             .prepare_cached(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE ($1::TEXT IS NULL OR workflow_id = $1) \
                  AND ($2::TEXT IS NULL OR status = $2) AND ($3::BIGINT IS NULL OR seq < $3) \
-                 AND ($5::TEXT IS NULL OR trigger_type = $5) ORDER BY seq DESC LIMIT $4"
+                 AND ($5::TEXT IS NULL OR trigger_type = $5) \
+                 AND ($6::TEXT IS NULL OR parent_run_id = $6) AND ($6::TEXT IS NOT NULL OR $7 OR {}) \
+                 ORDER BY seq DESC LIMIT $4",
+                listed_by_default_sql()
             ))
             .await
             .map_err(pg)?;
@@ -247,6 +261,8 @@ impl Runs for PgStore {
                     &f.before_seq,
                     &(f.limit as i64),
                     &f.trigger_type.map(TriggerType::as_str),
+                    &f.parent_run_id,
+                    &f.include_children,
                 ],
             )
             .await
@@ -255,57 +271,33 @@ impl Runs for PgStore {
     }
 
     /// Cancel, recorded in the database: a run no node executes (queued,
-    /// parked, or claimed but still pending) ends now; a claimed running one
-    /// is flagged, its holder told through a notification (and its next
-    /// heartbeat or commit), wherever it runs.
+    /// parked, suspended, or claimed but still pending) ends now; a claimed
+    /// running one is flagged, its holder told through a notification (and
+    /// its next heartbeat or commit), wherever it runs. Every unfinished
+    /// descendant is cancelled the same way in the same transaction.
     async fn cancel_run(&self, id: String) -> Result<RunRow> {
-        let cancel = cancel_unheld();
-        let error = encode_error(&Some(cancel.error));
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
         let run = run_by_id(&Db::Tx(&tx), &id, false)
             .await?
             .ok_or(StoreError::NotFound("run"))?;
-        let mut note = None;
+        let mut changed = super::children::Cancelled::default();
         if !run.is_finished() {
-            let ended = tx
-                .execute(
-                    "WITH q AS (DELETE FROM run_queue q USING runs r WHERE q.seq = $1 AND r.seq = q.seq \
-                       AND (q.lease_until IS NULL OR r.status = 'pending') RETURNING q.seq) \
-                     UPDATE runs SET status = $3, error = $2, completed_at = flowctl_now_ms() \
-                     FROM q WHERE runs.seq = q.seq",
-                    &[&run.seq, &error, &cancel.status.as_str()],
-                )
-                .await
-                .map_err(pg)?;
-            if ended > 0 {
-                tx.execute(
-                    &format!(
-                        "UPDATE steps SET status = $2 WHERE run_seq = $1 AND status NOT IN ({})",
-                        settled_steps_sql()
-                    ),
-                    &[&run.seq, &cancel.unsettled_steps_become.as_str()],
-                )
-                .await
-                .map_err(pg)?;
-                note = Some(Note::Finished(id.clone()));
-            } else {
-                tx.execute(
-                    "WITH q AS (UPDATE run_queue SET cancel_requested = TRUE WHERE seq = $1 RETURNING seq) \
-                     UPDATE runs SET cancel_requested = TRUE FROM q WHERE runs.seq = q.seq AND runs.status = 'running'",
-                    &[&run.seq],
-                )
-                .await
-                .map_err(pg)?;
-                note = Some(Note::Cancel(id.clone()));
-            }
+            changed = super::children::cancel_tree(&Db::Tx(&tx), run.seq).await?;
         }
         let run = run_by_id(&Db::Tx(&tx), &id, true)
             .await?
             .ok_or(StoreError::NotFound("run"))?;
         tx.commit().await.map_err(pg)?;
-        if let Some(n) = note {
-            self.notifier().send(n);
+        if !changed.ended.is_empty() {
+            // A waiting parent may have been queued by its child's cancel.
+            self.notifier().send(Note::Queued);
+        }
+        for id in changed.ended {
+            self.notifier().send(Note::Finished(id));
+        }
+        for id in changed.flagged {
+            self.notifier().send(Note::Cancel(id));
         }
         Ok(run)
     }

@@ -1,10 +1,12 @@
 //! The node's write path on PostgreSQL: group commit. Keyless trigger
 //! inserts and fenced run commits are queued to a writer task, which takes
 //! every command waiting (up to `MAX_BATCH`), sends them pipelined on one
-//! connection inside one transaction (`BEGIN`, one multi-row insert for all
-//! the triggers, one fenced statement per commit, `COMMIT`: one round trip
-//! and one WAL flush for the whole batch) and answers each caller once the
-//! transaction committed. A stale fencing token is not an error: that
+//! connection inside one transaction (`BEGIN`, the lock of the queue rows
+//! when a commit ends a run, one multi-row insert for all the triggers, one
+//! fenced statement per commit and the statements that follow it — a child
+//! spawned, a finished child recorded on its parent —, `COMMIT`: one round
+//! trip and one WAL flush for the whole batch) and answers each caller once
+//! the transaction committed. A stale fencing token is not an error: that
 //! command's statement matches nothing and only its caller hears so. A
 //! statement that fails aborts the transaction, so the batch is then run
 //! again one command per transaction, and only the failing command fails.
@@ -43,7 +45,31 @@ pub(super) struct CommitCmd {
     pub seq: i64,
     pub sql: &'static str,
     pub params: Vec<Box<dyn ToSql + Send + Sync>>,
+    /// Statements after the commit's own, in its transaction (a child run
+    /// created, a finished child recorded on its parent). Each one checks
+    /// for itself that it applies, so it changes nothing when the fence
+    /// refused the commit.
+    pub then: Vec<Stmt>,
+    /// The run ends: its waiting parent's queue row, which `then` may
+    /// update, is locked at the start of the batch, in `seq` order with the
+    /// batch's own rows.
+    pub lock_parent: bool,
 }
+
+/// One more statement of a commit's transaction.
+pub(super) struct Stmt {
+    pub sql: &'static str,
+    pub params: Vec<Box<dyn ToSql + Send + Sync>>,
+}
+
+/// Locks, in `seq` order, the queue rows of a batch's commits and of the
+/// waiting parents of the runs it ends (`$1` every commit's run, `$2` those
+/// that end), so the parent of a child that finishes is never locked after
+/// a row with a higher `seq`: the one lock order of the store.
+const LOCK_SQL: &str = "SELECT q.seq FROM run_queue q WHERE q.seq IN (SELECT UNNEST($1::BIGINT[]) \
+       UNION SELECT p.seq FROM runs k JOIN runs p ON p.id = k.parent_run_id \
+       WHERE k.seq = ANY($2::BIGINT[]) AND k.parent_waits) \
+     ORDER BY q.seq FOR UPDATE OF q";
 
 enum Cmd {
     /// Answered with the run's `(seq, created_at)`.
@@ -205,9 +231,25 @@ async fn run(
         true => None,
         false => Some(client.prepare_cached(INSERT_SQL).await.map_err(pg)?),
     };
+    let lock_stmt = match commits.iter().any(|c| c.lock_parent) {
+        false => None,
+        true => Some(client.prepare_cached(LOCK_SQL).await.map_err(pg)?),
+    };
+    let all_seqs: Vec<i64> = commits.iter().map(|c| c.seq).collect();
+    let ending: Vec<i64> = commits
+        .iter()
+        .filter(|c| c.lock_parent)
+        .map(|c| c.seq)
+        .collect();
+    let lock_params: [&(dyn ToSql + Sync); 2] = [&all_seqs, &ending];
+    // Each commit's statement, then the statements that follow it.
     let mut commit_stmts = Vec::with_capacity(commits.len());
     for c in commits {
-        commit_stmts.push(client.prepare_cached(c.sql).await.map_err(pg)?);
+        let mut stmts = vec![client.prepare_cached(c.sql).await.map_err(pg)?];
+        for t in &c.then {
+            stmts.push(client.prepare_cached(t.sql).await.map_err(pg)?);
+        }
+        commit_stmts.push(stmts);
     }
     let ids: Vec<&str> = inserts.iter().map(|c| c.id.as_str()).collect();
     let wfs: Vec<&str> = inserts.iter().map(|c| c.workflow_id.as_str()).collect();
@@ -218,17 +260,20 @@ async fn run(
     let delays: Vec<i64> = inserts.iter().map(|c| c.delay_ms).collect();
     let insert_params: [&(dyn ToSql + Sync); 7] =
         [&ids, &wfs, &versions, &inputs, &conns, &types, &delays];
-    let commit_params: Vec<Vec<&(dyn ToSql + Sync)>> = commits
+    // Per commit: its own statement's parameters, then each `then`'s.
+    let commit_params: Vec<Vec<Vec<&(dyn ToSql + Sync)>>> = commits
         .iter()
         .map(|c| {
-            c.params
-                .iter()
-                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            std::iter::once(as_params(&c.params))
+                .chain(c.then.iter().map(|t| as_params(&t.params)))
                 .collect()
         })
         .collect();
 
-    let wrapped = usize::from(insert_stmt.is_some()) + commits.len() > 1;
+    let statements = usize::from(lock_stmt.is_some())
+        + usize::from(insert_stmt.is_some())
+        + commit_stmts.iter().map(Vec::len).sum::<usize>();
+    let wrapped = statements > 1;
     let c: &tokio_postgres::Client = client;
     let mut pipeline: Vec<Pending<'_>> = vec![];
     if wrapped {
@@ -236,11 +281,16 @@ async fn run(
             c.batch_execute("BEGIN").await.map(|_| vec![])
         }));
     }
+    if let Some(s) = &lock_stmt {
+        pipeline.push(Box::pin(c.query(s, &lock_params)));
+    }
     if let Some(s) = &insert_stmt {
         pipeline.push(Box::pin(c.query(s, &insert_params)));
     }
-    for (s, p) in commit_stmts.iter().zip(&commit_params) {
-        pipeline.push(Box::pin(c.query(s, p)));
+    for (stmts, params) in commit_stmts.iter().zip(&commit_params) {
+        for (s, p) in stmts.iter().zip(params) {
+            pipeline.push(Box::pin(c.query(s, p)));
+        }
     }
     if wrapped {
         pipeline.push(Box::pin(async move {
@@ -258,8 +308,7 @@ async fn run(
     if wrapped && let Some(Err(e)) = answers.next() {
         first_error.get_or_insert(e);
     }
-    let body = usize::from(insert_stmt.is_some()) + commits.len();
-    for a in answers.by_ref().take(body) {
+    for a in answers.by_ref().take(statements) {
         match a {
             Ok(rows) => results.push(rows),
             Err(e) => {
@@ -275,6 +324,9 @@ async fn run(
         return Err(pg(e));
     }
     let mut results = results.into_iter();
+    if lock_stmt.is_some() {
+        results.next();
+    }
     let mut inserted = Vec::with_capacity(inserts.len());
     if insert_stmt.is_some() {
         let rows = results.next().unwrap_or_default();
@@ -290,10 +342,20 @@ async fn run(
             inserted.push(ids);
         }
     }
-    let committed = results
-        .map(|rows| rows.first().map(|r| r.get::<_, String>(0)))
-        .collect();
+    // A commit's answer is its own statement's; what its `then` returned is not needed.
+    let mut committed = Vec::with_capacity(commits.len());
+    for stmts in &commit_stmts {
+        let rows = results.next().unwrap_or_default();
+        committed.push(rows.first().map(|r| r.get::<_, String>(0)));
+        results.by_ref().take(stmts.len() - 1).for_each(drop);
+    }
     Ok((inserted, committed))
+}
+
+fn as_params(ps: &[Box<dyn ToSql + Send + Sync>]) -> Vec<&(dyn ToSql + Sync)> {
+    ps.iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect()
 }
 
 /// Drive the futures together, polling them in their order, so each sends

@@ -3,7 +3,9 @@
 //! parent's step and queues the parent in the commit that finishes the child;
 //! a cancel reaches every descendant.
 
-use crate::store::{ChildCounts, ChildSpawn, Result};
+use crate::engine::RunStatus;
+use crate::store::decisions::{child_record, count_child, redrivable_sql};
+use crate::store::{ChildCounts, ChildSpawn, Result, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Insert the child of the parent `parent_seq` unless it exists already (a
@@ -18,7 +20,7 @@ pub(super) fn spawn(c: &Connection, parent_seq: i64, sp: &ChildSpawn, now: i64) 
         "INSERT OR IGNORE INTO runs (id, workflow_id, workflow_version, status, input, connection_id, \
          created_at, not_before, trigger_type, parent_run_id, parent_step_id, root_run_id, depth, child_key, \
          parent_waits, deadline_at) \
-         VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?6, 'workflow', ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?6, ?14, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         sp.id,
@@ -33,7 +35,8 @@ pub(super) fn spawn(c: &Connection, parent_seq: i64, sp: &ChildSpawn, now: i64) 
         sp.depth,
         sp.key,
         sp.wait as i64,
-        sp.deadline_at
+        sp.deadline_at,
+        sp.trigger_type.as_str()
     ])?;
     let child: Option<i64> = c
         .prepare_cached(
@@ -71,18 +74,17 @@ pub(super) fn on_finished(c: &Connection, seq: i64) -> Result<()> {
     let Some((id, status, output, error, Some(parent), Some(step), 1)) = row else {
         return Ok(());
     };
-    if !matches!(
-        status.as_str(),
-        "completed" | "failed" | "cancelled" | "timed_out"
-    ) {
+    let status = RunStatus::parse(&status)
+        .ok_or_else(|| StoreError::Decode(format!("unknown run status '{status}'")))?;
+    if !status.is_terminal() {
         return Ok(());
     }
-    let child = serde_json::json!({
-        "runId": id,
-        "status": status,
-        "output": crate::store::columns::from_json(output)?,
-        "error": crate::store::columns::from_json(error)?,
-    });
+    let child = child_record(
+        &id,
+        status,
+        crate::store::columns::from_json(output)?,
+        crate::store::columns::from_json(error)?,
+    );
     let recorded = c
         .prepare_cached(
             "UPDATE steps SET output = json_set(COALESCE(output, '{}'), '$.child', json(?3)) \
@@ -148,12 +150,9 @@ pub(super) fn counts(c: &Connection, id: &str) -> Result<Option<ChildCounts>> {
     let mut n = ChildCounts::default();
     for row in rows {
         let (status, k) = row?;
-        n.total += k;
-        match status.as_str() {
-            "completed" => n.completed += k,
-            "failed" | "cancelled" | "timed_out" => n.failed += k,
-            _ => n.running += k,
-        }
+        let status = RunStatus::parse(&status)
+            .ok_or_else(|| StoreError::Decode(format!("unknown run status '{status}'")))?;
+        count_child(&mut n, status, k);
     }
     Ok(Some(n))
 }
@@ -169,14 +168,15 @@ pub(super) fn counts(c: &Connection, id: &str) -> Result<Option<ChildCounts>> {
 /// started, and the completed ones must be kept, not run again.
 pub(super) fn redrive(c: &Connection, seq: i64, now: i64) -> Result<bool> {
     let n = c
-        .prepare_cached(
+        .prepare_cached(&format!(
             "UPDATE runs SET status = 'pending', output = NULL, error = NULL, \
              started_at = CASE WHEN started_at IS NULL THEN NULL ELSE ?2 END, \
              completed_at = NULL, ready = 1, not_before = 0, cancel_requested = 0, \
              lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1, \
              redrive_count = redrive_count + 1 \
-             WHERE seq = ?1 AND status IN ('failed', 'timed_out', 'cancelled')",
-        )?
+             WHERE seq = ?1 AND status IN ({})",
+            redrivable_sql()
+        ))?
         .execute(params![seq, now])?;
     if n == 0 {
         return Ok(false);
@@ -184,10 +184,11 @@ pub(super) fn redrive(c: &Connection, seq: i64, now: i64) -> Result<bool> {
     c.prepare_cached("DELETE FROM steps WHERE run_seq = ?1 AND status <> 'completed'")?
         .execute([seq])?;
     let kids: Vec<i64> = c
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT k.seq FROM runs k JOIN runs p ON k.parent_run_id = p.id WHERE p.seq = ?1 \
-             AND k.parent_waits = 1 AND k.status IN ('failed', 'timed_out', 'cancelled')",
-        )?
+             AND k.parent_waits = 1 AND k.status IN ({})",
+            redrivable_sql()
+        ))?
         .query_map([seq], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for kid in kids {

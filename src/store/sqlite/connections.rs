@@ -16,10 +16,14 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<(ConnectionRow, String)> {
     let status = crate::store::columns::connection_status(&status).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
     })?;
+    let provider: String = r.get(1)?;
+    let provider = crate::store::columns::connection_provider(&provider).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+    })?;
     Ok((
         ConnectionRow {
             id: r.get(0)?,
-            provider: r.get(1)?,
+            provider,
             name: r.get(2)?,
             status,
             is_default: r.get::<_, i64>(4)? != 0,
@@ -50,20 +54,20 @@ impl Connections for SqliteStore {
             if w.is_default {
                 c.execute(
                     "UPDATE connections SET is_default = 0 WHERE provider = ?1 AND id != ?2",
-                    params![w.provider, w.id],
+                    params![w.provider.as_str(), w.id],
                 )?;
             }
             if existing.is_some() {
                 c.execute(
                     "UPDATE connections SET provider = ?2, name = ?3, status = ?4, is_default = ?5, config = ?6, \
                      secret = COALESCE(?7, secret), updated_at = ?8 WHERE id = ?1",
-                    params![w.id, w.provider, w.name, w.status.as_str(), w.is_default, to_json(&w.config), w.secret, now],
+                    params![w.id, w.provider.as_str(), w.name, w.status.as_str(), w.is_default, to_json(&w.config), w.secret, now],
                 )?;
             } else {
                 c.execute(
                     "INSERT INTO connections (id, provider, name, status, is_default, config, secret, created_at, updated_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-                    params![w.id, w.provider, w.name, w.status.as_str(), w.is_default, to_json(&w.config), w.secret, now],
+                    params![w.id, w.provider.as_str(), w.name, w.status.as_str(), w.is_default, to_json(&w.config), w.secret, now],
                 )?;
             }
             let stored = c.query_row(&format!("SELECT {COLUMNS} FROM connections WHERE id = ?1"), [&w.id], row)?;

@@ -27,13 +27,17 @@ const TABLES: &[(&str, &str)] = &[
         "runs",
         "SELECT seq, id, workflow_id, workflow_version, status, input, output, error, \
          idempotency_key, connection_id, created_at, started_at, completed_at, \
-         cancel_requested, trigger_type FROM runs ORDER BY seq",
+         cancel_requested, trigger_type, parent_run_id, parent_step_id, root_run_id, depth, \
+         child_key, parent_waits, deadline_at, redrive_count FROM runs ORDER BY seq",
     ),
     // A claimed run's holder is gone from the new store's point of view:
-    // queued again, due at once; a parked one keeps its due time.
+    // queued again, due at once; a parked one keeps its due time; a
+    // suspended one (waiting for its children: unclaimed, not queued) stays
+    // suspended.
     (
         "run_queue",
-        "SELECT seq, workflow_id, CASE WHEN ready = 1 THEN not_before ELSE 0 END, \
+        "SELECT seq, workflow_id, CASE WHEN ready = 1 THEN not_before \
+         WHEN lease_until IS NULL THEN {suspended} ELSE 0 END, \
          lease_token + 1, cancel_requested FROM runs \
          WHERE status IN ({unfinished}) ORDER BY seq",
     ),
@@ -100,7 +104,9 @@ pub fn export(path: &Path, batch: usize, mut send: impl FnMut(Chunk) -> bool) ->
             return Ok(());
         }
         // The unfinished statuses come from their one list.
-        let sql = sql.replace("{unfinished}", &crate::store::decisions::unfinished_sql());
+        let sql = sql
+            .replace("{unfinished}", &crate::store::decisions::unfinished_sql())
+            .replace("{suspended}", &crate::store::SUSPENDED_DUE.to_string());
         let mut stmt = conn.prepare(&sql)?;
         let width = stmt.column_count();
         let mut rows = stmt.query([])?;

@@ -9,7 +9,7 @@ use super::runs::{RUN_COLUMNS, RawRun, decode, decode_steps, raw_steps, row_to_r
 use crate::engine::RunStatus;
 use crate::store::admission::{self, Caps};
 use crate::store::columns::{StepColumns as StepRow, encode_error, opt_json};
-use crate::store::decisions::unfinished_sql;
+use crate::store::decisions::{QueueChange, queue_change, unfinished_sql};
 use crate::store::{Claim, ClaimRef, CommitOutcome, HeartbeatReport, Result, RunQueue, RunWrite};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -118,12 +118,12 @@ impl RunQueue for SqliteStore {
         let cancelling = w.status == RunStatus::Cancelled;
         let now = crate::time::now_ms();
         self.write(move |c| {
-            // One mapping from the engine's state to the queue columns.
-            let (ready, not_before_park, keep_lease) = match (terminal, w.park_until) {
-                (true, _) => (0, None, false),
-                (false, Some(at)) => (1, Some(at), false),
-                (false, None) if w.suspend => (0, None, false),
-                (false, None) => (0, None, true),
+            // The one mapping from the engine's state to the queue columns.
+            let (ready, not_before_park, keep_lease) = match queue_change(&w) {
+                QueueChange::Ended => (0, None, false),
+                QueueChange::Parked(at) => (1, Some(at), false),
+                QueueChange::Suspended => (0, None, false),
+                QueueChange::Held => (0, None, true),
             };
             let n = c
                 .prepare_cached(

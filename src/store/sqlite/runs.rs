@@ -5,7 +5,7 @@ use super::{SqliteStore, from_json, to_json};
 use crate::engine::{RunStatus, StepRecord, StepStatus};
 use crate::store::Runs;
 use crate::store::columns::decode_output;
-use crate::store::decisions::{cancel_unheld, settled_steps_sql};
+use crate::store::decisions::{cancel_unheld, listed_by_default_sql, settled_steps_sql};
 use crate::store::{NewRun, Result, RunFilter, RunRow, StoreError, TriggerOutcome, TriggerType};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -210,10 +210,12 @@ impl Runs for SqliteStore {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR workflow_id = ?1) AND (?2 IS NULL OR status = ?2) \
                  AND (?3 IS NULL OR seq < ?3) AND (?5 IS NULL OR trigger_type = ?5) \
-                 AND (?6 IS NULL OR parent_run_id = ?6) ORDER BY seq DESC LIMIT ?4"
+                 AND (?6 IS NULL OR parent_run_id = ?6) AND (?6 IS NOT NULL OR ?7 OR {}) \
+                 ORDER BY seq DESC LIMIT ?4",
+                listed_by_default_sql()
             ))?;
             let rows = stmt.query_map(
-                params![f.workflow_id, status, f.before_seq, f.limit as i64, f.trigger_type.map(TriggerType::as_str), f.parent_run_id],
+                params![f.workflow_id, status, f.before_seq, f.limit as i64, f.trigger_type.map(TriggerType::as_str), f.parent_run_id, f.include_children],
                 row_to_run,
             )?;
             rows.map(|r| decode(r?)).collect()

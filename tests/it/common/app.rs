@@ -28,7 +28,9 @@ pub struct TestApp {
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    _home: tempfile::TempDir,
+    pub db: std::path::PathBuf,
+    pub database_url: Option<String>,
+    home: tempfile::TempDir,
 }
 
 impl TestApp {
@@ -47,8 +49,9 @@ impl TestApp {
             "--db".into(),
             db.display().to_string(),
         ];
-        if let Some(url) = pg::fresh_database() {
-            argv.extend(["--database-url".to_string(), url]);
+        let database_url = pg::fresh_database();
+        if let Some(url) = &database_url {
+            argv.extend(["--database-url".to_string(), url.clone()]);
         }
         argv.extend(flags.iter().map(|s| s.to_string()));
         let settings = Flags::try_parse_from(&argv)
@@ -95,8 +98,45 @@ impl TestApp {
             key,
             stop: Some(stop_tx),
             thread: Some(thread),
-            _home: home,
+            db,
+            database_url,
+            home,
         }
+    }
+
+    pub fn on_postgres(&self) -> bool {
+        self.database_url.is_some()
+    }
+
+    /// The flags that open this app's store from the CLI.
+    pub fn store_args(&self) -> Vec<String> {
+        match &self.database_url {
+            Some(url) => vec!["--database-url".into(), url.clone()],
+            None => vec!["--db".into(), self.db.display().to_string()],
+        }
+    }
+
+    /// Run the real CLI against this server (its URL and admin key in the
+    /// environment, an empty home otherwise).
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = std::process::Command::new(super::BIN);
+        super::env_for(&mut cmd, self.home.path());
+        cmd.env("FLOWCTL_URL", &self.url)
+            .env("FLOWCTL_API_KEY", &self.key)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run the flowctl CLI")
+    }
+
+    /// Create an API key with `scopes` (comma-separated) through the CLI; returns it.
+    pub fn create_key(&self, name: &str, scopes: &str) -> String {
+        let mut args = vec!["keys", "create", "--name", name, "--scopes", scopes];
+        let store = self.store_args();
+        args.extend(store.iter().map(String::as_str));
+        let out = self.cli(&args);
+        assert!(out.status.success(), "{}", super::stderr(&out));
+        super::stdout(&out).trim().to_string()
     }
 
     /// The typed form of `Api::wait_for_run`: poll the run until it is finished or `deadline` passes (then panic

@@ -3,6 +3,7 @@
 
 use super::support::*;
 use super::{call, document};
+use crate::common::app::TestApp;
 use crate::common::{Api as _, *};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -29,7 +30,7 @@ const DELETE_CONN: Op = ("DELETE", "/api/v1/connections/{id}");
 
 /// A server, its document and the key to call it with.
 struct Api<'a> {
-    s: &'a Server,
+    s: &'a TestApp,
     doc: Value,
     key: Option<String>,
 }
@@ -71,11 +72,7 @@ impl Api<'_> {
 /// Child runs, a waiting `workflow` step and redrive, against the document.
 #[tokio::test(flavor = "multi_thread")]
 async fn child_runs_and_redrive_answers_match_the_document() {
-    let s = Server::start();
-    if s.on_postgres() {
-        // Child runs and redrive are SQLite-only in this version.
-        return;
-    }
+    let s = TestApp::start();
     let api = Api {
         s: &s,
         doc: document(&s).await,
@@ -142,7 +139,7 @@ async fn child_runs_and_redrive_answers_match_the_document() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn real_answers_match_their_documented_schemas() {
-    let s = Server::start();
+    let s = TestApp::start();
     let api = Api {
         s: &s,
         doc: document(&s).await,
@@ -313,7 +310,7 @@ async fn real_answers_match_their_documented_schemas() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_rate_limited_answer_matches_the_document() {
-    let s = Server::start_with(&["--rate-limit-read", "1"]);
+    let s = TestApp::start_with(&["--rate-limit-read", "1"]);
     let api = Api {
         s: &s,
         doc: document(&s).await,
