@@ -28,6 +28,7 @@ pub mod scope;
 pub mod secrets;
 pub mod store;
 pub mod template;
+pub mod testing;
 pub mod time;
 pub mod trigger;
 pub mod webhook;

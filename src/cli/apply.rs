@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// Definition files, or folders searched for *.json (example inputs, *.input.json, are skipped)
+    /// Definition files, or folders searched for *.json (example inputs *.input.json and tests *.test.json are skipped)
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
@@ -18,7 +18,7 @@ pub struct ApplyArgs {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Definition files, or folders searched for *.json (example inputs, *.input.json, are skipped)
+    /// Definition files, or folders searched for *.json (example inputs *.input.json and tests *.test.json are skipped)
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Treat warnings (e.g. a reference a condition may leave unset) as problems
@@ -27,7 +27,8 @@ pub struct ValidateArgs {
 }
 
 /// Files named on the command line, and the *.json files of named folders
-/// (recursively, sorted). Example inputs (`*.input.json`) are not definitions.
+/// (recursively, sorted). Example inputs (`*.input.json`) and test files
+/// (`*.test.json`, for `flowctl test`) are not definitions.
 fn definition_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
     let mut out = vec![];
     for p in paths {
@@ -37,7 +38,7 @@ fn definition_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
                 .map_err(|e| Failure::usage(format!("cannot read {}: {e}", p.display())))?;
             if out.len() == before {
                 return Err(Failure::usage(format!(
-                    "{}: no *.json definitions in this folder (definitions are JSON files; *.input.json example inputs are skipped)",
+                    "{}: no *.json definitions in this folder (definitions are JSON files; *.input.json example inputs and *.test.json tests are skipped)",
                     p.display()
                 )));
             }
@@ -53,6 +54,11 @@ fn definition_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
     Ok(out)
 }
 
+/// Whether a file name is a definition's (not an example input, not a test file).
+pub(super) fn is_definition_name(name: &str) -> bool {
+    name.ends_with(".json") && !name.ends_with(".input.json") && !name.ends_with(".test.json")
+}
+
 fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -62,14 +68,14 @@ fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         if p.is_dir() {
             collect_dir(&p, out)?;
-        } else if name.ends_with(".json") && !name.ends_with(".input.json") {
+        } else if is_definition_name(name) {
             out.push(p);
         }
     }
     Ok(())
 }
 
-fn read_definition(path: &Path) -> Result<Value, String> {
+pub(super) fn read_definition(path: &Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
     serde_json::from_str(&text).map_err(|e| {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
@@ -91,6 +97,11 @@ struct FileReport {
     id: Option<String>,
     valid: bool,
     problems: Vec<crate::api::ErrorDetail>,
+    /// What does not stop the definition from running (problems under `--strict`).
+    warnings: Vec<crate::api::ErrorDetail>,
+    /// Its only problems are its warnings, refused under `--strict` (printed as such).
+    #[serde(skip)]
+    strict_only: bool,
 }
 
 /// Check every file offline: a report per file, and the files that compiled.
@@ -110,31 +121,26 @@ fn check_all(files: &[PathBuf], strict: bool) -> (Vec<FileReport>, Vec<(PathBuf,
                 id: None,
                 valid: false,
                 problems: vec![problem(e)],
+                warnings: vec![],
+                strict_only: false,
             },
             Ok((Ok(wf), def)) => {
-                // Warnings (e.g. a reference a condition may leave unset) are
-                // printed; with --strict they are the file's problems.
-                let label = if strict { "error" } else { "warning" };
-                for w in &wf.warnings {
-                    let d = crate::api::ErrorDetail {
+                let warnings: Vec<crate::api::ErrorDetail> = wf
+                    .warnings
+                    .iter()
+                    .map(|w| crate::api::ErrorDetail {
                         path: w.path.clone(),
                         message: w.message.clone(),
-                    };
-                    eprintln!("{shown}: {label}: {}: {}", d.dotted_path(), d.message);
-                }
-                if strict && !wf.warnings.is_empty() {
+                    })
+                    .collect();
+                if strict && !warnings.is_empty() {
                     FileReport {
                         file: shown,
                         id: Some(wf.id.clone()),
                         valid: false,
-                        problems: wf
-                            .warnings
-                            .iter()
-                            .map(|w| crate::api::ErrorDetail {
-                                path: w.path.clone(),
-                                message: w.message.clone(),
-                            })
-                            .collect(),
+                        problems: warnings.clone(),
+                        warnings,
+                        strict_only: true,
                     }
                 } else if let Some((_, other)) = seen.iter().find(|(id, _)| *id == wf.id) {
                     FileReport {
@@ -146,6 +152,8 @@ fn check_all(files: &[PathBuf], strict: bool) -> (Vec<FileReport>, Vec<(PathBuf,
                             wf.id,
                             other.display()
                         ))],
+                        warnings,
+                        strict_only: false,
                     }
                 } else {
                     seen.push((wf.id.clone(), file.clone()));
@@ -155,6 +163,8 @@ fn check_all(files: &[PathBuf], strict: bool) -> (Vec<FileReport>, Vec<(PathBuf,
                         id: Some(wf.id),
                         valid: true,
                         problems: vec![],
+                        warnings,
+                        strict_only: false,
                     }
                 }
             }
@@ -169,6 +179,8 @@ fn check_all(files: &[PathBuf], strict: bool) -> (Vec<FileReport>, Vec<(PathBuf,
                         message: i.message,
                     })
                     .collect(),
+                warnings: vec![],
+                strict_only: false,
             },
         };
         reports.push(report);
@@ -176,11 +188,24 @@ fn check_all(files: &[PathBuf], strict: bool) -> (Vec<FileReport>, Vec<(PathBuf,
     (reports, ok)
 }
 
+/// Warnings on stderr, as errors under `--strict`.
+fn print_warnings(reports: &[FileReport], strict: bool) {
+    let label = if strict { "error" } else { "warning" };
+    for r in reports.iter().filter(|r| r.valid || r.strict_only) {
+        for d in &r.warnings {
+            eprintln!("{}: {label}: {}: {}", r.file, d.dotted_path(), d.message);
+        }
+    }
+}
+
 /// Problems on stderr, each with its path; returns how many there were.
 fn print_problems(reports: &[FileReport]) -> usize {
     let mut count = 0;
     for r in reports.iter().filter(|r| !r.valid) {
         count += r.problems.len();
+        if r.strict_only {
+            continue;
+        }
         match r.problems.as_slice() {
             [one] if one.path.is_empty() => eprintln!("{}: {}", r.file, one.message),
             all => {
@@ -202,11 +227,22 @@ pub fn validate(args: &ValidateArgs, json: bool) -> CmdResult {
     let (reports, _) = check_all(&definition_files(&args.paths)?, args.strict);
     let valid = reports.iter().all(|r| r.valid);
     if json {
-        print_json(&serde_json::json!({"valid": valid, "files": reports}));
+        let warnings: usize = reports.iter().map(|r| r.warnings.len()).sum();
+        print_json(&serde_json::json!({
+            "valid": valid,
+            "strict": args.strict,
+            "warnings": warnings,
+            "files": reports,
+        }));
     } else {
+        print_warnings(&reports, args.strict);
         print_problems(&reports);
         for r in reports.iter().filter(|r| r.valid) {
-            eprintln!("{}: ok ({})", r.file, r.id.as_deref().unwrap_or_default());
+            let id = r.id.as_deref().unwrap_or_default();
+            match r.warnings.len() {
+                0 => eprintln!("{}: ok ({id})", r.file),
+                n => eprintln!("{}: ok ({id}), {n} warning(s)", r.file),
+            }
         }
     }
     Ok(if valid { Exit::Ok } else { Exit::Usage })

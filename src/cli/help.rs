@@ -17,7 +17,14 @@ const EXAMPLES: &[(&str, &str)] = &[
   flowctl apply workflows/                        # every *.json, all or nothing
   flowctl apply workflows/ --json"),
     ("validate", "  flowctl validate order-total.json
-  flowctl validate workflows/ --json              # problems as JSON on stdout"),
+  flowctl validate workflows/ --json              # problems and warnings as JSON on stdout
+  flowctl validate workflows/ --strict            # warnings (e.g. a reference a branch may leave unset) fail too"),
+    ("test", "  flowctl test workflows/                         # every *.test.json below the folder
+  flowctl test workflows/order_total.test.json --json
+  flowctl test workflows/ --update                # write actual results as expectations; review with git diff"),
+    ("simulate", "  flowctl simulate workflows/invoice_by_amount.json --runs 20
+  flowctl simulate new-order.json --run run_2x8Kq3zVb7LmN1pQ --run run_9hT4cWq2Lm0aXy7B
+  flowctl simulate new-order.json --runs 50 --json | jq '.replays[] | select(.changed) | .runId'"),
     ("run", "  flowctl run wf_order_total                       # prints the run id
   flowctl run wf_order_total -i '{\"items\": []}' --wait --timeout 60
   flowctl run wf_order_total -i @- --wait < order.json

@@ -14,8 +14,10 @@ mod open;
 mod run;
 mod runs;
 pub mod serve;
+mod simulate;
 mod table;
 mod target;
+mod test;
 mod webhook;
 mod workflows;
 
@@ -62,6 +64,10 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Check definitions offline, without a server; every problem with its path
     Validate(apply::ValidateArgs),
+    /// Run a workflow's test cases offline, with mocks for every side effect (no server, no network)
+    Test(test::TestArgs),
+    /// Replay a new definition against recorded runs on the server; report what would change
+    Simulate(simulate::SimulateArgs),
     /// Trigger a run of a workflow (or one run per input with --batch)
     Run(run::RunArgs),
     /// Wait for a run to finish and print its output
@@ -155,6 +161,11 @@ async fn dispatch(cli: Cli) -> Exit {
         Command::Serve(args) => serve::serve(args.clone()).await,
         Command::Validate(args) => apply::validate(args, json),
         Command::Completion { shell } => help::completion(*shell),
+        Command::Test(args) => test::test(args, json),
+        Command::Simulate(args) => match target::client(top, &args.client) {
+            Ok(c) => simulate::simulate(&c, args, json).await,
+            Err(e) => Err(e),
+        },
         Command::Keys(cmd) => keys::keys(cmd.clone(), json).await,
         Command::Db(cmd) => db::db(cmd.clone(), json).await,
         Command::Apply(args) => match target::client(top, &args.client) {
@@ -235,8 +246,11 @@ impl From<crate::client::ClientError> for Failure {
 pub type CmdResult = Result<Exit, Failure>;
 
 /// Print a value on stdout as pretty JSON.
+/// A closed pipe (`| head`) ends the output quietly instead of panicking.
 pub(crate) fn print_json<T: serde::Serialize + ?Sized>(v: &T) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    use std::io::Write;
+    let text = serde_json::to_string_pretty(v).unwrap_or_default();
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
 #[cfg(test)]

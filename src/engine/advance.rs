@@ -583,6 +583,11 @@ fn workflow_step(
         depth,
         deadline_at: deadline,
     };
+    if wait {
+        // Waiting for the child holds no worker; a run with a deadline is
+        // due again then (to time out), whatever its child is doing.
+        s.park_until = deadline;
+    }
     Some(Transition {
         state: s.clone(),
         effect: Effect::Spawn(spawn),

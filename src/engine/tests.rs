@@ -1190,6 +1190,11 @@ fn a_workflow_step_spawns_its_child_once_and_suspends() {
     );
     assert_eq!(t.state.steps[0].status, StepStatus::Waiting);
     assert_eq!(t.state.steps[0].output["waitingFor"], "children");
+    assert_eq!(
+        t.state.park_until,
+        Some(T0 + 60000),
+        "a waiting parent is due again at its deadline"
+    );
     // Claimed again before the child finished (a restart): the same child, not a new one.
     let again = advance(&w, &t.state, Event::Claimed, T0 + 5, 0.5);
     let Effect::Spawn(sp2) = &again.effect else {
@@ -1232,6 +1237,42 @@ fn a_child_finish_settles_the_waiting_step() {
     assert!(err.message.contains("no"), "{err:?}");
     assert_eq!(t.state.steps[0].output["error"]["code"], "HTTP_STATUS");
     assert_eq!(t.state.steps[1].status, StepStatus::Skipped);
+}
+
+#[test]
+fn a_parent_still_waiting_for_its_child_at_its_deadline_times_out() {
+    let w = calls(true);
+    let waiting = advance(
+        &w,
+        &with_input(&w, json!({"n": 3})),
+        Event::Claimed,
+        T0,
+        0.5,
+    )
+    .state;
+    let t = advance(&w, &waiting, Event::Claimed, T0 + 60000, 0.5);
+    assert_eq!(
+        t.effect,
+        Effect::Finish {
+            status: RunStatus::TimedOut
+        }
+    );
+    assert_eq!(t.state.error.as_ref().unwrap().code, "RUN_TIMEOUT");
+    assert_eq!(t.state.steps[1].status, StepStatus::Skipped);
+    // Without a deadline the wait has no due time: only the child's finish ends it.
+    let open = wf(
+        json!({}),
+        json!([{"id": "call", "type": "workflow", "config": {"workflowId": "wf_child"}}]),
+    );
+    let t = advance(
+        &open,
+        &with_input(&open, json!({})),
+        Event::Claimed,
+        T0,
+        0.5,
+    );
+    assert!(matches!(t.effect, Effect::Spawn(_)), "{:?}", t.effect);
+    assert_eq!(t.state.park_until, None);
 }
 
 #[test]

@@ -553,10 +553,13 @@ async fn a_childs_finish_records_it_on_the_waiting_parent_and_queues_it(s: Store
         })
     );
     // A failed child is recorded the same way, with its error.
+    // (This parent has a deadline: it waits parked until then, and the
+    // child's finish makes it due at once.)
     let second = run(&s, "parent").await;
     let p2 = claim_one(&s, "node_a").await;
     assert_eq!(p2.run.id, second.id);
-    let wait = spawning(&second, "0", true, TriggerType::Workflow);
+    let mut wait = spawning(&second, "0", true, TriggerType::Workflow);
+    wait.park_until = Some(crate::time::now_ms() + 3_600_000);
     assert_eq!(
         s.commit(p2.key(), wait).await.unwrap(),
         CommitOutcome::Saved
@@ -697,6 +700,11 @@ async fn redrive_continues_a_run_and_its_waited_for_children(s: Store) {
         (RunStatus::Pending, 1)
     );
     assert!(kid.steps.is_empty());
+    let in_list = s.list_runs(children_of(&parent.id)).await.unwrap();
+    assert_eq!(
+        in_list[0].family.redrive_count, 1,
+        "lists carry the count too"
+    );
     // Both are queued again, and no old holder can write.
     let again = s.claim("node_c", 10, 30_000).await.unwrap();
     let mut ids: Vec<&str> = again.iter().map(|c| c.run.id.as_str()).collect();

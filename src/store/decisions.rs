@@ -111,8 +111,10 @@ pub enum QueueChange {
     /// Parked (a `wait` step, a pending retry): queued again, due at this
     /// time, holding no worker and no `concurrency` slot.
     Parked(i64),
-    /// Waiting for its children: out of the claimable queue, holding no
-    /// worker and no slot, until a child's finish queues it again.
+    /// Waiting for its children with no deadline: out of the claimable
+    /// queue, holding no worker and no slot, until a child's finish queues
+    /// it again. (With a deadline it is `Parked` until then, and a child's
+    /// finish makes it due at once.)
     Suspended,
     /// Runs on: the holder keeps its lease.
     Held,
@@ -168,8 +170,11 @@ pub fn listed_by_default(has_parent: bool, trigger_type: super::TriggerType) -> 
 }
 
 /// `listed_by_default` as a SQL condition on a `runs` row.
-pub fn listed_by_default_sql() -> &'static str {
-    "(parent_run_id IS NULL OR trigger_type = 'workflow')"
+pub fn listed_by_default_sql() -> String {
+    format!(
+        "(parent_run_id IS NULL OR trigger_type = '{}')",
+        super::TriggerType::Workflow.as_str()
+    )
 }
 
 /// `'a', 'b'` for a SQL `IN (…)` list, from the statuses' own names.
@@ -316,6 +321,10 @@ mod tests {
         assert!(listed_by_default(false, TriggerType::Api));
         assert!(listed_by_default(true, TriggerType::Workflow));
         assert!(!listed_by_default(true, TriggerType::Batch));
+        assert_eq!(
+            listed_by_default_sql(),
+            "(parent_run_id IS NULL OR trigger_type = 'workflow')"
+        );
         let rec = child_record(
             "run_1",
             RunStatus::Failed,

@@ -55,8 +55,9 @@ pub struct RunWrite {
     /// A child run created in this commit (once: its id is fixed by the
     /// parent, step and key, so a repeat after a crash creates nothing).
     pub spawn: Option<ChildSpawn>,
-    /// Not finished and not parked: out of the queue, holding no worker,
-    /// until a child's finish queues it again.
+    /// Waiting for a child: holding no worker and no `concurrency` slot,
+    /// out of the queue until the child's finish queues it again, or (with
+    /// `park_until`, the run's deadline) due then at the latest.
     pub suspend: bool,
 }
 

@@ -131,7 +131,7 @@ pub struct Family {
     pub deadline_at: Option<i64>,
     /// Its children by status (filled when one run is read).
     pub children: Option<ChildCounts>,
-    /// How often the run was redriven (filled when one run is read).
+    /// How often the run was redriven.
     pub redrive_count: i64,
 }
 

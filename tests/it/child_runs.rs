@@ -344,3 +344,47 @@ async fn a_suspended_parent_copied_to_postgres_resumes_when_its_child_finishes()
     assert_eq!(t.count("after"), 1);
     assert_eq!(t.count("inner"), 2);
 }
+
+/// A parent's `timeoutMs` holds while it waits, even for a child that
+/// cannot start (its workflow's only slot is taken): the parent times out
+/// at its deadline; the child, whose deadline is the parent's, times out
+/// as soon as it runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waiting_parent_times_out_at_its_deadline_while_its_child_is_queued() {
+    let t = Target::start().await;
+    let s = Server::start();
+    let mut hold = t.step("hold", "delay_ms=6000");
+    hold["if"] = json!("{{ input.hold }}");
+    s.apply(
+        json!({"name": "Queued Child", "concurrency": 1, "timeoutMs": 600000, "steps": [hold]}),
+    )
+    .await;
+    s.apply(json!({"name": "Hasty Parent", "timeoutMs": 1500, "steps": [
+        {"id": "call", "type": "workflow", "config": {"workflowId": "wf_queued_child"}}]}))
+        .await;
+    let blocker = s.trigger("wf_queued_child", json!({"hold": true})).await;
+    eventually(Duration::from_secs(20), || async {
+        (t.count("hold") == 1).then_some(())
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let id = s.trigger("wf_hasty_parent", json!({})).await;
+    let run = s.wait_for_run(&id, Duration::from_secs(20)).await;
+    assert_eq!(run["status"], "timed_out", "{run}");
+    assert_eq!(run["error"]["code"], "RUN_TIMEOUT", "{run}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "timed out at its deadline, not when the slot came free ({:?})",
+        started.elapsed()
+    );
+    let kid = only_child(&s, &id).await.expect("a child");
+    assert_eq!(kid["status"], "pending", "still behind the cap: {kid}");
+    let kid = kid["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        s.wait_for_run(&blocker, Duration::from_secs(20)).await["status"],
+        "completed"
+    );
+    let child = s.wait_for_run(&kid, Duration::from_secs(20)).await;
+    assert_eq!(child["status"], "timed_out", "{child}");
+    assert_eq!(t.count("hold"), 1, "the child started nothing");
+}

@@ -46,3 +46,4 @@ mod template_props;
 mod template_workflows;
 mod unauthenticated_limits;
 mod webhooks;
+mod workflow_tests;

@@ -2,9 +2,10 @@
 //! transaction of the parent's commit; a waited-for child's finish recorded
 //! on the parent's waiting step, which queues the parent, in the transaction
 //! that finishes the child (on whichever node); a cancel reaching every
-//! unfinished descendant; redrive. A suspended parent keeps its queue row,
-//! unleased and due at `SUSPENDED` (never), so it holds no worker and no
-//! `concurrency` slot, and a cancel finds it unheld.
+//! unfinished descendant; redrive. A waiting parent keeps its queue row,
+//! unleased and due at `SUSPENDED` (never) or, with a deadline, parked until
+//! then; so it holds no worker and no `concurrency` slot, and a cancel finds
+//! it unheld.
 //!
 //! Lock order (as everywhere in this store): queue rows in `seq` order
 //! first, then the rows of those runs. A parent's `seq` is below its
@@ -33,8 +34,8 @@ const CHILD_RECORD: &str = "'{\"runId\":' || to_json(p.id)::text || ',\"status\"
      ',\"error\":' || COALESCE(p.error, 'null') || '}'";
 
 /// Record the finished, waited-for children that `k` selects on their
-/// parents' waiting steps (`output.child`, once) and queue each parent that
-/// is suspended. A claimed parent is left in the queue as it is: its own
+/// parents' waiting steps (`output.child`, once) and make each parent that
+/// no one holds (suspended, or parked until its deadline) due now. A claimed parent is left in the queue as it is: its own
 /// spawn commit repeats this (`RECORD_SPAWNED`). Harmless wherever it runs:
 /// it only writes what is true (a child finished).
 fn record_sql(k: &str) -> String {
@@ -50,7 +51,7 @@ fn record_sql(k: &str) -> String {
              AND NOT (steps.output::jsonb ? 'child') \
            RETURNING steps.run_seq) \
          UPDATE run_queue q SET not_before = 0 FROM s \
-         WHERE q.seq = s.run_seq AND q.lease_until IS NULL AND q.not_before = {SUSPENDED} \
+         WHERE q.seq = s.run_seq AND q.lease_until IS NULL \
          RETURNING q.seq"
     )
 }

@@ -92,10 +92,11 @@ pub(super) fn on_finished(c: &Connection, seq: i64) -> Result<()> {
         )?
         .execute(params![parent, step, child.to_string()])?;
     if recorded > 0 {
-        // A suspended parent goes back to the queue; one that is claimed
-        // right now sees the record when its next spawn commit repeats this.
+        // A suspended parent (or one parked until its deadline) is due now;
+        // one that is claimed right now sees the record when its next spawn
+        // commit repeats this.
         c.prepare_cached(
-            "UPDATE runs SET ready = 1, not_before = 0 WHERE id = ?1 AND ready = 0 \
+            "UPDATE runs SET ready = 1, not_before = 0 WHERE id = ?1 \
              AND lease_until IS NULL AND status IN ('pending', 'running')",
         )?
         .execute([parent])?;
@@ -195,14 +196,4 @@ pub(super) fn redrive(c: &Connection, seq: i64, now: i64) -> Result<bool> {
         redrive(c, kid, now)?;
     }
     Ok(true)
-}
-
-/// How often a run was redriven.
-pub(super) fn redrive_count(c: &Connection, id: &str) -> Result<i64> {
-    Ok(
-        c.prepare_cached("SELECT redrive_count FROM runs WHERE id = ?1")?
-            .query_row([id], |r| r.get(0))
-            .optional()?
-            .unwrap_or(0),
-    )
 }

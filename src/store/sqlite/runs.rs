@@ -13,7 +13,7 @@ use serde_json::Value;
 
 pub(super) const RUN_COLUMNS: &str = "seq, id, workflow_id, workflow_version, status, input, output, error, \
      idempotency_key, connection_id, created_at, started_at, completed_at, cancel_requested, trigger_type, \
-     parent_run_id, parent_step_id, root_run_id, depth, child_key, deadline_at";
+     parent_run_id, parent_step_id, root_run_id, depth, child_key, deadline_at, redrive_count";
 
 /// A run row with its undecoded text columns (status, input, output,
 /// error): decoding happens off the writer thread.
@@ -46,7 +46,7 @@ pub(super) fn row_to_run(r: &rusqlite::Row) -> rusqlite::Result<RawRun> {
                 key: r.get(19)?,
                 deadline_at: r.get(20)?,
                 children: None,
-                redrive_count: 0,
+                redrive_count: r.get(21)?,
             },
             recoveries: 0,
         },
@@ -143,7 +143,6 @@ pub(super) fn run_by_id(c: &Connection, id: &str, with_steps: bool) -> Result<Op
     if with_steps {
         run.steps = load_steps(c, run.seq)?;
         run.family.children = super::children::counts(c, &run.id)?;
-        run.family.redrive_count = super::children::redrive_count(c, &run.id)?;
     }
     Ok(Some(run))
 }
