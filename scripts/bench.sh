@@ -8,6 +8,9 @@
 #   scripts/bench.sh --postgres [URL]   # SQLite and PostgreSQL with 1, 2, 3 nodes (scripts/bench-pg.sh)
 #
 # Knobs (environment): BENCH_SECONDS (10) per trigger/lookup repetition, REPS (3),
+# PHASES (all, or a comma list of main, bare, http, subworkflow, ratelimit, big),
+# BENCH_BIN (measure this flowctl binary, no build; for a quick look, e.g.
+#   PHASES=subworkflow BENCH_BIN=target/debug/flowctl scripts/bench.sh --smoke),
 # E2E_SECONDS (60), E2E_RATE (5250 offered triggers/s: the 5000 target + 5%), E2E_CONNS (64),
 # ROWS (1000000 finished runs for the large-database phase), STARTUP_REPS (5),
 # DRAIN_MAX (30 s to wait for a backlog between phases), WRK_THREADS (2),
@@ -59,13 +62,18 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+PHASES=${PHASES:-all}
+want() { [ "$PHASES" = all ] || [[ ",$PHASES," == *",$1,"* ]]; }
 if [ "$PG_MODE" = 1 ] && [ -n "${PG_BIN:-}" ]; then
   log "measuring $PG_BIN (PG_BIN): no build"
+elif [ -n "${BENCH_BIN:-}" ]; then
+  log "measuring $BENCH_BIN (BENCH_BIN): no build"
 else
   log "building the release binary"
   scripts/build-release.sh --bin flowctl --example bare_durable # static, at target/release/flowctl
 fi
 BIN=$ROOT/target/release/flowctl
+[ -n "${BENCH_BIN:-}" ] && [ "$PG_MODE" = 0 ] && BIN=$(cd "$(dirname "$BENCH_BIN")" && pwd)/$(basename "$BENCH_BIN")
 BARE=$ROOT/target/$(rustc -vV | sed -n 's/^host: //p')/release/examples/bare_durable
 
 # ---------------------------------------------------------------- cleanup
@@ -628,6 +636,7 @@ if [ "$PG_MODE" = 1 ]; then
 fi
 
 # ---------------------------------------------------------------- phase 1: triggers, end to end, memory
+main_phase() {
 log "phase 1: fresh database, rate limits $([ "$HAVE_RL" = 1 ] && echo 'off (0)' || echo 'absent in this build')"
 DB=$TMP/main.db
 start_server "$DB" "$TMP/server-main.log" "${RL_OFF[@]}"
@@ -664,6 +673,8 @@ py mem rss-idle-after-load "$SERVER_PID"
 py counts "$DB" >"$TMP/main-counts.json"
 log "runs in the main database: $(cat "$TMP/main-counts.json")"
 stop_server
+}
+if want main; then main_phase; fi
 
 # ---------------------------------------------------------------- flowctl against the bare program
 # examples/bare_durable.rs does the same durable work as a three-step run with
@@ -678,6 +689,16 @@ import json, os, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench as B
 
+def roots_completed(db):
+    """Completed runs started from outside (a parent, not its child runs); one scan."""
+    c = B.sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        cols = [r[1] for r in c.execute("PRAGMA table_info(runs)")]
+        where = " AND parent_run_id IS NULL" if "parent_run_id" in cols else ""
+        return c.execute("SELECT COUNT(*) FROM runs WHERE status = 'completed'" + where).fetchone()[0]
+    finally:
+        c.close()
+
 def cmd_e2e(a):
     """e2e NAME REP CONNS SECS SCRIPT URL PID DB DRAIN_MAX [EXTRA_PID]: wrk for SECS, then wait
     for the backlog to drain. Records the load (NAME) and NAME-e2e: runs completed per second
@@ -685,7 +706,7 @@ def cmd_e2e(a):
     name, rep, conns, secs, script, url, pid, db, maxs = a[:9]
     extra = int(a[9]) if len(a) > 9 else None
     pid = int(pid)
-    t0 = time.monotonic(); c0 = B.db_counts(db); p0 = B.snap(None, pid)
+    t0 = time.monotonic(); c0 = B.db_counts(db); p0 = B.snap(None, pid); r0 = roots_completed(db)
     x0 = B.proc(extra)["cpu_s"] if extra else 0
     B.cmd_load([name, rep, conns, secs, script, url, str(pid), db, "0"])
     c = B.db_counts(db)
@@ -705,15 +726,20 @@ def cmd_e2e(a):
                        if v - p0["threads"].get(k, 0) > 0.005}}
     if extra:
         res["helper_cpu_s"] = B.proc(extra)["cpu_s"] - x0
+    roots = roots_completed(db) - r0
+    res["roots_completed"] = roots
+    res["roots_completed_per_s"] = roots / dt if dt else 0
     B.record(res)
     print(f"{name} end to end #{rep}: {done} completed in {dt:.1f} s ({res['completed_per_s']:.0f}/s), "
           f"{res['failed']} failed, {res['left']} left, cpu/run {res['cpu_ms_per_run']:.3f} ms, "
-          f"{res['write_kib_per_run']:.1f} KiB written/run", file=sys.stderr)
+          f"{res['write_kib_per_run']:.1f} KiB written/run; runs without a parent completed: {roots} "
+          f"({res['roots_completed_per_s']:.0f}/s)", file=sys.stderr)
 
 def cmd_report(a):
     rows = [json.loads(l) for l in open(os.environ["RESULTS"]) if l.strip()]
     by = {}
     for r in rows: by.setdefault(r["name"], []).append(r)
+    med = B.med
     m = lambda name, key: B.med([r.get(key) for r in by.get(name, [])])
     n = lambda name: len(by.get(name, []))
     figs = [("runs completed/s end to end (32 conns, wrk + drain)", "e2e", "completed_per_s", 0, True),
@@ -723,20 +749,21 @@ def cmd_report(a):
             ("server CPU per completed run (ms)", "e2e", "cpu_ms_per_run", 3, False),
             ("bytes written per run (KiB)", "e2e", "write_kib_per_run", 1, False),
             ("RSS after the run (MiB)", "e2e", "rss_mib", 1, False)]
-    print(f"\nflowctl against the bare program (examples/bare_durable.rs), same sitting, median of "
-          f"{n('cmp-flowctl')} / {n('cmp-bare')} repetitions")
-    print(f"{'figure':<58}  {'flowctl':>10}  {'bare':>10}  {'ratio':>6}  target")
-    print("-" * 102)
-    for label, suffix, key, d, ratio_target in figs:
-        f, b = (m(f"cmp-{p}" + (f"-{suffix}" if suffix else ""), key) for p in ("flowctl", "bare"))
-        ratio = f / b if f is not None and b else None
-        target, verdict = "", ""
-        if ratio_target:
-            target = "≥ 0.5× bare"; verdict = "met" if ratio is not None and ratio >= 0.5 else "NOT met"
-        if key == "p99_ms":
-            target = "flowctl ≤ 10 ms"; verdict = "met" if f is not None and f <= 10 else "NOT met"
-        fmt = lambda v: "-" if v is None else f"{v:,.{d}f}"
-        print(f"{label:<58}  {fmt(f):>10}  {fmt(b):>10}  {'-' if ratio is None else f'{ratio:.2f}':>6}  {target} {verdict}")
+    if by.get("cmp-flowctl-e2e"):
+        print(f"\nflowctl against the bare program (examples/bare_durable.rs), same sitting, median of "
+              f"{n('cmp-flowctl')} / {n('cmp-bare')} repetitions")
+        print(f"{'figure':<58}  {'flowctl':>10}  {'bare':>10}  {'ratio':>6}  target")
+        print("-" * 102)
+        for label, suffix, key, d, ratio_target in figs:
+            f, b = (m(f"cmp-{p}" + (f"-{suffix}" if suffix else ""), key) for p in ("flowctl", "bare"))
+            ratio = f / b if f is not None and b else None
+            target, verdict = "", ""
+            if ratio_target:
+                target = "≥ 0.5× bare"; verdict = "met" if ratio is not None and ratio >= 0.5 else "NOT met"
+            if key == "p99_ms":
+                target = "flowctl ≤ 10 ms"; verdict = "met" if f is not None and f <= 10 else "NOT met"
+            fmt = lambda v: "-" if v is None else f"{v:,.{d}f}"
+            print(f"{label:<58}  {fmt(f):>10}  {fmt(b):>10}  {'-' if ratio is None else f'{ratio:.2f}':>6}  {target} {verdict}")
     h = by.get("http-flowctl-e2e", [])
     if h:
         r = h[-1]
@@ -747,6 +774,23 @@ def cmd_report(a):
               f"p99 {m('http-flowctl', 'p99_ms'):.2f} ms, flowctl CPU/run {m('http-flowctl-e2e', 'cpu_ms_per_run'):.3f} ms, "
               f"target server CPU/run {1000 * r.get('helper_cpu_s', 0) / max(r['completed'], 1):.3f} ms; "
               f"flowctl CPU by thread: " + ", ".join(f"{k} {v:.1f}s" for k, v in busy))
+    if by.get("sub-parent-e2e"):
+        plain, parent = m("sub-plain-e2e", "roots_completed_per_s"), m("sub-parent-e2e", "roots_completed_per_s")
+        ratio = parent / plain if plain else None
+        failed = sum(x["failed"] for x in by["sub-parent-e2e"]) + sum(x["failed"] for x in by.get("sub-plain-e2e", []))
+        left = sum(x["left"] for x in by["sub-parent-e2e"])
+        cpu_parent = med([1000 * x["cpu_s"] / max(x["roots_completed"], 1) for x in by["sub-parent-e2e"]])
+        print(f"\nsub-workflow (a parent whose one `workflow` step calls the three-step workflow), 32 conns, "
+              f"same sitting, median of {n('sub-parent-e2e')}:")
+        print(f"  plain three-step runs completed/s    {plain or 0:>9,.0f}")
+        print(f"  parent runs completed/s              {parent or 0:>9,.0f}   (each with its child run: "
+              f"{m('sub-parent-e2e', 'completed_per_s') or 0:,.0f} runs/s in all)")
+        print(f"  ratio parent / plain                 {'-' if ratio is None else f'{ratio:.2f}':>9}   target ≥ 0.4×  "
+              f"{'met' if ratio is not None and ratio >= 0.4 else 'NOT met'}"
+              f"{f'  [{failed} failed, {left} left unfinished]' if failed or left else ''}")
+        print(f"  triggers accepted/s: plain {m('sub-plain', 'ok_rps') or 0:,.0f}, parent {m('sub-parent', 'ok_rps') or 0:,.0f}; "
+              f"server CPU per parent (with its child) {cpu_parent or 0:.3f} ms, per plain run "
+              f"{m('sub-plain-e2e', 'cpu_ms_per_run') or 0:.3f} ms")
     print()
 
 if __name__ == "__main__":
@@ -823,11 +867,59 @@ json.dump(wf, sys.stdout)' "$BARE_URL" >"$TMP/workflow-http.json"
   stop_server
   stop_bare
 }
-bare_comparison
-http_workflow_phase
+# A parent whose one `workflow` step calls the three-step workflow, beside the
+# plain three-step workflow in the same sitting (alternating per repetition, fresh
+# databases, the same wrk load): parent runs completed per second (each with its
+# child run) against plain runs completed per second.
+subworkflow_phase() {
+  log "sub-workflow: $REPS × (plain three-step, then a parent calling it): wrk 32 conns ${BENCH_SECONDS} s + drain"
+  python3 - >"$TMP/workflow-parent.json" <<'EOF'
+import json, sys
+json.dump({"id": "wf_bench_parent", "name": "Bench Parent",
+  "description": "issue 23 benchmark: one workflow step calling the three-step benchmark workflow",
+  "steps": [{"id": "order", "type": "workflow", "config": {"workflowId": "wf_bench_order",
+    "input": {"customerId": "{{input.customerId}}", "items": "{{input.items}}"}}}],
+  "output": {"due": "{{steps.order.output.due}}", "summary": "{{steps.order.output.summary}}"}}, sys.stdout)
+EOF
+  local rep
+  for rep in $(seq 1 "$REPS"); do
+    start_server "$TMP/sub-plain-$rep.db" "$TMP/server-sub-plain-$rep.log" "${RL_OFF[@]}"
+    KEY=$(api_key)
+    apply_workflow "$KEY"
+    write_trigger_lua "$TMP/trigger-sub-plain.lua" "$KEY"
+    cmp_py e2e sub-plain "$rep" 32 "$BENCH_SECONDS" "$TMP/trigger-sub-plain.lua" "$URL" "$SERVER_PID" \
+      "$TMP/sub-plain-$rep.db" "$DRAIN_MAX"
+    stop_server
+    start_server "$TMP/sub-parent-$rep.db" "$TMP/server-sub-parent-$rep.log" "${RL_OFF[@]}"
+    KEY=$(api_key)
+    apply_workflow "$KEY"
+    curl -sf -X POST "$URL/api/v1/workflows" -H "x-api-key: $KEY" -H 'Content-Type: application/json' \
+      --data-binary @"$TMP/workflow-parent.json" >"$TMP/apply-parent.json" \
+      || die "applying the parent workflow failed: $(cat "$TMP/apply-parent.json")"
+    if [ "$rep" = 1 ]; then # one parent end to end, checked, before any load
+      curl -sf -X POST "$URL/api/v1/workflows/wf_bench_parent/run?wait=10" -H "x-api-key: $KEY" \
+        -H 'Content-Type: application/json' --data-binary "$INPUT" >"$TMP/first-parent.json" \
+        || die "first parent run failed: $(cat "$TMP/first-parent.json")"
+      python3 - "$TMP/first-parent.json" <<'EOF' || die "the parent did not complete with its child's output"
+import json, sys
+d = json.load(open(sys.argv[1]))["data"]
+assert d["status"] == "completed", d
+assert d["output"]["summary"].startswith("3 item(s), due 65.59 USD"), d["output"]
+EOF
+    fi
+    write_trigger_lua "$TMP/trigger-sub-parent.lua" "$KEY"
+    sed -i "s#/workflows/$WF_ID/run#/workflows/wf_bench_parent/run#" "$TMP/trigger-sub-parent.lua"
+    cmp_py e2e sub-parent "$rep" 32 "$BENCH_SECONDS" "$TMP/trigger-sub-parent.lua" "$URL" "$SERVER_PID" \
+      "$TMP/sub-parent-$rep.db" "$DRAIN_MAX"
+    stop_server
+  done
+}
+if want bare; then bare_comparison; fi
+if want http; then http_workflow_phase; fi
+if want subworkflow; then subworkflow_phase; fi
 
 # ---------------------------------------------------------------- phase 2: rate limits on
-if [ "$HAVE_RL" = 1 ]; then
+if [ "$HAVE_RL" = 1 ] && want ratelimit; then
   log "phase 2: default rate limits on (expect mostly 429)"
   start_server "$TMP/rl.db" "$TMP/server-rl.log"
   KEY=$(api_key)
@@ -841,6 +933,7 @@ else
 fi
 
 # ---------------------------------------------------------------- phase 3: many stored runs
+big_phase() {
 log "phase 3: $ROWS finished runs in the database"
 BIG=$TMP/big.db
 py startup startup-empty "$BIN" "$TMP/empty.db" "$STARTUP_REPS" "${RL_OFF[@]}"
@@ -860,13 +953,15 @@ for c in 32 4; do
   done
 done
 stop_server
+}
+if want big; then big_phase; fi
 
 # ---------------------------------------------------------------- summary
 {
   echo "flowctl benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+dirty')"
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -h | awk '/^Mem:/{print $2}') RAM, kernel $(uname -r)"
-  echo "settings: BENCH_SECONDS=$BENCH_SECONDS REPS=$REPS E2E_SECONDS=$E2E_SECONDS E2E_RATE=$E2E_RATE E2E_CONNS=$E2E_CONNS ROWS=$ROWS$([ "$SMOKE" = 1 ] && echo ' (smoke: figures are not meaningful)')"
-  py report
+  echo "settings: BENCH_SECONDS=$BENCH_SECONDS REPS=$REPS E2E_SECONDS=$E2E_SECONDS E2E_RATE=$E2E_RATE E2E_CONNS=$E2E_CONNS ROWS=$ROWS PHASES=$PHASES$([ -n "${BENCH_BIN:-}" ] && echo " BENCH_BIN=$BENCH_BIN")$([ "$SMOKE" = 1 ] && echo ' (smoke: figures are not meaningful)')"
+  if want main; then py report; fi
   cmp_py report
 }
 cp "$RESULTS" "$ROOT/target/bench-last.jsonl" 2>/dev/null || true

@@ -58,6 +58,8 @@ pub struct RunFilter {
     pub trigger_type: Option<String>,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
+    /// Only the child runs of this run.
+    pub parent_run_id: Option<String>,
 }
 
 #[derive(Clone)]
@@ -146,6 +148,7 @@ impl Client {
             ("status", &f.status),
             ("triggerType", &f.trigger_type),
             ("cursor", &f.cursor),
+            ("parentRunId", &f.parent_run_id),
         ] {
             if let Some(v) = v {
                 query.push((k, v.clone()));

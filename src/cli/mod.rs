@@ -9,6 +9,7 @@ mod db;
 mod db_pg;
 mod endpoints;
 mod exit;
+mod family;
 mod help;
 mod keys;
 mod open;

@@ -254,7 +254,7 @@ async fn follow(client: &Client, run_id: &str, deadline: Option<Instant>, json: 
             Ok(Exit::Interrupted)
         }
         Some(Err(e)) => Err(e.into()),
-        Some(Ok(Some(run))) => Ok(report(&run, json)),
+        Some(Ok(Some(run))) => Ok(report(client, &run, json).await),
         Some(Ok(None)) => {
             eprintln!(
                 "timed out waiting for {run_id}; it is still running (check later with `flowctl wait {run_id}`)"
@@ -280,14 +280,19 @@ fn current_step(run: &RunView) -> String {
     format!("{}/{} {}{waits}", current + 1, steps.len(), id)
 }
 
-/// Output on stdout when completed; the error on stderr otherwise. The branches taken
-/// and the steps skipped go to stderr, beside the output, not in it.
-fn report(run: &RunView, json: bool) -> Exit {
+/// Output on stdout when completed; the error on stderr otherwise. The branches taken,
+/// the steps skipped, the parent and the child runs go to stderr, beside the output, not
+/// in it.
+async fn report(client: &Client, run: &RunView, json: bool) -> Exit {
     let completed = run.status == "completed";
     if json {
         print_json(run);
     } else {
         for line in control_flow_lines(run) {
+            eprintln!("{line}");
+        }
+        let tree = super::family::fetch(client, run).await;
+        for line in super::family::lines(run, tree.as_ref()) {
             eprintln!("{line}");
         }
         if completed {

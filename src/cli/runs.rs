@@ -24,9 +24,12 @@ pub enum RunsCommand {
         /// Only runs in this status
         #[arg(long, value_parser = crate::engine::RunStatus::ALL)]
         status: Option<String>,
-        /// Only runs started this way: api, schedule, webhook, replay or batch
+        /// Only runs started this way: api, schedule, webhook, replay, batch or workflow
         #[arg(long, value_name = "TYPE")]
         trigger: Option<String>,
+        /// Only the child runs of this run (run_…): its sub-workflow runs
+        #[arg(long, value_name = "RUN_ID")]
+        parent: Option<String>,
         /// How many runs to show, 1 to 100
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100), conflicts_with = "all")]
         limit: u32,
@@ -34,7 +37,8 @@ pub enum RunsCommand {
         #[arg(long)]
         all: bool,
     },
-    /// Show one run with its steps, as JSON
+    /// Show one run with its steps, as JSON; on stderr the branches taken, the steps
+    /// skipped and why, its parent run and the tree of its child runs
     Show {
         /// Run id (run_…)
         run_id: String,
@@ -63,6 +67,7 @@ pub async fn runs(client: &Client, cmd: &RunsCommand, json: bool) -> CmdResult {
             workflow,
             status,
             trigger,
+            parent,
             limit,
             all,
         } => {
@@ -70,8 +75,9 @@ pub async fn runs(client: &Client, cmd: &RunsCommand, json: bool) -> CmdResult {
                 workflow_id: workflow.clone(),
                 status: status.clone(),
                 trigger_type: trigger.clone(),
+                parent_run_id: parent.clone(),
                 limit: Some(if *all { 100 } else { *limit }),
-                cursor: None,
+                ..RunFilter::default()
             };
             let mut runs = vec![];
             loop {
@@ -118,6 +124,10 @@ pub async fn runs(client: &Client, cmd: &RunsCommand, json: bool) -> CmdResult {
                     eprintln!("{line}");
                 }
                 for line in block_progress(&run) {
+                    eprintln!("{line}");
+                }
+                let tree = super::family::fetch(client, &run).await;
+                for line in super::family::lines(&run, tree.as_ref()) {
                     eprintln!("{line}");
                 }
             }
@@ -173,7 +183,7 @@ fn duration(ms: i64) -> String {
 
 /// A misspelled `--trigger` gets the nearest trigger type.
 fn list_failure(e: ClientError, trigger: &Option<String>) -> Failure {
-    const TYPES: [&str; 5] = ["api", "schedule", "webhook", "replay", "batch"];
+    const TYPES: [&str; 6] = ["api", "schedule", "webhook", "replay", "batch", "workflow"];
     match trigger {
         Some(t) if !TYPES.contains(&t.as_str()) => Failure::usage(format!(
             "--trigger: {}",

@@ -439,6 +439,41 @@ test("the timeline's labels never overprint, long errors are clamped, waiting st
   }
 });
 
+test("a run page shows the branch taken and why steps were skipped, and links parent and child runs", { skip }, async () => {
+  for (const def of [
+    { id: "wf_leaf", name: "Leaf", steps: [{ id: "echo", type: "transform", config: { mapping: { n: "{{ input.n }}" } } }] },
+    { id: "wf_order", name: "Order", steps: [
+      { id: "check-amount", type: "condition", config: {
+        conditions: { left: "{{ input.amount }}", operator: "gt", right: "1000" }, then: ["approve"], else: ["send"] } },
+      { id: "approve", type: "transform", config: { mapping: { approver: "finance@example.com" } } },
+      { id: "send", type: "workflow", config: { workflowId: "wf_leaf", input: { n: "{{ input.amount }}" } } },
+    ] },
+  ]) {
+    const r = await api("POST", "/api/v1/workflows", def);
+    assert.ok(r.status < 300, JSON.stringify(r.body));
+  }
+  const id = await trigger("wf_order", { amount: 5 });
+  assert.equal((await waitFinished(id)).status, "completed");
+  await page.goto(url + `/ui/runs/${id}`);
+  assert.equal(await page.locator("#parent-run").count(), 0, "a root has no parent");
+  assert.equal(await page.locator("#step-check-amount .step-branch").innerText(), "Took branch else");
+  assert.equal(await page.locator("#step-approve .step-skip").innerText(), "Skipped: check-amount took else");
+  const tree = page.locator("#children ul.run-tree li");
+  assert.equal(await tree.count(), 1);
+  assert.match(await tree.innerText(), /^run_\S+ wf_leaf v1\s+\W*completed from step send$/);
+  const child = await tree.locator("a").innerText();
+  assert.equal(await page.locator("#step-send .step-child a").innerText(), child, "the step links its child run");
+  await shot("run-children");
+  await axe("run page with a branch and a child run");
+  await tree.locator("a").click();
+  await page.waitForURL(new RegExp(`/ui/runs/${child}$`));
+  assert.equal(await page.locator("#parent-run").innerText(), `${id} (step send)`);
+  assert.equal((await page.locator("#step-echo pre").innerText()).replace(/\s+/g, ""), '{"n":5}');
+  await axe("child run page");
+  await page.locator("#parent-run a", { hasText: "send" }).click();
+  await page.waitForURL(new RegExp(`/ui/runs/${id}#step-send$`));
+});
+
 test("no console errors (CSP violations included) on any page", { skip }, async () => {
   for (const path of ["/ui/runs", `/ui/runs/${runs.ok}`, "/ui/overview"]) {
     await page.goto(url + path);

@@ -301,7 +301,11 @@ async fn a_condition_committed_before_a_crash_is_not_evaluated_again() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_invoice_by_amount_example_branches_on_amount_as_documented() {
     let s = TestApp::start();
-    let out = s.cli(&["apply", "workflows/invoice_by_amount.json"]);
+    let out = s.cli(&[
+        "apply",
+        "workflows/invoice_by_amount.json",
+        "workflows/send_invoice.json",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         !stderr(&out).contains("warning"),

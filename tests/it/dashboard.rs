@@ -315,3 +315,98 @@ async fn the_run_page_shows_the_branch_taken_and_why_steps_were_skipped() {
     assert!(html.contains("Skipped: check-amount took else"), "{html}");
     assert!(html.contains("Skipped: done stopped the run"), "{html}");
 }
+
+/// A run's children, oldest first.
+async fn child_ids(s: &TestApp, id: &str) -> Vec<String> {
+    let (_, list) = s.get(&format!("/api/v1/runs?parentRunId={id}")).await;
+    let mut ids: Vec<String> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.reverse();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_run_page_links_parent_and_children_and_draws_the_roots_tree() {
+    let s = TestApp::start();
+    s.apply(json!({"name": "Leaf", "steps": [
+        {"id": "echo", "type": "transform", "config": {"mapping": {"n": "{{ input.n }}"}}}]}))
+        .await;
+    s.apply(json!({"name": "Middle", "steps": [
+        {"id": "leaf", "type": "workflow", "config": {"workflowId": "wf_leaf", "input": {"n": 2}}}]}))
+        .await;
+    s.apply(json!({"name": "Top", "steps": [
+        {"id": "big", "type": "workflow", "config": {"workflowId": "wf_middle"}},
+        {"id": "notify", "type": "workflow", "config": {"workflowId": "wf_leaf", "input": {"n": 1}}}
+    ]}))
+    .await;
+    let root = s.trigger("wf_top", json!({})).await;
+    s.wait_for_run(&root, Duration::from_secs(20)).await;
+    let top = child_ids(&s, &root).await;
+    let (middle, notify) = (top[0].clone(), top[1].clone());
+    let leaf = child_ids(&s, &middle).await[0].clone();
+    let cookie = login(&s, &s.create_key("reader", "runs:read")).await;
+
+    let (status, html) = page(&s, &cookie, &format!("/ui/runs/{root}")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Child runs"), "{html}");
+    assert!(!html.contains("Parent run"), "a root has no parent: {html}");
+    // The tree: the middle run holds the leaf in a nested list, then notify's child.
+    let at = |needle: &str| {
+        html.find(needle)
+            .unwrap_or_else(|| panic!("{needle} not in {html}"))
+    };
+    let tree = &html[at("<ul class=\"run-tree\">")..];
+    let (m, l, n) = (
+        tree.find(&format!("href=\"/ui/runs/{middle}\"")).unwrap(),
+        tree.find(&format!("href=\"/ui/runs/{leaf}\"")).unwrap(),
+        tree.find(&format!("href=\"/ui/runs/{notify}\"")).unwrap(),
+    );
+    assert!(m < l && l < n, "middle, its leaf, then notify: {tree}");
+    assert!(
+        tree[m..l].contains("<ul class=\"run-tree\">"),
+        "the leaf is nested: {tree}"
+    );
+    assert!(tree.contains(" from step big"), "{tree}");
+    // The `workflow` step links its child run.
+    let step = &html[at("id=\"step-big\"")..at("id=\"step-notify\"")];
+    assert!(
+        step.contains(&format!(
+            "Child run <a class=\"mono\" href=\"/ui/runs/{middle}\""
+        )),
+        "{step}"
+    );
+
+    let (_, html) = page(&s, &cookie, &format!("/ui/runs/{leaf}")).await;
+    assert!(
+        html.contains(&format!(
+            "<dd id=\"parent-run\"><a class=\"mono\" href=\"/ui/runs/{middle}\">"
+        )),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("href=\"/ui/runs/{middle}#step-leaf\"")),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!(
+            "<dd id=\"root-run\"><a class=\"mono\" href=\"/ui/runs/{root}\">"
+        )),
+        "{html}"
+    );
+    assert!(!html.contains("Child runs"), "{html}");
+
+    let (_, html) = page(&s, &cookie, &format!("/ui/runs/{middle}")).await;
+    assert!(
+        html.contains(&format!("href=\"/ui/runs/{root}#step-big\"")),
+        "{html}"
+    );
+    assert!(!html.contains("Root run"), "the parent is the root: {html}");
+    assert!(
+        html.contains(&format!("href=\"/ui/runs/{leaf}\"")),
+        "{html}"
+    );
+}

@@ -21,6 +21,7 @@ mod db_copy;
 mod disk_full;
 mod docs;
 mod durability;
+mod family_views;
 mod hardening_connections;
 mod hardening_files;
 mod hardening_redirects;

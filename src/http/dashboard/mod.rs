@@ -8,6 +8,7 @@
 mod blocks;
 mod endpoints;
 mod approve;
+mod family;
 mod layout;
 pub(crate) mod link;
 mod overview;

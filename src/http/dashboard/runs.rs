@@ -4,7 +4,7 @@
 
 use super::layout::{self, Shell, badge, error_line, json_block, opt_duration, opt_time};
 use super::session::{Session, check_csrf, urlencode};
-use super::{FormData, Page, PageError, PathId, query_map, timeline};
+use super::{FormData, Page, PageError, PathId, family, query_map, timeline};
 use crate::engine::RunStatus;
 use crate::http::AppState;
 use crate::http::views::run_view;
@@ -227,6 +227,7 @@ pub async fn show(
         .principal
         .require(&[Scope::RunsRead, Scope::WorkflowsExecute])?;
     let run = state.store.get_run(id).await?;
+    let tree = family::fetch(&state.store, &run).await?;
     let wf = state
         .catalog
         .version(&run.workflow_id, run.workflow_version)
@@ -261,6 +262,22 @@ pub async fn show(
                 dt { "Workflow" }
                 dd { a href={ "/ui/workflows/" (view.workflow_id) } { (view.workflow_id) } " v" (view.workflow_version) }
                 dt { "Trigger" } dd { (view.trigger_type) }
+                @if let Some(parent) = &view.parent_run_id {
+                    dt { "Parent run" }
+                    dd #parent-run {
+                        a.mono href={ "/ui/runs/" (parent) } { (parent) }
+                        @if let Some(step) = &view.parent_step_id {
+                            " (step " a href={ "/ui/runs/" (parent) "#step-" (step) } { (step) } ")"
+                        }
+                    }
+                    @if &view.root_run_id != parent {
+                        dt { "Root run" }
+                        dd #root-run { a.mono href={ "/ui/runs/" (view.root_run_id) } { (view.root_run_id) } " (depth " (view.depth) ")" }
+                    }
+                }
+                @if view.redrive_count > 0 {
+                    dt { "Redriven" } dd { (view.redrive_count) @if view.redrive_count == 1 { " time" } @else { " times" } }
+                }
                 dt { "Idempotency key" } dd.mono { (view.idempotency_key.as_deref().unwrap_or("—")) }
                 dt { "Connection" } dd.mono { (view.connection_id.as_deref().unwrap_or("—")) }
                 dt { "Created" } dd { (layout::time(created)) }
@@ -278,6 +295,18 @@ pub async fn show(
                 }
             }
             (super::approve::run_waits(&view, &session))
+            @if !tree.is_empty() {
+                section #children aria-labelledby="children-title" {
+                    h2 #children-title { "Child runs" }
+                    @if let Some(c) = &view.children {
+                        p.muted {
+                            (c["total"]) " in all: " (c["completed"]) " completed, "
+                            (c["failed"]) " failed, " (c["running"]) " running"
+                        }
+                    }
+                    (family::render(&tree, &view.id))
+                }
+            }
             section aria-labelledby="tl-title" {
                 h2 #tl-title { "Timeline" }
                 (timeline::render(&view.steps, started.unwrap_or(created), completed.unwrap_or(now)))
@@ -307,6 +336,12 @@ pub async fn show(
                             @if s.status == "waiting" {
                                 @if let Some(at) = s.output.get("resumeAt").and_then(|v| v.as_str()).and_then(crate::time::parse_rfc3339) {
                                     p.resumes { "Resumes " (layout::time(at)) }
+                                }
+                            }
+                            @for child in tree.started_by(&view.id, &s.id) {
+                                p.step-child {
+                                    "Child run " a.mono href={ "/ui/runs/" (child.id) } { (child.id) }
+                                    " (" (child.workflow_id) ") " (badge(child.status.as_str()))
                                 }
                             }
                             @if let Some(branch) = s.branch_taken() {

@@ -122,7 +122,7 @@ fn schemas() -> Value {
             "type": "object",
             "required": ["id", "status", "workflowId", "workflowVersion", "input", "output",
                 "error", "idempotencyKey", "connectionId", "triggerType", "createdAt", "startedAt",
-                "completedAt", "durationMs"],
+                "completedAt", "durationMs", "parentRunId", "rootRunId", "depth", "redriveCount"],
             "properties": {
                 "id": {"type": "string"},
                 "status": {"type": "string", "enum": RunStatus::ALL},
@@ -141,12 +141,15 @@ fn schemas() -> Value {
                 "durationMs": {"type": ["integer", "null"]},
                 "parentRunId": {"type": ["string", "null"],
                     "description": "The run whose `workflow` step started this one"},
-                "parentStepId": {"type": "string"},
+                "parentStepId": {"type": "string",
+                    "description": "The parent's step that started this run (left out without a parent)"},
                 "key": {"type": "string",
                     "description": "Under its parent's step: a loop item's index or a parallel branch's name"},
                 "rootRunId": {"type": "string", "description": "The top of the run's tree (itself without a parent)"},
-                "depth": {"type": "integer", "minimum": 0, "maximum": 25},
-                "redriveCount": {"type": "integer", "minimum": 0},
+                "depth": {"type": "integer", "minimum": 0, "maximum": 25,
+                    "description": "Hops from the root: 0 for a run started from outside"},
+                "redriveCount": {"type": "integer", "minimum": 0,
+                    "description": "How often the run was continued with `POST /api/v1/runs/{id}/redrive`"},
                 "children": {"type": "object", "description": "Its child runs by status (on one run, not in lists)",
                     "properties": {"total": {"type": "integer"}, "completed": {"type": "integer"},
                         "failed": {"type": "integer"}, "running": {"type": "integer"}}},
@@ -167,7 +170,11 @@ fn schemas() -> Value {
                 "waitingFor": {"type": "string", "enum": ["approval", "callback", "children"],
                     "description": "What a `waiting` step waits for (left out otherwise)"},
                 "status": {"type": "string", "enum": STEP_STATUSES},
-                "output": {},
+                "output": {"description": "The step's output (any JSON). While a step is `waiting`: \
+                    a `workflow` step's is `{waitingFor: \"children\", runId, progress: {total, running, \
+                    completed, failed}}` (schema `ChildWait`), a `wait` step's `{resumeAt}`. A `condition`'s \
+                    is `{result, branch}`; a `workflow` step's, once done, the child run's output \
+                    (`{runId}` with `wait: false`)"},
                 "error": {},
                 "attempts": {"type": "integer", "minimum": 0},
                 "warnings": {"type": "array", "items": {"type": "string"},
@@ -187,6 +194,20 @@ fn schemas() -> Value {
                 },
                 "startedAt": nullable_timestamp(),
                 "completedAt": nullable_timestamp()
+            }
+        },
+        "ChildWait": {
+            "type": "object",
+            "description": "The output of a `workflow` step while it waits for its child run",
+            "required": ["waitingFor", "runId", "progress"],
+            "properties": {
+                "waitingFor": {"type": "string", "enum": ["children"]},
+                "runId": {"type": "string", "description": "The child run"},
+                "progress": {"type": "object", "required": ["total", "running", "completed", "failed"],
+                    "properties": {"total": {"type": "integer", "minimum": 0},
+                        "running": {"type": "integer", "minimum": 0},
+                        "completed": {"type": "integer", "minimum": 0},
+                        "failed": {"type": "integer", "minimum": 0}}}
             }
         },
         "WorkflowDefinition": super::more_paths::definition_schema(),

@@ -292,9 +292,12 @@ pub(super) async fn redrive(db: &Db<'_, '_>, seq: i64) -> Result<bool> {
     )
     .await?;
     // A new queue row's token starts above any the run's old holders had (a
-    // token never grows by the millisecond), so none of them can write.
+    // token never grows by the millisecond), so none of them can write. A run that
+    // had started keeps a start time (now: its timeout counts from the redrive), so
+    // the claim reads its completed steps back instead of running them again.
     db.query(
-        "WITH r AS (UPDATE runs SET status = 'pending', output = NULL, error = NULL, started_at = NULL, \
+        "WITH r AS (UPDATE runs SET status = 'pending', output = NULL, error = NULL, \
+           started_at = CASE WHEN started_at IS NULL THEN NULL ELSE flowctl_now_ms() END, \
            completed_at = NULL, cancel_requested = FALSE, redrive_count = redrive_count + 1 \
            WHERE seq = ANY($1) RETURNING seq, workflow_id) \
          INSERT INTO run_queue (seq, workflow_id, not_before, lease_token) \

@@ -169,17 +169,22 @@ pub(super) fn counts(c: &Connection, id: &str) -> Result<Option<ChildCounts>> {
 /// with `redrive_count` one higher, and its waited-for children that did not
 /// complete are redriven too (their ids are fixed, so the parent's repeated
 /// spawn finds them). Returns whether anything changed.
-pub(super) fn redrive(c: &Connection, seq: i64) -> Result<bool> {
+///
+/// A run that had started restarts its clock at `now` (its `timeoutMs` counts from
+/// there) but keeps a start time: a claim reads the step results only of a run that
+/// started, and the completed ones must be kept, not run again.
+pub(super) fn redrive(c: &Connection, seq: i64, now: i64) -> Result<bool> {
     let n = c
         .prepare_cached(&format!(
-            "UPDATE runs SET status = 'pending', output = NULL, error = NULL, started_at = NULL, \
+            "UPDATE runs SET status = 'pending', output = NULL, error = NULL, \
+             started_at = CASE WHEN started_at IS NULL THEN NULL ELSE ?2 END, \
              completed_at = NULL, ready = 1, not_before = 0, cancel_requested = 0, \
              lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1, \
              redrive_count = redrive_count + 1 \
              WHERE seq = ?1 AND status IN ({})",
             redrivable_sql()
         ))?
-        .execute([seq])?;
+        .execute(params![seq, now])?;
     if n == 0 {
         return Ok(false);
     }
@@ -198,7 +203,7 @@ pub(super) fn redrive(c: &Connection, seq: i64) -> Result<bool> {
         .query_map([seq], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for kid in kids {
-        redrive(c, kid)?;
+        redrive(c, kid, now)?;
     }
     Ok(true)
 }

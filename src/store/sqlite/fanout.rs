@@ -208,7 +208,7 @@ fn fill(c: &Connection, w: &mut Window, now: i64) -> Result<()> {
             Some((seq, status))
                 if matches!(status.as_str(), "failed" | "cancelled" | "timed_out") =>
             {
-                super::children::redrive(c, seq)?;
+                super::children::redrive(c, seq, now)?;
                 w.running += 1;
             }
             // Completed, or still going (counted when the window was reset).

@@ -318,7 +318,7 @@ impl crate::store::ports::Redrives for SqliteStore {
     async fn redrive_run(&self, id: String) -> Result<Option<RunRow>> {
         self.write(move |c| {
             let run = run_by_id(c, &id, false)?.ok_or(StoreError::NotFound("run"))?;
-            if !super::children::redrive(c, run.seq)? {
+            if !super::children::redrive(c, run.seq, crate::time::now_ms())? {
                 return Ok(None);
             }
             run_by_id(c, &id, true)

@@ -22,6 +22,7 @@ const RUN: Op = ("GET", "/api/v1/runs/{id}");
 const RUNS: Op = ("GET", "/api/v1/runs");
 const CANCEL: Op = ("POST", "/api/v1/runs/{id}/cancel");
 const REPLAY: Op = ("POST", "/api/v1/runs/{id}/replay");
+const REDRIVE: Op = ("POST", "/api/v1/runs/{id}/redrive");
 const CREATE_CONN: Op = ("POST", "/api/v1/connections");
 const CONNS: Op = ("GET", "/api/v1/connections");
 const CONN: Op = ("GET", "/api/v1/connections/{id}");
@@ -66,6 +67,74 @@ impl Api<'_> {
             key: key.map(String::from),
         }
     }
+}
+
+/// Child runs, a waiting `workflow` step and redrive, against the document.
+#[tokio::test(flavor = "multi_thread")]
+async fn child_runs_and_redrive_answers_match_the_document() {
+    let s = TestApp::start();
+    let api = Api {
+        s: &s,
+        doc: document(&s).await,
+        key: Some(s.key.clone()),
+    };
+    let child = json!({"name": "Slow Child", "steps": [
+        {"id": "nap", "type": "wait", "config": {"durationMs": 60000}}]});
+    api.expect(APPLY, "/api/v1/workflows", Some(child), 201)
+        .await;
+    let parent = json!({"name": "Waiting Parent", "steps": [
+        {"id": "call", "type": "workflow", "config": {"workflowId": "wf_slow_child"}}]});
+    api.expect(APPLY, "/api/v1/workflows", Some(parent), 201)
+        .await;
+    let (v, _) = api
+        .expect(
+            TRIGGER,
+            "/api/v1/workflows/wf_waiting_parent/run",
+            None,
+            202,
+        )
+        .await;
+    let id = v["data"]["runId"].as_str().unwrap().to_string();
+    let run_path = format!("/api/v1/runs/{id}");
+    let waiting = eventually(Duration::from_secs(10), || async {
+        let (v, _) = api.expect(RUN, &run_path, None, 200).await;
+        (v["data"]["steps"][0]["status"] == "waiting").then_some(v)
+    })
+    .await;
+    let output = &waiting["data"]["steps"][0]["output"];
+    assert_eq!(output["waitingFor"], "children", "{waiting}");
+    let errors = schema_errors(
+        &inline(&api.doc, &json!({"$ref": "#/components/schemas/ChildWait"})),
+        output,
+    );
+    assert!(errors.is_empty(), "{errors:?}: {output}");
+    assert_eq!(waiting["data"]["children"]["running"], 1, "{waiting}");
+    let (v, _) = api
+        .expect(RUNS, &format!("/api/v1/runs?parentRunId={id}"), None, 200)
+        .await;
+    let kid = v["data"][0].clone();
+    assert_eq!(kid["parentRunId"], id.as_str(), "{v}");
+    assert_eq!(kid["parentStepId"], "call");
+    assert_eq!(kid["rootRunId"], id.as_str());
+    assert_eq!(kid["depth"], 1);
+    api.expect(RUNS, "/api/v1/runs?includeChildren=true", None, 200)
+        .await;
+    // Redrive: refused while the run is unfinished, accepted once it is cancelled.
+    let (v, _) = api
+        .expect(REDRIVE, &format!("{run_path}/redrive"), None, 400)
+        .await;
+    assert_eq!(v["error"]["code"], "INVALID_STATUS", "{v}");
+    api.expect(REDRIVE, "/api/v1/runs/run_nope/redrive", None, 404)
+        .await;
+    api.expect(CANCEL, &format!("{run_path}/cancel"), None, 200)
+        .await;
+    s.wait_for_run(&id, Duration::from_secs(10)).await;
+    let (v, _) = api
+        .expect(REDRIVE, &format!("{run_path}/redrive"), None, 200)
+        .await;
+    assert_eq!(v["data"]["redriveCount"], 1, "{v}");
+    api.expect(CANCEL, &format!("{run_path}/cancel"), None, 200)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
