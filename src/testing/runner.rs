@@ -18,7 +18,7 @@ use super::mocks::{Mock, Mocks};
 use crate::engine::{self, Effect, Event, RunState, RunStatus, StepRecord};
 use crate::workflow::{CompiledWorkflow, StepKind};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -66,13 +66,58 @@ pub fn has_step(wf: &CompiledWorkflow, id: &str) -> bool {
 }
 
 /// The mock of a step; in a loop item's run, a list mock gives the item its element.
-fn mock_for(mocks: &Mocks, id: &str, item: Option<usize>) -> Option<Mock> {
-    match (mocks.get(id)?, item) {
+fn mock_for(mocks: &Mocks, id: &str, item: Option<usize>, locals: &Value) -> Option<Mock> {
+    let mock = match (mocks.get(id)?, item) {
         (Mock::Output(Value::Array(list)), Some(k)) => {
             let one = list.get(k)?;
-            Some(Mock::from_value(one).unwrap_or_else(|_| Mock::Output(one.clone())))
+            Mock::from_value(one).unwrap_or_else(|_| Mock::Output(one.clone()))
         }
-        (m, _) => Some(m.clone()),
+        (m, _) => m.clone(),
+    };
+    Some(match mock {
+        Mock::Output(v) if locals.as_object().is_some_and(|l| !l.is_empty()) => {
+            render_mock(&v, locals)
+        }
+        m => m,
+    })
+}
+
+/// Inside a loop body a mock's strings may be templates over the item's
+/// variables (`"INV-{{ invoice.id }}"`, `"{{ i | times: 10 }}"`): each item
+/// gets its own answer. A template that fails makes the step fail with
+/// `TEMPLATE_ERROR`, as a step's own config would.
+fn render_mock(v: &Value, locals: &Value) -> Mock {
+    let names: Vec<String> = locals
+        .as_object()
+        .map(|l| l.keys().cloned().collect())
+        .unwrap_or_default();
+    let compiled =
+        crate::template::with_locals(&names, || crate::template::CompiledValue::compile(v));
+    let failed = |message: String| Mock::Error {
+        code: "TEMPLATE_ERROR".into(),
+        message: format!("in the mock: {message}"),
+        retryable: false,
+    };
+    let compiled = match compiled {
+        Ok(c) => c,
+        Err(errors) => {
+            let first = errors.first().map(|e| e.1.to_string()).unwrap_or_default();
+            return failed(first);
+        }
+    };
+    let (empty, null) = (Map::new(), Value::Null);
+    let ctx = crate::template::Context {
+        input: &null,
+        steps: &empty,
+        variables: &null,
+        run: &null,
+        workflow: &null,
+        now: "",
+        locals,
+    };
+    match compiled.render(&ctx) {
+        Ok(r) => Mock::Output(r.value),
+        Err(e) => failed(e.1.to_string()),
     }
 }
 
@@ -242,6 +287,19 @@ fn run_in(
         },
         None => input,
     };
+    // A loop item's variables (its run's input, with the enclosing loops'):
+    // what template mocks of its body see.
+    let locals = match (frame.item, &input) {
+        (Some(_), Value::Object(own)) => {
+            let mut vars = match frame.outer.as_deref().and_then(|o| o.get("vars")) {
+                Some(Value::Object(v)) => v.clone(),
+                _ => Map::new(),
+            };
+            vars.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+            Value::Object(vars)
+        }
+        _ => Value::Null,
+    };
     let mut state = RunState::new(
         wf,
         start.run_id.clone(),
@@ -277,7 +335,7 @@ fn run_in(
             Effect::Execute { idx, config, .. } => {
                 let step = &wf.steps[idx];
                 extra[idx].config = Some(config);
-                match mock_for(mocks, &step.id, frame.item) {
+                match mock_for(mocks, &step.id, frame.item, &locals) {
                     Some(Mock::Output(output)) => Event::StepSucceeded { idx, output },
                     Some(Mock::Error {
                         code,
@@ -305,7 +363,7 @@ fn run_in(
             }
             // An approval or a callback wait: the mock is what the people or
             // the outside system answered, the step's output. Fail-closed too.
-            Effect::Suspend(sp) => match mock_for(mocks, &sp.step_id, frame.item) {
+            Effect::Suspend(sp) => match mock_for(mocks, &sp.step_id, frame.item, &locals) {
                 Some(Mock::Output(output)) => Event::StepSucceeded {
                     idx: sp.idx,
                     output,
@@ -388,7 +446,7 @@ fn run_in(
                 extra[sp.idx].config =
                     Some(json!({"workflowId": sp.workflow_id, "input": sp.input, "wait": sp.wait}));
                 // The child's result as the store records it on the waiting step.
-                let mock = mock_for(mocks, &step_id, frame.item);
+                let mock = mock_for(mocks, &step_id, frame.item, &locals);
                 let (child, output) = match (&mock, library.get(&sp.workflow_id)) {
                     (Some(Mock::Output(out)), _) => (
                         json!({"runId": sp.child_run_id, "status": "completed", "output": out, "error": null}),

@@ -250,3 +250,40 @@ fn a_loop_runs_each_item_through_the_engine_with_a_mock_per_item() {
         Verdict::Passed
     );
 }
+
+#[test]
+fn a_template_mock_answers_each_loop_item_from_its_variables() {
+    let w = wf(json!({"id": "wf_loop_t", "name": "Loop", "steps": [
+        {"id": "each", "type": "loop", "config": {
+            "collection": "{{ input.ids }}", "itemVariable": "inv", "indexVariable": "i",
+            "steps": [
+                {"id": "post", "type": "action", "action": "http.request",
+                 "config": {"method": "POST", "url": "http://127.0.0.1:9/{{ inv }}"}}
+            ],
+            "output": "{{ steps.post.output.body }}"}}
+    ]}));
+    let m = mocks(json!({"post": {"status": 200, "headers": {},
+        "body": {"invoice": "INV-{{ inv }}", "position": "{{ i | plus: 1 }}"}}}));
+    let o = run(
+        &w,
+        json!({"ids": ["a", "b"]}),
+        &m,
+        &Library::default(),
+        &Start::default(),
+    );
+    assert_eq!(o.status, "completed", "{o:#?}");
+    assert_eq!(
+        o.step("each").unwrap().output["items"],
+        json!([{"invoice": "INV-a", "position": 1}, {"invoice": "INV-b", "position": 2}])
+    );
+    // A template that fails makes the item's step fail, never a live call.
+    let bad = mocks(json!({"post": {"body": "{{ inv | no_such_filter }}"}}));
+    let o = run(
+        &w,
+        json!({"ids": ["a"]}),
+        &bad,
+        &Library::default(),
+        &Start::default(),
+    );
+    assert_eq!(o.status, "failed", "{o:#?}");
+}

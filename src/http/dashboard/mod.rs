@@ -5,9 +5,9 @@
 //! in `session.rs`. A part of the HTTP adapter: it uses the parent's state,
 //! auth, parameters, views and error mapping; only the router mounts it.
 
+mod approve;
 mod blocks;
 mod endpoints;
-mod approve;
 mod family;
 mod layout;
 pub(crate) mod link;
