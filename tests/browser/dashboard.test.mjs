@@ -474,6 +474,39 @@ test("a run page shows the branch taken and why steps were skipped, and links pa
   await page.waitForURL(new RegExp(`/ui/runs/${id}#step-send$`));
 });
 
+test("the approvals inbox approves a suspended run, and its page shows who decided", { skip }, async () => {
+  const def = { id: "wf_refund", name: "Refund", steps: [
+    { id: "ask", type: "approval", config: { approvers: ["finance@example.com"], reason: "Refund {{ input.amount }} EUR" } },
+    { id: "refund", type: "transform", if: "{{ steps.ask.output.approved }}", config: { mapping: { refunded: "{{ input.amount }}" } } },
+  ] };
+  const r = await api("POST", "/api/v1/workflows", def);
+  assert.ok(r.status < 300, JSON.stringify(r.body));
+  const id = await trigger("wf_refund", { amount: 750 });
+  for (let i = 0; i < 100; i++) {
+    if ((await api("GET", `/api/v1/runs/${id}`)).body.data.status === "suspended") break;
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  assert.equal((await api("GET", `/api/v1/runs/${id}`)).body.data.status, "suspended");
+  await page.goto(url + "/ui/approvals");
+  const item = page.locator("article.approval", { hasText: id });
+  await item.locator(".reason", { hasText: "Refund 750 EUR" }).waitFor();
+  await shot("approvals");
+  await axe("approvals inbox");
+  await item.getByLabel("Comment (optional)").fill("ok, goodwill");
+  await item.getByRole("button", { name: "Approve" }).click();
+  await page.waitForURL(/\/ui\/approvals$/);
+  await page.getByText("No run waits for a decision.").waitFor();
+  const run = await waitFinished(id);
+  assert.equal(run.status, "completed");
+  const ask = run.steps.find((s) => s.id === "ask");
+  assert.equal(ask.output.approved, true);
+  assert.equal(ask.output.comment, "ok, goodwill");
+  await page.goto(url + `/ui/runs/${id}`);
+  const waits = page.locator("section.waits");
+  await waits.getByText("ok, goodwill").waitFor();
+  await axe("run page with a decided approval");
+});
+
 test("no console errors (CSP violations included) on any page", { skip }, async () => {
   for (const path of ["/ui/runs", `/ui/runs/${runs.ok}`, "/ui/overview"]) {
     await page.goto(url + path);
