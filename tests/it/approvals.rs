@@ -953,3 +953,44 @@ async fn an_approval_inside_a_sub_workflow_holds_its_parent_until_decided() {
     let (st, _, v) = decide(&s, &key, &child, "ask", "approve").await;
     assert_eq!(st, 410, "{v}");
 }
+
+/// `flowctl db copy` carries what a suspended run waits on: an approval
+/// pending on SQLite is decided on PostgreSQL and the run goes on there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_approval_copied_to_postgres_is_decided_there() {
+    let Some(base) = pg::cluster_or_skip("a_pending_approval_copied_to_postgres") else {
+        return;
+    };
+    let home = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let db = home.path().join("flowctl.db");
+    let mut s = Server::start_at(home.clone(), db.clone(), &[], &[]);
+    s.apply(approval_wf(
+        "Refund Copied",
+        json!({"approvers": ["ops"], "reason": "Refund {{ input.amount }}"}),
+    ))
+    .await;
+    let id = s.trigger("wf_refund_copied", json!({"amount": 640})).await;
+    until_suspended(&s, &id).await;
+    s.kill();
+
+    let target = pg::create_database(&base);
+    let mut copy = std::process::Command::new(BIN);
+    env_for(&mut copy, home.path());
+    let out = copy
+        .args(["db", "copy", "--to", &target, "--db"])
+        .arg(&db)
+        .env_remove("FLOWCTL_SECRET_KEY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "db copy failed: {}", stderr(&out));
+    assert!(stdout(&out).contains("approvals"), "{}", stdout(&out));
+    let key = std::fs::read_to_string(home.path().join("secret.key")).unwrap();
+    let node = Server::start_node(&target, &[("FLOWCTL_SECRET_KEY", key.trim())], &[]);
+    let run = until_suspended(&node, &id).await;
+    assert_eq!(step(&run, "ask")["output"]["reason"], "Refund 640", "{run}");
+    let (status, _, body) = decide(&node, &node.key, &id, "ask", "approve").await;
+    assert_eq!(status, 200, "{body}");
+    let run = node.wait_for_run(&id, Duration::from_secs(30)).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["output"]["refund"], json!({"refunded": 640}), "{run}");
+}

@@ -40,6 +40,20 @@ const COLUMNS: &[(&str, &str)] = &[
         "steps",
         "run_seq, idx, step_id, status, output, error, warnings, attempts, started_at, completed_at",
     ),
+    (
+        "approvals",
+        "run_id, step_id, workflow_id, reason, approvers, required, status, resolution, \
+         created_at, expires_at, decided_at",
+    ),
+    (
+        "approval_tokens",
+        "token_hash, run_id, step_id, approver, sealed, mail_due, mail_attempts",
+    ),
+    (
+        "approval_decisions",
+        "run_id, step_id, decided_by, decision, comment, decided_at",
+    ),
+    ("callbacks", "run_id, step_id, body, headers, received_at"),
     ("idempotency_keys", "workflow_id, key, run_id, expires_at"),
     (
         "api_keys",

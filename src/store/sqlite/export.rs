@@ -46,6 +46,26 @@ const TABLES: &[(&str, &str)] = &[
         "SELECT run_seq, idx, step_id, status, output, error, warnings, attempts, \
          started_at, completed_at FROM steps ORDER BY run_seq, idx",
     ),
+    // What suspended runs wait on: approvals (tokens, decisions) and callbacks.
+    (
+        "approvals",
+        "SELECT run_id, step_id, workflow_id, reason, approvers, required, status, resolution, \
+         created_at, expires_at, decided_at FROM approvals ORDER BY run_id, step_id",
+    ),
+    (
+        "approval_tokens",
+        "SELECT token_hash, run_id, step_id, approver, sealed, mail_due, mail_attempts \
+         FROM approval_tokens ORDER BY token_hash",
+    ),
+    (
+        "approval_decisions",
+        "SELECT run_id, step_id, decided_by, decision, comment, decided_at \
+         FROM approval_decisions ORDER BY decided_at, run_id, step_id",
+    ),
+    (
+        "callbacks",
+        "SELECT run_id, step_id, body, headers, received_at FROM callbacks ORDER BY run_id, step_id",
+    ),
     (
         "idempotency_keys",
         "SELECT workflow_id, key, run_id, expires_at FROM idempotency_keys",
