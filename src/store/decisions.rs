@@ -3,7 +3,8 @@
 //! what applying a definition does to the version and status, what a
 //! cancel of a run no worker holds writes, what a commit does to the queue,
 //! how child runs are counted, recorded on their parent, listed and
-//! redriven, and the status lists SQL `IN` clauses are built from.
+//! redriven, what a decision on an approval answers, and the status lists
+//! SQL `IN` clauses are built from.
 
 use super::records::same_definition;
 use crate::engine::{RunError, RunStatus, StepStatus};
@@ -201,6 +202,78 @@ pub fn settled_steps_sql() -> String {
     sql_list(&StepStatus::SETTLED, StepStatus::as_str)
 }
 
+/// An approval as a decision finds it (its row and its run), read under the
+/// store's lock before anything is written.
+pub struct ApprovalAsFound<'a> {
+    pub run_id: &'a str,
+    pub step_id: &'a str,
+    /// `pending`, `approved` or `rejected`.
+    pub status: &'a str,
+    /// The decision that settled it (JSON), once settled.
+    pub resolution: Option<&'a str>,
+    pub expires_at: i64,
+    /// The run's status, and whether it sits parked with no worker holding it.
+    pub run_status: &'a str,
+    pub run_parked: bool,
+}
+
+/// What a decision answers before anything is written, the same on both
+/// stores: the decider's earlier decision again is a replay, a different one
+/// (or any on a settled approval) a conflict, a run no longer suspended or an
+/// approval past its deadline is expired; `None`: record the decision.
+pub fn judge_decision(
+    a: &ApprovalAsFound,
+    decision: &str,
+    previous: Option<super::DecisionRecord>,
+    now: i64,
+) -> super::Result<Option<super::DecisionOutcome>> {
+    use super::{DecisionOutcome, DecisionRecord, StoreError};
+    if let Some(prev) = previous {
+        return Ok(Some(if prev.decision == decision {
+            DecisionOutcome::Replayed {
+                run_id: a.run_id.to_string(),
+                step_id: a.step_id.to_string(),
+                record: prev,
+            }
+        } else {
+            DecisionOutcome::AlreadyDecided { recorded: prev }
+        }));
+    }
+    if a.status != "pending" {
+        let recorded = a
+            .resolution
+            .and_then(|r| serde_json::from_str::<Value>(r).ok())
+            .and_then(|v| DecisionRecord::from_value(&v))
+            .ok_or_else(|| StoreError::Decode("an approval's resolution".into()))?;
+        return Ok(Some(DecisionOutcome::AlreadyDecided { recorded }));
+    }
+    if a.run_status != RunStatus::Suspended.as_str() || !a.run_parked {
+        return Ok(Some(DecisionOutcome::Expired(format!(
+            "run {} is {}; this approval no longer decides anything",
+            a.run_id, a.run_status
+        ))));
+    }
+    if now >= a.expires_at {
+        return Ok(Some(DecisionOutcome::Expired(format!(
+            "the approval expired at {}",
+            crate::time::rfc3339(a.expires_at)
+        ))));
+    }
+    Ok(None)
+}
+
+/// The status a recorded decision settles its approval with: any rejection
+/// settles it at once, approvals count up to `required`; `None`: still open.
+pub fn settled_by(decision: &str, approvals: i64, required: i64) -> Option<&'static str> {
+    if decision == "reject" {
+        Some("rejected")
+    } else if approvals >= required {
+        Some("approved")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,5 +411,62 @@ mod tests {
             rec.to_string(),
             r#"{"runId":"run_1","status":"failed","output":null,"error":{"code":"X"}}"#
         );
+    }
+
+    #[test]
+    fn a_decision_is_judged_the_same_on_both_stores() {
+        use crate::store::{DecisionOutcome, DecisionRecord};
+        let open = ApprovalAsFound {
+            run_id: "run_1",
+            step_id: "ask",
+            status: "pending",
+            resolution: None,
+            expires_at: 100,
+            run_status: "suspended",
+            run_parked: true,
+        };
+        assert!(matches!(
+            judge_decision(&open, "approve", None, 50),
+            Ok(None)
+        ));
+        let mine = DecisionRecord {
+            by: "ana".into(),
+            decision: "approve".into(),
+            comment: None,
+            at: 10,
+        };
+        assert!(matches!(
+            judge_decision(&open, "approve", Some(mine.clone()), 50),
+            Ok(Some(DecisionOutcome::Replayed { .. }))
+        ));
+        assert!(matches!(
+            judge_decision(&open, "reject", Some(mine.clone()), 50),
+            Ok(Some(DecisionOutcome::AlreadyDecided { .. }))
+        ));
+        let settled = mine.to_value().to_string();
+        let done = ApprovalAsFound {
+            status: "approved",
+            resolution: Some(&settled),
+            ..open
+        };
+        assert!(matches!(
+            judge_decision(&done, "reject", None, 50),
+            Ok(Some(DecisionOutcome::AlreadyDecided { .. }))
+        ));
+        let held = ApprovalAsFound {
+            run_parked: false,
+            ..open
+        };
+        assert!(matches!(
+            judge_decision(&held, "approve", None, 50),
+            Ok(Some(DecisionOutcome::Expired(_)))
+        ));
+        assert!(matches!(
+            judge_decision(&open, "approve", None, 100),
+            Ok(Some(DecisionOutcome::Expired(_)))
+        ));
+        assert_eq!(settled_by("reject", 0, 2), Some("rejected"));
+        assert_eq!(settled_by("approve", 1, 2), None);
+        assert_eq!(settled_by("approve", 2, 2), Some("approved"));
     }
 }

@@ -303,49 +303,33 @@ async fn decide(tx: &Transaction<'_>, req: DecisionRequest) -> Result<DecisionOu
     };
     let (a_status, resolution, expires_at, required): (String, Option<String>, i64, i64) =
         (a.get(0), a.get(1), a.get(2), a.get(3));
-    let prev = tx
+    let previous = tx
         .query_opt(
             "SELECT decision, comment, decided_at FROM approval_decisions \
              WHERE run_id = $1 AND step_id = $2 AND decided_by = $3",
             &[&run_id, &step_id, &by],
         )
         .await
-        .map_err(pg)?;
-    if let Some(p) = prev {
-        let prev = DecisionRecord {
+        .map_err(pg)?
+        .map(|p| DecisionRecord {
             by: by.clone(),
             decision: p.get(0),
             comment: p.get(1),
             at: p.get(2),
-        };
-        return Ok(if prev.decision == req.decision {
-            DecisionOutcome::Replayed {
-                run_id,
-                step_id,
-                record: prev,
-            }
-        } else {
-            DecisionOutcome::AlreadyDecided { recorded: prev }
         });
-    }
-    if a_status != "pending" {
-        let recorded = resolution
-            .as_deref()
-            .and_then(|r| serde_json::from_str::<Value>(r).ok())
-            .and_then(|v| DecisionRecord::from_value(&v))
-            .ok_or_else(|| StoreError::Decode("an approval's resolution".into()))?;
-        return Ok(DecisionOutcome::AlreadyDecided { recorded });
-    }
-    if status != RunStatus::Suspended.as_str() || held {
-        return Ok(DecisionOutcome::Expired(format!(
-            "run {run_id} is {status}; this approval no longer decides anything"
-        )));
-    }
-    if now >= expires_at {
-        return Ok(DecisionOutcome::Expired(format!(
-            "the approval expired at {}",
-            crate::time::rfc3339(expires_at)
-        )));
+    let found = crate::store::decisions::ApprovalAsFound {
+        run_id: &run_id,
+        step_id: &step_id,
+        status: &a_status,
+        resolution: resolution.as_deref(),
+        expires_at,
+        run_status: &status,
+        run_parked: !held,
+    };
+    if let Some(answer) =
+        crate::store::decisions::judge_decision(&found, &req.decision, previous, now)?
+    {
+        return Ok(answer);
     }
     tx.execute(
         "INSERT INTO approval_decisions (run_id, step_id, decided_by, decision, comment, decided_at) \
@@ -376,13 +360,9 @@ async fn decide(tx: &Transaction<'_>, req: DecisionRequest) -> Result<DecisionOu
         .await
         .map_err(pg)?
         .get(0);
-    let resolved = req.decision == "reject" || approvals >= required;
-    if resolved {
-        let settled = if req.decision == "reject" {
-            "rejected"
-        } else {
-            "approved"
-        };
+    let settled = crate::store::decisions::settled_by(&req.decision, approvals, required);
+    let resolved = settled.is_some();
+    if let Some(settled) = settled {
         let res = record.to_value();
         tx.execute(
             "UPDATE approvals SET status = $3, resolution = $4, decided_at = $5 WHERE run_id = $1 AND step_id = $2",

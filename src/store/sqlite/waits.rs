@@ -186,35 +186,20 @@ fn decide(c: &Connection, req: DecisionRequest, now: i64) -> Result<DecisionOutc
             "step '{step_id}' of run {run_id} is not waiting for an approval"
         )));
     };
-    if let Some(prev) = decision_of(c, &run_id, &step_id, &by)? {
-        return Ok(if prev.decision == req.decision {
-            DecisionOutcome::Replayed {
-                run_id,
-                step_id,
-                record: prev,
-            }
-        } else {
-            DecisionOutcome::AlreadyDecided { recorded: prev }
-        });
-    }
-    if a_status != "pending" {
-        let recorded = resolution
-            .as_deref()
-            .and_then(|r| serde_json::from_str::<Value>(r).ok())
-            .and_then(|v| DecisionRecord::from_value(&v))
-            .ok_or_else(|| StoreError::Decode("an approval's resolution".into()))?;
-        return Ok(DecisionOutcome::AlreadyDecided { recorded });
-    }
-    if status != RunStatus::Suspended.as_str() || ready != 1 {
-        return Ok(DecisionOutcome::Expired(format!(
-            "run {run_id} is {status}; this approval no longer decides anything"
-        )));
-    }
-    if now >= expires_at {
-        return Ok(DecisionOutcome::Expired(format!(
-            "the approval expired at {}",
-            crate::time::rfc3339(expires_at)
-        )));
+    let found = crate::store::decisions::ApprovalAsFound {
+        run_id: &run_id,
+        step_id: &step_id,
+        status: &a_status,
+        resolution: resolution.as_deref(),
+        expires_at,
+        run_status: &status,
+        run_parked: ready == 1,
+    };
+    let previous = decision_of(c, &run_id, &step_id, &by)?;
+    if let Some(answer) =
+        crate::store::decisions::judge_decision(&found, &req.decision, previous, now)?
+    {
+        return Ok(answer);
     }
     c.prepare_cached(
         "INSERT INTO approval_decisions (run_id, step_id, decided_by, decision, comment, decided_at) \
@@ -237,13 +222,9 @@ fn decide(c: &Connection, req: DecisionRequest, now: i64) -> Result<DecisionOutc
             "SELECT COUNT(*) FROM approval_decisions WHERE run_id = ?1 AND step_id = ?2 AND decision = 'approve'",
         )?
         .query_row(params![run_id, step_id], |r| r.get(0))?;
-    let resolved = req.decision == "reject" || approvals >= required;
-    if resolved {
-        let settled = if req.decision == "reject" {
-            "rejected"
-        } else {
-            "approved"
-        };
+    let settled = crate::store::decisions::settled_by(&req.decision, approvals, required);
+    let resolved = settled.is_some();
+    if let Some(settled) = settled {
         let res = record.to_value();
         c.prepare_cached(
             "UPDATE approvals SET status = ?3, resolution = ?4, decided_at = ?5 WHERE run_id = ?1 AND step_id = ?2",
