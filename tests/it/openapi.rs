@@ -8,7 +8,7 @@ mod answers;
 #[path = "openapi/support.rs"]
 mod support;
 
-use crate::common::app::TestApp;
+use crate::common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -53,7 +53,7 @@ const KNOWN_ROUTES: [(&str, &str); 34] = [
 ];
 
 /// The document, fetched without a key.
-async fn document(s: &TestApp) -> Value {
+async fn document(s: &Server) -> Value {
     let a = call(s, Method::GET, "/api/v1/openapi.json", None, None).await;
     assert_eq!(a.status, 200, "{}", a.text);
     let doc: Value = serde_json::from_str(&a.text).expect("openapi.json is JSON");
@@ -62,7 +62,7 @@ async fn document(s: &TestApp) -> Value {
 }
 
 async fn call(
-    s: &TestApp,
+    s: &Server,
     method: Method,
     path: &str,
     body: Option<String>,
@@ -90,7 +90,7 @@ fn is_authenticated(doc: &Value, op: &Value) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_document_is_structurally_valid_openapi_3_1() {
-    let s = TestApp::start();
+    let s = Server::start();
     let doc = document(&s).await;
     assert!(
         doc["openapi"].as_str().unwrap().starts_with("3.1"),
@@ -247,7 +247,7 @@ async fn the_document_is_structurally_valid_openapi_3_1() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_route_is_documented_and_every_documented_route_is_served() {
-    let s = TestApp::start();
+    let s = Server::start();
     let doc = document(&s).await;
     let documented: BTreeSet<(String, String)> = operations(&doc)
         .into_iter()

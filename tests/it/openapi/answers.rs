@@ -3,7 +3,6 @@
 
 use super::support::*;
 use super::{call, document};
-use crate::common::app::TestApp;
 use crate::common::{Api as _, *};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -30,7 +29,7 @@ const DELETE_CONN: Op = ("DELETE", "/api/v1/connections/{id}");
 
 /// A server, its document and the key to call it with.
 struct Api<'a> {
-    s: &'a TestApp,
+    s: &'a Server,
     doc: Value,
     key: Option<String>,
 }
@@ -72,7 +71,7 @@ impl Api<'_> {
 /// Child runs, a waiting `workflow` step and redrive, against the document.
 #[tokio::test(flavor = "multi_thread")]
 async fn child_runs_and_redrive_answers_match_the_document() {
-    let s = TestApp::start();
+    let s = Server::start();
     let api = Api {
         s: &s,
         doc: document(&s).await,
@@ -139,7 +138,7 @@ async fn child_runs_and_redrive_answers_match_the_document() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn real_answers_match_their_documented_schemas() {
-    let s = TestApp::start();
+    let s = Server::start();
     let api = Api {
         s: &s,
         doc: document(&s).await,
@@ -310,7 +309,7 @@ async fn real_answers_match_their_documented_schemas() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_rate_limited_answer_matches_the_document() {
-    let s = TestApp::start_with(&["--rate-limit-read", "1"]);
+    let s = Server::start_with(&["--rate-limit-read", "1"]);
     let api = Api {
         s: &s,
         doc: document(&s).await,
