@@ -152,6 +152,9 @@ fn error_refs(statuses: &[u16]) -> Vec<(String, Value)> {
         .iter()
         .copied()
         .chain(statuses.contains(&500).then_some(503))
+        // A path parameter left empty (`/workflows//pause`) makes the path
+        // another route's, which may not take this method.
+        .chain(statuses.contains(&404).then_some(405))
         .collect();
     with_storage
         .iter()
@@ -163,6 +166,7 @@ fn error_refs(statuses: &[u16]) -> Vec<(String, Value)> {
                 404 => "NotFound",
                 409 => "Conflict",
                 410 => "Gone",
+                405 => "MethodNotAllowed",
                 413 => "PayloadTooLarge",
                 429 => "RateLimited",
                 500 => "Internal",

@@ -428,6 +428,9 @@ fn responses() -> Value {
         "Gone": error_response(
             "Past the wait's deadline, or its run no longer waits (cancelled, timed out)",
             &[EXPIRED], keyed.clone()),
+        "MethodNotAllowed": error_response(
+            "The path, with its parameters filled in, names a route that does not take this method",
+            &[METHOD_NOT_ALLOWED], keyed.clone()),
         "PayloadTooLarge": error_response("The body is over the limit (default 1 MiB)",
             &[PAYLOAD_TOO_LARGE], keyed),
         "RateLimited": error_response(
