@@ -124,28 +124,42 @@ pub(super) fn cancel_children(
         .query_map([parent_id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     for (seq, id) in kids {
-        let ended = c.execute(
-            "UPDATE runs SET status = 'cancelled', error = ?2, completed_at = ?3, ready = 0, \
-             lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
-             WHERE seq = ?1 AND (ready = 1 OR status = 'pending' OR lease_until IS NULL)",
-            params![seq, error, now],
-        )?;
-        if ended > 0 {
-            c.execute(
-                "UPDATE steps SET status = 'skipped' WHERE run_seq = ?1 \
-                 AND status NOT IN ('completed', 'failed', 'skipped')",
-                [seq],
-            )?;
-            super::outbox::on_ended(c, seq, crate::engine::RunStatus::Cancelled, now)?;
-        } else {
-            c.execute(
-                "UPDATE runs SET cancel_requested = 1 WHERE seq = ?1 AND status = 'running'",
-                [seq],
-            )?;
-        }
-        cancel_children(c, &id, now, error)?;
+        cancel_child(c, seq, &id, now, error)?;
     }
     Ok(())
+}
+
+/// Cancel one child run and its own descendants: unheld, it ends now (its
+/// steps skipped, its `run.cancelled` event recorded) and `true` is
+/// returned; held, it is flagged and stops at its holder's next write.
+pub(super) fn cancel_child(
+    c: &Connection,
+    seq: i64,
+    id: &str,
+    now: i64,
+    error: &Option<String>,
+) -> Result<bool> {
+    let ended = c.execute(
+        "UPDATE runs SET status = 'cancelled', error = ?2, completed_at = ?3, ready = 0, \
+         lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
+         WHERE seq = ?1 AND (ready = 1 OR status = 'pending' OR lease_until IS NULL)",
+        params![seq, error, now],
+    )? > 0;
+    if ended {
+        c.execute(
+            "UPDATE steps SET status = 'skipped' WHERE run_seq = ?1 \
+             AND status NOT IN ('completed', 'failed', 'skipped')",
+            [seq],
+        )?;
+        super::outbox::on_ended(c, seq, crate::engine::RunStatus::Cancelled, now)?;
+    } else {
+        c.execute(
+            "UPDATE runs SET cancel_requested = 1 WHERE seq = ?1 AND status = 'running'",
+            [seq],
+        )?;
+    }
+    cancel_children(c, id, now, error)?;
+    Ok(ended)
 }
 
 /// A run's children by status.

@@ -262,27 +262,10 @@ fn cancel_siblings(c: &Connection, w: &mut Window, now: i64) -> Result<()> {
         .query_map(params![w.parent, w.step], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     for (seq, id) in kids {
-        let ended = c.execute(
-            "UPDATE runs SET status = 'cancelled', error = ?2, completed_at = ?3, ready = 0, \
-             lease_until = NULL, lease_owner = NULL, lease_token = lease_token + 1 \
-             WHERE seq = ?1 AND (ready = 1 OR status = 'pending' OR lease_until IS NULL)",
-            params![seq, error, now],
-        )?;
-        if ended > 0 {
-            c.execute(
-                "UPDATE steps SET status = 'skipped' WHERE run_seq = ?1 \
-                 AND status NOT IN ('completed', 'failed', 'skipped')",
-                [seq],
-            )?;
+        if super::children::cancel_child(c, seq, &id, now, &error)? {
             w.running -= 1;
             w.failed += 1;
-        } else {
-            c.execute(
-                "UPDATE runs SET cancel_requested = 1 WHERE seq = ?1 AND status = 'running'",
-                [seq],
-            )?;
         }
-        super::children::cancel_children(c, &id, now, &error)?;
     }
     Ok(())
 }
